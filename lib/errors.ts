@@ -1,0 +1,211 @@
+/**
+ * Errors raised by the libostree binding. Native code builds {@link OstreeError} through the
+ * constructor registered at load time, so every GError arrives as one typed class.
+ * @module
+ */
+
+/** Stable symbolic codes of {@link OstreeError}. New codes may be added; existing ones stay. */
+export type OstreeErrorCode =
+  | 'FAILED'
+  | 'NOT_FOUND'
+  | 'EXISTS'
+  | 'IS_DIRECTORY'
+  | 'NOT_DIRECTORY'
+  | 'NOT_EMPTY'
+  | 'NO_SPACE'
+  | 'INVALID_ARGUMENT'
+  | 'INVALID_DATA'
+  | 'PERMISSION_DENIED'
+  | 'NOT_SUPPORTED'
+  | 'READ_ONLY'
+  | 'CANCELLED'
+  | 'TIMED_OUT'
+  | 'LOCKED'
+  | 'BUSY'
+  | 'HOST_NOT_FOUND'
+  | 'CONNECTION_REFUSED'
+  | 'NETWORK_ERROR'
+  | 'HTTP_ERROR'
+  | 'TRANSACTION_IN_PROGRESS'
+  | 'CORRUPT'
+  | 'CLOSED'
+  | 'TOO_LARGE'
+  | 'GPG_NO_SIGNATURE'
+  | 'GPG_INVALID_SIGNATURE'
+  | 'GPG_MISSING_KEY'
+  | 'GPG_EXPIRED_SIGNATURE'
+  | 'GPG_EXPIRED_KEY'
+  | 'GPG_REVOKED_KEY'
+  | 'ADDON_LOAD_FAILED';
+
+/** GError domain of GIO errors (`G_IO_ERROR`). */
+export const G_IO_ERROR_DOMAIN = 'g-io-error-quark';
+/** GError domain of libostree's GPG errors (`OSTREE_GPG_ERROR`). */
+export const OSTREE_GPG_ERROR_DOMAIN = 'OstreeGpgError';
+/** GError domain of errors raised by this binding itself. */
+export const BINDING_ERROR_DOMAIN = 'ostree-sysext-binding-error';
+
+const IO_CODES: Record<number, OstreeErrorCode> = {
+  0: 'FAILED',
+  1: 'NOT_FOUND',
+  2: 'EXISTS',
+  3: 'IS_DIRECTORY',
+  4: 'NOT_DIRECTORY',
+  5: 'NOT_EMPTY',
+  12: 'NO_SPACE',
+  13: 'INVALID_ARGUMENT',
+  14: 'PERMISSION_DENIED',
+  15: 'NOT_SUPPORTED',
+  19: 'CANCELLED',
+  21: 'READ_ONLY',
+  24: 'TIMED_OUT',
+  26: 'BUSY',
+  27: 'LOCKED',
+  28: 'HOST_NOT_FOUND',
+  35: 'INVALID_DATA',
+  37: 'NETWORK_ERROR',
+  38: 'NETWORK_ERROR',
+  39: 'CONNECTION_REFUSED',
+  44: 'NETWORK_ERROR',
+};
+
+const GPG_CODES: Record<number, OstreeErrorCode> = {
+  0: 'GPG_NO_SIGNATURE',
+  1: 'GPG_INVALID_SIGNATURE',
+  2: 'GPG_MISSING_KEY',
+  3: 'GPG_EXPIRED_SIGNATURE',
+  4: 'GPG_EXPIRED_KEY',
+  5: 'GPG_REVOKED_KEY',
+};
+
+// GFileError numbering (glib/gfileutils.h).
+const FILE_CODES: Record<number, OstreeErrorCode> = {
+  0: 'EXISTS',
+  1: 'IS_DIRECTORY',
+  2: 'PERMISSION_DENIED',
+  4: 'NOT_FOUND',
+  5: 'NOT_DIRECTORY',
+  8: 'READ_ONLY',
+  12: 'NO_SPACE',
+  22: 'PERMISSION_DENIED',
+};
+
+const BINDING_CODES: Record<number, OstreeErrorCode> = { 1: 'CLOSED', 2: 'INVALID_ARGUMENT', 3: 'TOO_LARGE' };
+
+// libostree reports several distinct failures as G_IO_ERROR_FAILED; the message tells them apart.
+const FAILED_PATTERNS: Array<[RegExp, OstreeErrorCode]> = [
+  [/another transaction is in progress/i, 'TRANSACTION_IN_PROGRESS'],
+  [/already exists/i, 'EXISTS'],
+  [/server returned http 404|HTTP 404|not found/i, 'NOT_FOUND'],
+  [/server returned http|HTTP \d{3}/i, 'HTTP_ERROR'],
+  [/corrupted|checksum mismatch|invalid checksum|unexpected end of|truncated/i, 'CORRUPT'],
+  [/no signatures found|gpg verification enabled, but no signatures/i, 'GPG_NO_SIGNATURE'],
+  [/timeout was reached|timed out/i, 'TIMED_OUT'],
+  [/couldn't resolve host|could not resolve/i, 'HOST_NOT_FOUND'],
+  [/couldn't connect|connection refused|failed to connect/i, 'CONNECTION_REFUSED'],
+  [/no space left on device/i, 'NO_SPACE'],
+  [/permission denied|operation not permitted/i, 'PERMISSION_DENIED'],
+  [/locking repo .* timed out|resource temporarily unavailable/i, 'LOCKED'],
+];
+
+/** Derives the stable symbolic code from a GError's domain, numeric code and message. */
+export function codeFromGError(domain: string, gerrorCode: number, message: string): OstreeErrorCode {
+  let code: OstreeErrorCode | undefined;
+  if (domain === G_IO_ERROR_DOMAIN) code = IO_CODES[gerrorCode];
+  else if (domain === OSTREE_GPG_ERROR_DOMAIN) code = GPG_CODES[gerrorCode];
+  else if (domain === 'g-file-error-quark') code = FILE_CODES[gerrorCode];
+  else if (domain === BINDING_ERROR_DOMAIN) code = BINDING_CODES[gerrorCode];
+  if (code === undefined || code === 'FAILED') {
+    for (const [re, c] of FAILED_PATTERNS) if (re.test(message)) return c;
+  }
+  return code ?? 'FAILED';
+}
+
+/** Details the native layer passes when it builds an {@link OstreeError}. */
+export interface OstreeErrorDetails {
+  /** GError domain as a string (e.g. `g-io-error-quark`). */
+  domain: string;
+  /** GError numeric code within its domain. */
+  gerrorCode: number;
+  /** Overrides the code derived from domain and number. */
+  code?: OstreeErrorCode;
+  /** What the library was doing, prefixed to the message. */
+  operation?: string;
+  cause?: unknown;
+}
+
+/**
+ * An error from libostree (or from this binding's native layer).
+ *
+ * @example
+ * ```ts
+ * try {
+ *   await repo.resolve('missing/ref');
+ * } catch (e) {
+ *   if (e instanceof OstreeError && e.code === 'NOT_FOUND') console.log('no such ref');
+ * }
+ * ```
+ */
+export class OstreeError extends Error {
+  /** Stable symbolic code, e.g. `NOT_FOUND`, `EXISTS`, `LOCKED`, `GPG_NO_SIGNATURE`. */
+  readonly code: OstreeErrorCode;
+  /** GError domain (e.g. `g-io-error-quark`). */
+  readonly domain: string;
+  /** GError numeric code in {@link OstreeError.domain}. */
+  readonly gerrorCode: number;
+  /** The message as libostree wrote it, without the operation prefix. */
+  readonly gerrorMessage: string;
+  /** What the library was doing when it failed, if known. */
+  operation?: string;
+
+  constructor(message: string, details: OstreeErrorDetails) {
+    super(details.operation ? `${details.operation}: ${message}` : message, details.cause === undefined ? undefined : { cause: details.cause });
+    this.name = 'OstreeError';
+    this.domain = details.domain;
+    this.gerrorCode = details.gerrorCode;
+    this.gerrorMessage = message;
+    this.code = details.code ?? codeFromGError(details.domain, details.gerrorCode, message);
+    if (details.operation) this.operation = details.operation;
+  }
+
+  /** Returns a copy whose message starts with what the library was doing. */
+  withOperation(operation: string): OstreeError {
+    const e = new OstreeError(this.gerrorMessage, {
+      domain: this.domain,
+      gerrorCode: this.gerrorCode,
+      code: this.code,
+      operation,
+      cause: this.cause,
+    });
+    return e;
+  }
+}
+
+/** True when `e` is an {@link OstreeError}, optionally with the given code. */
+export function isOstreeError(e: unknown, code?: OstreeErrorCode): e is OstreeError {
+  return e instanceof OstreeError && (code === undefined || e.code === code);
+}
+
+/**
+ * Rejection of an operation whose `signal` was aborted, like Node's own `AbortError`
+ * (`name` is `AbortError`, `code` is `ABORT_ERR`); `cause` is the signal's reason.
+ */
+export class AbortError extends Error {
+  /** Always `ABORT_ERR`, as in Node's own APIs. */
+  readonly code = 'ABORT_ERR';
+  constructor(message = 'The operation was aborted', options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'AbortError';
+  }
+}
+
+/** A `TypeError` for a bad argument, with Node's `code` convention. */
+export class ArgumentError extends TypeError {
+  /** `ERR_INVALID_ARG_TYPE` for a wrong type, `ERR_INVALID_ARG_VALUE` for a bad value. */
+  readonly code: 'ERR_INVALID_ARG_TYPE' | 'ERR_INVALID_ARG_VALUE';
+  constructor(message: string, code: 'ERR_INVALID_ARG_TYPE' | 'ERR_INVALID_ARG_VALUE' = 'ERR_INVALID_ARG_TYPE') {
+    super(message);
+    this.name = 'TypeError';
+    this.code = code;
+  }
+}

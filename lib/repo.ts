@@ -1,0 +1,649 @@
+/**
+ * `Repo`: an OSTree repository handle. Every disk-touching call runs on a worker thread,
+ * returns a Promise and accepts `{ signal }`. Writes on one handle are serialised; reads run
+ * concurrently.
+ * @module
+ */
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { rename, rm } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import type {
+  NativeCancellable,
+  NativeCheckoutOptions,
+  NativeDevInoCache,
+  NativeEntry,
+  NativeQueryOp,
+  NativeRepo,
+  NativeWriteCommitOptions,
+} from '../types/native.js';
+import * as is from './args.js';
+import { ArgumentError, OstreeError } from './errors.js';
+import { native } from './native.js';
+import { annotate, cancellable, SerialQueue } from './signal.js';
+
+/** Storage modes of a repository (see ostree-repo-config(5)). */
+export type RepoMode = 'bare' | 'archive' | 'bare-user' | 'bare-user-only';
+const REPO_MODES: readonly RepoMode[] = ['bare', 'archive', 'bare-user', 'bare-user-only'];
+
+/** Options every asynchronous call accepts. */
+export interface CallOptions {
+  /** Cancels the call; it then rejects with an `AbortError`. */
+  signal?: AbortSignal;
+}
+
+/** Options for {@link Repo.open} and {@link Repo.create}. */
+export interface OpenOptions extends CallOptions {
+  /** Skip fsync for this handle: much faster, for tests and image builds only. Default false. */
+  disableFsync?: boolean;
+}
+
+/** Options for {@link Repo.create}. */
+export interface CreateOptions extends OpenOptions {
+  /** Storage mode. Default `bare-user-only` (works unprivileged, canonical permissions). */
+  mode?: RepoMode;
+}
+
+/**
+ * A metadata value: converted to GVariant as string → `s`, boolean → `b`, integer → `x`,
+ * other number → `d`, bigint → `x`, Uint8Array → `ay`, string[] → `as`, other arrays → `av`,
+ * plain object → `a{sv}`; {@link variant} picks an exact type.
+ */
+export type MetadataValue =
+  | string
+  | number
+  | bigint
+  | boolean
+  | Uint8Array
+  | TypedVariant
+  | MetadataValue[]
+  | { [key: string]: MetadataValue };
+
+/** A value with an explicit GVariant type, made by {@link variant}. */
+export interface TypedVariant {
+  $variant: 's' | 'o' | 'g' | 'b' | 'y' | 'n' | 'q' | 'i' | 'u' | 'x' | 't' | 'd' | 'v';
+  value: MetadataValue;
+}
+
+/**
+ * Gives a metadata value an exact GVariant type.
+ * @example
+ * ```ts
+ * await repo.commit({ tree, ref: 'x', metadata: { 'ostree.endoflife-rebase': 'y', count: variant('u', 3) } });
+ * ```
+ */
+export function variant(type: TypedVariant['$variant'], value: MetadataValue): TypedVariant {
+  return { $variant: type, value };
+}
+
+/** A commit as loaded from the repository. */
+export interface Commit {
+  /** The commit checksum. */
+  checksum: string;
+  subject: string;
+  body: string;
+  /** Commit time (seconds precision). */
+  timestamp: Date;
+  /** Parent commit checksum, or null for a root commit. */
+  parent: string | null;
+  /** The `version` metadata key, if set. */
+  version: string | null;
+  /** Checksum of the root tree contents. */
+  contentChecksum: string | null;
+  /** The commit metadata (a{sv}) as plain values. */
+  metadata: Record<string, unknown>;
+  /** Detached metadata (signatures live here), or null. */
+  detachedMetadata: Record<string, unknown> | null;
+  /** True when not all objects of the commit are present (shallow or interrupted pull). */
+  partial: boolean;
+}
+
+/** An entry inside a commit's tree. */
+export interface CommitEntry {
+  /** Base name. */
+  name: string;
+  /** Absolute path inside the commit (`/usr/lib/os-release`). */
+  path: string;
+  type: 'file' | 'dir' | 'symlink' | 'special';
+  /** st_mode, type bits included. */
+  mode: number;
+  uid: number;
+  gid: number;
+  /** Size in bytes (files), 0 otherwise. */
+  size: number;
+  /** Symlink target (symlinks only). */
+  target?: string;
+  /** Content object checksum (files, symlinks) or dirtree checksum (directories). */
+  checksum?: string;
+}
+
+/** Options for {@link Repo.commit} and {@link Transaction.commit}. */
+export interface CommitOptions extends CallOptions {
+  /** The directory to commit. Exactly one of `tree` and `archive`. */
+  tree?: string;
+  /** A tar archive (any format libarchive reads) to commit instead of a directory. */
+  archive?: string;
+  subject?: string;
+  body?: string;
+  /** Commit metadata; `version` below is a shortcut for `metadata.version`. */
+  metadata?: Record<string, MetadataValue>;
+  /** Sets the `version` metadata key. */
+  version?: string;
+  /** Commit time. Default now. */
+  timestamp?: Date | number;
+  /**
+   * Parent commit (checksum or ref); null for none. Default: the commit `ref` points to now,
+   * as `ostree commit` does.
+   */
+  parent?: string | null;
+  /** Ref to point at the new commit when the transaction commits. */
+  ref?: string;
+  /** Paths (relative to the tree root) left out, with everything below them. */
+  skip?: string[];
+  /** Ownership written for every file instead of the one on disk. */
+  owner?: { uid: number; gid: number };
+  /** Store canonical permissions (0644/0755, uid/gid 0). Implied in bare-user-only repos. */
+  canonicalPermissions?: boolean;
+  /** Do not record extended attributes. */
+  skipXattrs?: boolean;
+  /** Reuse checksums of hardlinked files from a checkout made with the same cache. */
+  devinoCache?: DevInoCache;
+}
+
+/** Options for {@link Repo.checkout}. */
+export interface CheckoutOptions extends CallOptions {
+  /** `none` keeps ownership; `user` ignores uid/gid (non-root). Default: `user` unless root. */
+  mode?: 'none' | 'user';
+  /**
+   * What to do with existing files. `none` (default) checks out into a new directory,
+   * atomically: into a temporary sibling, renamed into place only when complete.
+   */
+  overwrite?: 'none' | 'union' | 'add-files' | 'union-identical';
+  /** `allow` (default) hardlinks where possible, `require` fails instead of copying, `never` copies. */
+  hardlinks?: 'allow' | 'require' | 'never';
+  /** Check out only this path of the commit. */
+  subpath?: string;
+  /** Turn OSTree `.wh.` whiteout files into deletions. */
+  processWhiteouts?: boolean;
+  /** Record (device, inode) → checksum so a later commit of this checkout is cheap. */
+  devinoCache?: DevInoCache;
+}
+
+/** Statistics of a committed transaction. */
+export interface TransactionStats {
+  metadataObjectsTotal: number;
+  metadataObjectsWritten: number;
+  contentObjectsTotal: number;
+  contentObjectsWritten: number;
+  contentBytesWritten: number;
+}
+
+/** Result of {@link Repo.prune}. */
+export interface PruneResult {
+  objectsTotal: number;
+  objectsPruned: number;
+  bytesFreed: number;
+}
+
+/** One problem found by {@link Repo.fsck}. */
+export interface FsckProblem {
+  checksum: string;
+  objectType: string;
+  message: string;
+}
+
+/** Result of {@link Repo.fsck}. */
+export interface FsckResult {
+  /** True when nothing is missing or corrupt. */
+  ok: boolean;
+  commitsChecked: number;
+  partialCommits: number;
+  objectsChecked: number;
+  missing: FsckProblem[];
+  corrupt: FsckProblem[];
+}
+
+/** One read in a {@link Repo.query} batch. */
+export type QueryOp =
+  | { op: 'stat'; path: string; optional?: boolean }
+  | { op: 'list'; path: string; optional?: boolean }
+  | { op: 'readlink'; path: string; optional?: boolean }
+  | { op: 'read'; path: string; optional?: boolean; maxBytes?: number };
+
+/** Result of a {@link QueryOp}, by op: stat → entry, list → entries, read → Buffer, readlink → string; null when optional and missing. */
+export type QueryResult = CommitEntry | CommitEntry[] | Buffer | string | null;
+
+/**
+ * A cache mapping (device, inode) to object checksums: pass the same cache to a hardlink
+ * {@link Repo.checkout} and to the {@link Repo.commit} of the result, and unchanged files are
+ * not read again.
+ */
+export class DevInoCache {
+  /** @internal */
+  readonly native: NativeDevInoCache;
+  constructor() {
+    this.native = new (native().DevInoCache)();
+  }
+}
+
+function toEntry(e: NativeEntry): CommitEntry {
+  return e;
+}
+
+const MAX_HISTORY = 1_000_000;
+
+/**
+ * An open transaction; valid only inside {@link Repo.transaction}'s callback.
+ */
+export class Transaction {
+  #repo: Repo;
+  #open = true;
+
+  /** @internal */
+  constructor(repo: Repo) {
+    this.#repo = repo;
+  }
+
+  /** @internal */
+  close(): void {
+    this.#open = false;
+  }
+
+  #check(): void {
+    if (!this.#open) throw new OstreeError('the transaction is already finished', { domain: 'ostree-sysext-binding-error', gerrorCode: 2, code: 'INVALID_ARGUMENT' });
+  }
+
+  /** Writes a commit (see {@link CommitOptions}); `ref` is set when the transaction commits. */
+  async commit(opts: CommitOptions): Promise<string> {
+    this.#check();
+    return this.#repo._writeCommit(opts, this);
+  }
+
+  /** Points `ref` at `checksum` (null deletes it) when the transaction commits. */
+  setRef(ref: string, checksum: string | null, opts: { remote?: string } = {}): void {
+    this.#check();
+    is.refName('ref', ref);
+    if (checksum !== null) is.checksum('checksum', checksum);
+    const remote = opts.remote === undefined ? null : is.remoteName('remote', opts.remote);
+    this.#repo._native.transactionSetRef(remote, ref, checksum);
+  }
+}
+
+/**
+ * An OSTree repository.
+ *
+ * @example
+ * ```ts
+ * const repo = await Repo.create('/tmp/repo', { mode: 'bare-user-only' });
+ * const commit = await repo.commit({ tree: './rootfs', ref: 'os/main', subject: 'first' });
+ * console.log(await repo.resolve('os/main') === commit); // true
+ * await repo.checkout('os/main', '/tmp/checkout');
+ * repo.close();
+ * ```
+ */
+export class Repo {
+  /** @internal */
+  readonly _native: NativeRepo;
+  readonly #writes = new SerialQueue();
+  readonly #tx = new AsyncLocalStorage<Transaction>();
+  readonly #path: string;
+
+  /** @internal */
+  constructor(handle: NativeRepo) {
+    this._native = handle;
+    this.#path = handle.path;
+  }
+
+  /** Creates a repository at `path` (the directory may exist and be empty) and opens it. */
+  static async create(path: string, opts: CreateOptions = {}): Promise<Repo> {
+    is.nonEmpty('path', path);
+    const o = is.options<CreateOptions>('options', opts);
+    const mode = is.oneOf('mode', o.mode, REPO_MODES, 'bare-user-only');
+    const disableFsync = is.bool('disableFsync', o.disableFsync, false);
+    const h = await cancellable(`create repository ${path}`, is.signal(o.signal), (c) => native().Repo.create(path, mode, { disableFsync }, c));
+    return new Repo(h);
+  }
+
+  /** Opens an existing repository; rejects with `NOT_FOUND` when `path` holds none. */
+  static async open(path: string, opts: OpenOptions = {}): Promise<Repo> {
+    is.nonEmpty('path', path);
+    const o = is.options<OpenOptions>('options', opts);
+    const disableFsync = is.bool('disableFsync', o.disableFsync, false);
+    const h = await cancellable(`open repository ${path}`, is.signal(o.signal), (c) => native().Repo.open(path, { disableFsync }, c));
+    return new Repo(h);
+  }
+
+  /** The repository directory. */
+  get path(): string {
+    return this.#path;
+  }
+
+  /** The storage mode. */
+  get mode(): RepoMode | 'bare-split-xattrs' {
+    return this._native.mode;
+  }
+
+  /** True once {@link Repo.close} was called. */
+  get closed(): boolean {
+    return this._native.closed;
+  }
+
+  /**
+   * Releases the handle. Calls already running finish normally (they hold their own
+   * reference); later calls reject with `CLOSED`.
+   */
+  close(): void {
+    this._native.close();
+  }
+
+  /** The parsed config file: `{ section: { key: value } }` (raw strings). */
+  config(): Record<string, Record<string, string>> {
+    return this._native.getConfig();
+  }
+
+  /** Sets one config key (written to disk at once). */
+  async setConfig(section: string, key: string, value: string | number | boolean, opts: CallOptions = {}): Promise<void> {
+    is.nonEmpty('section', section);
+    is.nonEmpty('key', key);
+    if (!['string', 'number', 'boolean'].includes(typeof value)) throw new ArgumentError('value must be a string, number or boolean');
+    const v = String(value);
+    if (/[\n\0]/.test(v)) throw new ArgumentError('value must not contain newlines or NUL', 'ERR_INVALID_ARG_VALUE');
+    await this.#write(`set config ${section}.${key}`, opts.signal, (c) => this._native.setConfig(section, key, v, c));
+  }
+
+  /** Removes a config key, or a whole section when `key` is omitted. */
+  async deleteConfig(section: string, key?: string, opts: CallOptions = {}): Promise<void> {
+    is.nonEmpty('section', section);
+    if (key !== undefined) is.nonEmpty('key', key);
+    await this.#write(`delete config ${section}${key ? '.' + key : ''}`, opts.signal, (c) => this._native.setConfig(section, key ?? null, null, c));
+  }
+
+  /**
+   * Lists refs as `{ name: checksum }`; remote refs are named `remote:ref`.
+   * @param opts.prefix only refs starting with this path prefix (`ostree-sysext/ext`).
+   * @param opts.remotes include remote refs (default true).
+   */
+  async listRefs(opts: CallOptions & { prefix?: string; remotes?: boolean } = {}): Promise<Record<string, string>> {
+    const o = is.options<{ prefix?: string; remotes?: boolean; signal?: AbortSignal }>('options', opts);
+    const prefix = o.prefix === undefined ? null : is.string('prefix', o.prefix);
+    const remotes = is.bool('remotes', o.remotes, true);
+    return cancellable('list refs', is.signal(o.signal), (c) => this._native.listRefs(prefix, { remotes }, c));
+  }
+
+  /**
+   * Resolves a ref, `remote:ref` or checksum to a commit checksum. With `allowMissing`, a
+   * missing ref gives null instead of a `NOT_FOUND` rejection.
+   */
+  resolve(rev: string, opts: CallOptions & { allowMissing: true }): Promise<string | null>;
+  resolve(rev: string, opts?: CallOptions & { allowMissing?: false }): Promise<string>;
+  async resolve(rev: string, opts: CallOptions & { allowMissing?: boolean } = {}): Promise<string | null> {
+    is.rev('rev', rev);
+    const o = is.options<{ allowMissing?: boolean; signal?: AbortSignal }>('options', opts);
+    const allow = is.bool('allowMissing', o.allowMissing, false);
+    return cancellable(`resolve ${rev}`, is.signal(o.signal), (c) => this._native.resolveRev(rev, allow, c));
+  }
+
+  /** Points `ref` at `checksum` at once (outside any transaction); null deletes the ref. */
+  async setRef(ref: string, checksum: string | null, opts: CallOptions & { remote?: string } = {}): Promise<void> {
+    is.refName('ref', ref);
+    if (checksum !== null) is.checksum('checksum', checksum);
+    const remote = opts.remote === undefined ? null : is.remoteName('remote', opts.remote);
+    await this.#write(`set ref ${ref}`, opts.signal, (c) => this._native.setRefImmediate(remote, ref, checksum, c));
+  }
+
+  /** Deletes `ref`; rejects with `NOT_FOUND` if it does not exist. */
+  async deleteRef(ref: string, opts: CallOptions & { remote?: string } = {}): Promise<void> {
+    is.refName('ref', ref);
+    const full = opts.remote === undefined ? ref : `${is.remoteName('remote', opts.remote)}:${ref}`;
+    const current = await this.resolve(full, { allowMissing: true, signal: opts.signal });
+    if (current === null) throw new OstreeError(`ref '${full}' does not exist`, { domain: 'g-io-error-quark', gerrorCode: 1, operation: `delete ref ${full}` });
+    await this.setRef(ref, null, opts);
+  }
+
+  /** Loads one commit (by ref or checksum), with its metadata and detached metadata. */
+  async loadCommit(rev: string, opts: CallOptions = {}): Promise<Commit> {
+    is.rev('rev', rev);
+    const r = await cancellable(`load commit ${rev}`, is.signal(opts.signal), (c) => this._native.loadCommits(rev, 1, c));
+    return toCommit(r.commits[0]!);
+  }
+
+  /**
+   * The history of `rev`, newest first, following parents while they are present locally.
+   * `truncated` is true when an older parent is missing (a shallow pull).
+   */
+  async log(rev: string, opts: CallOptions & { maxCount?: number } = {}): Promise<{ commits: Commit[]; truncated: boolean }> {
+    is.rev('rev', rev);
+    const max = is.optInteger('maxCount', opts.maxCount, 1, MAX_HISTORY) ?? MAX_HISTORY;
+    const r = await cancellable(`log ${rev}`, is.signal(opts.signal), (c) => this._native.loadCommits(rev, max, c));
+    return { commits: r.commits.map(toCommit), truncated: r.truncated };
+  }
+
+  /** Writes (or with null, removes) a commit's detached metadata. */
+  async writeDetachedMetadata(checksum: string, metadata: Record<string, MetadataValue> | null, opts: CallOptions = {}): Promise<void> {
+    is.checksum('checksum', checksum);
+    if (metadata !== null) is.options('metadata', metadata);
+    await this.#write(`write detached metadata of ${checksum}`, opts.signal, (c) => this._native.writeDetachedMetadata(checksum, metadata, c));
+  }
+
+  /**
+   * Runs many reads inside one commit in one native call (one thread hop): the way to read
+   * lots of small things fast. Paths are absolute inside the commit.
+   * @example
+   * ```ts
+   * const { results } = await repo.query('ext/foo', [
+   *   { op: 'read', path: '/usr/lib/extension-release.d/extension-release.foo', optional: true },
+   *   { op: 'list', path: '/usr' },
+   * ]);
+   * ```
+   */
+  async query(rev: string, ops: QueryOp[], opts: CallOptions = {}): Promise<{ commit: string; results: QueryResult[] }> {
+    is.rev('rev', rev);
+    if (!Array.isArray(ops)) throw new ArgumentError('ops must be an array');
+    const clean: NativeQueryOp[] = ops.map((op, i) => {
+      const o = is.options<QueryOp>(`ops[${i}]`, op);
+      const kind = is.oneOf(`ops[${i}].op`, o.op, ['stat', 'list', 'read', 'readlink'] as const);
+      const path = is.treePath(`ops[${i}].path`, o.path);
+      const optional = is.bool(`ops[${i}].optional`, o.optional, false);
+      if (kind === 'read') {
+        const maxBytes = is.optInteger(`ops[${i}].maxBytes`, (o as { maxBytes?: number }).maxBytes, 1, 2 ** 40);
+        return { op: kind, path, optional, ...(maxBytes === undefined ? {} : { maxBytes }) };
+      }
+      return { op: kind, path, optional };
+    });
+    return cancellable(`read in ${rev}`, is.signal(opts.signal), (c) => this._native.query(rev, clean, c)) as Promise<{ commit: string; results: QueryResult[] }>;
+  }
+
+  /** Describes a path inside a commit; rejects with `NOT_FOUND` if absent. */
+  async stat(rev: string, path: string, opts: CallOptions = {}): Promise<CommitEntry> {
+    const { results } = await this.query(rev, [{ op: 'stat', path }], opts);
+    return toEntry(results[0] as NativeEntry);
+  }
+
+  /** Lists a directory inside a commit. */
+  async listDir(rev: string, path: string, opts: CallOptions = {}): Promise<CommitEntry[]> {
+    const { results } = await this.query(rev, [{ op: 'list', path }], opts);
+    return (results[0] as NativeEntry[]).map(toEntry);
+  }
+
+  /** Reads a regular file inside a commit; `maxBytes` refuses larger files with `TOO_LARGE`. */
+  async readFile(rev: string, path: string, opts: CallOptions & { maxBytes?: number } = {}): Promise<Buffer> {
+    const op: QueryOp = opts.maxBytes === undefined ? { op: 'read', path } : { op: 'read', path, maxBytes: opts.maxBytes };
+    const { results } = await this.query(rev, [op], opts);
+    return results[0] as Buffer;
+  }
+
+  /** Reads a symbolic link's target inside a commit. */
+  async readLink(rev: string, path: string, opts: CallOptions = {}): Promise<string> {
+    const { results } = await this.query(rev, [{ op: 'readlink', path }], opts);
+    return results[0] as string;
+  }
+
+  /**
+   * Runs `fn` inside one repository transaction. The transaction commits when `fn`
+   * resolves and is always aborted when `fn` (or the commit) fails. One transaction at a time
+   * per handle: other writes on this handle wait for it.
+   * @example
+   * ```ts
+   * const [a, b] = await repo.transaction(async (tx) => {
+   *   const a = await tx.commit({ tree: './a', subject: 'a' });
+   *   const b = await tx.commit({ tree: './b', parent: a, subject: 'b' });
+   *   tx.setRef('demo', b);
+   *   return [a, b];
+   * });
+   * ```
+   */
+  async transaction<T>(fn: (tx: Transaction) => Promise<T>, opts: CallOptions = {}): Promise<T> {
+    if (typeof fn !== 'function') throw new ArgumentError('transaction needs a function');
+    const signal = is.signal(opts.signal);
+    if (this.#tx.getStore()) throw nested();
+    return this.#writes.run(async () => {
+      await cancellable('begin transaction', signal, (c) => this._native.prepareTransaction(c));
+      const tx = new Transaction(this);
+      try {
+        const value = await this.#tx.run(tx, () => fn(tx));
+        await cancellable('commit transaction', signal, (c) => this._native.commitTransaction(c));
+        return value;
+      } catch (e) {
+        try {
+          await this._native.abortTransaction();
+        } catch (abortError) {
+          throw new AggregateError([e, abortError], 'the transaction failed, and aborting it failed too');
+        }
+        throw e;
+      } finally {
+        tx.close();
+      }
+    });
+  }
+
+  /**
+   * Commits a directory tree (or tar archive) in its own transaction and returns the commit
+   * checksum; with `ref`, the ref moves to it in the same transaction.
+   */
+  async commit(opts: CommitOptions): Promise<string> {
+    return this.transaction((tx) => tx.commit(opts), { signal: opts?.signal });
+  }
+
+  /** @internal */
+  async _writeCommit(opts: CommitOptions, tx: Transaction): Promise<string> {
+    const o = is.options<CommitOptions>('options', opts);
+    if ((o.tree === undefined) === (o.archive === undefined)) throw new ArgumentError('exactly one of tree and archive is required');
+    const n: NativeWriteCommitOptions = {};
+    if (o.tree !== undefined) n.tree = is.nonEmpty('tree', o.tree);
+    if (o.archive !== undefined) n.archive = is.nonEmpty('archive', o.archive);
+    n.subject = is.optString('subject', o.subject) ?? '';
+    if (o.body !== undefined) n.body = is.string('body', o.body);
+    const metadata = { ...is.options<Record<string, MetadataValue>>('metadata', o.metadata) } as Record<string, MetadataValue>;
+    if (o.version !== undefined) metadata.version = is.string('version', o.version);
+    n.metadata = metadata;
+    if (o.timestamp !== undefined) {
+      const t = o.timestamp instanceof Date ? Math.floor(o.timestamp.getTime() / 1000) : o.timestamp;
+      n.timestamp = is.integer('timestamp', t, 0, 253402300799);
+    }
+    const ref = o.ref === undefined ? undefined : is.refName('ref', o.ref);
+    if (o.parent === undefined) {
+      if (ref !== undefined) {
+        const p = await this.resolve(ref, { allowMissing: true });
+        if (p !== null) n.parent = p;
+      }
+    } else if (o.parent !== null) {
+      n.parent = is.isChecksum(is.string('parent', o.parent)) ? o.parent : await this.resolve(is.rev('parent', o.parent));
+    }
+    if (o.skip !== undefined) n.skip = is.stringArray('skip', o.skip).map((p, i) => is.treePath(`skip[${i}]`, p));
+    if (o.owner !== undefined) {
+      const own = is.options<{ uid: number; gid: number }>('owner', o.owner);
+      n.uid = is.integer('owner.uid', own.uid, 0, 0xffffffff);
+      n.gid = is.integer('owner.gid', own.gid, 0, 0xffffffff);
+    }
+    n.canonicalPermissions = is.bool('canonicalPermissions', o.canonicalPermissions, false);
+    n.skipXattrs = is.bool('skipXattrs', o.skipXattrs, false);
+    if (o.devinoCache !== undefined) {
+      if (!(o.devinoCache instanceof DevInoCache)) throw new ArgumentError('devinoCache must be a DevInoCache');
+      n.devinoCache = o.devinoCache.native;
+    }
+    const what = n.tree ?? n.archive;
+    const checksum = await cancellable(`commit ${what}`, is.signal(o.signal), (c) => this._native.writeCommit(n, c));
+    if (ref !== undefined) tx.setRef(ref, checksum);
+    return checksum;
+  }
+
+  /**
+   * Checks out a commit (or a `subpath` of it) into `destination`. With the default
+   * `overwrite: 'none'` the checkout is atomic: `destination` must not exist, and it appears
+   * only once complete.
+   */
+  async checkout(rev: string, destination: string, opts: CheckoutOptions = {}): Promise<void> {
+    is.rev('rev', rev);
+    is.nonEmpty('destination', destination);
+    const o = is.options<CheckoutOptions>('options', opts);
+    const n: NativeCheckoutOptions = {
+      mode: is.oneOf('mode', o.mode, ['none', 'user'] as const, process.getuid?.() === 0 ? 'none' : 'user'),
+      overwrite: is.oneOf('overwrite', o.overwrite, ['none', 'union', 'add-files', 'union-identical'] as const, 'none'),
+      hardlinks: is.oneOf('hardlinks', o.hardlinks, ['allow', 'require', 'never'] as const, 'allow'),
+      processWhiteouts: is.bool('processWhiteouts', o.processWhiteouts, false),
+    };
+    if (o.subpath !== undefined) n.subpath = is.treePath('subpath', o.subpath);
+    if (o.devinoCache !== undefined) {
+      if (!(o.devinoCache instanceof DevInoCache)) throw new ArgumentError('devinoCache must be a DevInoCache');
+      n.devinoCache = o.devinoCache.native;
+    }
+    const signal = is.signal(o.signal);
+    const op = `check out ${rev} to ${destination}`;
+    const commit = is.isChecksum(rev) ? rev : await this.resolve(rev, { signal });
+    if (n.overwrite !== 'none') {
+      await cancellable(op, signal, (c) => this._native.checkout(commit, destination, n, c));
+      return;
+    }
+    if (existsSync(destination)) {
+      throw new OstreeError(`${destination} already exists`, { domain: 'g-io-error-quark', gerrorCode: 2, operation: op });
+    }
+    const tmp = join(dirname(destination), `.${basename(destination)}.tmp-${randomBytes(6).toString('hex')}`);
+    try {
+      await cancellable(op, signal, (c) => this._native.checkout(commit, tmp, n, c));
+      await rename(tmp, destination);
+    } catch (e) {
+      await rm(tmp, { recursive: true, force: true }).catch(() => undefined);
+      throw annotate(e, op);
+    }
+  }
+
+  /**
+   * Deletes unreachable objects. `depth` limits how much history of each ref is kept
+   * (-1, the default, keeps all); `refsOnly` treats only refs as roots; `noPrune` only counts.
+   */
+  async prune(opts: CallOptions & { depth?: number; refsOnly?: boolean; noPrune?: boolean } = {}): Promise<PruneResult> {
+    const o = is.options<{ depth?: number; refsOnly?: boolean; noPrune?: boolean; signal?: AbortSignal }>('options', opts);
+    const n = {
+      depth: is.optInteger('depth', o.depth, -1, 2 ** 31 - 1) ?? -1,
+      refsOnly: is.bool('refsOnly', o.refsOnly, true),
+      noPrune: is.bool('noPrune', o.noPrune, false),
+    };
+    return this.#write('prune', o.signal, (c) => this._native.prune(n, c));
+  }
+
+  /** Verifies every object reachable from every ref; reports missing and corrupt objects. */
+  async fsck(opts: CallOptions = {}): Promise<FsckResult> {
+    const r = await cancellable('fsck', is.signal(opts.signal), (c) => this._native.fsck(c));
+    return { ok: r.missing.length === 0 && r.corrupt.length === 0, ...r };
+  }
+
+  /** Runs a write on this handle's queue, refusing calls from inside a transaction callback. */
+  #write<T>(operation: string, signal: AbortSignal | undefined, run: (c: NativeCancellable | undefined) => Promise<T>): Promise<T> {
+    const s = is.signal(signal);
+    if (this.#tx.getStore()) return Promise.reject(nested(operation));
+    return this.#writes.run(() => cancellable(operation, s, run));
+  }
+}
+
+function nested(operation = 'a transaction'): Error {
+  return new OstreeError(
+    `cannot start ${operation} inside a transaction callback on the same handle (it would wait for itself); use the Transaction object's methods`,
+    { domain: 'ostree-sysext-binding-error', gerrorCode: 2, code: 'TRANSACTION_IN_PROGRESS' },
+  );
+}
+
+function toCommit(c: { timestamp: number } & Omit<Commit, 'timestamp'>): Commit {
+  return { ...c, timestamp: new Date(c.timestamp * 1000) };
+}
+

@@ -1,0 +1,53 @@
+/**
+ * AbortSignal → GCancellable wiring, error annotation, and the per-handle write queue.
+ * @module
+ * @internal
+ */
+import type { NativeCancellable } from '../types/native.js';
+import { AbortError, OstreeError } from './errors.js';
+import { native } from './native.js';
+
+/**
+ * Runs a native call with a GCancellable bound to `signal`; an aborted call rejects with
+ * {@link AbortError}, other failures are OstreeErrors prefixed with `operation`.
+ */
+export async function cancellable<T>(operation: string, signal: AbortSignal | undefined, run: (c: NativeCancellable | undefined) => Promise<T>): Promise<T> {
+  if (signal?.aborted) throw new AbortError(`${operation}: aborted before it started`, { cause: signal.reason });
+  let c: NativeCancellable | undefined;
+  let onAbort: (() => void) | undefined;
+  if (signal) {
+    const cc = new (native().Cancellable)();
+    c = cc;
+    onAbort = () => cc.cancel();
+    signal.addEventListener('abort', onAbort, { once: true });
+  }
+  try {
+    return await run(c);
+  } catch (e) {
+    if (signal?.aborted) throw new AbortError(`${operation}: aborted`, { cause: signal.reason });
+    throw annotate(e, operation);
+  } finally {
+    if (signal && onAbort) signal.removeEventListener('abort', onAbort);
+  }
+}
+
+/** Prefixes an OstreeError with what the library was doing; other errors pass unchanged. */
+export function annotate(e: unknown, operation: string): unknown {
+  if (e instanceof OstreeError && !e.operation) {
+    const a = e.withOperation(operation);
+    return a;
+  }
+  return e;
+}
+
+/** A FIFO that runs async jobs one at a time (writes on one handle). */
+export class SerialQueue {
+  #tail: Promise<unknown> = Promise.resolve();
+
+  /** Runs `job` after every job queued before it has settled. */
+  run<T>(job: () => Promise<T>): Promise<T> {
+    const result = this.#tail.then(job, job);
+    this.#tail = result.catch(() => undefined);
+    return result;
+  }
+}

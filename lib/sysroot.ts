@@ -1,0 +1,93 @@
+/**
+ * `Sysroot`: the deployments of an OSTree system, read from any directory (a booted host is
+ * just the sysroot at `/`). OstreeSysroot is not thread-safe, so calls on one handle run one
+ * at a time.
+ * @module
+ */
+import { join } from 'node:path';
+import type { NativeSysroot } from '../types/native.js';
+import * as is from './args.js';
+import { native } from './native.js';
+import { Repo, type CallOptions, type OpenOptions } from './repo.js';
+import { cancellable, SerialQueue } from './signal.js';
+
+/** One deployment of a sysroot. */
+export interface Deployment {
+  /** Position in the boot order (0 is the default). */
+  index: number;
+  osname: string;
+  /** The deployed commit. */
+  checksum: string;
+  /** Deployment serial (several deployments of one commit differ by it). */
+  serial: number;
+  bootSerial: number;
+  booted: boolean;
+  staged: boolean;
+  pinned: boolean;
+  /** The deployment's root, relative to the sysroot (`ostree/deploy/os/deploy/<csum>.0`). */
+  path: string;
+  /** The origin refspec it tracks, if any. */
+  refspec: string | null;
+}
+
+/**
+ * An OSTree sysroot loaded from a directory.
+ * @example
+ * ```ts
+ * const sysroot = await Sysroot.load('/');
+ * for (const d of sysroot.deployments()) console.log(d.osname, d.checksum, d.booted);
+ * ```
+ */
+export class Sysroot {
+  readonly #native: NativeSysroot;
+  readonly #queue = new SerialQueue();
+  readonly #path: string;
+
+  private constructor(handle: NativeSysroot, path: string) {
+    this.#native = handle;
+    this.#path = path;
+  }
+
+  /** Loads the sysroot at `path` (default `/`). */
+  static async load(path = '/', opts: CallOptions = {}): Promise<Sysroot> {
+    is.nonEmpty('path', path);
+    const h = await cancellable(`load sysroot ${path}`, is.signal(opts.signal), (c) => native().Sysroot.load(path, c));
+    return new Sysroot(h, path);
+  }
+
+  /** The sysroot directory. */
+  get path(): string {
+    return this.#path;
+  }
+
+  /** The deployments, in boot order, as last loaded. */
+  deployments(): Deployment[] {
+    return this.#native.deployments();
+  }
+
+  /** The booted deployment, or null when this sysroot is not the running system. */
+  bootedDeployment(): Deployment | null {
+    return this.deployments().find((d) => d.booted) ?? null;
+  }
+
+  /** Absolute path of a deployment's root directory. */
+  deploymentPath(d: Deployment): string {
+    return join(this.#path, d.path);
+  }
+
+  /** Re-reads the deployments if the sysroot changed on disk. */
+  async reload(opts: CallOptions = {}): Promise<void> {
+    const signal = is.signal(opts.signal);
+    await this.#queue.run(() => cancellable(`reload sysroot ${this.#path}`, signal, (c) => this.#native.reload(c)));
+  }
+
+  /** Opens the sysroot's repository (`ostree/repo`). */
+  async repo(opts: OpenOptions = {}): Promise<Repo> {
+    return Repo.open(join(this.#path, 'ostree', 'repo'), opts);
+  }
+
+  /** Releases the handle. */
+  close(): void {
+    this.#native.close();
+  }
+}

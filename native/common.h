@@ -1,0 +1,119 @@
+// Shared pieces of the native layer: per-env data, GError capture, the one async worker
+// pattern, option readers and GVariant <-> JS conversion. No policy lives here.
+#pragma once
+
+#include <napi.h>
+#include <ostree.h>
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace osx {
+
+// Constructors and classes the addon needs from any worker; one instance per Node env.
+struct AddonData {
+  Napi::FunctionReference errorConstructor;  // OstreeError, registered by lib/ at load
+  Napi::FunctionReference repoConstructor;
+  Napi::FunctionReference sysrootConstructor;
+  Napi::FunctionReference cancellableConstructor;
+  Napi::FunctionReference devinoConstructor;
+};
+
+AddonData* GetData(Napi::Env env);
+
+// A GError copied out of a worker thread so it can become a JS error on the main thread.
+struct ErrorInfo {
+  bool set = false;
+  std::string domain;
+  int code = 0;
+  std::string message;
+
+  void Take(GError* error);  // frees error
+  void Set(const char* domain, int code, std::string message);
+};
+
+// Builds an OstreeError (the TypeScript class when registered) from a captured GError.
+Napi::Value MakeError(Napi::Env env, const ErrorInfo& info);
+// Throws an OstreeError synchronously with a domain this addon owns ("ostree-sysext").
+[[noreturn]] void ThrowOstreeError(Napi::Env env, const char* code, const std::string& message);
+
+// Quark for errors raised by the binding itself (closed handle, bad GVariant, ...).
+GQuark BindingErrorQuark();
+enum BindingErrorCode { BINDING_ERROR_CLOSED = 1, BINDING_ERROR_INVALID = 2, BINDING_ERROR_LIMIT = 3 };
+
+// The single async pattern: copies inputs in its constructor, runs Run() on a worker thread
+// without touching JS, converts results in Result() on the main thread and settles a Promise.
+// It keeps `owner` (the JS wrapper) alive and holds its own GCancellable reference.
+class Worker : public Napi::AsyncWorker {
+ public:
+  Worker(Napi::Env env, const char* name, Napi::Value owner, Napi::Value cancellable);
+  ~Worker() override;
+  Napi::Promise Start();
+
+ protected:
+  virtual void Run() = 0;
+  virtual Napi::Value Result(Napi::Env env) { return env.Undefined(); }
+  // Records a GError (taking ownership); returns false so callers can `return Fail(e);`.
+  bool Fail(GError* error);
+  bool Failed() const { return error_.set; }
+
+  GCancellable* cancellable_ = nullptr;
+  ErrorInfo error_;
+
+ private:
+  void Execute() final;
+  void OnOK() final;
+  void OnError(const Napi::Error& e) final;
+
+  Napi::Promise::Deferred deferred_;
+  Napi::ObjectReference owner_;
+};
+
+// Returns the GCancellable of a native Cancellable object, or nullptr for undefined/null.
+GCancellable* CancellableFrom(Napi::Value value);
+// Returns the OstreeRepoDevInoCache of a native DevInoCache object, or nullptr.
+OstreeRepoDevInoCache* DevInoFrom(Napi::Value value);
+
+// Option readers: throw TypeError on a wrong type (lib/ validates first; this is the backstop).
+std::string ArgString(const Napi::CallbackInfo& info, size_t i, const char* what);
+std::optional<std::string> ArgOptString(const Napi::CallbackInfo& info, size_t i, const char* what);
+Napi::Object ArgObject(const Napi::CallbackInfo& info, size_t i, const char* what);
+std::optional<std::string> OptString(Napi::Object o, const char* key);
+bool OptBool(Napi::Object o, const char* key, bool fallback);
+int64_t OptInt(Napi::Object o, const char* key, int64_t fallback, int64_t min, int64_t max);
+std::vector<std::string> OptStringArray(Napi::Object o, const char* key);
+
+// GVariant conversion. To JS: plain values (see types/native.d.ts for the mapping).
+Napi::Value VariantToJs(Napi::Env env, GVariant* v);
+// From JS, for metadata dictionaries (a{sv}); throws TypeError on unsupported values.
+GVariant* JsToVardict(Napi::Env env, Napi::Value value);
+
+// Small RAII owners for GLib things held across a worker's life.
+struct VariantRef {
+  GVariant* v = nullptr;
+  VariantRef() = default;
+  explicit VariantRef(GVariant* owned) : v(owned) {}
+  VariantRef(const VariantRef&) = delete;
+  VariantRef& operator=(const VariantRef&) = delete;
+  VariantRef& operator=(VariantRef&& o) noexcept { std::swap(v, o.v); return *this; }
+  ~VariantRef() { if (v) g_variant_unref(v); }
+};
+
+template <typename T>
+struct ObjectRef {
+  T* p = nullptr;
+  ObjectRef() = default;
+  explicit ObjectRef(T* borrowed) : p(borrowed ? static_cast<T*>(g_object_ref(borrowed)) : nullptr) {}
+  ObjectRef(const ObjectRef&) = delete;
+  ObjectRef& operator=(const ObjectRef&) = delete;
+  ~ObjectRef() { if (p) g_object_unref(p); }
+  T* get() const { return p; }
+};
+
+void InitCancellable(Napi::Env env, Napi::Object exports);
+void InitDevIno(Napi::Env env, Napi::Object exports);
+void InitRepo(Napi::Env env, Napi::Object exports);
+void InitSysroot(Napi::Env env, Napi::Object exports);
+
+}  // namespace osx

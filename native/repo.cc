@@ -1,0 +1,1023 @@
+#include "repo.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+
+#include <functional>
+#include <memory>
+#include <set>
+
+namespace osx {
+
+// ---- handle lifetime ----
+
+void Repo::Init(Napi::Env env, Napi::Object exports) {
+  Napi::Function ctor = DefineClass(
+      env, "Repo",
+      {
+          StaticMethod<&Repo::Create>("create"),
+          StaticMethod<&Repo::Open>("open"),
+          InstanceMethod<&Repo::Close>("close"),
+          InstanceAccessor<&Repo::IsClosed>("closed"),
+          InstanceAccessor<&Repo::GetPath>("path"),
+          InstanceAccessor<&Repo::GetMode>("mode"),
+          InstanceMethod<&Repo::GetConfig>("getConfig"),
+          InstanceMethod<&Repo::SetConfig>("setConfig"),
+          InstanceMethod<&Repo::ListRefs>("listRefs"),
+          InstanceMethod<&Repo::ResolveRev>("resolveRev"),
+          InstanceMethod<&Repo::SetRefImmediate>("setRefImmediate"),
+          InstanceMethod<&Repo::LoadCommits>("loadCommits"),
+          InstanceMethod<&Repo::Query>("query"),
+          InstanceMethod<&Repo::PrepareTransaction>("prepareTransaction"),
+          InstanceMethod<&Repo::CommitTransaction>("commitTransaction"),
+          InstanceMethod<&Repo::AbortTransaction>("abortTransaction"),
+          InstanceMethod<&Repo::TransactionSetRef>("transactionSetRef"),
+          InstanceMethod<&Repo::WriteCommit>("writeCommit"),
+          InstanceMethod<&Repo::WriteArchive>("writeArchive"),
+          InstanceMethod<&Repo::Checkout>("checkout"),
+          InstanceMethod<&Repo::Prune>("prune"),
+          InstanceMethod<&Repo::Fsck>("fsck"),
+          InstanceMethod<&Repo::WriteDetachedMetadata>("writeDetachedMetadata"),
+          InstanceMethod<&Repo::RemoteAdd>("remoteAdd"),
+          InstanceMethod<&Repo::RemoteDelete>("remoteDelete"),
+          InstanceMethod<&Repo::RemoteList>("remoteList"),
+          InstanceMethod<&Repo::RemoteGpgImport>("remoteGpgImport"),
+          InstanceMethod<&Repo::RemoteListRefs>("remoteListRefs"),
+          InstanceMethod<&Repo::RemoteFetchSummary>("remoteFetchSummary"),
+          InstanceMethod<&Repo::Pull>("pull"),
+          InstanceMethod<&Repo::SignCommit>("signCommit"),
+          InstanceMethod<&Repo::VerifyCommit>("verifyCommit"),
+          InstanceMethod<&Repo::RegenerateSummary>("regenerateSummary"),
+          InstanceMethod<&Repo::GenerateDelta>("generateDelta"),
+      });
+  GetData(env)->repoConstructor = Napi::Persistent(ctor);
+  exports.Set("Repo", ctor);
+}
+
+Repo::Repo(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Repo>(info) {}
+
+Repo::~Repo() {
+  if (repo_) g_object_unref(repo_);
+}
+
+Napi::Object Repo::NewInstance(Napi::Env env, OstreeRepo* repo) {
+  Napi::Object obj = GetData(env)->repoConstructor.New({});
+  Repo* self = Repo::Unwrap(obj);
+  self->repo_ = static_cast<OstreeRepo*>(g_object_ref(repo));
+  return obj;
+}
+
+Repo* Repo::FromValue(Napi::Value value) {
+  Napi::Env env = value.Env();
+  if (!value.IsObject() || !value.As<Napi::Object>().InstanceOf(GetData(env)->repoConstructor.Value())) {
+    throw Napi::TypeError::New(env, "expected a native Repo");
+  }
+  return Repo::Unwrap(value.As<Napi::Object>());
+}
+
+OstreeRepo* Repo::Handle(Napi::Env env) const {
+  if (!repo_) ThrowOstreeError(env, "CLOSED", "the repository handle is closed");
+  return repo_;
+}
+
+Napi::Value Repo::Close(const Napi::CallbackInfo& info) {
+  // Workers in flight hold their own references; dropping ours only ends new calls.
+  if (repo_) {
+    g_object_unref(repo_);
+    repo_ = nullptr;
+  }
+  return info.Env().Undefined();
+}
+
+Napi::Value Repo::IsClosed(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), repo_ == nullptr); }
+
+Napi::Value Repo::GetPath(const Napi::CallbackInfo& info) {
+  GFile* f = ostree_repo_get_path(Handle(info.Env()));
+  g_autofree char* p = g_file_get_path(f);
+  return Napi::String::New(info.Env(), p ? p : "");
+}
+
+static const char* ModeName(OstreeRepoMode mode) {
+  switch (mode) {
+    case OSTREE_REPO_MODE_BARE: return "bare";
+    case OSTREE_REPO_MODE_ARCHIVE: return "archive";
+    case OSTREE_REPO_MODE_BARE_USER: return "bare-user";
+    case OSTREE_REPO_MODE_BARE_USER_ONLY: return "bare-user-only";
+    default: return "bare-split-xattrs";
+  }
+}
+
+Napi::Value Repo::GetMode(const Napi::CallbackInfo& info) {
+  return Napi::String::New(info.Env(), ModeName(ostree_repo_get_mode(Handle(info.Env()))));
+}
+
+// ---- create / open ----
+
+class OpenWorker : public Worker {
+ public:
+  OpenWorker(Napi::Env env, std::string path, std::optional<std::string> mode, bool disableFsync, Napi::Value c)
+      : Worker(env, "ostree-sysext:open", env.Undefined(), c),
+        path_(std::move(path)),
+        mode_(std::move(mode)),
+        disableFsync_(disableFsync) {}
+  ~OpenWorker() override {
+    if (repo_) g_object_unref(repo_);
+  }
+
+ protected:
+  void Run() override {
+    GError* err = nullptr;
+    if (mode_) {
+      OstreeRepoMode mode;
+      if (!ostree_repo_mode_from_string(mode_->c_str(), &mode, &err)) {
+        Fail(err);
+        return;
+      }
+      repo_ = ostree_repo_create_at(AT_FDCWD, path_.c_str(), mode, nullptr, cancellable_, &err);
+    } else {
+      repo_ = ostree_repo_open_at(AT_FDCWD, path_.c_str(), cancellable_, &err);
+    }
+    if (!repo_) {
+      Fail(err);
+      return;
+    }
+    if (disableFsync_) ostree_repo_set_disable_fsync(repo_, TRUE);
+  }
+  Napi::Value Result(Napi::Env env) override { return Repo::NewInstance(env, repo_); }
+
+ private:
+  std::string path_;
+  std::optional<std::string> mode_;
+  bool disableFsync_;
+  OstreeRepo* repo_ = nullptr;
+};
+
+// create(path, mode, { disableFsync }, cancellable)
+Napi::Value Repo::Create(const Napi::CallbackInfo& info) {
+  std::string path = ArgString(info, 0, "path");
+  std::string mode = ArgString(info, 1, "mode");
+  Napi::Object opts = ArgObject(info, 2, "options");
+  bool nofsync = OptBool(opts, "disableFsync", false);
+  return (new OpenWorker(info.Env(), path, mode, nofsync, info[3]))->Start();
+}
+
+// open(path, { disableFsync }, cancellable)
+Napi::Value Repo::Open(const Napi::CallbackInfo& info) {
+  std::string path = ArgString(info, 0, "path");
+  Napi::Object opts = ArgObject(info, 1, "options");
+  bool nofsync = OptBool(opts, "disableFsync", false);
+  return (new OpenWorker(info.Env(), path, std::nullopt, nofsync, info[2]))->Start();
+}
+
+// ---- a worker bound to one repo handle ----
+
+class RepoWorker : public Worker {
+ public:
+  RepoWorker(const Napi::CallbackInfo& info, const char* name, Repo* self, Napi::Value cancellable)
+      : Worker(info.Env(), name, info.This(), cancellable), repo_(self->Handle(info.Env())) {}
+
+ protected:
+  OstreeRepo* repo() const { return repo_.get(); }
+
+ private:
+  ObjectRef<OstreeRepo> repo_;
+};
+
+// A worker whose whole job is one call returning gboolean.
+class SimpleWorker : public RepoWorker {
+ public:
+  using Fn = std::function<gboolean(OstreeRepo*, GCancellable*, GError**)>;
+  SimpleWorker(const Napi::CallbackInfo& info, const char* name, Repo* self, Napi::Value c, Fn fn)
+      : RepoWorker(info, name, self, c), fn_(std::move(fn)) {}
+
+ protected:
+  void Run() override {
+    GError* err = nullptr;
+    if (!fn_(repo(), cancellable_, &err)) Fail(err);
+  }
+
+ private:
+  Fn fn_;
+};
+
+// ---- config ----
+
+Napi::Value Repo::GetConfig(const Napi::CallbackInfo& info) {
+  // The parsed config lives in memory: no disk access, so no thread hop.
+  Napi::Env env = info.Env();
+  GKeyFile* kf = ostree_repo_get_config(Handle(env));
+  Napi::Object out = Napi::Object::New(env);
+  gsize ngroups = 0;
+  g_auto(GStrv) groups = g_key_file_get_groups(kf, &ngroups);
+  for (gsize i = 0; i < ngroups; i++) {
+    Napi::Object section = Napi::Object::New(env);
+    gsize nkeys = 0;
+    g_auto(GStrv) keys = g_key_file_get_keys(kf, groups[i], &nkeys, nullptr);
+    for (gsize j = 0; j < nkeys; j++) {
+      g_autofree char* value = g_key_file_get_value(kf, groups[i], keys[j], nullptr);
+      if (value) section.Set(keys[j], value);
+    }
+    out.Set(groups[i], section);
+  }
+  return out;
+}
+
+// setConfig(section, key|null, value|null, cancellable): null value removes the key,
+// null key removes the section.
+Napi::Value Repo::SetConfig(const Napi::CallbackInfo& info) {
+  std::string section = ArgString(info, 0, "section");
+  std::optional<std::string> key = ArgOptString(info, 1, "key");
+  std::optional<std::string> value = ArgOptString(info, 2, "value");
+  return (new SimpleWorker(info, "ostree-sysext:setConfig", this, info[3],
+                           [section, key, value](OstreeRepo* r, GCancellable*, GError** err) -> gboolean {
+                             g_autoptr(GKeyFile) kf = ostree_repo_copy_config(r);
+                             if (!key) {
+                               g_key_file_remove_group(kf, section.c_str(), nullptr);
+                             } else if (!value) {
+                               g_key_file_remove_key(kf, section.c_str(), key->c_str(), nullptr);
+                             } else {
+                               g_key_file_set_value(kf, section.c_str(), key->c_str(), value->c_str());
+                             }
+                             return ostree_repo_write_config(r, kf, err);
+                           }))
+      ->Start();
+}
+
+// ---- refs ----
+
+class ListRefsWorker : public RepoWorker {
+ public:
+  ListRefsWorker(const Napi::CallbackInfo& info, Repo* self, std::optional<std::string> prefix, bool remotes)
+      : RepoWorker(info, "ostree-sysext:listRefs", self, info[2]), prefix_(std::move(prefix)), remotes_(remotes) {}
+  ~ListRefsWorker() override {
+    if (refs_) g_hash_table_unref(refs_);
+  }
+
+ protected:
+  void Run() override {
+    GError* err = nullptr;
+    // _ext keeps full names (list_refs would strip the prefix).
+    OstreeRepoListRefsExtFlags flags = remotes_ ? OSTREE_REPO_LIST_REFS_EXT_NONE : OSTREE_REPO_LIST_REFS_EXT_EXCLUDE_REMOTES;
+    if (!ostree_repo_list_refs_ext(repo(), prefix_ ? prefix_->c_str() : nullptr, &refs_, flags, cancellable_, &err)) Fail(err);
+  }
+  Napi::Value Result(Napi::Env env) override {
+    Napi::Object out = Napi::Object::New(env);
+    GHashTableIter it;
+    gpointer k, v;
+    g_hash_table_iter_init(&it, refs_);
+    while (g_hash_table_iter_next(&it, &k, &v)) out.Set(static_cast<const char*>(k), static_cast<const char*>(v));
+    return out;
+  }
+
+ private:
+  std::optional<std::string> prefix_;
+  bool remotes_;
+  GHashTable* refs_ = nullptr;
+};
+
+// listRefs(prefix|null, { remotes }, cancellable)
+Napi::Value Repo::ListRefs(const Napi::CallbackInfo& info) {
+  std::optional<std::string> prefix = ArgOptString(info, 0, "prefix");
+  Napi::Object opts = ArgObject(info, 1, "options");
+  bool remotes = OptBool(opts, "remotes", true);
+  return (new ListRefsWorker(info, this, prefix, remotes))->Start();
+}
+
+class ResolveWorker : public RepoWorker {
+ public:
+  ResolveWorker(const Napi::CallbackInfo& info, Repo* self, std::string rev, bool allowNoent)
+      : RepoWorker(info, "ostree-sysext:resolveRev", self, info[2]), rev_(std::move(rev)), allowNoent_(allowNoent) {}
+
+ protected:
+  void Run() override {
+    GError* err = nullptr;
+    char* out = nullptr;
+    if (!ostree_repo_resolve_rev_ext(repo(), rev_.c_str(), allowNoent_, OSTREE_REPO_RESOLVE_REV_EXT_NONE, &out, &err)) {
+      Fail(err);
+      return;
+    }
+    if (out) {
+      checksum_ = out;
+      g_free(out);
+    }
+  }
+  Napi::Value Result(Napi::Env env) override {
+    if (!checksum_) return env.Null();
+    return Napi::String::New(env, *checksum_);
+  }
+
+ private:
+  std::string rev_;
+  bool allowNoent_;
+  std::optional<std::string> checksum_;
+};
+
+// resolveRev(rev, allowNoent, cancellable)
+Napi::Value Repo::ResolveRev(const Napi::CallbackInfo& info) {
+  std::string rev = ArgString(info, 0, "rev");
+  bool allow = info.Length() > 1 && info[1].ToBoolean().Value();
+  return (new ResolveWorker(info, this, rev, allow))->Start();
+}
+
+// setRefImmediate(remote|null, ref, checksum|null, cancellable): null checksum deletes.
+Napi::Value Repo::SetRefImmediate(const Napi::CallbackInfo& info) {
+  std::optional<std::string> remote = ArgOptString(info, 0, "remote");
+  std::string ref = ArgString(info, 1, "ref");
+  std::optional<std::string> checksum = ArgOptString(info, 2, "checksum");
+  return (new SimpleWorker(info, "ostree-sysext:setRef", this, info[3],
+                           [remote, ref, checksum](OstreeRepo* r, GCancellable* c, GError** err) {
+                             return ostree_repo_set_ref_immediate(r, remote ? remote->c_str() : nullptr, ref.c_str(),
+                                                                  checksum ? checksum->c_str() : nullptr, c, err);
+                           }))
+      ->Start();
+}
+
+// ---- commits ----
+
+struct CommitInfo {
+  std::string checksum;
+  VariantRef commit;
+  VariantRef detached;
+  bool partial = false;
+};
+
+class LoadCommitsWorker : public RepoWorker {
+ public:
+  LoadCommitsWorker(const Napi::CallbackInfo& info, Repo* self, std::string rev, int64_t max)
+      : RepoWorker(info, "ostree-sysext:loadCommits", self, info[2]), rev_(std::move(rev)), max_(max) {}
+
+ protected:
+  void Run() override {
+    GError* err = nullptr;
+    g_autofree char* csum = nullptr;
+    if (!ostree_repo_resolve_rev(repo(), rev_.c_str(), FALSE, &csum, &err)) {
+      Fail(err);
+      return;
+    }
+    std::string next = csum;
+    while (!next.empty() && static_cast<int64_t>(commits_.size()) < max_) {
+      GVariant* commit = nullptr;
+      OstreeRepoCommitState state;
+      if (!ostree_repo_load_commit(repo(), next.c_str(), &commit, &state, &err)) {
+        // A missing parent is the end of the locally available history (shallow pull).
+        if (!commits_.empty() && g_error_matches(err, G_IO_ERROR, G_IO_ERROR_NOT_FOUND)) {
+          g_clear_error(&err);
+          truncated_ = true;
+          break;
+        }
+        Fail(err);
+        return;
+      }
+      auto ci = std::make_unique<CommitInfo>();
+      ci->checksum = next;
+      ci->commit = VariantRef(commit);
+      ci->partial = (state & OSTREE_REPO_COMMIT_STATE_PARTIAL) != 0;
+      GVariant* detached = nullptr;
+      if (!ostree_repo_read_commit_detached_metadata(repo(), next.c_str(), &detached, cancellable_, &err)) {
+        Fail(err);
+        return;
+      }
+      ci->detached = VariantRef(detached);
+      g_autofree char* parent = ostree_commit_get_parent(commit);
+      next = parent ? parent : "";
+      commits_.push_back(std::move(ci));
+    }
+  }
+
+  Napi::Value Result(Napi::Env env) override {
+    Napi::Array arr = Napi::Array::New(env, commits_.size());
+    for (size_t i = 0; i < commits_.size(); i++) {
+      const CommitInfo& ci = *commits_[i];
+      GVariant* c = ci.commit.v;
+      Napi::Object o = Napi::Object::New(env);
+      o.Set("checksum", ci.checksum);
+      VariantRef meta(g_variant_get_child_value(c, 0));
+      const char* subject = nullptr;
+      const char* body = nullptr;
+      g_variant_get_child(c, 3, "&s", &subject);
+      g_variant_get_child(c, 4, "&s", &body);
+      o.Set("subject", subject ? subject : "");
+      o.Set("body", body ? body : "");
+      o.Set("timestamp", Napi::Number::New(env, static_cast<double>(ostree_commit_get_timestamp(c))));
+      g_autofree char* parent = ostree_commit_get_parent(c);
+      o.Set("parent", parent ? Napi::Value(Napi::String::New(env, parent)) : env.Null());
+      const char* version = nullptr;
+      if (g_variant_lookup(meta.v, OSTREE_COMMIT_META_KEY_VERSION, "&s", &version)) {
+        o.Set("version", version);
+      } else {
+        o.Set("version", env.Null());
+      }
+      g_autofree char* contents = ostree_commit_get_content_checksum(c);
+      o.Set("contentChecksum", contents ? Napi::Value(Napi::String::New(env, contents)) : env.Null());
+      o.Set("metadata", VariantToJs(env, meta.v));
+      o.Set("detachedMetadata", VariantToJs(env, ci.detached.v));
+      o.Set("partial", ci.partial);
+      arr.Set(static_cast<uint32_t>(i), o);
+    }
+    Napi::Object out = Napi::Object::New(env);
+    out.Set("commits", arr);
+    out.Set("truncated", truncated_);
+    return out;
+  }
+
+ private:
+  std::string rev_;
+  int64_t max_;
+  std::vector<std::unique_ptr<CommitInfo>> commits_;
+  bool truncated_ = false;
+};
+
+// loadCommits(rev, maxCount, cancellable) -> { commits, truncated }
+Napi::Value Repo::LoadCommits(const Napi::CallbackInfo& info) {
+  std::string rev = ArgString(info, 0, "rev");
+  int64_t max = 1;
+  if (info.Length() > 1 && info[1].IsNumber()) max = info[1].As<Napi::Number>().Int64Value();
+  if (max < 1) throw Napi::RangeError::New(info.Env(), "maxCount must be >= 1");
+  return (new LoadCommitsWorker(info, this, rev, max))->Start();
+}
+
+// writeDetachedMetadata(checksum, metadata|null, cancellable)
+Napi::Value Repo::WriteDetachedMetadata(const Napi::CallbackInfo& info) {
+  std::string checksum = ArgString(info, 0, "checksum");
+  std::shared_ptr<VariantRef> meta = std::make_shared<VariantRef>();
+  if (!info[1].IsNull() && !info[1].IsUndefined()) meta->v = JsToVardict(info.Env(), info[1]);
+  return (new SimpleWorker(info, "ostree-sysext:writeDetachedMetadata", this, info[2],
+                           [checksum, meta](OstreeRepo* r, GCancellable* c, GError** err) {
+                             return ostree_repo_write_commit_detached_metadata(r, checksum.c_str(), meta->v, c, err);
+                           }))
+      ->Start();
+}
+
+// ---- reading inside a commit ----
+
+struct Entry {
+  std::string name;
+  std::string path;
+  std::string type;
+  uint32_t mode = 0;
+  uint32_t uid = 0;
+  uint32_t gid = 0;
+  uint64_t size = 0;
+  std::string target;
+  std::string checksum;
+};
+
+struct QueryOp {
+  std::string op;  // stat | list | read | readlink
+  std::string path;
+  bool optional = false;
+  int64_t maxBytes = 0;
+  // results
+  bool missing = false;
+  Entry entry;
+  std::vector<Entry> children;
+  std::vector<uint8_t> data;
+};
+
+static const char* kQueryAttrs = "standard::name,standard::type,standard::size,standard::symlink-target,unix::mode,unix::uid,unix::gid";
+
+static void FillEntry(Entry& e, GFile* f, GFileInfo* fi, const std::string& path) {
+  e.name = g_file_info_get_name(fi);
+  e.path = path;
+  switch (g_file_info_get_file_type(fi)) {
+    case G_FILE_TYPE_DIRECTORY: e.type = "dir"; break;
+    case G_FILE_TYPE_SYMBOLIC_LINK: e.type = "symlink"; break;
+    case G_FILE_TYPE_REGULAR: e.type = "file"; break;
+    default: e.type = "special"; break;
+  }
+  e.mode = g_file_info_get_attribute_uint32(fi, "unix::mode");
+  e.uid = g_file_info_get_attribute_uint32(fi, "unix::uid");
+  e.gid = g_file_info_get_attribute_uint32(fi, "unix::gid");
+  e.size = static_cast<uint64_t>(g_file_info_get_size(fi));
+  const char* target = g_file_info_get_symlink_target(fi);
+  if (target) e.target = target;
+  if (OSTREE_IS_REPO_FILE(f)) {
+    OstreeRepoFile* rf = OSTREE_REPO_FILE(f);
+    const char* csum = e.type == "dir" ? ostree_repo_file_tree_get_contents_checksum(rf) : ostree_repo_file_get_checksum(rf);
+    if (csum) e.checksum = csum;
+  }
+}
+
+static std::string JoinPath(const std::string& dir, const char* name) {
+  if (dir.empty() || dir == "/") return std::string("/") + name;
+  return dir + "/" + name;
+}
+
+class QueryWorker : public RepoWorker {
+ public:
+  QueryWorker(const Napi::CallbackInfo& info, Repo* self, std::string rev, std::vector<QueryOp> ops)
+      : RepoWorker(info, "ostree-sysext:query", self, info[2]), rev_(std::move(rev)), ops_(std::move(ops)) {}
+
+ protected:
+  void Run() override {
+    GError* err = nullptr;
+    g_autoptr(GFile) root = nullptr;
+    g_autofree char* commit = nullptr;
+    if (!ostree_repo_read_commit(repo(), rev_.c_str(), &root, &commit, cancellable_, &err)) {
+      Fail(err);
+      return;
+    }
+    commit_ = commit;
+    for (QueryOp& op : ops_) {
+      if (!RunOp(root, op, &err)) {
+        if (op.optional && g_error_matches(err, G_IO_ERROR, G_IO_ERROR_NOT_FOUND)) {
+          g_clear_error(&err);
+          op.missing = true;
+          continue;
+        }
+        g_prefix_error(&err, "%s: ", op.path.c_str());
+        Fail(err);
+        return;
+      }
+    }
+  }
+
+  bool RunOp(GFile* root, QueryOp& op, GError** err) {
+    g_autoptr(GFile) f = op.path.empty() || op.path == "/" ? static_cast<GFile*>(g_object_ref(root))
+                                                           : g_file_resolve_relative_path(root, op.path.c_str() + (op.path[0] == '/' ? 1 : 0));
+    g_autoptr(GFileInfo) fi = g_file_query_info(f, kQueryAttrs, G_FILE_QUERY_INFO_NOFOLLOW_SYMLINKS, cancellable_, err);
+    if (!fi) return false;
+    FillEntry(op.entry, f, fi, op.path);
+    if (op.op == "stat") return true;
+    if (op.op == "readlink") {
+      if (op.entry.type != "symlink") {
+        g_set_error(err, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "not a symbolic link");
+        return false;
+      }
+      return true;
+    }
+    if (op.op == "list") {
+      if (op.entry.type != "dir") {
+        g_set_error(err, G_IO_ERROR, G_IO_ERROR_NOT_DIRECTORY, "not a directory");
+        return false;
+      }
+      g_autoptr(GFileEnumerator) en =
+          g_file_enumerate_children(f, kQueryAttrs, G_FILE_QUERY_INFO_NOFOLLOW_SYMLINKS, cancellable_, err);
+      if (!en) return false;
+      while (true) {
+        GFileInfo* ci = nullptr;
+        GFile* child = nullptr;
+        if (!g_file_enumerator_iterate(en, &ci, &child, cancellable_, err)) return false;
+        if (!ci) break;
+        Entry e;
+        FillEntry(e, child, ci, JoinPath(op.path, g_file_info_get_name(ci)));
+        op.children.push_back(std::move(e));
+      }
+      return true;
+    }
+    // read
+    if (op.entry.type != "file") {
+      g_set_error(err, G_IO_ERROR, G_IO_ERROR_IS_DIRECTORY, "not a regular file");
+      return false;
+    }
+    if (op.maxBytes > 0 && op.entry.size > static_cast<uint64_t>(op.maxBytes)) {
+      g_set_error(err, BindingErrorQuark(), BINDING_ERROR_LIMIT, "file is %" G_GUINT64_FORMAT " bytes, over the limit of %" G_GINT64_FORMAT,
+                  op.entry.size, op.maxBytes);
+      return false;
+    }
+    g_autoptr(GFileInputStream) in = g_file_read(f, cancellable_, err);
+    if (!in) return false;
+    op.data.resize(op.entry.size);
+    gsize got = 0;
+    if (!g_input_stream_read_all(G_INPUT_STREAM(in), op.data.data(), op.data.size(), &got, cancellable_, err)) return false;
+    op.data.resize(got);
+    return true;
+  }
+
+  Napi::Value EntryToJs(Napi::Env env, const Entry& e) {
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("name", e.name);
+    o.Set("path", e.path);
+    o.Set("type", e.type);
+    o.Set("mode", e.mode);
+    o.Set("uid", e.uid);
+    o.Set("gid", e.gid);
+    o.Set("size", Napi::Number::New(env, static_cast<double>(e.size)));
+    if (!e.target.empty()) o.Set("target", e.target);
+    if (!e.checksum.empty()) o.Set("checksum", e.checksum);
+    return o;
+  }
+
+  Napi::Value Result(Napi::Env env) override {
+    Napi::Array results = Napi::Array::New(env, ops_.size());
+    for (size_t i = 0; i < ops_.size(); i++) {
+      QueryOp& op = ops_[i];
+      Napi::Value v;
+      if (op.missing) {
+        v = env.Null();
+      } else if (op.op == "stat") {
+        v = EntryToJs(env, op.entry);
+      } else if (op.op == "readlink") {
+        v = Napi::String::New(env, op.entry.target);
+      } else if (op.op == "list") {
+        Napi::Array a = Napi::Array::New(env, op.children.size());
+        for (size_t j = 0; j < op.children.size(); j++) a.Set(static_cast<uint32_t>(j), EntryToJs(env, op.children[j]));
+        v = a;
+      } else {
+        v = Napi::Buffer<uint8_t>::Copy(env, op.data.data(), op.data.size());
+      }
+      results.Set(static_cast<uint32_t>(i), v);
+    }
+    Napi::Object out = Napi::Object::New(env);
+    out.Set("commit", commit_);
+    out.Set("results", results);
+    return out;
+  }
+
+ private:
+  std::string rev_;
+  std::vector<QueryOp> ops_;
+  std::string commit_;
+};
+
+// query(rev, ops[{ op, path, optional, maxBytes }], cancellable) -> { commit, results }
+// Batches many small reads into one thread hop (LIBOSTREE.md: a hop costs more than a read).
+Napi::Value Repo::Query(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string rev = ArgString(info, 0, "rev");
+  if (info.Length() < 2 || !info[1].IsArray()) throw Napi::TypeError::New(env, "ops must be an array");
+  Napi::Array arr = info[1].As<Napi::Array>();
+  std::vector<QueryOp> ops;
+  ops.reserve(arr.Length());
+  for (uint32_t i = 0; i < arr.Length(); i++) {
+    Napi::Value v = arr.Get(i);
+    if (!v.IsObject()) throw Napi::TypeError::New(env, "each op must be an object");
+    Napi::Object o = v.As<Napi::Object>();
+    QueryOp op;
+    op.op = OptString(o, "op").value_or("");
+    if (op.op != "stat" && op.op != "list" && op.op != "read" && op.op != "readlink") {
+      throw Napi::TypeError::New(env, "op must be one of stat, list, read, readlink");
+    }
+    op.path = OptString(o, "path").value_or("/");
+    op.optional = OptBool(o, "optional", false);
+    op.maxBytes = OptInt(o, "maxBytes", 0, 0, INT64_C(1) << 40);
+    ops.push_back(std::move(op));
+  }
+  return (new QueryWorker(info, this, rev, std::move(ops)))->Start();
+}
+
+// ---- transactions and commits ----
+
+Napi::Value Repo::PrepareTransaction(const Napi::CallbackInfo& info) {
+  return (new SimpleWorker(info, "ostree-sysext:prepareTransaction", this, info[0],
+                           [](OstreeRepo* r, GCancellable* c, GError** err) {
+                             gboolean resume = FALSE;
+                             return ostree_repo_prepare_transaction(r, &resume, c, err);
+                           }))
+      ->Start();
+}
+
+class CommitTransactionWorker : public RepoWorker {
+ public:
+  CommitTransactionWorker(const Napi::CallbackInfo& info, Repo* self)
+      : RepoWorker(info, "ostree-sysext:commitTransaction", self, info[0]) {}
+
+ protected:
+  void Run() override {
+    GError* err = nullptr;
+    if (!ostree_repo_commit_transaction(repo(), &stats_, cancellable_, &err)) Fail(err);
+  }
+  Napi::Value Result(Napi::Env env) override {
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("metadataObjectsTotal", stats_.metadata_objects_total);
+    o.Set("metadataObjectsWritten", stats_.metadata_objects_written);
+    o.Set("contentObjectsTotal", stats_.content_objects_total);
+    o.Set("contentObjectsWritten", stats_.content_objects_written);
+    o.Set("contentBytesWritten", Napi::Number::New(env, static_cast<double>(stats_.content_bytes_written)));
+    return o;
+  }
+
+ private:
+  OstreeRepoTransactionStats stats_{};
+};
+
+Napi::Value Repo::CommitTransaction(const Napi::CallbackInfo& info) {
+  return (new CommitTransactionWorker(info, this))->Start();
+}
+
+Napi::Value Repo::AbortTransaction(const Napi::CallbackInfo& info) {
+  // Never cancellable: an abort must always run to completion.
+  return (new SimpleWorker(info, "ostree-sysext:abortTransaction", this, info.Env().Undefined(),
+                           [](OstreeRepo* r, GCancellable*, GError** err) { return ostree_repo_abort_transaction(r, nullptr, err); }))
+      ->Start();
+}
+
+// transactionSetRef(remote|null, ref, checksum|null): in memory until commitTransaction.
+Napi::Value Repo::TransactionSetRef(const Napi::CallbackInfo& info) {
+  std::optional<std::string> remote = ArgOptString(info, 0, "remote");
+  std::string ref = ArgString(info, 1, "ref");
+  std::optional<std::string> checksum = ArgOptString(info, 2, "checksum");
+  ostree_repo_transaction_set_ref(Handle(info.Env()), remote ? remote->c_str() : nullptr, ref.c_str(),
+                                  checksum ? checksum->c_str() : nullptr);
+  return info.Env().Undefined();
+}
+
+struct CommitFilterData {
+  std::set<std::string> skip;
+  int64_t uid = -1;
+  int64_t gid = -1;
+};
+
+static OstreeRepoCommitFilterResult CommitFilter(OstreeRepo*, const char* path, GFileInfo* fi, gpointer user_data) {
+  auto* d = static_cast<CommitFilterData*>(user_data);
+  if (!d->skip.empty() && d->skip.count(path)) return OSTREE_REPO_COMMIT_FILTER_SKIP;
+  if (d->uid >= 0) g_file_info_set_attribute_uint32(fi, "unix::uid", static_cast<guint32>(d->uid));
+  if (d->gid >= 0) g_file_info_set_attribute_uint32(fi, "unix::gid", static_cast<guint32>(d->gid));
+  return OSTREE_REPO_COMMIT_FILTER_ALLOW;
+}
+
+class WriteCommitWorker : public RepoWorker {
+ public:
+  WriteCommitWorker(const Napi::CallbackInfo& info, Repo* self, Napi::Object o)
+      : RepoWorker(info, "ostree-sysext:writeCommit", self, info[1]) {
+    Napi::Env env = info.Env();
+    auto tree = OptString(o, "tree");
+    auto archive = OptString(o, "archive");
+    if (!tree && !archive) throw Napi::TypeError::New(env, "tree or archive is required");
+    if (tree) tree_ = *tree;
+    if (archive) archive_ = *archive;
+    subject_ = OptString(o, "subject").value_or("");
+    body_ = OptString(o, "body");
+    parent_ = OptString(o, "parent");
+    timestamp_ = static_cast<guint64>(OptInt(o, "timestamp", static_cast<int64_t>(g_get_real_time() / G_USEC_PER_SEC), 0,
+                                              INT64_C(253402300799)));
+    metadata_ = VariantRef(JsToVardict(env, o.Get("metadata")));
+    filter_ = std::make_unique<CommitFilterData>();
+    for (auto& p : OptStringArray(o, "skip")) filter_->skip.insert(p);
+    filter_->uid = OptInt(o, "uid", -1, -1, G_MAXUINT32);
+    filter_->gid = OptInt(o, "gid", -1, -1, G_MAXUINT32);
+    flags_ = OSTREE_REPO_COMMIT_MODIFIER_FLAGS_NONE;
+    if (OptBool(o, "canonicalPermissions", false))
+      flags_ = static_cast<OstreeRepoCommitModifierFlags>(flags_ | OSTREE_REPO_COMMIT_MODIFIER_FLAGS_CANONICAL_PERMISSIONS);
+    if (OptBool(o, "skipXattrs", false))
+      flags_ = static_cast<OstreeRepoCommitModifierFlags>(flags_ | OSTREE_REPO_COMMIT_MODIFIER_FLAGS_SKIP_XATTRS);
+    if (OptBool(o, "generateSizes", false))
+      flags_ = static_cast<OstreeRepoCommitModifierFlags>(flags_ | OSTREE_REPO_COMMIT_MODIFIER_FLAGS_GENERATE_SIZES);
+    OstreeRepoDevInoCache* cache = DevInoFrom(o.Get("devinoCache"));
+    if (cache) {
+      devino_ = ostree_repo_devino_cache_ref(cache);
+      // On bare-user-only the devino cache only hits with this flag (LIBOSTREE.md).
+      flags_ = static_cast<OstreeRepoCommitModifierFlags>(flags_ | OSTREE_REPO_COMMIT_MODIFIER_FLAGS_DEVINO_CANONICAL);
+    }
+    archiveAutocreateParents_ = OptBool(o, "archiveAutocreateParents", true);
+  }
+  ~WriteCommitWorker() override {
+    if (devino_) ostree_repo_devino_cache_unref(devino_);
+  }
+
+ protected:
+  void Run() override {
+    GError* err = nullptr;
+    bool needFilter = !filter_->skip.empty() || filter_->uid >= 0 || filter_->gid >= 0;
+    g_autoptr(OstreeRepoCommitModifier) modifier =
+        ostree_repo_commit_modifier_new(flags_, needFilter ? CommitFilter : nullptr, filter_.get(), nullptr);
+    if (devino_) ostree_repo_commit_modifier_set_devino_cache(modifier, devino_);
+    g_autoptr(OstreeMutableTree) mtree = ostree_mutable_tree_new();
+    if (!tree_.empty()) {
+      if (!ostree_repo_write_dfd_to_mtree(repo(), AT_FDCWD, tree_.c_str(), mtree, modifier, cancellable_, &err)) {
+        Fail(err);
+        return;
+      }
+    } else {
+      g_autoptr(GFile) f = g_file_new_for_path(archive_.c_str());
+      // libostree opens and reads the archive itself (libarchive) from a GFile.
+      if (!ostree_repo_write_archive_to_mtree(repo(), f, mtree, modifier, archiveAutocreateParents_, cancellable_, &err)) {
+        Fail(err);
+        return;
+      }
+    }
+    g_autoptr(GFile) root = nullptr;
+    if (!ostree_repo_write_mtree(repo(), mtree, &root, cancellable_, &err)) {
+      Fail(err);
+      return;
+    }
+    char* out = nullptr;
+    if (!ostree_repo_write_commit_with_time(repo(), parent_ ? parent_->c_str() : nullptr, subject_.c_str(),
+                                            body_ ? body_->c_str() : nullptr, metadata_.v, OSTREE_REPO_FILE(root), timestamp_,
+                                            &out, cancellable_, &err)) {
+      Fail(err);
+      return;
+    }
+    checksum_ = out;
+    g_free(out);
+  }
+  Napi::Value Result(Napi::Env env) override { return Napi::String::New(env, checksum_); }
+
+ private:
+  std::string tree_;
+  std::string archive_;
+  bool archiveAutocreateParents_ = true;
+  std::string subject_;
+  std::optional<std::string> body_;
+  std::optional<std::string> parent_;
+  guint64 timestamp_ = 0;
+  VariantRef metadata_;
+  std::unique_ptr<CommitFilterData> filter_;
+  OstreeRepoCommitModifierFlags flags_;
+  OstreeRepoDevInoCache* devino_ = nullptr;
+  std::string checksum_;
+};
+
+// writeCommit({ tree | archive, subject, body, parent, timestamp, metadata, skip, uid, gid,
+//   canonicalPermissions, skipXattrs, devinoCache }, cancellable) -> checksum.
+// Must run inside a transaction (lib/ guarantees it).
+Napi::Value Repo::WriteCommit(const Napi::CallbackInfo& info) {
+  Napi::Object o = ArgObject(info, 0, "options");
+  return (new WriteCommitWorker(info, this, o))->Start();
+}
+
+Napi::Value Repo::WriteArchive(const Napi::CallbackInfo& info) { return WriteCommit(info); }
+
+// ---- checkout ----
+
+class CheckoutWorker : public RepoWorker {
+ public:
+  CheckoutWorker(const Napi::CallbackInfo& info, Repo* self, std::string commit, std::string dest, Napi::Object o)
+      : RepoWorker(info, "ostree-sysext:checkout", self, info[3]), commit_(std::move(commit)), dest_(std::move(dest)) {
+    Napi::Env env = info.Env();
+    std::string mode = OptString(o, "mode").value_or("none");
+    if (mode == "none") opts_.mode = OSTREE_REPO_CHECKOUT_MODE_NONE;
+    else if (mode == "user") opts_.mode = OSTREE_REPO_CHECKOUT_MODE_USER;
+    else throw Napi::TypeError::New(env, "mode must be 'none' or 'user'");
+    std::string ow = OptString(o, "overwrite").value_or("none");
+    if (ow == "none") opts_.overwrite_mode = OSTREE_REPO_CHECKOUT_OVERWRITE_NONE;
+    else if (ow == "union") opts_.overwrite_mode = OSTREE_REPO_CHECKOUT_OVERWRITE_UNION_FILES;
+    else if (ow == "add-files") opts_.overwrite_mode = OSTREE_REPO_CHECKOUT_OVERWRITE_ADD_FILES;
+    else if (ow == "union-identical") opts_.overwrite_mode = OSTREE_REPO_CHECKOUT_OVERWRITE_UNION_IDENTICAL;
+    else throw Napi::TypeError::New(env, "overwrite must be none, union, add-files or union-identical");
+    std::string hl = OptString(o, "hardlinks").value_or("allow");
+    if (hl == "require") opts_.no_copy_fallback = TRUE;
+    else if (hl == "never") opts_.force_copy = TRUE;
+    else if (hl != "allow") throw Napi::TypeError::New(env, "hardlinks must be allow, require or never");
+    opts_.process_whiteouts = OptBool(o, "processWhiteouts", false);
+    opts_.bareuseronly_dirs = OptBool(o, "bareuseronlyDirs", false);
+    opts_.force_copy_zerosized = OptBool(o, "forceCopyZerosized", false);
+    subpath_ = OptString(o, "subpath");
+    OstreeRepoDevInoCache* cache = DevInoFrom(o.Get("devinoCache"));
+    if (cache) devino_ = ostree_repo_devino_cache_ref(cache);
+  }
+  ~CheckoutWorker() override {
+    if (devino_) ostree_repo_devino_cache_unref(devino_);
+  }
+
+ protected:
+  void Run() override {
+    GError* err = nullptr;
+    if (subpath_) opts_.subpath = subpath_->c_str();
+    if (devino_) opts_.devino_to_csum_cache = devino_;
+    if (!ostree_repo_checkout_at(repo(), &opts_, AT_FDCWD, dest_.c_str(), commit_.c_str(), cancellable_, &err)) Fail(err);
+  }
+
+ private:
+  std::string commit_;
+  std::string dest_;
+  std::optional<std::string> subpath_;
+  OstreeRepoCheckoutAtOptions opts_{};  // zeroed, as libostree requires
+  OstreeRepoDevInoCache* devino_ = nullptr;
+};
+
+// checkout(commit, dest, { mode, overwrite, hardlinks, subpath, processWhiteouts, devinoCache }, cancellable)
+Napi::Value Repo::Checkout(const Napi::CallbackInfo& info) {
+  std::string commit = ArgString(info, 0, "commit");
+  std::string dest = ArgString(info, 1, "destination");
+  Napi::Object o = ArgObject(info, 2, "options");
+  return (new CheckoutWorker(info, this, commit, dest, o))->Start();
+}
+
+// ---- prune / fsck ----
+
+class PruneWorker : public RepoWorker {
+ public:
+  PruneWorker(const Napi::CallbackInfo& info, Repo* self, OstreeRepoPruneFlags flags, int depth)
+      : RepoWorker(info, "ostree-sysext:prune", self, info[1]), flags_(flags), depth_(depth) {}
+
+ protected:
+  void Run() override {
+    GError* err = nullptr;
+    if (!ostree_repo_prune(repo(), flags_, depth_, &total_, &pruned_, &freed_, cancellable_, &err)) Fail(err);
+  }
+  Napi::Value Result(Napi::Env env) override {
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("objectsTotal", total_);
+    o.Set("objectsPruned", pruned_);
+    o.Set("bytesFreed", Napi::Number::New(env, static_cast<double>(freed_)));
+    return o;
+  }
+
+ private:
+  OstreeRepoPruneFlags flags_;
+  int depth_;
+  gint total_ = 0, pruned_ = 0;
+  guint64 freed_ = 0;
+};
+
+// prune({ refsOnly, noPrune, depth }, cancellable)
+Napi::Value Repo::Prune(const Napi::CallbackInfo& info) {
+  Napi::Object o = ArgObject(info, 0, "options");
+  int flags = OSTREE_REPO_PRUNE_FLAGS_NONE;
+  if (OptBool(o, "refsOnly", false)) flags |= OSTREE_REPO_PRUNE_FLAGS_REFS_ONLY;
+  if (OptBool(o, "noPrune", false)) flags |= OSTREE_REPO_PRUNE_FLAGS_NO_PRUNE;
+  int depth = static_cast<int>(OptInt(o, "depth", -1, -1, G_MAXINT32));
+  return (new PruneWorker(info, this, static_cast<OstreeRepoPruneFlags>(flags), depth))->Start();
+}
+
+struct FsckProblem {
+  std::string checksum;
+  std::string type;
+  std::string message;
+};
+
+class FsckWorker : public RepoWorker {
+ public:
+  FsckWorker(const Napi::CallbackInfo& info, Repo* self) : RepoWorker(info, "ostree-sysext:fsck", self, info[0]) {}
+
+ protected:
+  void Run() override {
+    GError* err = nullptr;
+    g_autoptr(GHashTable) refs = nullptr;
+    if (!ostree_repo_list_refs_ext(repo(), nullptr, &refs, OSTREE_REPO_LIST_REFS_EXT_NONE, cancellable_, &err)) {
+      Fail(err);
+      return;
+    }
+    g_autoptr(GHashTable) reachable = ostree_repo_traverse_new_reachable();
+    std::set<std::string> seenCommits;
+    GHashTableIter it;
+    gpointer k, v;
+    g_hash_table_iter_init(&it, refs);
+    while (g_hash_table_iter_next(&it, &k, &v)) {
+      const char* csum = static_cast<const char*>(v);
+      if (!seenCommits.insert(csum).second) continue;
+      // Partial commits (shallow or interrupted pulls) are legitimately incomplete.
+      OstreeRepoCommitState state;
+      g_autoptr(GVariant) commit = nullptr;
+      if (!ostree_repo_load_commit(repo(), csum, &commit, &state, &err)) {
+        problems_.push_back({csum, "commit", err->message});
+        missing_.push_back(problems_.size() - 1);
+        g_clear_error(&err);
+        continue;
+      }
+      if (state & OSTREE_REPO_COMMIT_STATE_PARTIAL) {
+        partial_++;
+        continue;
+      }
+      if (!ostree_repo_traverse_commit_union(repo(), csum, -1, reachable, cancellable_, &err)) {
+        if (g_error_matches(err, G_IO_ERROR, G_IO_ERROR_CANCELLED)) {
+          Fail(err);
+          return;
+        }
+        problems_.push_back({csum, "commit", std::string("traversal failed: ") + err->message});
+        missing_.push_back(problems_.size() - 1);
+        g_clear_error(&err);
+      }
+      commits_++;
+    }
+    g_hash_table_iter_init(&it, reachable);
+    while (g_hash_table_iter_next(&it, &k, nullptr)) {
+      const char* checksum = nullptr;
+      OstreeObjectType objtype;
+      ostree_object_name_deserialize(static_cast<GVariant*>(k), &checksum, &objtype);
+      objects_++;
+      if (!ostree_repo_fsck_object(repo(), objtype, checksum, cancellable_, &err)) {
+        if (g_error_matches(err, G_IO_ERROR, G_IO_ERROR_CANCELLED)) {
+          Fail(err);
+          return;
+        }
+        problems_.push_back({checksum, ostree_object_type_to_string(objtype), err->message});
+        if (g_error_matches(err, G_IO_ERROR, G_IO_ERROR_NOT_FOUND)) missing_.push_back(problems_.size() - 1);
+        else corrupt_.push_back(problems_.size() - 1);
+        g_clear_error(&err);
+      }
+    }
+  }
+  Napi::Value ProblemsToJs(Napi::Env env, const std::vector<size_t>& idx) {
+    Napi::Array a = Napi::Array::New(env, idx.size());
+    for (size_t i = 0; i < idx.size(); i++) {
+      const FsckProblem& p = problems_[idx[i]];
+      Napi::Object o = Napi::Object::New(env);
+      o.Set("checksum", p.checksum);
+      o.Set("objectType", p.type);
+      o.Set("message", p.message);
+      a.Set(static_cast<uint32_t>(i), o);
+    }
+    return a;
+  }
+  Napi::Value Result(Napi::Env env) override {
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("commitsChecked", commits_);
+    o.Set("partialCommits", partial_);
+    o.Set("objectsChecked", objects_);
+    o.Set("missing", ProblemsToJs(env, missing_));
+    o.Set("corrupt", ProblemsToJs(env, corrupt_));
+    return o;
+  }
+
+ private:
+  std::vector<FsckProblem> problems_;
+  std::vector<size_t> missing_, corrupt_;
+  uint32_t commits_ = 0, partial_ = 0, objects_ = 0;
+};
+
+// fsck(cancellable) -> { commitsChecked, objectsChecked, missing[], corrupt[] }
+Napi::Value Repo::Fsck(const Napi::CallbackInfo& info) { return (new FsckWorker(info, this))->Start(); }
+
+}  // namespace osx

@@ -1,0 +1,231 @@
+/**
+ * The contract of the native addon (`build/Release/ostree_sysext.node`). Only lib/ calls it;
+ * lib/ validates every argument first, the addon re-checks types as a backstop.
+ *
+ * GVariant → JS mapping used for metadata: b → boolean; y n q i u h d → number; x t → number
+ * when it is a safe integer, else bigint; s o g → string; ay → Buffer; a{s*} → object;
+ * other arrays and tuples → arrays; v → its content; maybe → value or null.
+ * JS → GVariant (a{sv}): string → s, boolean → b, integer → x, other number → d, bigint → x,
+ * Uint8Array → ay, string[] → as, other arrays → av, object → a{sv},
+ * `{ $variant: 'u', value }` → that exact type.
+ * @internal
+ */
+
+export interface NativeCancellable {
+  cancel(): void;
+  readonly cancelled: boolean;
+}
+
+export interface NativeDevInoCache {
+  readonly __brand?: 'DevInoCache';
+}
+
+export interface NativeEntry {
+  name: string;
+  path: string;
+  type: 'file' | 'dir' | 'symlink' | 'special';
+  mode: number;
+  uid: number;
+  gid: number;
+  size: number;
+  target?: string;
+  checksum?: string;
+}
+
+export type NativeQueryOp =
+  | { op: 'stat' | 'list' | 'readlink'; path: string; optional?: boolean }
+  | { op: 'read'; path: string; optional?: boolean; maxBytes?: number };
+
+export type NativeQueryResult = NativeEntry | NativeEntry[] | Buffer | string | null;
+
+export interface NativeCommit {
+  checksum: string;
+  subject: string;
+  body: string;
+  timestamp: number;
+  parent: string | null;
+  version: string | null;
+  contentChecksum: string | null;
+  metadata: Record<string, unknown>;
+  detachedMetadata: Record<string, unknown> | null;
+  partial: boolean;
+}
+
+export interface NativeTransactionStats {
+  metadataObjectsTotal: number;
+  metadataObjectsWritten: number;
+  contentObjectsTotal: number;
+  contentObjectsWritten: number;
+  contentBytesWritten: number;
+}
+
+export interface NativeWriteCommitOptions {
+  tree?: string;
+  archive?: string;
+  archiveAutocreateParents?: boolean;
+  subject?: string;
+  body?: string;
+  parent?: string;
+  timestamp?: number;
+  metadata?: Record<string, unknown>;
+  skip?: string[];
+  uid?: number;
+  gid?: number;
+  canonicalPermissions?: boolean;
+  skipXattrs?: boolean;
+  generateSizes?: boolean;
+  devinoCache?: NativeDevInoCache;
+}
+
+export interface NativeCheckoutOptions {
+  mode?: 'none' | 'user';
+  overwrite?: 'none' | 'union' | 'add-files' | 'union-identical';
+  hardlinks?: 'allow' | 'require' | 'never';
+  subpath?: string;
+  processWhiteouts?: boolean;
+  bareuseronlyDirs?: boolean;
+  forceCopyZerosized?: boolean;
+  devinoCache?: NativeDevInoCache;
+}
+
+export interface NativeFsckProblem {
+  checksum: string;
+  objectType: string;
+  message: string;
+}
+
+export interface NativeFsckResult {
+  commitsChecked: number;
+  partialCommits: number;
+  objectsChecked: number;
+  missing: NativeFsckProblem[];
+  corrupt: NativeFsckProblem[];
+}
+
+export interface NativePruneResult {
+  objectsTotal: number;
+  objectsPruned: number;
+  bytesFreed: number;
+}
+
+export interface NativeRemoteAddOptions {
+  url: string;
+  /** Remote options written to the config section (gpg-verify, …), as strings. */
+  options?: Record<string, string>;
+  /** Fail (false) or replace (true) when the remote exists. */
+  replace?: boolean;
+}
+
+export interface NativePullProgress {
+  fetched: number;
+  requested: number;
+  scannedMetadata: number;
+  bytesTransferred: number;
+  fetchedDeltaParts: number;
+  totalDeltaParts: number;
+  outstandingFetches: number;
+  status: string;
+  done: boolean;
+}
+
+export interface NativePullOptions {
+  remote: string;
+  refs?: string[];
+  depth?: number;
+  mirror?: boolean;
+  commitOnly?: boolean;
+  overrideUrl?: string;
+  gpgVerify?: boolean;
+  gpgVerifySummary?: boolean;
+  networkRetries?: number;
+  httpHeaders?: Record<string, string>;
+  disableStaticDeltas?: boolean;
+  requireStaticDeltas?: boolean;
+  overrideCommitIds?: string[];
+  timeoutSeconds?: number;
+  lowSpeedLimitBytes?: number;
+  updateFrequencyMs?: number;
+  onProgress?: (p: NativePullProgress) => void;
+}
+
+export interface NativeSignature {
+  keyId: string;
+  fingerprint: string;
+  primaryFingerprint: string;
+  valid: boolean;
+  sigExpired: boolean;
+  keyExpired: boolean;
+  keyRevoked: boolean;
+  keyMissing: boolean;
+  timestamp: number;
+  expiresAt: number;
+  user: string | null;
+}
+
+export interface NativeRepo {
+  readonly closed: boolean;
+  readonly path: string;
+  readonly mode: 'bare' | 'archive' | 'bare-user' | 'bare-user-only' | 'bare-split-xattrs';
+  close(): void;
+  getConfig(): Record<string, Record<string, string>>;
+  setConfig(section: string, key: string | null, value: string | null, c?: NativeCancellable): Promise<void>;
+  listRefs(prefix: string | null, opts: { remotes?: boolean }, c?: NativeCancellable): Promise<Record<string, string>>;
+  resolveRev(rev: string, allowNoent: boolean, c?: NativeCancellable): Promise<string | null>;
+  setRefImmediate(remote: string | null, ref: string, checksum: string | null, c?: NativeCancellable): Promise<void>;
+  loadCommits(rev: string, maxCount: number, c?: NativeCancellable): Promise<{ commits: NativeCommit[]; truncated: boolean }>;
+  writeDetachedMetadata(checksum: string, metadata: Record<string, unknown> | null, c?: NativeCancellable): Promise<void>;
+  query(rev: string, ops: NativeQueryOp[], c?: NativeCancellable): Promise<{ commit: string; results: NativeQueryResult[] }>;
+  prepareTransaction(c?: NativeCancellable): Promise<void>;
+  commitTransaction(c?: NativeCancellable): Promise<NativeTransactionStats>;
+  abortTransaction(): Promise<void>;
+  transactionSetRef(remote: string | null, ref: string, checksum: string | null): void;
+  writeCommit(opts: NativeWriteCommitOptions, c?: NativeCancellable): Promise<string>;
+  checkout(commit: string, dest: string, opts: NativeCheckoutOptions, c?: NativeCancellable): Promise<void>;
+  prune(opts: { refsOnly?: boolean; noPrune?: boolean; depth?: number }, c?: NativeCancellable): Promise<NativePruneResult>;
+  fsck(c?: NativeCancellable): Promise<NativeFsckResult>;
+  remoteAdd(name: string, opts: NativeRemoteAddOptions, c?: NativeCancellable): Promise<void>;
+  remoteDelete(name: string, c?: NativeCancellable): Promise<void>;
+  remoteList(): string[];
+  remoteGpgImport(name: string, keys: Buffer, c?: NativeCancellable): Promise<number>;
+  remoteListRefs(name: string, c?: NativeCancellable): Promise<Record<string, string>>;
+  remoteFetchSummary(name: string, c?: NativeCancellable): Promise<{ summary: Buffer; signatures: Buffer | null }>;
+  pull(opts: NativePullOptions, c?: NativeCancellable): Promise<void>;
+  signCommit(checksum: string, keyId: string, homedir: string | null, c?: NativeCancellable): Promise<void>;
+  verifyCommit(checksum: string, opts: { remote?: string; keyringDir?: string; keyrings?: string[] }, c?: NativeCancellable): Promise<NativeSignature[]>;
+  regenerateSummary(opts: { keyIds?: string[]; homedir?: string }, c?: NativeCancellable): Promise<void>;
+  generateDelta(opts: { from: string | null; to: string; inlineParts?: boolean }, c?: NativeCancellable): Promise<void>;
+}
+
+export interface NativeDeployment {
+  index: number;
+  osname: string;
+  checksum: string;
+  serial: number;
+  bootSerial: number;
+  booted: boolean;
+  staged: boolean;
+  pinned: boolean;
+  path: string;
+  refspec: string | null;
+}
+
+export interface NativeSysroot {
+  readonly path: string;
+  reload(c?: NativeCancellable): Promise<void>;
+  deployments(): NativeDeployment[];
+  close(): void;
+}
+
+export interface NativeModule {
+  Cancellable: new () => NativeCancellable;
+  DevInoCache: new () => NativeDevInoCache;
+  Repo: {
+    create(path: string, mode: string, opts: { disableFsync?: boolean }, c?: NativeCancellable): Promise<NativeRepo>;
+    open(path: string, opts: { disableFsync?: boolean }, c?: NativeCancellable): Promise<NativeRepo>;
+  };
+  Sysroot: {
+    load(path: string, c?: NativeCancellable): Promise<NativeSysroot>;
+  };
+  setErrorConstructor(ctor: new (message: string, details: { domain: string; gerrorCode: number }) => Error): void;
+  version: { libostree: string; libostreeRuntime: boolean };
+}
