@@ -158,6 +158,7 @@ export class OstreeError extends Error {
   /** What the library was doing when it failed, if known. */
   operation?: string;
 
+  /** Normally called by the native layer; `details` carries the GError domain and code. */
   constructor(message: string, details: OstreeErrorDetails) {
     super(details.operation ? `${details.operation}: ${message}` : message, details.cause === undefined ? undefined : { cause: details.cause });
     this.name = 'OstreeError';
@@ -193,6 +194,7 @@ export function isOstreeError(e: unknown, code?: OstreeErrorCode): e is OstreeEr
 export class AbortError extends Error {
   /** Always `ABORT_ERR`, as in Node's own APIs. */
   readonly code = 'ABORT_ERR';
+  /** @param options.cause the signal's `reason`. */
   constructor(message = 'The operation was aborted', options?: { cause?: unknown }) {
     super(message, options);
     this.name = 'AbortError';
@@ -203,6 +205,7 @@ export class AbortError extends Error {
 export class ArgumentError extends TypeError {
   /** `ERR_INVALID_ARG_TYPE` for a wrong type, `ERR_INVALID_ARG_VALUE` for a bad value. */
   readonly code: 'ERR_INVALID_ARG_TYPE' | 'ERR_INVALID_ARG_VALUE';
+  /** @param code Node's error code for the kind of mistake. */
   constructor(message: string, code: 'ERR_INVALID_ARG_TYPE' | 'ERR_INVALID_ARG_VALUE' = 'ERR_INVALID_ARG_TYPE') {
     super(message);
     this.name = 'TypeError';

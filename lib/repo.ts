@@ -222,6 +222,7 @@ export type QueryResult = CommitEntry | CommitEntry[] | Buffer | string | null;
 export class DevInoCache {
   /** @internal */
   readonly native: NativeDevInoCache;
+  /** An empty cache. */
   constructor() {
     this.native = new (native().DevInoCache)();
   }
