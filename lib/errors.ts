@@ -194,7 +194,7 @@ export function isOstreeError(e: unknown, code?: OstreeErrorCode): e is OstreeEr
 export class AbortError extends Error {
   /** Always `ABORT_ERR`, as in Node's own APIs. */
   readonly code = 'ABORT_ERR';
-  /** @param options.cause the signal's `reason`. */
+  /** An abort error; `options.cause` is usually the signal's `reason`. */
   constructor(message = 'The operation was aborted', options?: { cause?: unknown }) {
     super(message, options);
     this.name = 'AbortError';
@@ -205,7 +205,7 @@ export class AbortError extends Error {
 export class ArgumentError extends TypeError {
   /** `ERR_INVALID_ARG_TYPE` for a wrong type, `ERR_INVALID_ARG_VALUE` for a bad value. */
   readonly code: 'ERR_INVALID_ARG_TYPE' | 'ERR_INVALID_ARG_VALUE';
-  /** @param code Node's error code for the kind of mistake. */
+  /** A bad-argument error; `code` tells a wrong type from a bad value. */
   constructor(message: string, code: 'ERR_INVALID_ARG_TYPE' | 'ERR_INVALID_ARG_VALUE' = 'ERR_INVALID_ARG_TYPE') {
     super(message);
     this.name = 'TypeError';
