@@ -477,7 +477,9 @@ struct QueryOp {
 static const char* kQueryAttrs = "standard::name,standard::type,standard::size,standard::symlink-target,unix::mode,unix::uid,unix::gid";
 
 static void FillEntry(Entry& e, GFile* f, GFileInfo* fi, const std::string& path) {
-  e.name = g_file_info_get_name(fi);
+  // The root of a commit has no name (NULL): std::string would crash on it.
+  const char* name = g_file_info_get_name(fi);
+  e.name = name ? name : "";
   e.path = path;
   switch (g_file_info_get_file_type(fi)) {
     case G_FILE_TYPE_DIRECTORY: e.type = "dir"; break;
