@@ -124,6 +124,8 @@ export interface CommitOptions extends CallOptions {
   tree?: string;
   /** A tar archive (any format libarchive reads) to commit instead of a directory. */
   archive?: string;
+  /** Reuse the tree of this commit (checksum or ref): a new commit object, no content written. */
+  fromCommit?: string;
   subject?: string;
   body?: string;
   /** Commit metadata; `version` below is a shortcut for `metadata.version`. */
@@ -529,10 +531,12 @@ export class Repo {
   /** @internal */
   async _writeCommit(opts: CommitOptions, tx: Transaction): Promise<string> {
     const o = is.options<CommitOptions>('options', opts);
-    if ((o.tree === undefined) === (o.archive === undefined)) throw new ArgumentError('exactly one of tree and archive is required');
+    const sources = [o.tree, o.archive, o.fromCommit].filter((x) => x !== undefined).length;
+    if (sources !== 1) throw new ArgumentError('exactly one of tree, archive and fromCommit is required');
     const n: NativeWriteCommitOptions = {};
     if (o.tree !== undefined) n.tree = is.nonEmpty('tree', o.tree);
     if (o.archive !== undefined) n.archive = is.nonEmpty('archive', o.archive);
+    if (o.fromCommit !== undefined) n.fromCommit = is.isChecksum(is.string('fromCommit', o.fromCommit)) ? o.fromCommit : await this.resolve(is.rev('fromCommit', o.fromCommit));
     n.subject = is.optString('subject', o.subject) ?? '';
     if (o.body !== undefined) n.body = is.string('body', o.body);
     const metadata = { ...is.options<Record<string, MetadataValue>>('metadata', o.metadata) } as Record<string, MetadataValue>;
@@ -563,7 +567,7 @@ export class Repo {
       if (!(o.devinoCache instanceof DevInoCache)) throw new ArgumentError('devinoCache must be a DevInoCache');
       n.devinoCache = o.devinoCache.native;
     }
-    const what = n.tree ?? n.archive;
+    const what = n.tree ?? n.archive ?? n.fromCommit;
     const checksum = await cancellable(`commit ${what}`, is.signal(o.signal), (c) => this._native.writeCommit(n, c));
     if (ref !== undefined) tx.setRef(ref, checksum);
     return checksum;

@@ -735,9 +735,11 @@ class WriteCommitWorker : public RepoWorker {
     Napi::Env env = info.Env();
     auto tree = OptString(o, "tree");
     auto archive = OptString(o, "archive");
-    if (!tree && !archive) throw Napi::TypeError::New(env, "tree or archive is required");
+    auto fromCommit = OptString(o, "fromCommit");
+    if (!tree && !archive && !fromCommit) throw Napi::TypeError::New(env, "tree, archive or fromCommit is required");
     if (tree) tree_ = *tree;
     if (archive) archive_ = *archive;
+    if (fromCommit) fromCommit_ = *fromCommit;
     subject_ = OptString(o, "subject").value_or("");
     body_ = OptString(o, "body");
     parent_ = OptString(o, "parent");
@@ -774,22 +776,14 @@ class WriteCommitWorker : public RepoWorker {
     g_autoptr(OstreeRepoCommitModifier) modifier =
         ostree_repo_commit_modifier_new(flags_, needFilter ? CommitFilter : nullptr, filter_.get(), nullptr);
     if (devino_) ostree_repo_commit_modifier_set_devino_cache(modifier, devino_);
-    g_autoptr(OstreeMutableTree) mtree = ostree_mutable_tree_new();
-    if (!tree_.empty()) {
-      if (!ostree_repo_write_dfd_to_mtree(repo(), AT_FDCWD, tree_.c_str(), mtree, modifier, cancellable_, &err)) {
-        Fail(err);
-        return;
-      }
-    } else {
-      g_autoptr(GFile) f = g_file_new_for_path(archive_.c_str());
-      // libostree opens and reads the archive itself (libarchive) from a GFile.
-      if (!ostree_repo_write_archive_to_mtree(repo(), f, mtree, modifier, archiveAutocreateParents_, cancellable_, &err)) {
-        Fail(err);
-        return;
-      }
-    }
     g_autoptr(GFile) root = nullptr;
-    if (!ostree_repo_write_mtree(repo(), mtree, &root, cancellable_, &err)) {
+    if (!fromCommit_.empty()) {
+      // Same tree, new commit object (new metadata/parent): no content is read or written.
+      if (!ostree_repo_read_commit(repo(), fromCommit_.c_str(), &root, nullptr, cancellable_, &err)) {
+        Fail(err);
+        return;
+      }
+    } else if (!WriteTree(modifier, &root, &err)) {
       Fail(err);
       return;
     }
@@ -803,11 +797,25 @@ class WriteCommitWorker : public RepoWorker {
     checksum_ = out;
     g_free(out);
   }
+
+  bool WriteTree(OstreeRepoCommitModifier* modifier, GFile** root, GError** errp) {
+    GError*& err = *errp;
+    g_autoptr(OstreeMutableTree) mtree = ostree_mutable_tree_new();
+    if (!tree_.empty()) {
+      if (!ostree_repo_write_dfd_to_mtree(repo(), AT_FDCWD, tree_.c_str(), mtree, modifier, cancellable_, &err)) return false;
+    } else {
+      g_autoptr(GFile) f = g_file_new_for_path(archive_.c_str());
+      // libostree opens and reads the archive itself (libarchive) from a GFile.
+      if (!ostree_repo_write_archive_to_mtree(repo(), f, mtree, modifier, archiveAutocreateParents_, cancellable_, &err)) return false;
+    }
+    return ostree_repo_write_mtree(repo(), mtree, root, cancellable_, &err);
+  }
   Napi::Value Result(Napi::Env env) override { return Napi::String::New(env, checksum_); }
 
  private:
   std::string tree_;
   std::string archive_;
+  std::string fromCommit_;
   bool archiveAutocreateParents_ = true;
   std::string subject_;
   std::optional<std::string> body_;

@@ -62,6 +62,7 @@ export interface NativeTransactionStats {
 export interface NativeWriteCommitOptions {
   tree?: string;
   archive?: string;
+  fromCommit?: string;
   archiveAutocreateParents?: boolean;
   subject?: string;
   body?: string;

@@ -1,0 +1,151 @@
+/**
+ * Builders create or update one extension from an outside source. The store validates and
+ * commits whatever a builder produces, recording the builder's name and context so
+ * `upgrade()` can run it again after a reboot.
+ * @module
+ */
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { lstat, readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Repo } from './repo.js';
+
+/** A builder's verdict on whether an extension can be updated. */
+export type UpdateStatus = 'available' | 'warn' | 'veto' | 'none' | 'unknown';
+
+/** Result of {@link Builder.checkUpdate}. */
+export interface UpdateCheck {
+  /**
+   * `available`: an update exists; `warn`: one exists but needs `force`; `veto`: it must not
+   * be applied; `none`: up to date; `unknown`: could not tell (offline, source gone).
+   */
+  status: UpdateStatus;
+  /** Why, in words for a person. */
+  message: string;
+}
+
+/** JSON-safe context a builder records with the extension (source path, remote, …). */
+export type BuilderContext = Record<string, unknown>;
+
+/** What a builder is given. */
+export interface BuildRequest {
+  /** The extension's name. */
+  name: string;
+  /** The context recorded at the last build (or given at install). */
+  context: BuilderContext;
+  /** The repository the extension lives in. */
+  repo: Repo;
+  /** The commit installed now, or null on first install. */
+  current: string | null;
+  /** Cancels the work. */
+  signal?: AbortSignal;
+}
+
+/** What a builder produced: a directory or archive to commit, or a commit already in the repo. */
+export type BuildOutput =
+  | { tree: string; context?: BuilderContext; subject?: string }
+  | { archive: string; context?: BuilderContext; subject?: string }
+  | { commit: string; context?: BuilderContext };
+
+/**
+ * A source of one extension. Implement it to let `ExtensionStore.build` and `upgrade` handle
+ * your own sources (a package feed, a CI artifact store, …).
+ * @example
+ * ```ts
+ * const builder: Builder = {
+ *   name: 'hello',
+ *   async checkUpdate() { return { status: 'none', message: 'always current' }; },
+ *   async build({ name }) { return { tree: await makeHelloTree(name) }; },
+ * };
+ * store.registerBuilder(builder);
+ * await store.build('hello', {}, { name: 'hello' });
+ * ```
+ */
+export interface Builder {
+  /** Unique name, recorded with every extension it builds. */
+  readonly name: string;
+  /** Says whether an update is available, without changing anything. */
+  checkUpdate(req: BuildRequest): Promise<UpdateCheck>;
+  /** Produces the extension's new content. */
+  build(req: BuildRequest): Promise<BuildOutput>;
+}
+
+const MAX_FINGERPRINT_ENTRIES = 1_000_000;
+
+/**
+ * A fingerprint of a directory tree (paths, types, modes, sizes, mtimes, link targets): it
+ * changes when anything in the tree changes, without reading file contents.
+ */
+export async function directoryFingerprint(root: string): Promise<string> {
+  const h = createHash('sha256');
+  let count = 0;
+  async function walk(rel: string): Promise<void> {
+    const entries = (await readdir(join(root, rel), { withFileTypes: true })).map((d) => d.name).sort();
+    for (const name of entries) {
+      if (++count > MAX_FINGERPRINT_ENTRIES) throw new Error(`${root} has more than ${MAX_FINGERPRINT_ENTRIES} entries`);
+      const p = rel ? `${rel}/${name}` : name;
+      const st = await lstat(join(root, p));
+      h.update(`${p}\0${st.mode}\0${st.size}\0${st.mtimeMs}\0${st.uid}:${st.gid}\n`);
+      if (st.isDirectory()) await walk(p);
+    }
+  }
+  await walk('');
+  return h.digest('hex');
+}
+
+/** SHA-256 of a file's content. */
+export async function fileSha256(path: string): Promise<string> {
+  const h = createHash('sha256');
+  for await (const chunk of createReadStream(path)) h.update(chunk as Buffer);
+  return h.digest('hex');
+}
+
+function contextPath(req: BuildRequest): string {
+  const p = req.context.path;
+  if (typeof p !== 'string' || p.length === 0) throw new TypeError(`the ${req.name} extension's builder context has no path`);
+  return p;
+}
+
+/** Built-in builder: an extension tree in a directory. Context `{ path, fingerprint }`. */
+export const directoryBuilder: Builder = {
+  name: 'directory',
+  async checkUpdate(req) {
+    const path = contextPath(req);
+    let now: string;
+    try {
+      now = await directoryFingerprint(path);
+    } catch (e) {
+      return { status: 'unknown', message: `cannot read ${path}: ${(e as Error).message}` };
+    }
+    return now === req.context.fingerprint
+      ? { status: 'none', message: `${path} is unchanged` }
+      : { status: 'available', message: `${path} changed since the last build` };
+  },
+  async build(req) {
+    const path = contextPath(req);
+    const fingerprint = await directoryFingerprint(path);
+    return { tree: path, context: { path, fingerprint }, subject: `Build ${req.name} from directory ${path}` };
+  },
+};
+
+/** Built-in builder: a tar archive (any format libarchive reads). Context `{ path, sha256 }`. */
+export const archiveBuilder: Builder = {
+  name: 'archive',
+  async checkUpdate(req) {
+    const path = contextPath(req);
+    let now: string;
+    try {
+      now = await fileSha256(path);
+    } catch (e) {
+      return { status: 'unknown', message: `cannot read ${path}: ${(e as Error).message}` };
+    }
+    return now === req.context.sha256
+      ? { status: 'none', message: `${path} is unchanged` }
+      : { status: 'available', message: `${path} changed since the last build` };
+  },
+  async build(req) {
+    const path = contextPath(req);
+    const sha256 = await fileSha256(path);
+    return { archive: path, context: { path, sha256 }, subject: `Build ${req.name} from archive ${path}` };
+  },
+};

@@ -1,0 +1,72 @@
+/**
+ * The refs ostree-sysext keeps in a repository (DESIGN.md "Refs and files"). Extension names
+ * are file names, which may hold characters a ref may not, so they are escaped reversibly.
+ * @module
+ */
+
+/** Prefix of installed-extension refs. */
+export const EXTENSION_REF_PREFIX = 'ostree-sysext/ext';
+/** Prefix of deployment-set refs. */
+export const SET_REF_PREFIX = 'ostree-sysext/set';
+
+const PLAIN = /[A-Za-z0-9.-]/;
+
+/**
+ * Escapes a name into one ref component: letters, digits, `.` and `-` stay (a leading `.` or
+ * `-` does not, since a ref component must start with a letter or digit); every other byte,
+ * `_` included, becomes `_XX` (hex). Reversible with {@link unescapeRefComponent}.
+ */
+export function escapeRefComponent(name: string): string {
+  let out = '';
+  const bytes = Buffer.from(name, 'utf8');
+  for (let i = 0; i < bytes.length; i++) {
+    const ch = String.fromCharCode(bytes[i]!);
+    const plain = bytes[i]! < 0x80 && PLAIN.test(ch) && !(i === 0 && (ch === '.' || ch === '-'));
+    out += plain ? ch : `_${bytes[i]!.toString(16).padStart(2, '0')}`;
+  }
+  return out;
+}
+
+/** Reverses {@link escapeRefComponent}; returns null for text it could not have produced. */
+export function unescapeRefComponent(component: string): string | null {
+  const bytes: number[] = [];
+  for (let i = 0; i < component.length; i++) {
+    const ch = component[i]!;
+    if (ch === '_') {
+      const hex = component.slice(i + 1, i + 3);
+      if (!/^[0-9a-f]{2}$/.test(hex)) return null;
+      bytes.push(parseInt(hex, 16));
+      i += 2;
+    } else if (PLAIN.test(ch)) {
+      bytes.push(ch.charCodeAt(0));
+    } else {
+      return null;
+    }
+  }
+  const s = Buffer.from(bytes).toString('utf8');
+  return escapeRefComponent(s) === component ? s : null;
+}
+
+/** The ref of an installed extension. */
+export function extensionRef(name: string): string {
+  return `${EXTENSION_REF_PREFIX}/${escapeRefComponent(name)}`;
+}
+
+/** The ref of the deployment set of an OS name. */
+export function setRef(osname: string): string {
+  return `${SET_REF_PREFIX}/${escapeRefComponent(osname)}`;
+}
+
+/** The name behind an extension ref, or null if `ref` is not one. */
+export function nameFromExtensionRef(ref: string): string | null {
+  const prefix = `${EXTENSION_REF_PREFIX}/`;
+  if (!ref.startsWith(prefix)) return null;
+  const rest = ref.slice(prefix.length);
+  if (rest.includes('/')) return null;
+  return unescapeRefComponent(rest);
+}
+
+/** The config section recording where an installed extension came from. */
+export function originSection(name: string): string {
+  return `ostree-sysext-origin "${escapeRefComponent(name)}"`;
+}

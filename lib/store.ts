@@ -1,0 +1,479 @@
+/**
+ * `ExtensionStore`: installed extensions kept in an OSTree repository, one ref each
+ * (`ostree-sysext/ext/<NAME>`), validated before they are installed, with their origin
+ * recorded durably so they can be upgraded after a reboot.
+ * @module
+ */
+import { archiveBuilder, directoryBuilder, type Builder, type BuilderContext, type BuildOutput, type UpdateCheck } from './builders.js';
+import * as is from './args.js';
+import type { Base } from './base.js';
+import { commitReader } from './commit-reader.js';
+import { checkCompatibility, type CompatibilityOptions, type CompatibilityReason } from './compat.js';
+import { ExtensionError } from './errors-domain.js';
+import { isOstreeError } from './errors.js';
+import { EXTENSION_REF_PREFIX, extensionRef, nameFromExtensionRef, originSection, SET_REF_PREFIX } from './refs.js';
+import { parseRelease } from './release.js';
+import type { CallOptions, Commit, Repo } from './repo.js';
+import { SerialQueue } from './signal.js';
+import { directoryReader, validateExtension, type TreeReader, type ValidationResult } from './validate.js';
+
+/** Where an installed extension came from: the builder that made it and its context. */
+export interface ExtensionOrigin {
+  /** Builder name (`directory`, `archive`, `remote`, or a registered one). */
+  builder: string;
+  /** What the builder needs to build it again (path, remote and ref, …). */
+  context: BuilderContext;
+}
+
+/** An extension's state against a base. */
+export type ExtensionState = 'compatible' | 'incompatible' | 'invalid';
+
+/** One installed extension, as {@link ExtensionStore.list} reports it. */
+export interface InstalledExtension {
+  name: string;
+  /** `sysext` or `confext`. */
+  kind: 'sysext' | 'confext';
+  /** The installed commit. */
+  commit: string;
+  /** `SYSEXT_VERSION_ID` / `CONFEXT_VERSION_ID`, else `VERSION_ID`, else the commit's version. */
+  version: string | null;
+  /** The extension-release fields. */
+  release: Record<string, string>;
+  /** Where it came from, or null if never recorded (installed by another tool). */
+  origin: ExtensionOrigin | null;
+  /** Commit time. */
+  timestamp: Date;
+  /** Total size of regular files, in bytes (recorded at install). */
+  size: number | null;
+  /** Against the base given to {@link ExtensionStore.list}: compatible or not, and why. */
+  state?: ExtensionState;
+  /** systemd's reason, when a base was given. */
+  reason?: CompatibilityReason;
+  /** True when the origin's tracking ref (remote installs) points at a newer commit. */
+  outdated: boolean;
+  /** Names of the OS deployment sets (osnames) that include this extension's commit. */
+  activeIn: string[];
+}
+
+/** Options for installs. */
+export interface InstallOptions extends CallOptions {
+  /** The extension's name; default: the name in its single release file. */
+  name?: string;
+  /** Replace an installed extension of the same name (its history is kept). Default false. */
+  replace?: boolean;
+  /** Commit subject. */
+  subject?: string;
+  /** Refuse warnings too (setuid files, content systemd ignores). Default false. */
+  strict?: boolean;
+}
+
+/** Result of {@link ExtensionStore.upgrade} for one extension. */
+export interface UpgradeOutcome {
+  name: string;
+  /** What the builder said. */
+  check: UpdateCheck;
+  /** `updated`, `skipped` (none / unknown / warn without force), `vetoed`, or `failed`. */
+  result: 'updated' | 'skipped' | 'vetoed' | 'failed';
+  /** Commit before and after (same when not updated). */
+  from: string;
+  to: string;
+  /** The error, when `failed`. */
+  error?: Error;
+}
+
+const META_NAME = 'ostree-sysext.name';
+const META_KIND = 'ostree-sysext.kind';
+const META_ORIGIN = 'ostree-sysext.origin';
+const META_SIZE = 'ostree-sysext.size';
+/** Metadata key of a set commit mapping each extension name to its commit. */
+export const META_SET_EXTENSIONS = 'ostree-sysext.extensions';
+
+function releasePaths(name: string): string[] {
+  return [`/usr/lib/extension-release.d/extension-release.${name}`, `/etc/extension-release.d/extension-release.${name}`];
+}
+
+function versionOf(kind: 'sysext' | 'confext', release: Record<string, string>, commitVersion: string | null): string | null {
+  const k = kind === 'sysext' ? 'SYSEXT_VERSION_ID' : 'CONFEXT_VERSION_ID';
+  return release[k] ?? release.VERSION_ID ?? commitVersion;
+}
+
+function invalid(name: string, result: ValidationResult, strict: boolean): ExtensionError | null {
+  const bad = result.problems.filter((p) => p.severity === 'error' || (strict && p.severity === 'warning'));
+  if (bad.length === 0) return null;
+  const list = bad.map((p) => `  - ${p.code}${p.path ? ` (${p.path})` : ''}: ${p.message}`).join('\n');
+  return new ExtensionError('INVALID_EXTENSION', `${name} is not a valid extension:\n${list}`, {
+    problems: bad.map((p) => ({ code: p.code, message: p.message, ...(p.path ? { path: p.path } : {}) })),
+  });
+}
+
+/** The validated extension's name (validation reports a tree without a release file as an error). */
+function nameOf(result: ValidationResult, fallback: string): string {
+  if (result.name === null) throw new ExtensionError('INVALID_EXTENSION', `${fallback}: cannot tell the extension's name (no release file)`);
+  return result.name;
+}
+
+async function treeSize(reader: TreeReader, path = ''): Promise<number> {
+  const entries = await reader.list(path);
+  let total = 0;
+  for (const e of entries ?? []) {
+    if (e.type === 'file') total += e.size ?? 0;
+    else if (e.type === 'dir') total += await treeSize(reader, path ? `${path}/${e.name}` : e.name);
+  }
+  return total;
+}
+
+/**
+ * Installed extensions in a repository.
+ *
+ * @example
+ * ```ts
+ * const repo = await Repo.open('/ostree/repo');
+ * const store = new ExtensionStore(repo);
+ * await store.installFromDirectory('./build/my-tools');        // validated, then committed
+ * const base = await baseFromDirectory('/');
+ * for (const ext of await store.list({ base })) console.log(ext.name, ext.version, ext.state);
+ * ```
+ */
+export class ExtensionStore {
+  /** The repository. */
+  readonly repo: Repo;
+  readonly #builders = new Map<string, Builder>();
+  readonly #writes = new SerialQueue();
+
+  /** A store over `repo`, with the built-in `directory` and `archive` builders registered. */
+  constructor(repo: Repo) {
+    this.repo = repo;
+    this.registerBuilder(directoryBuilder);
+    this.registerBuilder(archiveBuilder);
+  }
+
+  /** Adds (or replaces) a builder, so {@link ExtensionStore.build} and `upgrade` can use it. */
+  registerBuilder(builder: Builder): void {
+    if (typeof builder !== 'object' || builder === null || typeof builder.name !== 'string' || builder.name === '' ||
+        typeof builder.checkUpdate !== 'function' || typeof builder.build !== 'function') {
+      throw new TypeError('a builder needs a name, checkUpdate() and build()');
+    }
+    this.#builders.set(builder.name, builder);
+  }
+
+  /** The registered builder of that name, or undefined. */
+  builder(name: string): Builder | undefined {
+    return this.#builders.get(name);
+  }
+
+  /** Validates and installs the extension tree in `dir`. */
+  async installFromDirectory(dir: string, opts: InstallOptions = {}): Promise<InstalledExtension> {
+    is.nonEmpty('dir', dir);
+    return this.build('directory', { path: dir }, opts);
+  }
+
+  /** Validates and installs an extension from a tar archive (through libostree's libarchive import). */
+  async installFromArchive(archive: string, opts: InstallOptions = {}): Promise<InstalledExtension> {
+    is.nonEmpty('archive', archive);
+    return this.build('archive', { path: archive }, opts);
+  }
+
+  /**
+   * Runs builder `builderName` with `context`, validates what it produced, and installs it;
+   * the builder and its (updated) context are recorded as the extension's origin.
+   */
+  async build(builderName: string, context: BuilderContext, opts: InstallOptions = {}): Promise<InstalledExtension> {
+    const builder = this.#builders.get(is.nonEmpty('builder', builderName));
+    if (!builder) throw new ExtensionError('UNKNOWN_BUILDER', `no builder named '${builderName}' is registered`);
+    is.options('context', context);
+    const o = is.options<InstallOptions>('options', opts);
+    const wanted = o.name === undefined ? undefined : is.nonEmpty('name', o.name);
+    return this.#writes.run(async () => {
+      const current = wanted === undefined ? null : await this.repo.resolve(extensionRef(wanted), { allowMissing: true });
+      const out = await builder.build({ name: wanted ?? '', context, repo: this.repo, current, ...(o.signal ? { signal: o.signal } : {}) });
+      return this.#install(builder.name, out, context, o);
+    });
+  }
+
+  async #install(builderName: string, out: BuildOutput, context: BuilderContext, o: Partial<InstallOptions>): Promise<InstalledExtension> {
+    const strict = is.bool('strict', o.strict, false);
+    const recordedContext = out.context ?? context;
+    if ('tree' in out) {
+      // Validate the directory before anything is written.
+      const result = await validateExtension(directoryReader(out.tree), { strict, ...(o.name === undefined ? {} : { name: o.name }) });
+      const err = invalid(o.name ?? out.tree, result, strict);
+      if (err) throw err;
+      const name = nameOf(result, out.tree);
+      await this.#checkReplace(name, o.replace);
+      const size = await treeSize(directoryReader(out.tree));
+      const origin: ExtensionOrigin = { builder: builderName, context: recordedContext };
+      await this.#writeOrigin(name, origin);
+      await this.repo.commit({
+        tree: out.tree,
+        ref: extensionRef(name),
+        subject: o.subject ?? out.subject ?? `Install ${name}`,
+        metadata: { [META_NAME]: name, [META_KIND]: result.kind, [META_ORIGIN]: JSON.stringify(origin), [META_SIZE]: size },
+        ...(versionOf(result.kind, result.release, null) ? { version: versionOf(result.kind, result.release, null)! } : {}),
+        ...(o.signal ? { signal: o.signal } : {}),
+      });
+      return this.get(name);
+    }
+    // Archives and pulled commits are validated in the repository, before any ref points at them.
+    let commit: string;
+    if ('archive' in out) {
+      commit = await this.repo.transaction(async (tx) =>
+        tx.commit({ archive: out.archive, subject: o.subject ?? out.subject ?? 'Import archive', parent: null }),
+      );
+    } else {
+      commit = await this.repo.resolve(out.commit);
+    }
+    const reader = commitReader(this.repo, commit);
+    const result = await validateExtension(reader, { strict, ...(o.name === undefined ? {} : { name: o.name }) });
+    const err = invalid(o.name ?? builderName, result, strict);
+    if (err) throw err;
+    const name = nameOf(result, builderName);
+    await this.#checkReplace(name, o.replace);
+    const origin: ExtensionOrigin = { builder: builderName, context: recordedContext };
+    await this.#writeOrigin(name, origin);
+    if ('archive' in out) {
+      // Re-commit with our metadata and the right parent; the content objects are shared.
+      const size = await treeSize(reader);
+      const previous = await this.repo.resolve(extensionRef(name), { allowMissing: true });
+      const meta = await this.repo.loadCommit(commit);
+      commit = await this.repo.transaction(async (tx) => {
+        const version = versionOf(result.kind, result.release, null);
+        const c = await tx.commit({
+          fromCommit: commit,
+          subject: meta.subject,
+          parent: previous,
+          metadata: { [META_NAME]: name, [META_KIND]: result.kind, [META_ORIGIN]: JSON.stringify(origin), [META_SIZE]: size },
+          ...(version === null ? {} : { version }),
+        });
+        tx.setRef(extensionRef(name), c);
+        return c;
+      });
+    } else {
+      await this.repo.setRef(extensionRef(name), commit);
+    }
+    return this.get(name);
+  }
+
+  async #checkReplace(name: string, replace: boolean | undefined): Promise<void> {
+    if (replace) return;
+    const existing = await this.repo.resolve(extensionRef(name), { allowMissing: true });
+    if (existing !== null) {
+      throw new ExtensionError('ALREADY_INSTALLED', `${name} is already installed (commit ${existing.slice(0, 12)}); pass replace: true to update it`);
+    }
+  }
+
+  async #writeOrigin(name: string, origin: ExtensionOrigin): Promise<void> {
+    const section = originSection(name);
+    await this.repo.setConfig(section, 'builder', origin.builder);
+    await this.repo.setConfig(section, 'context', JSON.stringify(origin.context));
+  }
+
+  /** Where an installed extension came from, or null if unrecorded. */
+  origin(name: string): ExtensionOrigin | null {
+    const section = this.repo.config()[originSection(name)];
+    if (!section?.builder) return null;
+    let context: BuilderContext = {};
+    try {
+      const parsed: unknown = JSON.parse(section.context ?? '{}');
+      if (parsed && typeof parsed === 'object' && !Array.isArray(parsed)) context = parsed as BuilderContext;
+    } catch {
+      // An unreadable context is reported as empty; upgrade() then reports the builder's error.
+    }
+    return { builder: section.builder, context };
+  }
+
+  /** Names of installed extensions, sorted. */
+  async names(opts: CallOptions = {}): Promise<string[]> {
+    const refs = await this.repo.listRefs({ prefix: EXTENSION_REF_PREFIX, remotes: false, ...opts });
+    return Object.keys(refs)
+      .map(nameFromExtensionRef)
+      .filter((n): n is string => n !== null)
+      .sort();
+  }
+
+  /** One installed extension; rejects with `NOT_INSTALLED` if absent. */
+  async get(name: string, opts: { base?: Base; compatibility?: CompatibilityOptions } & CallOptions = {}): Promise<InstalledExtension> {
+    is.nonEmpty('name', name);
+    const commit = await this.repo.resolve(extensionRef(name), { allowMissing: true });
+    if (commit === null) throw new ExtensionError('NOT_INSTALLED', `${name} is not installed`);
+    const active = await this.#activeSets();
+    return this.#describe(name, commit, active, opts);
+  }
+
+  /**
+   * All installed extensions, with their state against `base` when given. Reads are batched:
+   * one native call per extension.
+   */
+  async list(opts: { base?: Base; compatibility?: CompatibilityOptions } & CallOptions = {}): Promise<InstalledExtension[]> {
+    const refs = await this.repo.listRefs({ prefix: EXTENSION_REF_PREFIX, remotes: false });
+    const active = await this.#activeSets();
+    const out: InstalledExtension[] = [];
+    await Promise.all(
+      Object.entries(refs).map(async ([ref, commit]) => {
+        const name = nameFromExtensionRef(ref);
+        if (name !== null) out.push(await this.#describe(name, commit, active, opts));
+      }),
+    );
+    return out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  }
+
+  async #describe(name: string, commit: string, active: Map<string, Record<string, string>>, opts: { base?: Base; compatibility?: CompatibilityOptions }): Promise<InstalledExtension> {
+    const [sysPath, confPath] = releasePaths(name);
+    const [meta, q] = await Promise.all([
+      this.repo.loadCommit(commit),
+      this.repo.query(commit, [
+        { op: 'read', path: sysPath!, optional: true, maxBytes: 65536 },
+        { op: 'read', path: confPath!, optional: true, maxBytes: 65536 },
+      ]),
+    ]);
+    const sys = q.results[0] as Buffer | null;
+    const conf = q.results[1] as Buffer | null;
+    const kind: 'sysext' | 'confext' = sys === null && conf !== null ? 'confext' : 'sysext';
+    const data = sys ?? conf;
+    const release = data === null ? {} : parseRelease(data).fields;
+    const info: InstalledExtension = {
+      name,
+      kind,
+      commit,
+      version: versionOf(kind, release, meta.version),
+      release,
+      origin: this.origin(name),
+      timestamp: meta.timestamp,
+      size: typeof meta.metadata[META_SIZE] === 'number' ? (meta.metadata[META_SIZE] as number) : null,
+      outdated: await this.#outdated(this.origin(name), commit, meta),
+      activeIn: [...active.entries()].filter(([, exts]) => exts[name] === commit).map(([os]) => os),
+    };
+    if (opts.base) {
+      if (data === null) {
+        info.state = 'invalid';
+      } else {
+        const r = checkCompatibility(release, opts.base.osRelease, { kind, name, ...opts.compatibility });
+        info.state = r.compatible ? 'compatible' : 'incompatible';
+        info.reason = r.reason;
+      }
+    }
+    return info;
+  }
+
+  async #outdated(origin: ExtensionOrigin | null, commit: string, meta: Commit): Promise<boolean> {
+    if (origin?.builder !== 'remote') return false;
+    const { remote, ref } = origin.context as { remote?: unknown; ref?: unknown };
+    if (typeof remote !== 'string' || typeof ref !== 'string') return false;
+    const tracking = await this.repo.resolve(`${remote}:${ref}`, { allowMissing: true }).catch(() => null);
+    if (tracking === null || tracking === commit) return false;
+    const t = await this.repo.loadCommit(tracking).catch(() => null);
+    return t !== null && t.timestamp >= meta.timestamp;
+  }
+
+  /** Extensions of every deployment set: osname → { name: commit }. */
+  async #activeSets(): Promise<Map<string, Record<string, string>>> {
+    const refs = await this.repo.listRefs({ prefix: SET_REF_PREFIX, remotes: false });
+    const out = new Map<string, Record<string, string>>();
+    for (const [ref, commit] of Object.entries(refs)) {
+      const osname = ref.slice(SET_REF_PREFIX.length + 1);
+      const c = await this.repo.loadCommit(commit);
+      const exts = c.metadata[META_SET_EXTENSIONS];
+      if (exts && typeof exts === 'object') out.set(osname, exts as Record<string, string>);
+    }
+    return out;
+  }
+
+  /**
+   * Removes an installed extension: its ref, its origin record, and (with `prune`, the
+   * default) objects nothing else uses. Refused while an active set includes it, unless `force`.
+   */
+  async remove(name: string, opts: CallOptions & { force?: boolean; prune?: boolean } = {}): Promise<void> {
+    is.nonEmpty('name', name);
+    const force = is.bool('force', opts.force, false);
+    const prune = is.bool('prune', opts.prune, true);
+    await this.#writes.run(async () => {
+      const commit = await this.repo.resolve(extensionRef(name), { allowMissing: true });
+      if (commit === null) throw new ExtensionError('NOT_INSTALLED', `${name} is not installed`);
+      const activeIn = [...(await this.#activeSets()).entries()].filter(([, e]) => name in e).map(([os]) => os);
+      if (activeIn.length > 0 && !force) {
+        throw new ExtensionError('IN_ACTIVE_SET', `${name} is part of the active set of ${activeIn.join(', ')}; undeploy it first or pass force: true`);
+      }
+      await this.repo.setRef(extensionRef(name), null);
+      await this.repo.deleteConfig(originSection(name)).catch((e: unknown) => {
+        if (!isOstreeError(e)) throw e;
+      });
+      if (prune) await this.repo.prune({ refsOnly: true, ...(opts.signal ? { signal: opts.signal } : {}) });
+    });
+  }
+
+  /** The installed extension's commits, newest first. */
+  async history(name: string, opts: CallOptions & { maxCount?: number } = {}): Promise<Commit[]> {
+    is.nonEmpty('name', name);
+    const commit = await this.repo.resolve(extensionRef(name), { allowMissing: true });
+    if (commit === null) throw new ExtensionError('NOT_INSTALLED', `${name} is not installed`);
+    return (await this.repo.log(commit, opts)).commits;
+  }
+
+  /** Points the extension back at `commit`, an earlier commit of its history (validated again). */
+  async reinstall(name: string, commit: string, opts: CallOptions = {}): Promise<InstalledExtension> {
+    is.nonEmpty('name', name);
+    is.checksum('commit', commit);
+    return this.#writes.run(async () => {
+      const history = await this.history(name, opts);
+      if (!history.some((c) => c.checksum === commit)) {
+        throw new ExtensionError('NOT_IN_HISTORY', `${commit.slice(0, 12)} is not in the history of ${name}`);
+      }
+      const result = await validateExtension(commitReader(this.repo, commit), { name });
+      const err = invalid(name, result, false);
+      if (err) throw err;
+      await this.repo.setRef(extensionRef(name), commit);
+      return this.get(name);
+    });
+  }
+
+  /** A reader over an installed extension's current commit. */
+  async reader(name: string): Promise<TreeReader & { readonly commit: string }> {
+    const commit = await this.repo.resolve(extensionRef(is.nonEmpty('name', name)), { allowMissing: true });
+    if (commit === null) throw new ExtensionError('NOT_INSTALLED', `${name} is not installed`);
+    return commitReader(this.repo, commit);
+  }
+
+  /**
+   * Asks each installed extension's builder for updates and applies them: `available`
+   * always, `warn` only with `force`, `veto` never. One outcome per extension; one failure
+   * does not stop the others.
+   */
+  async upgrade(opts: CallOptions & { force?: boolean; names?: string[] } = {}): Promise<UpgradeOutcome[]> {
+    const force = is.bool('force', opts.force, false);
+    const names = opts.names === undefined ? await this.names() : is.stringArray('names', opts.names);
+    const outcomes: UpgradeOutcome[] = [];
+    for (const name of names) {
+      const from = await this.repo.resolve(extensionRef(name), { allowMissing: true });
+      if (from === null) throw new ExtensionError('NOT_INSTALLED', `${name} is not installed`);
+      const origin = this.origin(name);
+      const builder = origin ? this.#builders.get(origin.builder) : undefined;
+      if (!origin || !builder) {
+        const message = origin ? `builder '${origin.builder}' is not registered` : 'no origin recorded';
+        outcomes.push({ name, check: { status: 'unknown', message }, result: 'skipped', from, to: from });
+        continue;
+      }
+      const req = { name, context: origin.context, repo: this.repo, current: from, ...(opts.signal ? { signal: opts.signal } : {}) };
+      let check: UpdateCheck;
+      try {
+        check = await builder.checkUpdate(req);
+      } catch (e) {
+        outcomes.push({ name, check: { status: 'unknown', message: (e as Error).message }, result: 'failed', from, to: from, error: e as Error });
+        continue;
+      }
+      if (check.status === 'veto') {
+        outcomes.push({ name, check, result: 'vetoed', from, to: from });
+        continue;
+      }
+      if (check.status === 'none' || check.status === 'unknown' || (check.status === 'warn' && !force)) {
+        outcomes.push({ name, check, result: 'skipped', from, to: from });
+        continue;
+      }
+      try {
+        const info = await this.#writes.run(async () => this.#install(builder.name, await builder.build(req), origin.context, { name, replace: true, ...(opts.signal ? { signal: opts.signal } : {}) }));
+        outcomes.push({ name, check, result: 'updated', from, to: info.commit });
+      } catch (e) {
+        outcomes.push({ name, check, result: 'failed', from, to: from, error: e as Error });
+      }
+    }
+    return outcomes;
+  }
+}
