@@ -760,8 +760,13 @@ class WriteCommitWorker : public RepoWorker {
     OstreeRepoDevInoCache* cache = DevInoFrom(o.Get("devinoCache"));
     if (cache) {
       devino_ = ostree_repo_devino_cache_ref(cache);
-      // On bare-user-only the devino cache only hits with this flag (LIBOSTREE.md).
-      flags_ = static_cast<OstreeRepoCommitModifierFlags>(flags_ | OSTREE_REPO_COMMIT_MODIFIER_FLAGS_DEVINO_CANONICAL);
+      // On bare-user-only the devino cache only hits with this flag (LIBOSTREE.md), but on a
+      // hit it skips the commit filter and permission canonicalisation: skip, owner and
+      // canonicalPermissions would silently not apply. Those keep the slower, correct path.
+      bool canonicalOnDisk = !(flags_ & OSTREE_REPO_COMMIT_MODIFIER_FLAGS_CANONICAL_PERMISSIONS) ||
+                             ostree_repo_get_mode(repo()) == OSTREE_REPO_MODE_BARE_USER_ONLY;
+      if (filter_->skip.empty() && filter_->uid < 0 && filter_->gid < 0 && canonicalOnDisk)
+        flags_ = static_cast<OstreeRepoCommitModifierFlags>(flags_ | OSTREE_REPO_COMMIT_MODIFIER_FLAGS_DEVINO_CANONICAL);
     }
     archiveAutocreateParents_ = OptBool(o, "archiveAutocreateParents", true);
   }
