@@ -1,0 +1,647 @@
+/**
+ * Structural validation of an extension tree (sysext or confext) before it is committed or
+ * handed to systemd-sysext, over an abstract {@link TreeReader} so the same checks run on a
+ * directory or on an OSTree commit.
+ *
+ * @module
+ */
+
+import { lstat, open, readdir, readlink } from 'node:fs/promises';
+import { constants, type Stats } from 'node:fs';
+import { join, posix } from 'node:path';
+import { ExtensionError, MAX_RELEASE_BYTES, isExtensionError } from './errors-domain.js';
+import { parseRelease, type ParsedRelease } from './release.js';
+import type { ExtensionKind } from './compat.js';
+
+/** One entry of an extension tree, as a {@link TreeReader} reports it (never following symlinks). */
+export interface TreeEntry {
+  /** Last path component; `''` for the tree root. */
+  name: string;
+  /** Path relative to the tree root, `/`-separated, without leading `/`; `''` for the root. */
+  path: string;
+  /** Regular file, directory, symbolic link, or anything else (device, FIFO, socket). */
+  type: 'file' | 'dir' | 'symlink' | 'special';
+  /** Permission bits including setuid, setgid and sticky (`st_mode & 0o7777`). */
+  mode: number;
+  /** Size in bytes, for regular files. */
+  size?: number;
+  /** Link target exactly as stored, for symlinks. */
+  target?: string;
+}
+
+/**
+ * Read access to an extension tree. Paths are relative to the tree root, `/`-separated; `''` is
+ * the root. Implementations never follow symlinks, including in intermediate components: a path
+ * through a symlink does not exist.
+ */
+export interface TreeReader {
+  /** The entry at `path`, or `null` if there is none. */
+  stat(path: string): Promise<TreeEntry | null>;
+  /** The entries of the directory at `path` sorted by name, or `null` if it is not a directory. */
+  list(path: string): Promise<TreeEntry[] | null>;
+  /**
+   * The contents of the regular file at `path`, at most `maxBytes` bytes of it when given, or
+   * `null` if it is not a regular file.
+   */
+  readFile(path: string, maxBytes?: number): Promise<Buffer | null>;
+}
+
+/** Splits a tree path into components; rejects `..`, NUL and non-string input. */
+function treePathParts(path: string): string[] {
+  if (typeof path !== 'string') throw new TypeError(`tree path must be a string, got ${typeof path}`);
+  if (path.includes('\0')) throw new RangeError(`tree path contains NUL: ${JSON.stringify(path)}`);
+  const parts = path.split('/').filter((part) => part !== '' && part !== '.');
+  if (parts.includes('..')) throw new RangeError(`tree path must not contain '..': ${JSON.stringify(path)}`);
+  return parts;
+}
+
+function entryFromStats(parts: readonly string[], st: Stats, target?: string): TreeEntry {
+  const type = st.isFile() ? 'file' : st.isDirectory() ? 'dir' : st.isSymbolicLink() ? 'symlink' : 'special';
+  const entry: TreeEntry = { name: parts.at(-1) ?? '', path: parts.join('/'), type, mode: st.mode & 0o7777 };
+  if (type === 'file') entry.size = st.size;
+  if (target !== undefined) entry.target = target;
+  return entry;
+}
+
+function isMissing(err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException | null)?.code;
+  return code === 'ENOENT' || code === 'ENOTDIR';
+}
+
+/**
+ * A {@link TreeReader} over a directory on disk, using `lstat` and `O_NOFOLLOW` so no symlink is
+ * ever followed, even in intermediate path components.
+ *
+ * @example
+ * ```ts
+ * const result = await validateExtension(directoryReader('/var/lib/extensions/foo'), { name: 'foo' });
+ * ```
+ */
+export function directoryReader(root: string): TreeReader {
+  // lstat every component so a symlinked parent never redirects the lookup.
+  const lstatChain = async (parts: readonly string[]): Promise<Stats | null> => {
+    let st: Stats;
+    try {
+      st = await lstat(root);
+      for (let i = 0; i < parts.length; i++) {
+        if (!st.isDirectory()) return null;
+        st = await lstat(join(root, ...parts.slice(0, i + 1)));
+      }
+    } catch (err) {
+      if (isMissing(err)) return null;
+      throw err;
+    }
+    return st;
+  };
+
+  const statEntry = async (parts: readonly string[]): Promise<TreeEntry | null> => {
+    const st = await lstatChain(parts);
+    if (st === null) return null;
+    return entryFromStats(parts, st, st.isSymbolicLink() ? await readlink(join(root, ...parts)) : undefined);
+  };
+
+  return {
+    stat: async (path) => statEntry(treePathParts(path)),
+
+    list: async (path) => {
+      const parts = treePathParts(path);
+      const st = await lstatChain(parts);
+      if (st === null || !st.isDirectory()) return null;
+      const names = await readdir(join(root, ...parts));
+      names.sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
+      const entries: TreeEntry[] = [];
+      for (const name of names) {
+        const childParts = [...parts, name];
+        const child = join(root, ...childParts);
+        try {
+          const cst = await lstat(child);
+          entries.push(entryFromStats(childParts, cst, cst.isSymbolicLink() ? await readlink(child) : undefined));
+        } catch (err) {
+          if (!isMissing(err)) throw err; // removed while listing
+        }
+      }
+      return entries;
+    },
+
+    readFile: async (path, maxBytes) => {
+      const parts = treePathParts(path);
+      const st = await lstatChain(parts);
+      if (st === null || !st.isFile()) return null;
+      // O_NONBLOCK: a FIFO swapped in after the lstat must not hang the open.
+      const handle = await open(
+        join(root, ...parts),
+        constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK,
+      ).catch((err: unknown) => {
+        if (isMissing(err) || (err as NodeJS.ErrnoException).code === 'ELOOP') return null;
+        throw err;
+      });
+      if (handle === null) return null;
+      try {
+        const fst = await handle.stat();
+        if (!fst.isFile()) return null;
+        const limit = maxBytes ?? Number.POSITIVE_INFINITY;
+        const chunks: Buffer[] = [];
+        let total = 0;
+        while (total < limit) {
+          const buf = Buffer.alloc(Math.min(64 * 1024, limit - total));
+          const { bytesRead } = await handle.read(buf, 0, buf.length, null);
+          if (bytesRead === 0) break;
+          chunks.push(buf.subarray(0, bytesRead));
+          total += bytesRead;
+        }
+        return Buffer.concat(chunks, total);
+      } finally {
+        await handle.close();
+      }
+    },
+  };
+}
+
+const NAME_MAX = 255;
+
+/**
+ * Why `name` is not a valid extension (image) name, or `null` if it is valid. The rules are
+ * systemd's `image_name_is_valid()`: a non-empty file name of at most 255 bytes, not `.` or `..`,
+ * without `/`, NUL or control characters, valid UTF-8, and not starting with `.#` (a temporary file).
+ *
+ * @example
+ * ```ts
+ * extensionNameProblem('foo-1.2'); // null
+ * extensionNameProblem('a/b');     // "contains '/'"
+ * ```
+ */
+export function extensionNameProblem(name: string): string | null {
+  if (typeof name !== 'string') return 'is not a string';
+  if (name === '') return 'is empty';
+  if (name === '.' || name === '..') return `is '${name}'`;
+  if (name.includes('/')) return "contains '/'";
+  if (name.includes('\0')) return 'contains NUL';
+  if (/[\x00-\x1f\x7f]/.test(name)) return 'contains a control character';
+  if (/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/.test(name)) return 'is not valid Unicode';
+  for (const ch of name) {
+    const cp = ch.codePointAt(0) ?? 0;
+    if ((cp >= 0xfdd0 && cp <= 0xfdef) || (cp & 0xfffe) === 0xfffe) return 'contains a Unicode non-character';
+  }
+  if (Buffer.byteLength(name, 'utf8') > NAME_MAX) return `is longer than ${NAME_MAX} bytes`;
+  if (name.startsWith('.#')) return "starts with '.#' (reserved for temporary files)";
+  return null;
+}
+
+/**
+ * True when `name` is a valid extension name; see {@link extensionNameProblem} for the rules.
+ *
+ * @example
+ * ```ts
+ * isValidExtensionName('foo'); // true
+ * isValidExtensionName('..');  // false
+ * ```
+ */
+export function isValidExtensionName(name: string): boolean {
+  return extensionNameProblem(name) === null;
+}
+
+/**
+ * Stable codes for problems found by {@link validateExtension}.
+ *
+ * Errors (systemd would refuse or mis-merge the extension): `NOT_A_TREE`, `INVALID_NAME`,
+ * `RELEASE_MISSING`, `RELEASE_DIR_NOT_DIRECTORY`, `RELEASE_NOT_FILE`, `MULTIPLE_RELEASE_FILES`,
+ * `NAME_MISMATCH`, `MIXED_KIND`, `RELEASE_TOO_LARGE`, `RELEASE_NUL`, `RELEASE_UNLOADABLE`,
+ * `RELEASE_ID_MISSING`, `RELEASE_SCOPE_EMPTY`, `OS_RELEASE_PRESENT`, `HIERARCHY_NOT_DIRECTORY`,
+ * `SYMLINK_ESCAPES`, `SPECIAL_FILE`.
+ *
+ * Warnings: `IGNORED_CONTENT` (outside the merged hierarchies; systemd ignores it),
+ * `RELEASE_SYNTAX` (a line systemd skips or reads oddly), `SETUID` (an error with `strict`).
+ */
+export type ValidationCode =
+  | 'NOT_A_TREE'
+  | 'INVALID_NAME'
+  | 'RELEASE_MISSING'
+  | 'RELEASE_DIR_NOT_DIRECTORY'
+  | 'RELEASE_NOT_FILE'
+  | 'MULTIPLE_RELEASE_FILES'
+  | 'NAME_MISMATCH'
+  | 'MIXED_KIND'
+  | 'RELEASE_TOO_LARGE'
+  | 'RELEASE_NUL'
+  | 'RELEASE_UNLOADABLE'
+  | 'RELEASE_ID_MISSING'
+  | 'RELEASE_SCOPE_EMPTY'
+  | 'RELEASE_SYNTAX'
+  | 'OS_RELEASE_PRESENT'
+  | 'HIERARCHY_NOT_DIRECTORY'
+  | 'IGNORED_CONTENT'
+  | 'SYMLINK_ESCAPES'
+  | 'SPECIAL_FILE'
+  | 'SETUID';
+
+/** One finding of {@link validateExtension}. */
+export interface ValidationProblem {
+  /** Stable code; see {@link ValidationCode}. */
+  code: ValidationCode;
+  /** `error`: the extension must not be used; `warning`: it works, but something is off. */
+  severity: 'error' | 'warning';
+  /** Tree path the problem is about (`''` for the tree itself). */
+  path: string;
+  /** Human-readable explanation. */
+  message: string;
+}
+
+/** Options for {@link validateExtension}. */
+export interface ValidateExtensionOptions {
+  /**
+   * The image name the extension will be installed under (its directory name in
+   * `/var/lib/extensions`). Default: taken from the single release file.
+   */
+  name?: string;
+  /** Treat setuid/setgid files as errors rather than warnings. Default `false`. */
+  strict?: boolean;
+  /** systemd version for reading the release file (see `parseRelease`). Default 252. */
+  systemdVersion?: number;
+}
+
+/** The result of {@link validateExtension}. */
+export interface ValidationResult {
+  /** `sysext` or `confext`, from the release file found (or guessed from the content if none). */
+  kind: ExtensionKind;
+  /**
+   * The extension's name: `opts.name`, or the one in the release file name. `''` only when it
+   * cannot be told (no or several release files), which is always reported as an error.
+   */
+  name: string;
+  /** Fields of the release file (empty when it is missing or unreadable). */
+  release: Record<string, string>;
+  /** Every finding, errors and warnings, in tree order. */
+  problems: ValidationProblem[];
+  /** True when no problem has severity `error`. */
+  ok: boolean;
+}
+
+const RELEASE_PREFIX = 'extension-release.';
+const RELEASE_DIRS: Readonly<Record<ExtensionKind, string>> = {
+  sysext: 'usr/lib/extension-release.d',
+  confext: 'etc/extension-release.d',
+};
+// The hierarchies systemd 252+ merges by default for each kind.
+const HIERARCHIES: Readonly<Record<ExtensionKind, readonly string[]>> = {
+  sysext: ['usr', 'opt'],
+  confext: ['etc'],
+};
+
+/**
+ * Where a symlink at `linkPath` pointing to `target` ends up, or why it escapes: absolute
+ * targets must stay in the merged hierarchies of the host; relative ones must not climb above the
+ * tree root and must land in a merged hierarchy. Resolution is lexical (`..` is not taken through
+ * other symlinks).
+ */
+function symlinkEscape(linkPath: string, target: string, hierarchies: readonly string[]): string | null {
+  const inHierarchy = (parts: readonly string[]): boolean => parts.length > 0 && hierarchies.includes(parts[0] as string);
+  const allowed = hierarchies.map((h) => `/${h}`).join(', ');
+  if (target === '') return 'has an empty target';
+  if (target.startsWith('/')) {
+    const parts = posix.normalize(target).split('/').filter((p) => p !== '');
+    return inHierarchy(parts) ? null : `points to '${target}', outside the merged hierarchies (${allowed})`;
+  }
+  const stack = linkPath.split('/').slice(0, -1);
+  for (const part of target.split('/')) {
+    if (part === '' || part === '.') continue;
+    if (part === '..') {
+      if (stack.length === 0) return `points to '${target}', which climbs above the extension's root`;
+      stack.pop();
+    } else stack.push(part);
+  }
+  return inHierarchy(stack)
+    ? null
+    : `points to '${target}', which resolves to '/${stack.join('/')}', outside the merged hierarchies (${allowed})`;
+}
+
+/**
+ * Checks that a tree is a well-formed systemd extension, without assuming it is a directory.
+ *
+ * A sysext has exactly one `usr/lib/extension-release.d/extension-release.<NAME>` and content
+ * only under `usr/` and `opt/`; a confext has `etc/extension-release.d/extension-release.<NAME>`
+ * and content only under `etc/`. Also refused: both kinds at once, `usr/lib/os-release`, a release
+ * file named differently from the image (systemd accepts that only with the
+ * `user.extension-release.strict=false` xattr, which trees built here never carry), symlinks
+ * leaving the merged hierarchies, device nodes, FIFOs and sockets. Content elsewhere and
+ * setuid/setgid files are warnings.
+ *
+ * @example
+ * ```ts
+ * const v = await validateExtension(directoryReader(dir), { name: 'htop' });
+ * for (const p of v.problems) console.log(`${p.severity} ${p.code} ${p.path}: ${p.message}`);
+ * if (!v.ok) process.exitCode = 1;
+ * ```
+ */
+export async function validateExtension(
+  reader: TreeReader,
+  opts: ValidateExtensionOptions = {},
+): Promise<ValidationResult> {
+  const problems: ValidationProblem[] = [];
+  const error = (code: ValidationCode, path: string, message: string): void => {
+    problems.push({ code, severity: 'error', path, message });
+  };
+  const warning = (code: ValidationCode, path: string, message: string): void => {
+    problems.push({ code, severity: 'warning', path, message });
+  };
+  const done = (kind: ExtensionKind, name: string, release: Record<string, string>): ValidationResult => ({
+    kind,
+    name,
+    release,
+    problems,
+    ok: !problems.some((p) => p.severity === 'error'),
+  });
+
+  let name: string = opts.name ?? '';
+  if (opts.name !== undefined) {
+    const why = extensionNameProblem(opts.name);
+    if (why !== null) error('INVALID_NAME', '', `extension name ${JSON.stringify(opts.name)} ${why}`);
+  }
+
+  const root = await reader.stat('');
+  if (root === null || root.type !== 'dir') {
+    error('NOT_A_TREE', '', root === null ? 'the extension tree does not exist' : `the extension root is a ${root.type}, not a directory`);
+    return done('sysext', name, Object.create(null) as Record<string, string>);
+  }
+  const top = (await reader.list('')) ?? [];
+  const topNames = new Set(top.map((e) => e.name));
+
+  // Find the release files of both kinds.
+  const found: Record<ExtensionKind, TreeEntry[]> = { sysext: [], confext: [] };
+  for (const kind of ['sysext', 'confext'] as const) {
+    const dir = RELEASE_DIRS[kind];
+    const dirEntry = await reader.stat(dir);
+    if (dirEntry === null) continue;
+    if (dirEntry.type !== 'dir') {
+      error('RELEASE_DIR_NOT_DIRECTORY', dir, `${dir} is a ${dirEntry.type}, not a directory`);
+      continue;
+    }
+    found[kind] = ((await reader.list(dir)) ?? []).filter((e) => e.name.startsWith(RELEASE_PREFIX));
+  }
+
+  let kind: ExtensionKind;
+  if (found.sysext.length > 0 && found.confext.length > 0) {
+    error(
+      'MIXED_KIND',
+      '',
+      `the tree has both ${RELEASE_DIRS.sysext} and ${RELEASE_DIRS.confext} release files; an extension is either a sysext or a confext`,
+    );
+    kind = 'sysext';
+  } else if (found.confext.length > 0) kind = 'confext';
+  else if (found.sysext.length > 0) kind = 'sysext';
+  else kind = topNames.has('etc') && !topNames.has('usr') && !topNames.has('opt') ? 'confext' : 'sysext';
+
+  // Pick the release file for the image name, as systemd's open_extension_release() does.
+  const candidates = found[kind];
+  let chosen: TreeEntry | undefined;
+  const releaseDir = RELEASE_DIRS[kind];
+  if (candidates.length === 0) {
+    const expected = `${releaseDir}/${RELEASE_PREFIX}${name === '' ? '<NAME>' : name}`;
+    error('RELEASE_MISSING', releaseDir, `no release file: a ${kind} needs ${expected}`);
+  } else if (opts.name !== undefined) {
+    chosen = candidates.find((e) => e.name === RELEASE_PREFIX + name);
+    if (chosen === undefined) {
+      const others = candidates.map((e) => e.name).join(', ');
+      error(
+        'NAME_MISMATCH',
+        releaseDir,
+        `the image is named '${name}' but the release file is ${others}; systemd 252 accepts a renamed image only ` +
+          `if its release file carries the xattr user.extension-release.strict=false. Rename the release file to ${RELEASE_PREFIX}${name}` +
+          ' or install the extension under the name in its release file',
+      );
+      if (candidates.length === 1) chosen = candidates[0];
+    }
+  } else if (candidates.length === 1) {
+    chosen = candidates[0] as TreeEntry;
+    name = chosen.name.slice(RELEASE_PREFIX.length);
+    const why = extensionNameProblem(name);
+    if (why !== null) error('INVALID_NAME', chosen.path, `the name in the release file name, ${JSON.stringify(name)}, ${why}`);
+  }
+  if (candidates.length > 1) {
+    for (const extra of candidates.filter((e) => e !== chosen)) {
+      error(
+        'MULTIPLE_RELEASE_FILES',
+        extra.path,
+        `an extension has exactly one release file; ${extra.name} is ${chosen ? `extra next to ${chosen.name}` : 'one of several'}`,
+      );
+    }
+  }
+
+  let release: Record<string, string> = Object.create(null) as Record<string, string>;
+  if (chosen !== undefined) {
+    const parsed = await readRelease(reader, chosen, opts.systemdVersion, error, warning);
+    if (parsed !== null) {
+      release = parsed.fields;
+      if (parsed.loadable) {
+        if ((release.ID ?? '') === '') {
+          error('RELEASE_ID_MISSING', chosen.path, "the release file has no ID (set the host's ID, or ID=_any); systemd never merges it");
+        }
+        const scopeField = kind === 'confext' ? 'CONFEXT_SCOPE' : 'SYSEXT_SCOPE';
+        const scope = release[scopeField];
+        if (scope !== undefined && /^[ \t\n\r]*$/.test(scope)) {
+          error('RELEASE_SCOPE_EMPTY', chosen.path, `${scopeField} is set but empty, so the extension fits no scope; remove it or list scopes`);
+        }
+      }
+    }
+  }
+
+  // Top level: only the merged hierarchies count; systemd ignores everything else.
+  const hierarchies = HIERARCHIES[kind];
+  for (const entry of top) {
+    if (hierarchies.includes(entry.name)) {
+      if (entry.type !== 'dir') {
+        error('HIERARCHY_NOT_DIRECTORY', entry.path, `/${entry.name} must be a directory in an extension, not a ${entry.type}`);
+      }
+    } else {
+      warning(
+        'IGNORED_CONTENT',
+        entry.path,
+        `a ${kind} only merges ${hierarchies.map((h) => `/${h}`).join(' and ')}; /${entry.name} is ignored by systemd-sysext`,
+      );
+    }
+  }
+
+  if ((await reader.stat('usr/lib/os-release')) !== null) {
+    error(
+      'OS_RELEASE_PRESENT',
+      'usr/lib/os-release',
+      'an extension must not carry usr/lib/os-release (it would replace the host\'s); systemd-sysext refuses it',
+    );
+  }
+
+  // Walk the merged hierarchies.
+  const stack = top.filter((e) => e.type === 'dir' && hierarchies.includes(e.name)).map((e) => e.path).reverse();
+  while (stack.length > 0) {
+    const dir = stack.pop() as string;
+    const entries = (await reader.list(dir)) ?? [];
+    const subdirs: string[] = [];
+    for (const entry of entries) {
+      switch (entry.type) {
+        case 'dir':
+          subdirs.push(entry.path);
+          break;
+        case 'symlink': {
+          const why = symlinkEscape(entry.path, entry.target ?? '', hierarchies);
+          if (why !== null) error('SYMLINK_ESCAPES', entry.path, `symlink ${why}`);
+          break;
+        }
+        case 'special':
+          error(
+            'SPECIAL_FILE',
+            entry.path,
+            'device nodes, FIFOs and sockets are not allowed in an extension (a 0:0 character device would act as an overlayfs whiteout)',
+          );
+          break;
+        case 'file':
+          if ((entry.mode & 0o6000) !== 0) {
+            const bits = [(entry.mode & 0o4000) !== 0 ? 'setuid' : '', (entry.mode & 0o2000) !== 0 ? 'setgid' : '']
+              .filter((b) => b !== '')
+              .join(' and ');
+            const message = `file is ${bits} (mode ${entry.mode.toString(8).padStart(4, '0')})`;
+            if (opts.strict === true) error('SETUID', entry.path, message);
+            else warning('SETUID', entry.path, message);
+          }
+          break;
+      }
+    }
+    stack.push(...subdirs.reverse());
+  }
+
+  return done(kind, name, release);
+}
+
+/** Reads and parses one release file, turning every failure into a validation problem. */
+async function readRelease(
+  reader: TreeReader,
+  entry: TreeEntry,
+  systemdVersion: number | undefined,
+  error: (code: ValidationCode, path: string, message: string) => void,
+  warning: (code: ValidationCode, path: string, message: string) => void,
+): Promise<ParsedRelease | null> {
+  if (entry.type !== 'file') {
+    error('RELEASE_NOT_FILE', entry.path, `the release file is a ${entry.type}, not a regular file`);
+    return null;
+  }
+  if ((entry.size ?? 0) > MAX_RELEASE_BYTES) {
+    error('RELEASE_TOO_LARGE', entry.path, `the release file is ${entry.size} bytes, over the ${MAX_RELEASE_BYTES}-byte limit`);
+    return null;
+  }
+  const data = await reader.readFile(entry.path, MAX_RELEASE_BYTES + 1);
+  if (data === null) {
+    error('RELEASE_NOT_FILE', entry.path, 'the release file could not be read as a regular file');
+    return null;
+  }
+  let parsed: ParsedRelease;
+  try {
+    parsed = parseRelease(data, { path: entry.path, ...(systemdVersion === undefined ? {} : { systemdVersion }) });
+  } catch (err) {
+    if (isExtensionError(err, 'RELEASE_TOO_LARGE') || isExtensionError(err, 'RELEASE_NUL')) {
+      error(err.code === 'RELEASE_NUL' ? 'RELEASE_NUL' : 'RELEASE_TOO_LARGE', entry.path, err.message);
+      return null;
+    }
+    throw err;
+  }
+  for (const p of parsed.problems) {
+    if (p.code === 'INVALID_UTF8') {
+      error('RELEASE_UNLOADABLE', entry.path, `line ${p.line}: ${p.message}`);
+    } else {
+      warning('RELEASE_SYNTAX', entry.path, `line ${p.line}: ${p.message} (${p.code})`);
+    }
+  }
+  return parsed;
+}
+
+/**
+ * Like {@link validateExtension}, but throws an `ExtensionError` with code `INVALID_EXTENSION`
+ * (its `problems` listing the errors) unless the tree is valid; resolves to the validation.
+ *
+ * @example
+ * ```ts
+ * const { name, kind } = await assertValidExtension(directoryReader(dir));
+ * ```
+ */
+export async function assertValidExtension(
+  reader: TreeReader,
+  opts: ValidateExtensionOptions = {},
+): Promise<ValidationResult> {
+  const result = await validateExtension(reader, opts);
+  if (!result.ok) {
+    const errors = result.problems.filter((p) => p.severity === 'error');
+    throw new ExtensionError(
+      'INVALID_EXTENSION',
+      `invalid extension${result.name === '' ? '' : ` '${result.name}'`}: ${errors.map((p) => `${p.path || '.'}: ${p.message}`).join('; ')}`,
+      { problems: errors.map(({ code, message, path }) => ({ code, message, path })) },
+    );
+  }
+  return result;
+}
+
+/** Where {@link findOsRelease} found the os-release of a tree. */
+export interface OsReleaseFile {
+  /** The path it was looked up under: `etc/os-release` or `usr/lib/os-release`. */
+  source: 'etc/os-release' | 'usr/lib/os-release';
+  /** The tree path the file was read from, after following symlinks inside the tree. */
+  path: string;
+  /** The parsed file. */
+  release: ParsedRelease;
+}
+
+const MAX_SYMLINK_HOPS = 32;
+
+/**
+ * Follows `path` through symlinks inside the tree, the way systemd's `chase_symlinks()` does with
+ * the tree as root (absolute targets and `..` stay inside it). Returns the final entry or `null`
+ * when something along the way is missing, or after 32 symlinks.
+ */
+async function chaseInTree(reader: TreeReader, path: string): Promise<TreeEntry | null> {
+  const todo = treePathParts(path);
+  const done: string[] = [];
+  let hops = 0;
+  while (todo.length > 0) {
+    const part = todo.shift() as string;
+    if (part === '..') {
+      done.pop();
+      continue;
+    }
+    if (part === '.') continue;
+    const entry = await reader.stat([...done, part].join('/'));
+    if (entry === null) return null;
+    if (entry.type === 'symlink') {
+      if (++hops > MAX_SYMLINK_HOPS) return null;
+      const target = entry.target ?? '';
+      if (target.startsWith('/')) done.length = 0;
+      todo.unshift(...target.split('/').filter((p) => p !== ''));
+      continue;
+    }
+    if (todo.length > 0 && entry.type !== 'dir') return null;
+    done.push(part);
+  }
+  return reader.stat(done.join('/'));
+}
+
+/**
+ * Reads a base tree's os-release as systemd does for the host: `etc/os-release`, falling back to
+ * `usr/lib/os-release` when the first does not exist, following symlinks inside the tree (Debian's
+ * `etc/os-release` is a link to `../usr/lib/os-release`). Resolves to `null` when neither is a
+ * readable regular file.
+ *
+ * @example
+ * ```ts
+ * const host = await findOsRelease(directoryReader('/'));
+ * const verdict = checkCompatibility(ext.release, host?.release.fields ?? {});
+ * ```
+ */
+export async function findOsRelease(reader: TreeReader, opts: { systemdVersion?: number } = {}): Promise<OsReleaseFile | null> {
+  for (const source of ['etc/os-release', 'usr/lib/os-release'] as const) {
+    const entry = await chaseInTree(reader, source);
+    if (entry === null) continue;
+    if (entry.type !== 'file') return null;
+    const data = await reader.readFile(entry.path, MAX_RELEASE_BYTES + 1);
+    if (data === null) return null;
+    return {
+      source,
+      path: entry.path,
+      release: parseRelease(data, { path: entry.path, ...(opts.systemdVersion === undefined ? {} : { systemdVersion: opts.systemdVersion }) }),
+    };
+  }
+  return null;
+}
