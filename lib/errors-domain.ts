@@ -29,7 +29,9 @@ export type KnownExtensionErrorCode =
   | 'ALREADY_INSTALLED'
   | 'NOT_INSTALLED'
   | 'IN_ACTIVE_SET'
-  | 'NOT_IN_HISTORY';
+  | 'NOT_IN_HISTORY'
+  | 'SET_REFUSED'
+  | 'APPLY_FAILED';
 
 /**
  * Stable machine-readable code of an {@link ExtensionError}: one of

@@ -1,0 +1,442 @@
+/**
+ * Plugins see a base and a complete set of extensions, vote on it (`approve`, `warn`,
+ * `veto`) and may generate state files for exactly that combination. They come three ways:
+ * objects registered in-process, modules in a plugin directory, and executables speaking JSON.
+ * Plugins fail closed: one that crashes, hangs or answers garbage counts as a veto.
+ * @module
+ */
+import { spawn } from 'node:child_process';
+import { constants } from 'node:fs';
+import { access, readdir, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import type { Base } from './base.js';
+import { checkCompatibility } from './compat.js';
+import { mergedHierarchies } from './merge.js';
+import type { TreeEntry, TreeReader } from './validate.js';
+
+/** A plugin's verdict. `warn` passes only with `force`; `veto` never passes. */
+export type Verdict = 'approve' | 'warn' | 'veto';
+
+/** What a plugin answers from {@link Plugin.checkCompatible}. */
+export interface VoteAnswer {
+  verdict: Verdict;
+  /** Why, for a person. */
+  message: string;
+  /** Structured details (JSON-safe), e.g. the conflicting paths. */
+  details?: unknown;
+}
+
+/** One plugin's vote in a {@link VoteReport}. */
+export interface Vote extends VoteAnswer {
+  /** The plugin's name. */
+  plugin: string;
+  /** How long the plugin took, in milliseconds. */
+  durationMs: number;
+}
+
+/** One extension of the set, as plugins see it. */
+export interface SetMember {
+  name: string;
+  commit: string;
+  kind: 'sysext' | 'confext';
+  /** Its extension-release fields. */
+  release: Record<string, string>;
+  /** Reads its tree. */
+  reader: TreeReader;
+  /** A directory holding its tree, when one exists (a checkout), for executables. */
+  path?: string;
+}
+
+/** What every plugin call is given. */
+export interface PluginContext {
+  /** The OS name the set is for. */
+  osname: string;
+  /** The base OS. */
+  base: Base;
+  /** The extensions, in systemd's overlay order (bottom first). */
+  extensions: SetMember[];
+  /** The systemd version whose rules apply. */
+  systemdVersion: number;
+  /** Cancels the work. */
+  signal?: AbortSignal;
+}
+
+/** What {@link Plugin.deployFinish} is given on top of {@link PluginContext}. */
+export interface DeployContext extends PluginContext {
+  /** A read-only merged view of base + extensions, as systemd-sysext will show it. */
+  merged: TreeReader;
+  /** The set's `state/` directory: the only place the plugin may write. */
+  stateDir: string;
+}
+
+/**
+ * A plugin.
+ * @example
+ * ```ts
+ * const noBigSets: Plugin = {
+ *   name: 'no-big-sets',
+ *   async checkCompatible({ extensions }) {
+ *     return extensions.length > 10
+ *       ? { verdict: 'warn', message: `${extensions.length} extensions is a lot` }
+ *       : { verdict: 'approve', message: 'ok' };
+ *   },
+ * };
+ * ```
+ */
+export interface Plugin {
+  /** Unique name, shown in reports. */
+  readonly name: string;
+  /** Votes on the whole set. */
+  checkCompatible?(ctx: PluginContext): Promise<VoteAnswer>;
+  /** Writes state files for the set into `ctx.stateDir`. */
+  deployFinish?(ctx: DeployContext): Promise<void>;
+}
+
+/** The outcome of a vote round. */
+export interface VoteReport {
+  /** The worst verdict of all votes (`approve` when there were none). */
+  verdict: Verdict;
+  /** Every plugin's vote, in plugin order. */
+  votes: Vote[];
+  /** True when the set may be deployed: no veto, and no warning unless forced. */
+  accepted: boolean;
+  /** Whether `force` was given. */
+  forced: boolean;
+}
+
+/** Default time limit of one plugin call. */
+export const DEFAULT_PLUGIN_TIMEOUT_MS = 30_000;
+const MAX_PLUGIN_OUTPUT = 1 << 20;
+const RANK: Record<Verdict, number> = { approve: 0, warn: 1, veto: 2 };
+
+function isAnswer(v: unknown): v is VoteAnswer {
+  if (typeof v !== 'object' || v === null) return false;
+  const a = v as Record<string, unknown>;
+  return (a.verdict === 'approve' || a.verdict === 'warn' || a.verdict === 'veto') && typeof a.message === 'string';
+}
+
+async function withTimeout<T>(what: string, ms: number, work: (signal: AbortSignal) => Promise<T>, outer?: AbortSignal): Promise<T> {
+  const ac = new AbortController();
+  const onOuter = () => ac.abort(outer?.reason);
+  outer?.addEventListener('abort', onOuter, { once: true });
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      work(ac.signal),
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => {
+          ac.abort(new Error('timeout'));
+          reject(new Error(`${what} did not answer within ${ms} ms`));
+        }, ms);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+    outer?.removeEventListener('abort', onOuter);
+  }
+}
+
+/**
+ * Runs every plugin's `checkCompatible` on the set and collects the votes. Fails closed: a
+ * plugin that throws, times out or answers something that is not a vote is a veto.
+ */
+export async function runVote(plugins: readonly Plugin[], ctx: PluginContext, opts: { force?: boolean; timeoutMs?: number } = {}): Promise<VoteReport> {
+  const timeoutMs = opts.timeoutMs ?? DEFAULT_PLUGIN_TIMEOUT_MS;
+  const votes: Vote[] = [];
+  for (const p of plugins) {
+    if (!p.checkCompatible) continue;
+    const t0 = performance.now();
+    let answer: VoteAnswer;
+    try {
+      const got: unknown = await withTimeout(`plugin ${p.name}`, timeoutMs, (signal) => p.checkCompatible!({ ...ctx, signal }), ctx.signal);
+      answer = isAnswer(got)
+        ? { verdict: got.verdict, message: got.message, ...(got.details === undefined ? {} : { details: got.details }) }
+        : { verdict: 'veto', message: `plugin ${p.name} answered something that is not a vote (${JSON.stringify(got)?.slice(0, 200)}); counted as a veto` };
+    } catch (e) {
+      if (ctx.signal?.aborted) throw e;
+      answer = { verdict: 'veto', message: `plugin ${p.name} failed: ${(e as Error)?.message ?? String(e)}; counted as a veto` };
+    }
+    votes.push({ plugin: p.name, ...answer, durationMs: Math.round(performance.now() - t0) });
+  }
+  const verdict = votes.reduce<Verdict>((w, v) => (RANK[v.verdict] > RANK[w] ? v.verdict : w), 'approve');
+  const force = opts.force ?? false;
+  return { verdict, votes, accepted: verdict === 'approve' || (verdict === 'warn' && force), forced: force };
+}
+
+/** Runs every plugin's `deployFinish`; the first failure rejects (the set is then not committed). */
+export async function runDeployFinish(plugins: readonly Plugin[], ctx: DeployContext, opts: { timeoutMs?: number } = {}): Promise<void> {
+  const timeoutMs = opts.timeoutMs ?? DEFAULT_PLUGIN_TIMEOUT_MS;
+  for (const p of plugins) {
+    if (!p.deployFinish) continue;
+    try {
+      await withTimeout(`plugin ${p.name}`, timeoutMs, (signal) => p.deployFinish!({ ...ctx, signal }), ctx.signal);
+    } catch (e) {
+      throw new Error(`plugin ${p.name} failed to generate state: ${(e as Error)?.message ?? String(e)}`, { cause: e });
+    }
+  }
+}
+
+// ---- the merged view ----
+
+interface Layer {
+  reader: TreeReader;
+  /** Top-level directories this layer contributes (null: all, for the base). */
+  hierarchies: Set<string> | null;
+}
+
+function top(path: string): string {
+  return path.replace(/^\/+/, '').split('/')[0] ?? '';
+}
+
+/**
+ * A read-only view of layers stacked as overlayfs stacks them (last layer on top): a
+ * non-directory in an upper layer hides everything below it; directories merge.
+ */
+export function overlayReader(base: TreeReader, extensions: readonly SetMember[]): TreeReader {
+  const layers: Layer[] = [
+    ...extensions.map((e) => ({ reader: e.reader, hierarchies: new Set(mergedHierarchies(e.kind)) })).reverse(),
+    { reader: base, hierarchies: null },
+  ];
+  const applies = (l: Layer, path: string) => l.hierarchies === null || l.hierarchies.has(top(path));
+  return {
+    async stat(path) {
+      for (const l of layers) {
+        if (!applies(l, path)) continue;
+        const e = await l.reader.stat(path);
+        if (e !== null) return e;
+      }
+      return null;
+    },
+    async list(path) {
+      const seen = new Map<string, TreeEntry>();
+      let any = false;
+      for (const l of layers) {
+        if (!applies(l, path) && path.replace(/^\/+/, '') !== '') continue;
+        const st = await l.reader.stat(path);
+        if (st === null) continue;
+        if (st.type !== 'dir') break;
+        any = true;
+        for (const e of (await l.reader.list(path)) ?? []) {
+          // At the root an extension only adds its own hierarchies.
+          if (path.replace(/^\/+/, '') === '' && l.hierarchies !== null && !l.hierarchies.has(e.name)) continue;
+          if (!seen.has(e.name)) seen.set(e.name, e);
+        }
+      }
+      return any ? [...seen.values()].sort((a, b) => (a.name < b.name ? -1 : 1)) : null;
+    },
+    async readFile(path, maxBytes) {
+      for (const l of layers) {
+        if (!applies(l, path)) continue;
+        const st = await l.reader.stat(path);
+        if (st === null) continue;
+        return st.type === 'file' ? l.reader.readFile(path, maxBytes) : null;
+      }
+      return null;
+    },
+  };
+}
+
+/** Every entry below `dir` (paths relative to the tree root), depth first. */
+export async function* walk(reader: TreeReader, dir: string): AsyncGenerator<TreeEntry> {
+  const entries = await reader.list(dir);
+  for (const e of entries ?? []) {
+    yield e;
+    if (e.type === 'dir') yield* walk(reader, e.path);
+  }
+}
+
+// ---- built-in plugins ----
+
+/** Built-in: vetoes the set if any extension is incompatible with the base (systemd's rules). */
+export const releaseCompatibilityPlugin: Plugin = {
+  name: 'release-compatibility',
+  async checkCompatible(ctx) {
+    const bad = ctx.extensions
+      .map((e) => ({ e, r: checkCompatibility(e.release, ctx.base.osRelease, { kind: e.kind, name: e.name, systemdVersion: ctx.systemdVersion }) }))
+      .filter(({ r }) => !r.compatible);
+    if (bad.length === 0) return { verdict: 'approve', message: `all ${ctx.extensions.length} extensions fit ${ctx.base.osRelease.ID ?? 'the base'}` };
+    return {
+      verdict: 'veto',
+      message: bad.map(({ e, r }) => `${e.name}: ${r.reason.message}`).join('; '),
+      details: bad.map(({ e, r }) => ({ name: e.name, reason: r.reason })),
+    };
+  },
+};
+
+/** One path provided differently by several layers, as {@link fileConflictPlugin} reports it. */
+export interface FileConflict {
+  path: string;
+  /** The layers providing it, bottom first (`base` for the base). */
+  providers: string[];
+  /** The layer whose version systemd shows (the topmost). */
+  winner: string;
+}
+
+async function sameContent(a: TreeReader, b: TreeReader, ea: TreeEntry, eb: TreeEntry): Promise<boolean> {
+  if (ea.type !== eb.type) return false;
+  if (ea.type === 'dir') return true;
+  if (ea.type === 'symlink') return ea.target === eb.target;
+  if ((ea.mode & 0o7777) !== (eb.mode & 0o7777) || ea.size !== eb.size) return false;
+  const [x, y] = await Promise.all([a.readFile(ea.path), b.readFile(eb.path)]);
+  return x !== null && y !== null && x.equals(y);
+}
+
+/**
+ * Built-in: warns about every path that two extensions, or an extension and the base,
+ * provide with different content (type, mode, bytes or link target), naming the layer that
+ * wins in systemd's order.
+ */
+export const fileConflictPlugin: Plugin = {
+  name: 'file-conflicts',
+  async checkCompatible(ctx) {
+    const owners = new Map<string, Array<{ layer: string; reader: TreeReader; entry: TreeEntry }>>();
+    for (const e of ctx.extensions) {
+      for (const hier of mergedHierarchies(e.kind)) {
+        for await (const entry of walk(e.reader, hier)) {
+          if (entry.type === 'dir') continue;
+          const list = owners.get(entry.path) ?? [];
+          list.push({ layer: e.name, reader: e.reader, entry });
+          owners.set(entry.path, list);
+        }
+      }
+    }
+    const conflicts: FileConflict[] = [];
+    for (const [path, list] of owners) {
+      const baseEntry = await ctx.base.reader.stat(path);
+      const all = baseEntry ? [{ layer: 'base', reader: ctx.base.reader, entry: baseEntry }, ...list] : list;
+      if (all.length < 2) continue;
+      let differs = false;
+      for (let i = 1; i < all.length && !differs; i++) {
+        differs = !(await sameContent(all[0]!.reader, all[i]!.reader, all[0]!.entry, all[i]!.entry));
+      }
+      if (differs) conflicts.push({ path, providers: all.map((x) => x.layer), winner: all[all.length - 1]!.layer });
+    }
+    conflicts.sort((a, b) => (a.path < b.path ? -1 : 1));
+    if (conflicts.length === 0) return { verdict: 'approve', message: 'no file conflicts' };
+    const shown = conflicts.slice(0, 10).map((c) => `/${c.path} (${c.providers.join(', ')}; ${c.winner} wins)`);
+    return {
+      verdict: 'warn',
+      message: `${conflicts.length} conflicting path(s): ${shown.join('; ')}${conflicts.length > 10 ? '; …' : ''}`,
+      details: conflicts,
+    };
+  },
+};
+
+// ---- executable and module plugins ----
+
+/** Version of the JSON protocol spoken with executable plugins. */
+export const PLUGIN_PROTOCOL = 1;
+
+function describeContext(ctx: PluginContext): Record<string, unknown> {
+  return {
+    protocol: PLUGIN_PROTOCOL,
+    osname: ctx.osname,
+    systemdVersion: ctx.systemdVersion,
+    base: {
+      id: ctx.base.id,
+      osRelease: ctx.base.osRelease,
+      ...(ctx.base.source.type === 'directory' ? { path: ctx.base.source.path } : {}),
+      ...(ctx.base.source.type === 'deployment' ? { path: ctx.base.source.sysroot.deploymentPath(ctx.base.source.deployment) } : {}),
+    },
+    extensions: ctx.extensions.map((e) => ({ name: e.name, commit: e.commit, kind: e.kind, release: e.release, ...(e.path ? { path: e.path } : {}) })),
+  };
+}
+
+/** Runs a program without a shell, feeds it JSON, and parses its JSON answer. */
+async function callExecutable(path: string, action: string, input: unknown, cwd: string, signal: AbortSignal): Promise<unknown> {
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn(path, [action], { cwd, stdio: ['pipe', 'pipe', 'pipe'], signal, env: { PATH: process.env.PATH ?? '/usr/bin:/bin', LANG: 'C.UTF-8' } });
+    let out = '';
+    let err = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => {
+      out += d;
+      if (out.length > MAX_PLUGIN_OUTPUT) child.kill('SIGKILL');
+    });
+    child.stderr.setEncoding('utf8').on('data', (d: string) => {
+      if (err.length < 4096) err += d;
+    });
+    child.on('error', (e) => reject(e));
+    child.on('close', (code, sig) => {
+      if (sig || code !== 0) {
+        reject(new Error(`${path} ${action} exited with ${sig ?? `code ${code}`}${err ? `: ${err.trim().split('\n').slice(-3).join(' / ')}` : ''}`));
+        return;
+      }
+      if (action === 'deploy-finish' && out.trim() === '') {
+        resolvePromise(null);
+        return;
+      }
+      try {
+        resolvePromise(JSON.parse(out));
+      } catch {
+        reject(new Error(`${path} ${action} printed something that is not JSON: ${out.slice(0, 200)}`));
+      }
+    });
+    child.stdin.on('error', () => undefined); // a plugin that exits without reading its input
+    child.stdin.end(JSON.stringify(input));
+  });
+}
+
+/**
+ * A plugin backed by an executable in any language. It is run without a shell as
+ * `PROGRAM check` and `PROGRAM deploy-finish`, with a JSON document on stdin (`protocol`,
+ * `osname`, `systemdVersion`, `base`, `extensions`, and for deploy-finish `stateDir` and
+ * `layers`), in the state directory as working directory. `check` prints
+ * `{"verdict": "approve"|"warn"|"veto", "message": "…"}`; `deploy-finish` writes files into
+ * `stateDir` and exits 0.
+ */
+export function executablePlugin(path: string, name = path.split('/').pop() ?? path): Plugin {
+  return {
+    name,
+    async checkCompatible(ctx) {
+      return callExecutable(path, 'check', describeContext(ctx), '/', ctx.signal ?? new AbortController().signal) as Promise<VoteAnswer>;
+    },
+    async deployFinish(ctx) {
+      const layers = [
+        ...(ctx.base.source.type === 'directory' ? [ctx.base.source.path] : []),
+        ...ctx.extensions.filter((e) => e.path).map((e) => e.path!),
+      ];
+      await callExecutable(path, 'deploy-finish', { ...describeContext(ctx), stateDir: ctx.stateDir, layers }, ctx.stateDir, ctx.signal ?? new AbortController().signal);
+    },
+  };
+}
+
+/**
+ * Loads the plugins in `dir`: `*.js` / `*.mjs` modules whose default export (or `plugin`
+ * export) is a {@link Plugin}, and executable files as {@link executablePlugin}s. Sorted by
+ * file name. A module that fails to load becomes a plugin that vetoes (fail closed).
+ */
+export async function loadPluginDirectory(dir: string): Promise<Plugin[]> {
+  let names: string[];
+  try {
+    names = (await readdir(dir)).sort();
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw e;
+  }
+  const plugins: Plugin[] = [];
+  for (const file of names) {
+    const path = join(dir, file);
+    const st = await stat(path);
+    if (!st.isFile()) continue;
+    if (/\.(m?js)$/.test(file)) {
+      try {
+        const mod = (await import(pathToFileURL(path).href)) as { default?: unknown; plugin?: unknown };
+        const p = (mod.default ?? mod.plugin) as Plugin | undefined;
+        if (!p || typeof p !== 'object' || typeof p.name !== 'string') throw new Error('it exports no plugin object with a name');
+        plugins.push(p);
+      } catch (e) {
+        const message = `plugin module ${path} cannot be loaded: ${(e as Error).message}; counted as a veto`;
+        plugins.push({ name: file, checkCompatible: async () => ({ verdict: 'veto', message }) });
+      }
+      continue;
+    }
+    try {
+      await access(path, constants.X_OK);
+      plugins.push(executablePlugin(path, file));
+    } catch {
+      // Not executable: documentation or data next to the plugins.
+    }
+  }
+  return plugins;
+}
