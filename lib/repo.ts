@@ -649,6 +649,8 @@ function nested(operation = 'a transaction'): Error {
 }
 
 function toCommit(c: { timestamp: number } & Omit<Commit, 'timestamp'>): Commit {
-  return { ...c, timestamp: new Date(c.timestamp * 1000) };
+  // libostree "removes" detached metadata by writing an empty file, which reads back as {}.
+  const d = c.detachedMetadata;
+  return { ...c, timestamp: new Date(c.timestamp * 1000), detachedMetadata: d && Object.keys(d).length > 0 ? d : null };
 }
 
