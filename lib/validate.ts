@@ -468,42 +468,38 @@ export async function validateExtension(
     );
   }
 
-  // Walk the merged hierarchies.
-  const stack = top.filter((e) => e.type === 'dir' && hierarchies.includes(e.name)).map((e) => e.path).reverse();
-  while (stack.length > 0) {
-    const dir = stack.pop() as string;
-    const entries = (await reader.list(dir)) ?? [];
-    const subdirs: string[] = [];
-    for (const entry of entries) {
-      switch (entry.type) {
-        case 'dir':
-          subdirs.push(entry.path);
-          break;
-        case 'symlink': {
-          const why = symlinkEscape(entry.path, entry.target ?? '', hierarchies);
-          if (why !== null) error('SYMLINK_ESCAPES', entry.path, `symlink ${why}`);
-          break;
-        }
-        case 'special':
-          error(
-            'SPECIAL_FILE',
-            entry.path,
-            'device nodes, FIFOs and sockets are not allowed in an extension (a 0:0 character device would act as an overlayfs whiteout)',
-          );
-          break;
-        case 'file':
-          if ((entry.mode & 0o6000) !== 0) {
-            const bits = [(entry.mode & 0o4000) !== 0 ? 'setuid' : '', (entry.mode & 0o2000) !== 0 ? 'setgid' : '']
-              .filter((b) => b !== '')
-              .join(' and ');
-            const message = `file is ${bits} (mode ${entry.mode.toString(8).padStart(4, '0')})`;
-            if (opts.strict === true) error('SETUID', entry.path, message);
-            else warning('SETUID', entry.path, message);
-          }
-          break;
+  // Walk the merged hierarchies depth-first, in name order, so problems come in tree order.
+  const visit = async (entry: TreeEntry): Promise<void> => {
+    switch (entry.type) {
+      case 'dir':
+        for (const child of (await reader.list(entry.path)) ?? []) await visit(child);
+        break;
+      case 'symlink': {
+        const why = symlinkEscape(entry.path, entry.target ?? '', hierarchies);
+        if (why !== null) error('SYMLINK_ESCAPES', entry.path, `symlink ${why}`);
+        break;
       }
+      case 'special':
+        error(
+          'SPECIAL_FILE',
+          entry.path,
+          'device nodes, FIFOs and sockets are not allowed in an extension (a 0:0 character device would act as an overlayfs whiteout)',
+        );
+        break;
+      case 'file':
+        if ((entry.mode & 0o6000) !== 0) {
+          const bits = [(entry.mode & 0o4000) !== 0 ? 'setuid' : '', (entry.mode & 0o2000) !== 0 ? 'setgid' : '']
+            .filter((b) => b !== '')
+            .join(' and ');
+          const message = `file is ${bits} (mode ${entry.mode.toString(8).padStart(4, '0')})`;
+          if (opts.strict === true) error('SETUID', entry.path, message);
+          else warning('SETUID', entry.path, message);
+        }
+        break;
     }
-    stack.push(...subdirs.reverse());
+  };
+  for (const entry of top) {
+    if (entry.type === 'dir' && hierarchies.includes(entry.name)) await visit(entry);
   }
 
   return done(kind, name, release);
