@@ -89,6 +89,8 @@ export class ExtensionError extends Error {
   readonly problems?: ExtensionErrorProblem[];
 
   /**
+   * Creates an error with a stable code.
+   *
    * @param code - stable error code
    * @param message - human-readable explanation
    * @param options - path, problems and cause

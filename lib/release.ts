@@ -244,7 +244,8 @@ export function parseRelease(text: string | Uint8Array, opts: ParseReleaseOption
     problems.push({
       line: entryLine,
       code: 'NO_EQUALS',
-      message: `'${shown}' has no '='; line ignored`,
+      // systemd reads a line starting with '=' as a key named '=...' that never gets its own '='.
+      message: shown.startsWith('=') ? `'${shown}' has no key before '='; line ignored` : `'${shown}' has no '='; line ignored`,
     });
   };
 

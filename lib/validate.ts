@@ -257,6 +257,8 @@ export interface ValidateExtensionOptions {
   strict?: boolean;
   /** systemd version for reading the release file (see `parseRelease`). Default 252. */
   systemdVersion?: number;
+  /** Aborts the walk; the promise then rejects with the signal's reason. */
+  signal?: AbortSignal;
 }
 
 /** The result of {@link validateExtension}. */
@@ -336,6 +338,7 @@ export async function validateExtension(
   reader: TreeReader,
   opts: ValidateExtensionOptions = {},
 ): Promise<ValidationResult> {
+  opts.signal?.throwIfAborted();
   const problems: ValidationProblem[] = [];
   const error = (code: ValidationCode, path: string, message: string): void => {
     problems.push({ code, severity: 'error', path, message });
@@ -472,6 +475,7 @@ export async function validateExtension(
   const visit = async (entry: TreeEntry): Promise<void> => {
     switch (entry.type) {
       case 'dir':
+        opts.signal?.throwIfAborted();
         for (const child of (await reader.list(entry.path)) ?? []) await visit(child);
         break;
       case 'symlink': {

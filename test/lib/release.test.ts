@@ -45,6 +45,7 @@ describe('parseRelease: lines and comments', () => {
       [4, 'INVALID_KEY'],
       [5, 'NO_EQUALS'],
     ]);
+    expect(problems[3]?.message).toContain('no key');
   });
 
   it('reports a key without = at the end of the file', () => {

@@ -253,6 +253,20 @@ describe('validateExtension: content', () => {
     expect(errors(strict)).toEqual(['SETUID', 'SETUID']);
   });
 
+  it('stops when its signal is aborted', async () => {
+    const controller = new AbortController();
+    const reader = directoryReader(tree({ ...release, 'usr/a/b/c': 'x' }));
+    const listing: TreeReader = {
+      ...reader,
+      list: async (p) => {
+        if (p === 'usr/a') controller.abort(new Error('stop here'));
+        return reader.list(p);
+      },
+    };
+    await expect(validateExtension(listing, { signal: controller.signal })).rejects.toThrow('stop here');
+    await expect(validateExtension(reader, { signal: AbortSignal.abort() })).rejects.toMatchObject({ name: 'AbortError' });
+  });
+
   it('refuses a root that is missing or not a directory', async () => {
     const dir = tempDir();
     expect(errors(await validateExtension(directoryReader(join(dir, 'nope'))))).toEqual(['NOT_A_TREE']);
