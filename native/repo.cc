@@ -334,6 +334,20 @@ Napi::Value Repo::SetRefImmediate(const Napi::CallbackInfo& info) {
 
 // ---- commits ----
 
+// libostree 2022.7 reads a damaged commit's checksums unchecked and crashes (the CLI does
+// too): every path that walks a commit's tree checks its structure first.
+static gboolean ValidateCommit(const char* checksum, GVariant* commit, GError** err) {
+  if (ostree_validate_structureof_commit(commit, err)) return TRUE;
+  g_prefix_error(err, "commit %s is corrupted: ", checksum);
+  return FALSE;
+}
+
+static gboolean LoadValidCommit(OstreeRepo* repo, const char* checksum, GError** err) {
+  g_autoptr(GVariant) commit = nullptr;
+  if (!ostree_repo_load_variant(repo, OSTREE_OBJECT_TYPE_COMMIT, checksum, &commit, err)) return FALSE;
+  return ValidateCommit(checksum, commit, err);
+}
+
 struct CommitInfo {
   std::string checksum;
   VariantRef commit;
@@ -371,6 +385,10 @@ class LoadCommitsWorker : public RepoWorker {
       auto ci = std::make_unique<CommitInfo>();
       ci->checksum = next;
       ci->commit = VariantRef(commit);
+      if (!ValidateCommit(next.c_str(), commit, &err)) {
+        Fail(err);
+        return;
+      }
       ci->partial = (state & OSTREE_REPO_COMMIT_STATE_PARTIAL) != 0;
       GVariant* detached = nullptr;
       if (!ostree_repo_read_commit_detached_metadata(repo(), next.c_str(), &detached, cancellable_, &err)) {
@@ -515,7 +533,9 @@ class QueryWorker : public RepoWorker {
     GError* err = nullptr;
     g_autoptr(GFile) root = nullptr;
     g_autofree char* commit = nullptr;
-    if (!ostree_repo_read_commit(repo(), rev_.c_str(), &root, &commit, cancellable_, &err)) {
+    g_autofree char* resolved = nullptr;
+    if (!ostree_repo_resolve_rev(repo(), rev_.c_str(), FALSE, &resolved, &err) || !LoadValidCommit(repo(), resolved, &err) ||
+        !ostree_repo_read_commit(repo(), resolved, &root, &commit, cancellable_, &err)) {
       Fail(err);
       return;
     }
@@ -880,6 +900,10 @@ class CheckoutWorker : public RepoWorker {
     GError* err = nullptr;
     if (subpath_) opts_.subpath = subpath_->c_str();
     if (devino_) opts_.devino_to_csum_cache = devino_;
+    if (!LoadValidCommit(repo(), commit_.c_str(), &err)) {
+      Fail(err);
+      return;
+    }
     if (!ostree_repo_checkout_at(repo(), &opts_, AT_FDCWD, dest_.c_str(), commit_.c_str(), cancellable_, &err)) Fail(err);
   }
 
@@ -971,6 +995,13 @@ class FsckWorker : public RepoWorker {
         g_clear_error(&err);
         continue;
       }
+      if (!ValidateCommit(csum, commit, &err)) {
+        problems_.push_back({csum, "commit", err->message});
+        corrupt_.push_back(problems_.size() - 1);
+        g_clear_error(&err);
+        commits_++;
+        continue;
+      }
       if (state & OSTREE_REPO_COMMIT_STATE_PARTIAL) {
         partial_++;
         continue;
@@ -981,7 +1012,9 @@ class FsckWorker : public RepoWorker {
           return;
         }
         problems_.push_back({csum, "commit", std::string("traversal failed: ") + err->message});
-        missing_.push_back(problems_.size() - 1);
+        // A damaged dirtree fails the walk too; only NOT_FOUND means something is missing.
+        if (g_error_matches(err, G_IO_ERROR, G_IO_ERROR_NOT_FOUND)) missing_.push_back(problems_.size() - 1);
+        else corrupt_.push_back(problems_.size() - 1);
         g_clear_error(&err);
       }
       commits_++;
