@@ -8,7 +8,7 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { rename, rm } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
+import { basename, dirname, join, resolve as resolvePath } from 'node:path';
 import type {
   NativeCancellable,
   NativeCheckoutOptions,
@@ -293,9 +293,10 @@ export class Repo {
   readonly #path: string;
 
   /** @internal */
-  constructor(handle: NativeRepo) {
+  constructor(handle: NativeRepo, path?: string) {
     this._native = handle;
-    this.#path = handle.path;
+    // libostree reports a repo opened by path as /proc/self/fd/N: keep the caller's path.
+    this.#path = path === undefined ? handle.path : resolvePath(path);
   }
 
   /** Creates a repository at `path` (the directory may exist and be empty) and opens it. */
@@ -305,7 +306,7 @@ export class Repo {
     const mode = is.oneOf('mode', o.mode, REPO_MODES, 'bare-user-only');
     const disableFsync = is.bool('disableFsync', o.disableFsync, false);
     const h = await cancellable(`create repository ${path}`, is.signal(o.signal), (c) => native().Repo.create(path, mode, { disableFsync }, c));
-    return new Repo(h);
+    return new Repo(h, path);
   }
 
   /** Opens an existing repository; rejects with `NOT_FOUND` when `path` holds none. */
@@ -314,7 +315,7 @@ export class Repo {
     const o = is.options<OpenOptions>('options', opts);
     const disableFsync = is.bool('disableFsync', o.disableFsync, false);
     const h = await cancellable(`open repository ${path}`, is.signal(o.signal), (c) => native().Repo.open(path, { disableFsync }, c));
-    return new Repo(h);
+    return new Repo(h, path);
   }
 
   /** The repository directory. */
