@@ -6,6 +6,6 @@ export default defineConfig({
     include: ['test/**/*.test.ts'],
     testTimeout: 60_000,
     hookTimeout: 120_000,
-    globalSetup: ['test/helpers/global-setup.ts'],
+    globalSetup: ['test/helpers/build-dist.ts', 'test/helpers/global-setup.ts'],
   },
 });

@@ -7,7 +7,7 @@
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, rename, rm } from 'node:fs/promises';
+import { lstat, mkdir, readlink, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import * as is from './args.js';
@@ -56,6 +56,39 @@ export interface MergeResult {
   commit?: string;
 }
 
+/**
+ * Resolves `rel` inside `root` as systemd's chase with a root prefix does (absolute symlink
+ * targets and `..` stay inside `root`); null when it does not exist or is not a directory.
+ */
+async function chaseInRoot(root: string, rel: string): Promise<string | null> {
+  const todo = rel.split('/').filter((p) => p !== '' && p !== '.');
+  const done: string[] = [];
+  for (let hops = 0; todo.length > 0; ) {
+    const part = todo.shift()!;
+    if (part === '..') {
+      done.pop();
+      continue;
+    }
+    const path = join(root, ...done, part);
+    let st;
+    try {
+      st = await lstat(path);
+    } catch {
+      return null;
+    }
+    if (st.isSymbolicLink()) {
+      if (++hops > 32) return null;
+      const target = await readlink(path);
+      if (target.startsWith('/')) done.length = 0;
+      todo.unshift(...target.split('/').filter((p) => p !== '' && p !== '.'));
+      continue;
+    }
+    if (!st.isDirectory()) return null;
+    done.push(part);
+  }
+  return join(root, ...done);
+}
+
 /** The hierarchies systemd merges for each kind (252: /usr and /opt; /etc for confexts). */
 export function mergedHierarchies(kind: 'sysext' | 'confext'): string[] {
   return kind === 'sysext' ? ['usr', 'opt'] : ['etc'];
@@ -64,7 +97,8 @@ export function mergedHierarchies(kind: 'sysext' | 'confext'): string[] {
 /**
  * Merges `extensions` onto `base` without mounts. Later extensions in systemd's order win
  * for files present in several layers, as overlayfs shows them; only the merged hierarchies
- * of each extension are used, as systemd-sysext does.
+ * of each extension are used, and only those the base has (a symlinked `/opt` is followed),
+ * as systemd-sysext does.
  *
  * @example
  * ```ts
@@ -116,8 +150,9 @@ export async function mergeOffline(opts: MergeOptions): Promise<MergeResult> {
       const top = new Set((await repo.listDir(ext.commit, '/')).filter((e) => e.type === 'dir').map((e) => e.name));
       for (const hier of mergedHierarchies(ext.kind)) {
         if (!top.has(hier)) continue;
-        const dest = hier === 'etc' && o.confextTarget === 'usr/etc' ? join(work, 'usr/etc') : join(work, hier);
-        await mkdir(dest, { recursive: true });
+        // systemd-sysext ignores a hierarchy the base lacks, and follows one that is a symlink.
+        const dest = await chaseInRoot(work, hier === 'etc' && o.confextTarget === 'usr/etc' ? 'usr/etc' : hier);
+        if (dest === null) continue;
         await repo.checkout(ext.commit, dest, { subpath: `/${hier}`, overwrite: 'union', devinoCache: cache, ...(signal ? { signal } : {}) });
       }
     }

@@ -108,7 +108,7 @@ function invalid(name: string, result: ValidationResult, strict: boolean): Exten
 
 /** The validated extension's name (validation reports a tree without a release file as an error). */
 function nameOf(result: ValidationResult, fallback: string): string {
-  if (result.name === null) throw new ExtensionError('INVALID_EXTENSION', `${fallback}: cannot tell the extension's name (no release file)`);
+  if (!result.name) throw new ExtensionError('INVALID_EXTENSION', `${fallback}: cannot tell the extension's name (no release file)`);
   return result.name;
 }
 

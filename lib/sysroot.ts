@@ -7,6 +7,7 @@
 import { join } from 'node:path';
 import type { NativeSysroot } from '../types/native.js';
 import * as is from './args.js';
+import { OstreeError } from './errors.js';
 import { native } from './native.js';
 import { Repo, type CallOptions, type OpenOptions } from './repo.js';
 import { cancellable, SerialQueue } from './signal.js';
@@ -79,6 +80,31 @@ export class Sysroot {
   async reload(opts: CallOptions = {}): Promise<void> {
     const signal = is.signal(opts.signal);
     await this.#queue.run(() => cancellable(`reload sysroot ${this.#path}`, signal, (c) => this.#native.reload(c)));
+  }
+
+  /**
+   * Runs `fn` holding the sysroot's lock (`ostree/lock`, the one `ostree admin` takes), so
+   * only one apply or deploy runs at a time. With `wait: false` (default) a held lock
+   * rejects at once with `LOCKED`; with `wait: true` it waits for the holder.
+   */
+  async withLock<T>(fn: () => Promise<T>, opts: CallOptions & { wait?: boolean } = {}): Promise<T> {
+    const wait = is.bool('wait', opts.wait, false);
+    const signal = is.signal(opts.signal);
+    return this.#queue.run(async () => {
+      const got = await cancellable(`lock sysroot ${this.#path}`, signal, (c) => this.#native.lock(wait, c));
+      if (!got) {
+        throw new OstreeError(`another process holds the lock of sysroot ${this.#path} (an apply or ostree admin is running); retry later or pass wait: true`, {
+          domain: 'g-io-error-quark',
+          gerrorCode: 27,
+          code: 'LOCKED',
+        });
+      }
+      try {
+        return await fn();
+      } finally {
+        this.#native.unlock();
+      }
+    });
   }
 
   /** Opens the sysroot's repository (`ostree/repo`). */

@@ -11,6 +11,8 @@ class Sysroot : public Napi::ObjectWrap<Sysroot> {
                                       {StaticMethod<&Sysroot::Load>("load"),
                                        InstanceMethod<&Sysroot::Reload>("reload"),
                                        InstanceMethod<&Sysroot::Deployments>("deployments"),
+                                       InstanceMethod<&Sysroot::Lock>("lock"),
+                                       InstanceMethod<&Sysroot::Unlock>("unlock"),
                                        InstanceAccessor<&Sysroot::GetPath>("path"),
                                        InstanceMethod<&Sysroot::Close>("close")});
     GetData(env)->sysrootConstructor = Napi::Persistent(ctor);
@@ -99,6 +101,44 @@ class Sysroot : public Napi::ObjectWrap<Sysroot> {
       out.Set(i, o);
     }
     return out;
+  }
+
+  class LockWorker : public Worker {
+   public:
+    LockWorker(Napi::Env env, Napi::Value owner, OstreeSysroot* s, bool wait, Napi::Value c)
+        : Worker(env, "ostree-sysext:sysrootLock", owner, c), sysroot_(static_cast<OstreeSysroot*>(g_object_ref(s))), wait_(wait) {}
+    ~LockWorker() override { g_object_unref(sysroot_); }
+
+   protected:
+    void Run() override {
+      GError* err = nullptr;
+      if (wait_) {
+        // Blocks until the other holder (another apply, `ostree admin`) lets go.
+        if (!ostree_sysroot_lock(sysroot_, &err)) Fail(err);
+        else acquired_ = true;
+        return;
+      }
+      gboolean got = FALSE;
+      if (!ostree_sysroot_try_lock(sysroot_, &got, &err)) Fail(err);
+      acquired_ = got;
+    }
+    Napi::Value Result(Napi::Env env) override { return Napi::Boolean::New(env, acquired_); }
+
+   private:
+    OstreeSysroot* sysroot_;
+    bool wait_;
+    bool acquired_ = false;
+  };
+
+  // lock(wait, cancellable) -> acquired: the sysroot's own lock (ostree/lock), as ostree admin takes it.
+  Napi::Value Lock(const Napi::CallbackInfo& info) {
+    bool wait = info.Length() > 0 && info[0].ToBoolean().Value();
+    return (new LockWorker(info.Env(), info.This(), Handle(info.Env()), wait, info[1]))->Start();
+  }
+
+  Napi::Value Unlock(const Napi::CallbackInfo& info) {
+    ostree_sysroot_unlock(Handle(info.Env()));
+    return info.Env().Undefined();
   }
 
   Napi::Value GetPath(const Napi::CallbackInfo& info) {

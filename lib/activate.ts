@@ -1,0 +1,273 @@
+/**
+ * Applying a deployment set on a sysroot: hardlink checkouts, the binding to its base
+ * deployment, and an atomic switch of what systemd-sysext sees.
+ *
+ * Layout (all under the sysroot, see DESIGN.md):
+ * - `ostree/deploy/<os>/extensions/<setcommit>.0/` — the set checkout: `state/` (plugin
+ *   output) and `staged/<NAME>/` (a hardlink checkout of each extension: real directories,
+ *   since systemd 252 does not discover symlinked images under `--root`);
+ * - `ostree/deploy/<os>/deploy/<base>.<serial>.extensions` → that checkout (the binding);
+ * - `<root>/run/extensions` → `<set checkout>/staged` and `<root>/run/ostree/extensions` →
+ *   the set checkout, each replaced by one `rename()`, so a crash leaves the old or the new
+ *   set active, never a mix.
+ * @module
+ */
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { lstat, mkdir, readdir, readlink, rename, rm, rmdir, symlink } from 'node:fs/promises';
+import { basename, dirname, join, relative, resolve } from 'node:path';
+import * as is from './args.js';
+import { baseFromDeployment } from './base.js';
+import { checkCompatibility, DEFAULT_SYSTEMD_VERSION } from './compat.js';
+import { DeploymentSet, type SetRecord } from './deployment-set.js';
+import { ExtensionError } from './errors-domain.js';
+import type { Plugin } from './plugins.js';
+import type { CallOptions } from './repo.js';
+import type { ExtensionStore } from './store.js';
+import { mergeAndVerify, sysext } from './sysext.js';
+import type { Deployment, Sysroot } from './sysroot.js';
+
+/** Options of {@link applySet}. */
+export interface ApplyOptions extends CallOptions {
+  sysroot: Sysroot;
+  /** A store over the sysroot's repository. */
+  store: ExtensionStore;
+  osname: string;
+  /** The deployment to apply for. Default: the booted one, else the first of `osname`. */
+  deployment?: Deployment;
+  /**
+   * The set commit to apply. Default: the set bound to the deployment; else the OS name's
+   * current set, re-checked against this deployment (incompatible extensions are left out
+   * and reported in `excluded`).
+   */
+  set?: string;
+  /** Where `run/` lives. Default: the sysroot path (`/` on a booted host). */
+  root?: string;
+  /** Wait for another apply (or `ostree admin`) holding the sysroot lock. Default false. */
+  wait?: boolean;
+  /** Then run `systemd-sysext refresh` for `root` and check the result. Default false. */
+  refresh?: boolean;
+  /** Plugins for a re-check (see {@link DeploymentSet}). */
+  plugins?: Plugin[];
+  /** systemd version whose rules apply. Default 252. */
+  systemdVersion?: number;
+}
+
+/** Result of {@link applySet}. */
+export interface ApplyResult {
+  /** The applied set. */
+  set: SetRecord;
+  /** The set checkout directory. */
+  checkout: string;
+  /** Extensions of the current set left out because they do not fit this deployment. */
+  excluded: Array<{ name: string; reason: string }>;
+  /** The binding link of the deployment. */
+  binding: string;
+  /** Extensions merged by systemd-sysext, when `refresh` was asked. */
+  merged?: string[];
+}
+
+/** The deployment's root directory name (`<checksum>.<serial>`). */
+function deployName(d: Deployment): string {
+  return `${d.checksum}.${d.serial}`;
+}
+
+/** Paths of the layout for one sysroot and OS name. */
+export function layout(sysrootPath: string, osname: string) {
+  const osdir = join(sysrootPath, 'ostree', 'deploy', osname);
+  return {
+    setsDir: join(osdir, 'extensions'),
+    setCheckout: (commit: string) => join(osdir, 'extensions', `${commit}.0`),
+    binding: (d: Deployment) => join(osdir, 'deploy', `${deployName(d)}.extensions`),
+  };
+}
+
+/** Replaces (or creates) a symlink atomically: a new link under a temporary name, renamed over. */
+export async function replaceSymlink(linkPath: string, target: string): Promise<void> {
+  await mkdir(dirname(linkPath), { recursive: true });
+  const tmp = join(dirname(linkPath), `.${basename(linkPath)}.${randomBytes(6).toString('hex')}`);
+  await symlink(target, tmp);
+  try {
+    await rename(tmp, linkPath);
+  } catch (e) {
+    await rm(tmp, { force: true });
+    throw e;
+  }
+}
+
+async function ensureNotForeign(path: string): Promise<void> {
+  let st;
+  try {
+    st = await lstat(path);
+  } catch {
+    return;
+  }
+  if (st.isSymbolicLink()) return;
+  if (st.isDirectory() && (await readdir(path)).length === 0) {
+    await rmdir(path);
+    return;
+  }
+  throw new ExtensionError('APPLY_FAILED', `${path} exists and is not managed by ostree-sysext (a symlink); move its content to /var/lib/extensions or remove it`);
+}
+
+/** Makes sure the set checkout exists, complete (built aside and renamed into place). */
+async function ensureSetCheckout(store: ExtensionStore, dir: string, set: SetRecord, signal?: AbortSignal): Promise<void> {
+  if (existsSync(dir)) return;
+  await mkdir(dirname(dir), { recursive: true });
+  const tmp = `${dir}.tmp-${randomBytes(6).toString('hex')}`;
+  try {
+    await store.repo.checkout(set.commit, tmp, { ...(signal ? { signal } : {}) });
+    await mkdir(join(tmp, 'staged'), { recursive: true });
+    for (const name of set.order) {
+      await store.repo.checkout(set.extensions[name]!, join(tmp, 'staged', name), { ...(signal ? { signal } : {}) });
+    }
+    await rename(tmp, dir);
+  } catch (e) {
+    await rm(tmp, { recursive: true, force: true });
+    throw e;
+  }
+}
+
+function pickDeployment(sysroot: Sysroot, osname: string, given?: Deployment): Deployment {
+  if (given) return given;
+  const booted = sysroot.bootedDeployment();
+  if (booted && booted.osname === osname) return booted;
+  const first = sysroot.deployments().find((d) => d.osname === osname);
+  if (!first) throw new ExtensionError('APPLY_FAILED', `the sysroot ${sysroot.path} has no deployment of ${osname}`);
+  return first;
+}
+
+/**
+ * The target of an activation link. When `root` is the sysroot itself (an image directory, or
+ * `/` as both), a relative link. When `root` is a deployment (a booted system's `/` over
+ * `/sysroot`), an absolute `/ostree/…` path: inside a deployment `/ostree` leads to the
+ * sysroot's, which is how systemd-sysext resolves it under `--root` too.
+ */
+function activationTarget(sysrootPath: string, root: string, link: string, target: string): string {
+  if (resolve(sysrootPath) === root) return relative(dirname(link), target);
+  return '/' + relative(resolve(sysrootPath), target);
+}
+
+/** The set commit bound to a deployment, or null. */
+export async function boundSet(sysroot: Sysroot, d: Deployment): Promise<string | null> {
+  try {
+    const target = await readlink(layout(sysroot.path, d.osname).binding(d));
+    const m = /([0-9a-f]{64})\.0$/.exec(target);
+    return m ? m[1]! : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Applies a deployment set: checks it out (hardlinks), binds it to its deployment, and
+ * switches `run/extensions` to it atomically; optionally asks systemd-sysext to refresh.
+ * One apply at a time per sysroot (its lock).
+ */
+export async function applySet(opts: ApplyOptions): Promise<ApplyResult> {
+  const o = is.options<ApplyOptions>('options', opts);
+  if (!o.sysroot || !o.store) throw new TypeError('sysroot and store are required');
+  const sysroot = o.sysroot;
+  const store = o.store;
+  const osname = is.nonEmpty('osname', o.osname);
+  const signal = is.signal(o.signal);
+  const root = resolve(o.root ?? o.sysroot.path);
+  const paths = layout(o.sysroot.path, osname);
+  return sysroot.withLock(
+    async () => {
+      const deployment = pickDeployment(sysroot, osname, o.deployment);
+      const excluded: Array<{ name: string; reason: string }> = [];
+      let setCommit = o.set === undefined ? await boundSet(sysroot, deployment) : is.checksum('set', o.set);
+      if (setCommit === null) {
+        const current = await DeploymentSet.current(store, osname);
+        if (current === null) throw new ExtensionError('APPLY_FAILED', `no set was ever committed for ${osname}`);
+        if (current.base === deployment.checksum) {
+          setCommit = current.commit;
+        } else {
+          // A new OS deployment: re-check the set against its os-release; leave out what no longer fits.
+          const base = await baseFromDeployment(sysroot, deployment);
+          const systemdVersion = o.systemdVersion ?? DEFAULT_SYSTEMD_VERSION;
+          const set = await DeploymentSet.fromCurrent({ store: store, osname, base, systemdVersion, ...(o.plugins ? { plugins: o.plugins } : {}) });
+          for (const m of await set.members()) {
+            const r = checkCompatibility(m.release, base.osRelease, { kind: m.kind, name: m.name, systemdVersion });
+            if (!r.compatible) {
+              excluded.push({ name: m.name, reason: r.reason.message });
+              set.remove(m.name);
+            }
+          }
+          const subject = `Re-check for deployment ${deployName(deployment)}${excluded.length ? ` (left out: ${excluded.map((x) => x.name).join(', ')})` : ''}`;
+          setCommit = (await set.commit({ subject, ...(signal ? { signal } : {}) })).record.commit;
+        }
+      }
+      const set = await DeploymentSet.load(store, osname, setCommit);
+      const checkout = paths.setCheckout(set.commit);
+      await ensureSetCheckout(store, checkout, set, signal);
+      const binding = paths.binding(deployment);
+      await replaceSymlink(binding, relative(dirname(binding), checkout));
+      const runExt = join(root, 'run', 'extensions');
+      const runState = join(root, 'run', 'ostree', 'extensions');
+      await ensureNotForeign(runExt);
+      await replaceSymlink(runState, activationTarget(sysroot.path, root, runState, checkout));
+      await replaceSymlink(runExt, activationTarget(sysroot.path, root, runExt, join(checkout, 'staged')));
+      const result: ApplyResult = { set, checkout, excluded, binding };
+      if (o.refresh) {
+        const sysexts = [];
+        for (const name of set.order) {
+          if (existsSync(join(checkout, 'staged', name, 'usr', 'lib', 'extension-release.d', `extension-release.${name}`))) sysexts.push(name);
+        }
+        result.merged = await mergeAndVerify('refresh', sysexts, { root, ...(signal ? { signal } : {}) });
+      }
+      return result;
+    },
+    { wait: o.wait ?? false, ...(signal ? { signal } : {}) },
+  );
+}
+
+/**
+ * Deactivates: removes `run/extensions` and `run/ostree/extensions` (only if they are ours)
+ * and, with `unmerge`, runs `systemd-sysext unmerge` for `root`.
+ */
+export async function deactivate(opts: { root: string; unmerge?: boolean; signal?: AbortSignal }): Promise<void> {
+  const root = resolve(is.nonEmpty('root', opts.root));
+  for (const p of [join(root, 'run', 'extensions'), join(root, 'run', 'ostree', 'extensions')]) {
+    try {
+      if ((await lstat(p)).isSymbolicLink()) await rm(p);
+    } catch {
+      // absent: nothing to do
+    }
+  }
+  if (opts.unmerge) await sysext('unmerge', { root, ...(opts.signal ? { signal: opts.signal } : {}) });
+}
+
+/**
+ * Removes set checkouts no deployment binding and no activation link points to (old sets
+ * after upgrades and rollbacks). Returns the removed directories.
+ */
+export async function cleanupSetCheckouts(sysroot: Sysroot, osname: string, root = sysroot.path): Promise<string[]> {
+  const paths = layout(sysroot.path, osname);
+  const keep = new Set<string>();
+  for (const d of sysroot.deployments().filter((x) => x.osname === osname)) {
+    const c = await boundSet(sysroot, d);
+    if (c) keep.add(`${c}.0`);
+  }
+  try {
+    const active = await readlink(join(root, 'run', 'ostree', 'extensions'));
+    keep.add(basename(active));
+  } catch {
+    // nothing active
+  }
+  const removed: string[] = [];
+  let entries: string[] = [];
+  try {
+    entries = await readdir(paths.setsDir);
+  } catch {
+    return removed;
+  }
+  for (const e of entries) {
+    if (keep.has(e)) continue;
+    const p = join(paths.setsDir, e);
+    await rm(p, { recursive: true, force: true });
+    removed.push(p);
+  }
+  return removed;
+}

@@ -1,0 +1,205 @@
+// End to end with real parts: an `ostree admin` sysroot, extensions installed with the store,
+// sets voted on by plugins (one executable plugin writes a state file), applied, merged by the
+// real systemd-sysext in a private mount namespace, rolled back, unmerged; an OS upgrade
+// re-checks the set; the offline merge equals what systemd-sysext shows.
+import { chmodSync, existsSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { beforeAll, expect, it } from 'vitest';
+import { applySet, boundSet } from '../../lib/activate.js';
+import { baseFromCommit, baseFromDeployment } from '../../lib/base.js';
+import { DeploymentSet, SetRefusedError } from '../../lib/deployment-set.js';
+import { mergeOffline } from '../../lib/merge.js';
+import { executablePlugin } from '../../lib/plugins.js';
+import type { Repo } from '../../lib/repo.js';
+import { ExtensionStore } from '../../lib/store.js';
+import { Sysroot } from '../../lib/sysroot.js';
+import { makeTestSysroot, makeTree, type TestSysroot } from '../helpers/fixtures.js';
+import { describeAsRoot } from '../helpers/root.js';
+import { runInPrivateMountNamespace } from '../helpers/sysext.js';
+import { tempDir } from '../helpers/tmp.js';
+
+const dir = tempDir('sets-live-');
+
+function extTree(name: string, release: string, files: Record<string, string>): string {
+  const path = join(dir, `ext-${name}-${Math.random().toString(36).slice(2)}`);
+  makeTree(path, { [`usr/lib/extension-release.d/extension-release.${name}`]: release, ...files });
+  return path;
+}
+
+// Lists a tree as "path type mode sha" lines, the same way for the offline and the live merge.
+const listing = (dirExpr: string) => `find "${dirExpr}" -mindepth 1 -path "${dirExpr}/.systemd-sysext" -prune -o -printf '%P %y %m\\n' | sort`;
+
+/** Mounts the sysroot where a booted deployment sees it, merges, and reports what systemd shows. */
+async function liveMerge(sysrootPath: string, deployDir: string, paths: string[]): Promise<{ merged: string[]; files: Record<string, string>; listing: string; after: string; code: number | null; stderr: string }> {
+  const script = `
+set -e
+mount --bind "$2" "$2" && mount --make-shared "$2"
+mount --bind "$1" "$2/sysroot"
+systemd-sysext --root="$2" merge >&2
+echo "==merged"; cat "$2/usr/.systemd-sysext/extensions" 2>/dev/null || true
+shift 2
+for p in "$@"; do echo "==file $p"; cat "$DEPLOY/$p" 2>/dev/null || echo "<missing>"; done
+echo "==listing"; ${listing('$DEPLOY/usr')}
+systemd-sysext --root="$DEPLOY" unmerge >&2
+echo "==after"; findmnt -n -o FSTYPE "$DEPLOY/usr" || echo "not-a-mount"
+`;
+  const r = await runInPrivateMountNamespace(script, { args: [sysrootPath, deployDir, ...paths], env: { DEPLOY: deployDir } });
+  const sections = new Map<string, string>();
+  let current = '';
+  for (const line of r.stdout.split('\n')) {
+    if (line.startsWith('==')) {
+      current = line.slice(2);
+      sections.set(current, '');
+    } else if (current) {
+      sections.set(current, sections.get(current)! + line + '\n');
+    }
+  }
+  const files: Record<string, string> = {};
+  for (const p of paths) files[p] = (sections.get(`file ${p}`) ?? '').trimEnd();
+  return {
+    merged: (sections.get('merged') ?? '').split('\n').filter(Boolean),
+    files,
+    listing: sections.get('listing') ?? '',
+    after: (sections.get('after') ?? '').trim(),
+    code: r.code,
+    stderr: r.stderr,
+  };
+}
+
+describeAsRoot('deployment sets applied and merged by the real systemd-sysext', () => {
+  let s: TestSysroot;
+  let sysroot: Sysroot;
+  let repo: Repo;
+  let store: ExtensionStore;
+  let pluginPath: string;
+
+  beforeAll(async () => {
+    // A deployment sees the sysroot at /sysroot and /ostree → sysroot/ostree, as on a booted host.
+    s = makeTestSysroot(join(dir, 'sysroot'), {
+      osname: 'testos',
+      deployments: 1,
+      tree: { extra: { ostree: { symlink: 'sysroot/ostree' }, sysroot: { dir: true }, run: { dir: true }, 'usr/share/base/file': 'from base\n' } },
+    });
+    sysroot = await Sysroot.load(s.path);
+    repo = await sysroot.repo({ disableFsync: true });
+    store = new ExtensionStore(repo);
+    await store.installFromDirectory(extTree('hello', 'ID=testos\nVERSION_ID=1\n', { 'usr/share/hello/msg': 'hello from an extension\n' }));
+    await store.installFromDirectory(extTree('world', 'ID=_any\n', { 'usr/share/world/msg': 'world\n', 'opt/world/bin': 'opt content\n' }));
+    await store.installFromDirectory(extTree('other', 'ID=fedora\nVERSION_ID=40\n', { 'usr/share/other/msg': 'not for this OS\n' }));
+    pluginPath = join(dir, 'state-plugin');
+    writeFileSync(
+      pluginPath,
+      `#!/bin/sh
+case "$1" in
+  check) cat >/dev/null; echo '{"verdict":"approve","message":"state plugin is happy"}' ;;
+  deploy-finish) cat > input.json; echo "generated for $(grep -o '"name":"[a-z]*"' input.json | tr '\\n' ' ')" > from-plugin.txt ;;
+  *) exit 2 ;;
+esac
+`,
+    );
+    chmodSync(pluginPath, 0o755);
+  });
+
+  it('votes, applies, merges, rolls back and unmerges', async () => {
+    const d = sysroot.deployments()[0]!;
+    const deployDir = sysroot.deploymentPath(d);
+    const base = await baseFromDeployment(sysroot, d);
+    const plugins = [executablePlugin(pluginPath, 'state-plugin')];
+
+    // An incompatible extension is vetoed, and nothing is committed.
+    const refused = new DeploymentSet({ store, osname: 'testos', base, plugins }).add('hello').add('other');
+    const err = await refused.commit().catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(SetRefusedError);
+    expect((err as SetRefusedError).report.votes.find((v) => v.plugin === 'release-compatibility')?.verdict).toBe('veto');
+    expect(await DeploymentSet.current(store, 'testos')).toBeNull();
+
+    const set = new DeploymentSet({ store, osname: 'testos', base, plugins }).add('world').add('hello');
+    const { record, report } = await set.commit();
+    expect(report.votes.map((v) => [v.plugin, v.verdict])).toEqual([
+      ['release-compatibility', 'approve'],
+      ['file-conflicts', 'approve'],
+      ['state-plugin', 'approve'],
+    ]);
+    expect(record.order).toEqual(['hello', 'world']);
+
+    const applied = await applySet({ sysroot, store, osname: 'testos', root: deployDir });
+    expect(applied.set.commit).toBe(record.commit);
+    expect(readFileSync(join(applied.checkout, 'state/from-plugin.txt'), 'utf8')).toMatch(/hello.*world/);
+    expect(await boundSet(sysroot, d)).toBe(record.commit);
+    expect(readlinkSync(join(deployDir, 'run/extensions'))).toBe(`/ostree/deploy/testos/extensions/${record.commit}.0/staged`);
+
+    const live = await liveMerge(s.path, deployDir, ['usr/share/hello/msg', 'usr/share/world/msg', 'opt/world/bin', 'usr/share/base/file']);
+    expect(live.code, live.stderr).toBe(0);
+    expect(live.merged.sort(), live.stderr + live.listing.slice(0, 300)).toEqual(['hello', 'world']);
+    expect(live.files['usr/share/hello/msg']).toBe('hello from an extension');
+    expect(live.files['usr/share/world/msg']).toBe('world');
+    // The base has no /opt: systemd-sysext 252 skips that hierarchy, and so does the offline merge.
+    expect(live.files['opt/world/bin']).toBe('<missing>');
+    expect(live.files['usr/share/base/file']).toBe('from base');
+    // Plugin state is exposed at run/ostree/extensions (a path resolved inside the root).
+    expect(readlinkSync(join(deployDir, 'run/ostree/extensions'))).toBe(`/ostree/deploy/testos/extensions/${record.commit}.0`);
+    expect(live.after).not.toContain('overlay');
+
+    // The offline merge shows the same /usr as systemd-sysext's overlay.
+    const offline = join(dir, 'offline');
+    await mergeOffline({
+      repo,
+      base: await baseFromCommit(repo, d.checksum),
+      extensions: (await set.members()).map((m) => ({ name: m.name, commit: m.commit, kind: m.kind })),
+      directory: offline,
+    });
+    const offlineListing = await runInPrivateMountNamespace(listing('$1'), { args: [join(offline, 'usr')], freshRun: false });
+    expect(offlineListing.stdout).toBe(live.listing);
+    expect(live.listing).toContain('share/hello/msg f');
+
+    // A new set without "world", then a rollback to the first.
+    const smaller = await DeploymentSet.fromCurrent({ store, osname: 'testos', base, plugins });
+    smaller.remove('world');
+    const second = await smaller.commit();
+    await applySet({ sysroot, store, osname: 'testos', root: deployDir, set: second.record.commit });
+    expect((await liveMerge(s.path, deployDir, [])).merged).toEqual(['hello']);
+
+    const rolled = await DeploymentSet.rollback(store, 'testos', record.commit);
+    expect(rolled.extensions).toEqual(record.extensions);
+    expect((await DeploymentSet.history(store, 'testos')).map((r) => r.commit)).toEqual([rolled.commit, second.record.commit, record.commit]);
+    await applySet({ sysroot, store, osname: 'testos', root: deployDir, set: rolled.commit });
+    const back = await liveMerge(s.path, deployDir, ['usr/share/world/msg']);
+    expect(back.merged.sort()).toEqual(['hello', 'world']);
+    expect(back.files['usr/share/world/msg']).toBe('world');
+  });
+
+  it('re-checks the set on an OS upgrade and keeps the old deployment bound to its set', async () => {
+    const old = sysroot.deployments()[0]!;
+    const oldSet = await boundSet(sysroot, old);
+    expect(oldSet).not.toBeNull();
+    // OS version 2: "hello" pins VERSION_ID=1 and no longer fits; "world" does.
+    s.commitOs('2', { extra: { ostree: { symlink: 'sysroot/ostree' }, sysroot: { dir: true }, run: { dir: true } } });
+    s.deploy(undefined, { retain: true });
+    await sysroot.reload();
+    const fresh = sysroot.deployments().find((x) => x.checksum !== old.checksum)!;
+    const r = await applySet({ sysroot, store, osname: 'testos', deployment: fresh, root: sysroot.deploymentPath(fresh) });
+    expect(r.excluded.map((x) => x.name)).toEqual(['hello']);
+    expect(r.excluded[0]!.reason).toMatch(/VERSION_ID/);
+    expect(r.set.order).toEqual(['world']);
+    expect(r.set.base).toBe(fresh.checksum);
+    expect(await boundSet(sysroot, fresh)).toBe(r.set.commit);
+    const live = await liveMerge(s.path, sysroot.deploymentPath(fresh), ['usr/share/hello/msg']);
+    expect(live.merged).toEqual(['world']);
+    expect(live.files['usr/share/hello/msg']).toBe('<missing>');
+
+    // Rolling the OS back: the old deployment still has its own set.
+    expect(await boundSet(sysroot, old)).toBe(oldSet);
+    const again = await applySet({ sysroot, store, osname: 'testos', deployment: old, root: sysroot.deploymentPath(old) });
+    expect(again.set.commit).toBe(oldSet);
+    expect(again.excluded).toEqual([]);
+    expect(existsSync(join(again.checkout, 'staged', 'hello'))).toBe(true);
+  });
+
+  it('allows one apply at a time per sysroot', async () => {
+    const other = await Sysroot.load(s.path);
+    await other.withLock(async () => {
+      const err = await applySet({ sysroot, store, osname: 'testos', root: sysroot.deploymentPath(sysroot.deployments()[0]!) }).catch((e: unknown) => e);
+      expect((err as { code?: string }).code).toBe('LOCKED');
+    });
+  });
+});
