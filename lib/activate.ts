@@ -72,8 +72,18 @@ function deployName(d: Deployment): string {
   return `${d.checksum}.${d.serial}`;
 }
 
+/** Where the sets of one OS name live on a sysroot. */
+export interface SetLayout {
+  /** `ostree/deploy/<os>/extensions`: one checkout per set commit. */
+  setsDir: string;
+  /** The checkout directory of a set commit. */
+  setCheckout(commit: string): string;
+  /** The binding link of a deployment (`<deployment dir>.extensions`). */
+  binding(d: Deployment): string;
+}
+
 /** Paths of the layout for one sysroot and OS name. */
-export function layout(sysrootPath: string, osname: string) {
+export function layout(sysrootPath: string, osname: string): SetLayout {
   const osdir = join(sysrootPath, 'ostree', 'deploy', osname);
   return {
     setsDir: join(osdir, 'extensions'),

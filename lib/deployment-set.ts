@@ -85,7 +85,7 @@ export interface SetCommitResult {
 export class SetRefusedError extends ExtensionError {
   /** The vote round that refused the set. */
   readonly report: VoteReport;
-  /** @param report the refusing vote round */
+  /** Builds the error from the refusing vote round. */
   constructor(report: VoteReport) {
     const reasons = report.votes.filter((v) => v.verdict !== 'approve').map((v) => `${v.plugin} ${v.verdict}: ${v.message}`);
     const hint = report.verdict === 'warn' ? ' (warnings pass with force)' : ' (a veto cannot be forced)';

@@ -1,10 +1,20 @@
 /**
  * ostree-sysext: manage systemd system extensions on OSTree systems, over a native
  * libostree binding.
+ *
+ * - {@link Repo}, {@link Sysroot}: the libostree binding.
+ * - {@link parseRelease}, {@link checkCompatibility}, {@link validateExtension}: what an
+ *   extension is and whether it fits an OS, exactly as systemd-sysext decides.
+ * - {@link ExtensionStore}, builders: installed extensions and where they came from.
+ * - {@link DeploymentSet}, plugins, {@link applySet}, {@link mergeOffline}: sets for a base,
+ *   voted on and merged live or offline.
  * @module
  */
 export { AbortError, ArgumentError, OstreeError, isOstreeError, codeFromGError } from './errors.js';
 export type { OstreeErrorCode, OstreeErrorDetails } from './errors.js';
+export { ExtensionError, isExtensionError, MAX_RELEASE_BYTES } from './errors-domain.js';
+export type { ExtensionErrorCode, KnownExtensionErrorCode, ExtensionErrorOptions, ExtensionErrorProblem } from './errors-domain.js';
+
 export { Repo, Transaction, DevInoCache, variant } from './repo.js';
 export type {
   RepoMode,
@@ -26,3 +36,58 @@ export type {
 } from './repo.js';
 export { Sysroot } from './sysroot.js';
 export type { Deployment } from './sysroot.js';
+
+export { parseRelease, formatRelease, isValidFieldName } from './release.js';
+export type { ParsedRelease, ParseReleaseOptions, ReleaseProblem, ReleaseProblemCode } from './release.js';
+export {
+  checkCompatibility,
+  compareVersions,
+  sortExtensionNames,
+  detectSystemdVersion,
+  parseSystemdVersion,
+  systemdArchitecture,
+  nodeArchToSystemd,
+  DEFAULT_SYSTEMD_VERSION,
+} from './compat.js';
+export type {
+  CompatibilityCode,
+  CompatibilityOptions,
+  CompatibilityReason,
+  CompatibilityResult,
+  DetectSystemdVersionOptions,
+  ExtensionKind,
+  ExtensionScope,
+} from './compat.js';
+export { validateExtension, assertValidExtension, directoryReader, findOsRelease, isValidExtensionName, extensionNameProblem } from './validate.js';
+export type { TreeEntry, TreeReader, ValidationCode, ValidationProblem, ValidationResult, ValidateExtensionOptions, OsReleaseFile } from './validate.js';
+export { commitReader } from './commit-reader.js';
+export { baseFromDirectory, baseFromCommit, baseFromDeployment } from './base.js';
+export type { Base, BaseSource } from './base.js';
+
+export { ExtensionStore, META_SET_EXTENSIONS } from './store.js';
+export type { ExtensionOrigin, ExtensionState, InstalledExtension, InstallOptions, UpgradeOutcome } from './store.js';
+export { directoryBuilder, archiveBuilder, directoryFingerprint, fileSha256 } from './builders.js';
+export type { Builder, BuilderContext, BuildOutput, BuildRequest, UpdateCheck, UpdateStatus } from './builders.js';
+export { extensionRef, setRef, escapeRefComponent, unescapeRefComponent, nameFromExtensionRef, EXTENSION_REF_PREFIX, SET_REF_PREFIX } from './refs.js';
+
+export {
+  runVote,
+  runDeployFinish,
+  overlayReader,
+  walk,
+  executablePlugin,
+  loadPluginDirectory,
+  releaseCompatibilityPlugin,
+  fileConflictPlugin,
+  DEFAULT_PLUGIN_TIMEOUT_MS,
+  PLUGIN_PROTOCOL,
+} from './plugins.js';
+export type { Plugin, PluginContext, DeployContext, SetMember, Vote, VoteAnswer, VoteReport, Verdict, FileConflict } from './plugins.js';
+export { DeploymentSet, SetRefusedError, META_SET_BASE, META_SET_VOTES, BASE_PLUGIN_DIR } from './deployment-set.js';
+export type { DeploymentSetOptions, SetCommitResult, SetRecord } from './deployment-set.js';
+export { mergeOffline, mergedHierarchies } from './merge.js';
+export type { MergeExtension, MergeOptions, MergeResult } from './merge.js';
+export { applySet, deactivate, boundSet, cleanupSetCheckouts, layout, replaceSymlink } from './activate.js';
+export type { ApplyOptions, ApplyResult, SetLayout } from './activate.js';
+export { sysext, mergedExtensions, listImages, mergeAndVerify, SysextError } from './sysext.js';
+export type { SysextAction, SysextOptions } from './sysext.js';

@@ -32,7 +32,7 @@ export class SysextError extends ExtensionError {
   readonly stderr: string;
   /** Its exit code (null if killed). */
   readonly exitCode: number | null;
-  /** @param message what failed; `stderr` and `exitCode` are systemd-sysext's */
+  /** An error for a failed systemd-sysext run; `stderr` and `exitCode` are its own. */
   constructor(message: string, stderr: string, exitCode: number | null) {
     super('APPLY_FAILED', stderr.trim() ? `${message}: ${stderr.trim().split('\n').slice(-5).join(' / ')}` : message);
     this.stderr = stderr;
