@@ -160,6 +160,7 @@ export interface CheckoutOptions extends CallOptions {
   /**
    * What to do with existing files. `none` (default) checks out into a new directory,
    * atomically: into a temporary sibling, renamed into place only when complete.
+   * `union-identical` implies (and needs) `hardlinks: 'require'`.
    */
   overwrite?: 'none' | 'union' | 'add-files' | 'union-identical';
   /** `allow` (default) hardlinks where possible, `require` fails instead of copying, `never` copies. */
@@ -589,6 +590,11 @@ export class Repo {
       hardlinks: is.oneOf('hardlinks', o.hardlinks, ['allow', 'require', 'never'] as const, 'allow'),
       processWhiteouts: is.bool('processWhiteouts', o.processWhiteouts, false),
     };
+    // libostree compares files by inode here and refuses (a g_return_if_fail) without hardlinks.
+    if (n.overwrite === 'union-identical') {
+      if (o.hardlinks === undefined) n.hardlinks = 'require';
+      else if (n.hardlinks !== 'require') throw new ArgumentError(`overwrite 'union-identical' needs hardlinks 'require', got '${n.hardlinks}'`, 'ERR_INVALID_ARG_VALUE');
+    }
     if (o.subpath !== undefined) n.subpath = is.treePath('subpath', o.subpath);
     if (o.devinoCache !== undefined) {
       if (!(o.devinoCache instanceof DevInoCache)) throw new ArgumentError('devinoCache must be a DevInoCache');
