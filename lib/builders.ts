@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { lstat, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { PullProgress } from './remote.js';
 import type { Repo } from './repo.js';
 
 /** A builder's verdict on whether an extension can be updated. */
@@ -39,6 +40,8 @@ export interface BuildRequest {
   current: string | null;
   /** Cancels the work. */
   signal?: AbortSignal;
+  /** Receives download progress (the `remote` builder's pulls). */
+  onProgress?: (progress: PullProgress) => void;
 }
 
 /** What a builder produced: a directory or archive to commit, or a commit already in the repo. */
@@ -147,5 +150,39 @@ export const archiveBuilder: Builder = {
     const path = contextPath(req);
     const sha256 = await fileSha256(path);
     return { archive: path, context: { path, sha256 }, subject: `Build ${req.name} from archive ${path}` };
+  },
+};
+
+function remoteContext(req: BuildRequest): { remote: string; ref: string } {
+  const { remote, ref } = req.context as { remote?: unknown; ref?: unknown };
+  if (typeof remote !== 'string' || typeof ref !== 'string') throw new TypeError(`the ${req.name} extension's builder context needs remote and ref`);
+  return { remote, ref };
+}
+
+/**
+ * Built-in builder: a ref of an OSTree remote, pulled (signature checks as the remote is
+ * configured: `gpg-verify` is on by default). Context `{ remote, ref }`.
+ */
+export const remoteBuilder: Builder = {
+  name: 'remote',
+  async checkUpdate(req) {
+    const { remote, ref } = remoteContext(req);
+    let refs: Record<string, string>;
+    try {
+      refs = await req.repo.listRemoteRefs(remote, req.signal ? { signal: req.signal } : {});
+    } catch (e) {
+      return { status: 'unknown', message: `cannot reach ${remote}: ${(e as Error).message}` };
+    }
+    const head = refs[ref];
+    if (head === undefined) return { status: 'unknown', message: `${remote} no longer has ${ref}` };
+    return head === req.current
+      ? { status: 'none', message: `${remote}:${ref} is at the installed commit` }
+      : { status: 'available', message: `${remote}:${ref} moved to ${head.slice(0, 12)}` };
+  },
+  async build(req) {
+    const { remote, ref } = remoteContext(req);
+    const r = await req.repo.pull(remote, { refs: [ref], ...(req.signal ? { signal: req.signal } : {}), ...(req.onProgress ? { onProgress: req.onProgress } : {}) });
+    const commit = r.refs[`${remote}:${ref}`] ?? (await req.repo.resolve(`${remote}:${ref}`));
+    return { commit, context: { remote, ref } };
   },
 };

@@ -66,7 +66,7 @@ export type { Base, BaseSource } from './base.js';
 
 export { ExtensionStore, META_SET_EXTENSIONS } from './store.js';
 export type { ExtensionOrigin, ExtensionState, InstalledExtension, InstallOptions, UpgradeOutcome } from './store.js';
-export { directoryBuilder, archiveBuilder, directoryFingerprint, fileSha256 } from './builders.js';
+export { directoryBuilder, archiveBuilder, remoteBuilder, directoryFingerprint, fileSha256 } from './builders.js';
 export type { Builder, BuilderContext, BuildOutput, BuildRequest, UpdateCheck, UpdateStatus } from './builders.js';
 export { extensionRef, setRef, escapeRefComponent, unescapeRefComponent, nameFromExtensionRef, EXTENSION_REF_PREFIX, SET_REF_PREFIX } from './refs.js';
 

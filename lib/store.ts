@@ -4,7 +4,7 @@
  * recorded durably so they can be upgraded after a reboot.
  * @module
  */
-import { archiveBuilder, directoryBuilder, type Builder, type BuilderContext, type BuildOutput, type UpdateCheck } from './builders.js';
+import { archiveBuilder, directoryBuilder, remoteBuilder, type Builder, type BuilderContext, type BuildOutput, type UpdateCheck } from './builders.js';
 import * as is from './args.js';
 import type { Base } from './base.js';
 import { commitReader } from './commit-reader.js';
@@ -13,6 +13,7 @@ import { ExtensionError } from './errors-domain.js';
 import { isOstreeError } from './errors.js';
 import { EXTENSION_REF_PREFIX, extensionRef, nameFromExtensionRef, originSection, SET_REF_PREFIX } from './refs.js';
 import { parseRelease } from './release.js';
+import type { PullProgress } from './remote.js';
 import type { CallOptions, Commit, Repo } from './repo.js';
 import { SerialQueue } from './signal.js';
 import { directoryReader, validateExtension, type TreeReader, type ValidationResult } from './validate.js';
@@ -140,11 +141,12 @@ export class ExtensionStore {
   readonly #builders = new Map<string, Builder>();
   readonly #writes = new SerialQueue();
 
-  /** A store over `repo`, with the built-in `directory` and `archive` builders registered. */
+  /** A store over `repo`, with the built-in `directory`, `archive` and `remote` builders registered. */
   constructor(repo: Repo) {
     this.repo = repo;
     this.registerBuilder(directoryBuilder);
     this.registerBuilder(archiveBuilder);
+    this.registerBuilder(remoteBuilder);
   }
 
   /** Adds (or replaces) a builder, so {@link ExtensionStore.build} and `upgrade` can use it. */
@@ -174,10 +176,27 @@ export class ExtensionStore {
   }
 
   /**
+   * Pulls `ref` from the OSTree remote `remote` (signatures checked as the remote is
+   * configured), validates it, and installs it; nothing points at the pulled commit as an
+   * extension unless it is valid.
+   * @example
+   * ```ts
+   * await repo.addRemote('vendor', { url: 'https://example.com/repo', gpgVerify: true });
+   * await repo.importRemoteKeys('vendor', await readFile('vendor.gpg'));
+   * await store.installFromRemote('vendor', 'extensions/x86_64/tools', { onProgress: (p) => console.log(p.status) });
+   * ```
+   */
+  async installFromRemote(remote: string, ref: string, opts: InstallOptions & { onProgress?: (progress: PullProgress) => void } = {}): Promise<InstalledExtension> {
+    is.remoteName('remote', remote);
+    is.refName('ref', ref);
+    return this.build('remote', { remote, ref }, opts);
+  }
+
+  /**
    * Runs builder `builderName` with `context`, validates what it produced, and installs it;
    * the builder and its (updated) context are recorded as the extension's origin.
    */
-  async build(builderName: string, context: BuilderContext, opts: InstallOptions = {}): Promise<InstalledExtension> {
+  async build(builderName: string, context: BuilderContext, opts: InstallOptions & { onProgress?: (progress: PullProgress) => void } = {}): Promise<InstalledExtension> {
     const builder = this.#builders.get(is.nonEmpty('builder', builderName));
     if (!builder) throw new ExtensionError('UNKNOWN_BUILDER', `no builder named '${builderName}' is registered`);
     is.options('context', context);
@@ -185,7 +204,14 @@ export class ExtensionStore {
     const wanted = o.name === undefined ? undefined : is.nonEmpty('name', o.name);
     return this.#writes.run(async () => {
       const current = wanted === undefined ? null : await this.repo.resolve(extensionRef(wanted), { allowMissing: true });
-      const out = await builder.build({ name: wanted ?? '', context, repo: this.repo, current, ...(o.signal ? { signal: o.signal } : {}) });
+      const out = await builder.build({
+        name: wanted ?? '',
+        context,
+        repo: this.repo,
+        current,
+        ...(o.signal ? { signal: o.signal } : {}),
+        ...(typeof opts.onProgress === 'function' ? { onProgress: opts.onProgress } : {}),
+      });
       return this.#install(builder.name, out, context, o);
     });
   }
