@@ -600,6 +600,8 @@ class QueryWorker : public RepoWorker {
     g_autoptr(GFileInputStream) in = g_file_read(f, cancellable_, err);
     if (!in) return false;
     op.data.resize(op.entry.size);
+    // An empty vector's data() is NULL, which g_input_stream_read_all refuses without an error.
+    if (op.data.empty()) return true;
     gsize got = 0;
     if (!g_input_stream_read_all(G_INPUT_STREAM(in), op.data.data(), op.data.size(), &got, cancellable_, err)) return false;
     op.data.resize(got);
