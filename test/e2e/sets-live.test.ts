@@ -195,6 +195,39 @@ esac
     expect(existsSync(join(again.checkout, 'staged', 'hello'))).toBe(true);
   });
 
+  it('drives systemd-sysext through the library: list, merge (verified), status, refresh, unmerge', async () => {
+    const d = sysroot.deployments().find((x) => x.checksum === s.commits[0])!;
+    const deployDir = sysroot.deploymentPath(d);
+    const dist = join(import.meta.dirname, '..', '..', 'dist', 'lib', 'index.js');
+    const driver = join(dir, 'driver.mjs');
+    writeFileSync(
+      driver,
+      `import { listImages, mergeAndVerify, mergedExtensions, sysext, SysextError } from ${JSON.stringify(dist)};
+const root = process.argv[2];
+const out = {};
+out.images = (await listImages({ root })).map((i) => i.name).sort();
+out.merged = await mergeAndVerify('merge', ['hello'], { root });
+out.status = await mergedExtensions(root);
+out.refreshed = await mergeAndVerify('refresh', ['hello'], { root });
+try { await mergeAndVerify('refresh', ['not-there'], { root }); } catch (e) { out.missing = [e instanceof SysextError, e.code, e.message]; }
+await sysext('unmerge', { root });
+out.after = await mergedExtensions(root);
+console.log(JSON.stringify(out));
+`,
+    );
+    const script = `mount --bind "$2" "$2" && mount --make-shared "$2" && mount --bind "$1" "$2/sysroot" && exec "$3" "$4" "$2"`;
+    const r = await runInPrivateMountNamespace(script, { args: [s.path, deployDir, process.execPath, driver] });
+    expect(r.code, r.stderr).toBe(0);
+    const out = JSON.parse(r.stdout.trim().split('\n').pop()!);
+    expect(out.images).toEqual(['hello', 'world']);
+    expect(out.merged.sort()).toEqual(['hello', 'world']);
+    expect(out.status.usr.sort()).toEqual(['hello', 'world']);
+    expect(out.refreshed.sort()).toEqual(['hello', 'world']);
+    expect(out.missing.slice(0, 2)).toEqual([true, 'APPLY_FAILED']);
+    expect(out.missing[2]).toMatch(/did not merge not-there/);
+    expect(out.after).toEqual({ usr: [], opt: [] });
+  });
+
   it('allows one apply at a time per sysroot', async () => {
     const other = await Sysroot.load(s.path);
     await other.withLock(async () => {
