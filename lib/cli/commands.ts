@@ -534,7 +534,9 @@ export const COMMANDS: Command[] = [
         const originRemote = e.origin?.builder === 'remote' && typeof e.origin.context.remote === 'string' ? (e.origin.context.remote as string) : undefined;
         const remote = str(v, 'remote') ?? (str(v, 'keyring') ? undefined : originRemote);
         const keyring = str(v, 'keyring');
-        const required = remote !== undefined || keyring !== undefined;
+        // Signatures are required when asked for, or when the remote it came from requires them.
+        let required = str(v, 'remote') !== undefined || keyring !== undefined;
+        if (!required && remote !== undefined) required = store.repo.remotes().find((r) => r.name === remote)?.gpgVerify ?? true;
         const opts = { signal: ctx.signal, ...(remote ? { remote } : keyring ? { keyring: resolve(keyring) } : {}) };
         let signed = true;
         let valid = false;

@@ -115,8 +115,10 @@ export async function main(argv: string[], io: { stdout?: NodeJS.WriteStream; st
   const out = new Output({ json, quiet, ...io });
   const stdout = io.stdout ?? process.stdout;
   const { command, words, rest } = findCommand(args);
-  if (words.length === 0 || (words[0] === 'help' && words.length <= 2)) {
-    const target = words[0] === 'help' && words.length === 2 ? ALL_COMMANDS.find((c) => c.name === words[1]) : undefined;
+  if (words.length === 0 || words[0] === 'help') {
+    const topic = words[0] === 'help' ? rest.filter((a) => !a.startsWith('-')).join(' ') : '';
+    const target = topic ? ALL_COMMANDS.find((c) => c.name === topic) : undefined;
+    if (topic && !target) return out.fail('help', usage(`unknown command '${topic}'`, "see 'ostree-sysext --help'"));
     if (args.includes('--version')) {
       const { createRequire } = await import('node:module');
       stdout.write(`${(createRequire(import.meta.url)('../../../package.json') as { version: string }).version}\n`);
