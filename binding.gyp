@@ -10,6 +10,8 @@
         "native/common.cc",
         "native/repo.cc",
         "native/remote.cc",
+        "native/pull.cc",
+        "native/sign.cc",
         "native/sysroot.cc"
       ],
       "include_dirs": [

@@ -2,6 +2,19 @@
 
 #include <cmath>
 #include <cstring>
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <system_error>
+#include <thread>
 
 namespace osx {
 
@@ -98,6 +111,197 @@ void Worker::OnOK() {
 }
 
 void Worker::OnError(const Napi::Error& e) { deferred_.Reject(e.Value()); }
+
+// ---- DedicatedWorker ----
+
+DedicatedWorker::DedicatedWorker(Napi::Env env, const char* name, Napi::Value owner, Napi::Value cancellable)
+    : name_(name), deferred_(Napi::Promise::Deferred::New(env)) {
+  if (owner.IsObject()) owner_ = Napi::Persistent(owner.As<Napi::Object>());
+  GCancellable* c = CancellableFrom(cancellable);
+  cancellable_ = c ? static_cast<GCancellable*>(g_object_ref(c)) : nullptr;
+}
+
+DedicatedWorker::~DedicatedWorker() {
+  if (cancellable_) g_object_unref(cancellable_);
+}
+
+Napi::Promise DedicatedWorker::Start() {
+  Napi::Env env = deferred_.Env();
+  Napi::Promise promise = deferred_.Promise();
+  // Unbounded queue: callers post at most one coalesced snapshot at a time plus the settle.
+  tsfn_ = decltype(tsfn_)::New(env, name_, 0, 1, this, [](Napi::Env, void*, DedicatedWorker* self) { delete self; });
+  try {
+    std::thread([this] { ThreadMain(); }).detach();
+  } catch (const std::system_error& e) {
+    error_.Set(g_quark_to_string(BindingErrorQuark()), BINDING_ERROR_INVALID, std::string("cannot start a thread: ") + e.what());
+    Settle(env);
+    tsfn_.Release();  // the finalizer deletes this
+  }
+  return promise;
+}
+
+bool DedicatedWorker::Fail(GError* error) {
+  if (error) {
+    error_.Take(error);
+  } else {
+    error_.Set(g_quark_to_string(BindingErrorQuark()), BINDING_ERROR_INVALID, "operation failed without an error");
+  }
+  return false;
+}
+
+bool DedicatedWorker::Post(std::function<void(Napi::Env)> fn) {
+  Job* job = new Job(std::move(fn));
+  if (tsfn_.NonBlockingCall(job) != napi_ok) {
+    delete job;
+    return false;
+  }
+  return true;
+}
+
+void DedicatedWorker::CallJs(Napi::Env env, Napi::Function, DedicatedWorker*, Job* job) {
+  // env is null when the environment tears down with calls still queued: just free them.
+  if (static_cast<napi_env>(env) != nullptr && job) {
+    Napi::HandleScope scope(env);
+    try {
+      (*job)(env);
+    } catch (const Napi::Error&) {
+      // lib/ wraps callbacks so they never throw; a stray exception must not cross threads.
+    }
+  }
+  delete job;
+}
+
+void DedicatedWorker::ThreadMain() {
+  GError* err = nullptr;
+  if (g_cancellable_set_error_if_cancelled(cancellable_, &err)) {
+    Fail(err);
+  } else {
+    Run();
+  }
+  // The settle is the last call; after Release() this object may be deleted at any time.
+  auto tsfn = tsfn_;
+  Post([this](Napi::Env env) { Settle(env); });
+  tsfn.Release();
+}
+
+void DedicatedWorker::Settle(Napi::Env env) {
+  if (error_.set) {
+    deferred_.Reject(MakeError(env, error_));
+  } else {
+    try {
+      deferred_.Resolve(Result(env));
+    } catch (const Napi::Error& e) {
+      deferred_.Reject(e.Value());
+    }
+  }
+  if (!owner_.IsEmpty()) owner_.Reset();
+}
+
+// ---- PushedContext ----
+
+PushedContext::PushedContext() : ctx_(g_main_context_new()) { g_main_context_push_thread_default(ctx_); }
+
+PushedContext::~PushedContext() {
+  while (g_main_context_iteration(ctx_, FALSE)) {
+  }
+  g_main_context_pop_thread_default(ctx_);
+  g_main_context_unref(ctx_);
+}
+
+// ---- CancelBreaker ----
+//
+// Why: libostree 2022.7's curl fetcher never looks at the GCancellable while a request waits,
+// has no timeout option, and fetches the summary, config and delta superblocks inside main
+// contexts it creates itself. A server that accepts and never answers therefore holds a
+// pull (and its thread, lock and socket) forever, cancelled or not. After cancellation this
+// watchdog reads which descriptors the worker thread is blocked polling
+// (/proc/self/task/TID/syscall gives poll's arguments; the pollfd array is read with
+// process_vm_readv, which cannot fault) and shuts down the sockets among them. Only that
+// thread's own poll set is touched, and only once the job was cancelled; curl then sees EOF,
+// the request fails, and the GTask reports CANCELLED.
+
+struct CancelBreaker::State {
+  pid_t tid;
+  std::mutex mu;
+  std::condition_variable cv;
+  bool cancelled = false;
+  bool done = false;
+  std::thread watchdog;
+};
+
+static bool ReadSyscall(pid_t tid, std::string* line) {
+  char path[64];
+  snprintf(path, sizeof path, "/proc/self/task/%d/syscall", static_cast<int>(tid));
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  char buf[256];
+  ssize_t n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  if (n <= 0) return false;
+  line->assign(buf, static_cast<size_t>(n));
+  return true;
+}
+
+static void BreakPoll(pid_t tid) {
+  std::string before;
+  if (!ReadSyscall(tid, &before)) return;
+  unsigned long nr = 0, fdsAddr = 0, nfds = 0;
+  if (sscanf(before.c_str(), "%lu %lx %lx", &nr, &fdsAddr, &nfds) != 3) return;  // "running" or "-1 …"
+  bool isPoll = false;
+#ifdef SYS_poll
+  isPoll = isPoll || nr == SYS_poll;
+#endif
+#ifdef SYS_ppoll
+  isPoll = isPoll || nr == SYS_ppoll;
+#endif
+  if (!isPoll || nfds == 0 || nfds > 1024) return;
+  std::vector<struct pollfd> fds(nfds);
+  struct iovec local = {fds.data(), nfds * sizeof(struct pollfd)};
+  struct iovec remote = {reinterpret_cast<void*>(fdsAddr), nfds * sizeof(struct pollfd)};
+  if (process_vm_readv(getpid(), &local, 1, &remote, 1, 0) != static_cast<ssize_t>(local.iov_len)) return;
+  // Still the same blocked call: the array we read is the one that poll is waiting on.
+  std::string after;
+  if (!ReadSyscall(tid, &after) || after != before) return;
+  for (const struct pollfd& p : fds) {
+    struct stat st;
+    if (p.fd >= 0 && fstat(p.fd, &st) == 0 && S_ISSOCK(st.st_mode)) shutdown(p.fd, SHUT_RDWR);
+  }
+}
+
+static void OnCancelled(GCancellable*, gpointer data) {
+  auto* st = static_cast<CancelBreaker::State*>(data);
+  std::lock_guard<std::mutex> lock(st->mu);
+  if (st->cancelled || st->done) return;
+  st->cancelled = true;
+  st->watchdog = std::thread([st] {
+    std::unique_lock<std::mutex> l(st->mu);
+    // A grace period first: work that checks the cancellable stops by itself within ~0.1 s.
+    while (!st->cv.wait_for(l, std::chrono::milliseconds(200), [st] { return st->done; })) {
+      l.unlock();
+      BreakPoll(st->tid);
+      l.lock();
+    }
+  });
+}
+
+CancelBreaker::CancelBreaker(GCancellable* c) : state_(new State()), cancellable_(c ? static_cast<GCancellable*>(g_object_ref(c)) : nullptr) {
+  state_->tid = static_cast<pid_t>(syscall(SYS_gettid));
+  if (cancellable_) handler_ = g_cancellable_connect(cancellable_, G_CALLBACK(OnCancelled), state_, nullptr);
+}
+
+CancelBreaker::~CancelBreaker() {
+  if (cancellable_) {
+    g_cancellable_disconnect(cancellable_, handler_);  // waits for a running handler
+    g_object_unref(cancellable_);
+  }
+  {
+    std::lock_guard<std::mutex> lock(state_->mu);
+    state_->done = true;
+  }
+  state_->cv.notify_all();
+  if (state_->watchdog.joinable()) state_->watchdog.join();
+  delete state_;
+}
 
 // ---- Cancellable: a GCancellable that lib/ wires to an AbortSignal ----
 

@@ -5,6 +5,7 @@
 #include <napi.h>
 #include <ostree.h>
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -68,6 +69,94 @@ class Worker : public Napi::AsyncWorker {
 
   Napi::Promise::Deferred deferred_;
   Napi::ObjectReference owner_;
+};
+
+// A Worker whose whole job is one callable (run on the pool); `result`, when given, builds the
+// resolved value on the JS thread. Callables capture their inputs by value.
+class CallWorker : public Worker {
+ public:
+  using Fn = std::function<gboolean(GCancellable*, GError**)>;
+  using ResultFn = std::function<Napi::Value(Napi::Env)>;
+  CallWorker(Napi::Env env, const char* name, Napi::Value owner, Napi::Value cancellable, Fn fn, ResultFn result = nullptr)
+      : Worker(env, name, owner, cancellable), fn_(std::move(fn)), result_(std::move(result)) {}
+
+ protected:
+  void Run() override {
+    GError* err = nullptr;
+    if (!fn_(cancellable_, &err)) Fail(err);
+  }
+  Napi::Value Result(Napi::Env env) override { return result_ ? result_(env) : env.Undefined(); }
+
+ private:
+  Fn fn_;
+  ResultFn result_;
+};
+
+// The Worker pattern for long, network-bound jobs (pulls, summary fetches, deltas): Run()
+// executes on its own std::thread, never on libuv's 4-thread pool (LIBOSTREE.md: long jobs
+// there starve fs and dns). Results and progress reach JS through one ThreadSafeFunction, in
+// order: everything Post()ed from Run() is delivered before the Promise settles.
+class DedicatedWorker {
+ public:
+  DedicatedWorker(Napi::Env env, const char* name, Napi::Value owner, Napi::Value cancellable);
+  virtual ~DedicatedWorker();
+  // Starts the thread; the worker deletes itself once the Promise has settled.
+  Napi::Promise Start();
+
+ protected:
+  virtual void Run() = 0;
+  virtual Napi::Value Result(Napi::Env env) { return env.Undefined(); }
+  bool Fail(GError* error);
+  bool Failed() const { return error_.set; }
+  // From Run(): queues `fn` for the JS thread. Callers coalesce (one pending post at most);
+  // returns false when the environment is shutting down.
+  bool Post(std::function<void(Napi::Env)> fn);
+
+  GCancellable* cancellable_ = nullptr;
+  ErrorInfo error_;
+
+ private:
+  using Job = std::function<void(Napi::Env)>;
+  static void CallJs(Napi::Env env, Napi::Function, DedicatedWorker* self, Job* job);
+  void ThreadMain();
+  void Settle(Napi::Env env);
+
+  std::string name_;
+  Napi::TypedThreadSafeFunction<DedicatedWorker, Job, &DedicatedWorker::CallJs> tsfn_;
+  Napi::Promise::Deferred deferred_;
+  Napi::ObjectReference owner_;
+};
+
+// Pushes a fresh GMainContext as the calling thread's default for its lifetime; on exit
+// drains it, pops and unrefs it. libostree's pull and summary fetch iterate the
+// thread-default context, so every network call on a worker thread runs inside one.
+class PushedContext {
+ public:
+  PushedContext();
+  ~PushedContext();
+  PushedContext(const PushedContext&) = delete;
+  PushedContext& operator=(const PushedContext&) = delete;
+  GMainContext* get() const { return ctx_; }
+
+ private:
+  GMainContext* ctx_;
+};
+
+// Made on a worker thread around a network call: once `c` is cancelled, if the thread is
+// still blocked in poll() after a short grace period, shuts down the sockets that poll waits
+// on, so the request fails and libostree returns CANCELLED (see common.cc for why).
+class CancelBreaker {
+ public:
+  explicit CancelBreaker(GCancellable* c);
+  ~CancelBreaker();
+  CancelBreaker(const CancelBreaker&) = delete;
+  CancelBreaker& operator=(const CancelBreaker&) = delete;
+  struct State;  // shared with the cancel handler and the watchdog thread
+
+ private:
+  State* state_;
+  GCancellable* cancellable_;
+  gulong handler_ = 0;
 };
 
 // Returns the GCancellable of a native Cancellable object, or nullptr for undefined/null.

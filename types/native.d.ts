@@ -111,31 +111,55 @@ export interface NativePruneResult {
 
 export interface NativeRemoteAddOptions {
   url: string;
-  /** Remote options written to the config section (gpg-verify, …), as strings. */
-  options?: Record<string, string>;
-  /** Fail (false) or replace (true) when the remote exists. */
-  replace?: boolean;
+  /** Keys of the remote's config section: string → string, boolean → boolean, string[] → list. */
+  options?: Record<string, string | boolean | string[]>;
+  /** add (fails when it exists, as EXISTS), replace (whole section), add-if-not-exists. Default add. */
+  mode?: 'add' | 'replace' | 'add-if-not-exists';
+}
+
+export interface NativeRemote {
+  name: string;
+  url: string | null;
+  /** Effective values (libostree defaults: gpg-verify true, gpg-verify-summary false). */
+  gpgVerify: boolean;
+  gpgVerifySummary: boolean;
+  /** Raw config strings of the keys set for the remote (its section plus well-known keys). */
+  options: Record<string, string>;
 }
 
 export interface NativePullProgress {
   fetched: number;
   requested: number;
   scannedMetadata: number;
-  bytesTransferred: number;
+  metadataFetched: number;
+  outstandingFetches: number;
+  outstandingWrites: number;
   fetchedDeltaParts: number;
   totalDeltaParts: number;
-  outstandingFetches: number;
+  bytesTransferred: number;
+  fetchedDeltaPartSize: number;
+  totalDeltaPartSize: number;
+  scanning: boolean;
+  /** libostree's status line; empty until it sets one (at the end). */
   status: string;
   done: boolean;
 }
 
+/**
+ * Pull options (libostree 2022.7 has no low-speed/timeout options: lib/ enforces timeouts by
+ * cancelling). The pull runs on a dedicated thread, into a fresh OstreeRepo handle opened on
+ * this handle's path (inheriting disable-fsync), under its own pushed GMainContext.
+ */
 export interface NativePullOptions {
+  /** A remote name, or a URL (then refs are written as local refs unless overrideRemoteName). */
   remote: string;
   refs?: string[];
   depth?: number;
   mirror?: boolean;
   commitOnly?: boolean;
+  untrusted?: boolean;
   overrideUrl?: string;
+  overrideRemoteName?: string;
   gpgVerify?: boolean;
   gpgVerifySummary?: boolean;
   networkRetries?: number;
@@ -143,24 +167,31 @@ export interface NativePullOptions {
   disableStaticDeltas?: boolean;
   requireStaticDeltas?: boolean;
   overrideCommitIds?: string[];
-  timeoutSeconds?: number;
-  lowSpeedLimitBytes?: number;
+  timestampCheck?: boolean;
+  /** libostree's update-frequency, ms. Default 100. */
   updateFrequencyMs?: number;
+  /** Coalesced snapshots; the final one (done: true) arrives before the Promise settles. */
   onProgress?: (p: NativePullProgress) => void;
 }
 
 export interface NativeSignature {
   keyId: string;
   fingerprint: string;
-  primaryFingerprint: string;
+  primaryFingerprint: string | null;
   valid: boolean;
   sigExpired: boolean;
   keyExpired: boolean;
   keyRevoked: boolean;
   keyMissing: boolean;
+  /** Unix seconds. */
   timestamp: number;
+  /** Unix seconds, 0 when none. */
   expiresAt: number;
+  keyExpiresAt: number;
+  pubkeyAlgorithm: string | null;
+  hashAlgorithm: string | null;
   user: string | null;
+  email: string | null;
 }
 
 export interface NativeRepo {
@@ -185,16 +216,21 @@ export interface NativeRepo {
   prune(opts: { refsOnly?: boolean; noPrune?: boolean; depth?: number }, c?: NativeCancellable): Promise<NativePruneResult>;
   fsck(c?: NativeCancellable): Promise<NativeFsckResult>;
   remoteAdd(name: string, opts: NativeRemoteAddOptions, c?: NativeCancellable): Promise<void>;
-  remoteDelete(name: string, c?: NativeCancellable): Promise<void>;
-  remoteList(): string[];
+  remoteDelete(name: string, opts: { ifExists?: boolean }, c?: NativeCancellable): Promise<void>;
+  remoteList(): NativeRemote[];
   remoteGpgImport(name: string, keys: Buffer, c?: NativeCancellable): Promise<number>;
   remoteListRefs(name: string, c?: NativeCancellable): Promise<Record<string, string>>;
-  remoteFetchSummary(name: string, c?: NativeCancellable): Promise<{ summary: Buffer; signatures: Buffer | null }>;
-  pull(opts: NativePullOptions, c?: NativeCancellable): Promise<void>;
+  remoteFetchSummary(name: string, c?: NativeCancellable): Promise<{ summary: Buffer | null; signatures: Buffer | null }>;
+  /** Resolves with the final progress snapshot. */
+  pull(opts: NativePullOptions, c?: NativeCancellable): Promise<NativePullProgress>;
   signCommit(checksum: string, keyId: string, homedir: string | null, c?: NativeCancellable): Promise<void>;
-  verifyCommit(checksum: string, opts: { remote?: string; keyringDir?: string; keyrings?: string[] }, c?: NativeCancellable): Promise<NativeSignature[]>;
+  /** Rejects with OstreeGpgError NO_SIGNATURE when the commit has none. */
+  verifyCommit(checksum: string, opts: { remote?: string; keyringDir?: string; keyring?: string }, c?: NativeCancellable): Promise<NativeSignature[]>;
   regenerateSummary(opts: { keyIds?: string[]; homedir?: string }, c?: NativeCancellable): Promise<void>;
-  generateDelta(opts: { from: string | null; to: string; inlineParts?: boolean }, c?: NativeCancellable): Promise<void>;
+  generateDelta(
+    opts: { from: string | null; to: string; inlineParts?: boolean; bsdiff?: boolean; maxChunkSizeMiB?: number },
+    c?: NativeCancellable,
+  ): Promise<void>;
 }
 
 export interface NativeDeployment {

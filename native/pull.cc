@@ -1,0 +1,235 @@
+// Pull: ostree_repo_pull_with_options on a dedicated thread, into a fresh OstreeRepo handle,
+// under its own pushed GMainContext, with coalesced progress snapshots posted to JS.
+#include <fcntl.h>
+
+#include <mutex>
+
+#include "repo.h"
+
+namespace osx {
+
+// One progress reading; plain data so it can cross threads.
+struct PullSnapshot {
+  guint fetched = 0;
+  guint requested = 0;
+  guint scannedMetadata = 0;
+  guint metadataFetched = 0;
+  guint outstandingFetches = 0;
+  guint outstandingWrites = 0;
+  guint fetchedDeltaParts = 0;
+  guint totalDeltaParts = 0;
+  guint64 bytesTransferred = 0;
+  guint64 fetchedDeltaPartSize = 0;
+  guint64 totalDeltaPartSize = 0;
+  guint64 startTime = 0;  // monotonic µs, as libostree records it
+  bool scanning = false;
+  std::string status;
+  bool done = false;
+};
+
+static guint GetUint(OstreeAsyncProgress* p, const char* key) {
+  g_autoptr(GVariant) v = ostree_async_progress_get_variant(p, key);
+  return v && g_variant_is_of_type(v, G_VARIANT_TYPE_UINT32) ? g_variant_get_uint32(v) : 0;
+}
+
+static guint64 GetUint64(OstreeAsyncProgress* p, const char* key) {
+  g_autoptr(GVariant) v = ostree_async_progress_get_variant(p, key);
+  return v && g_variant_is_of_type(v, G_VARIANT_TYPE_UINT64) ? g_variant_get_uint64(v) : 0;
+}
+
+// _get_variant, not _get: the latter asserts on keys the pull has not set yet.
+static PullSnapshot Read(OstreeAsyncProgress* p) {
+  PullSnapshot s;
+  s.fetched = GetUint(p, "fetched");
+  s.requested = GetUint(p, "requested");
+  s.scannedMetadata = GetUint(p, "scanned-metadata");
+  s.metadataFetched = GetUint(p, "metadata-fetched");
+  s.outstandingFetches = GetUint(p, "outstanding-fetches");
+  s.outstandingWrites = GetUint(p, "outstanding-writes");
+  s.fetchedDeltaParts = GetUint(p, "fetched-delta-parts");
+  s.totalDeltaParts = GetUint(p, "total-delta-parts");
+  s.bytesTransferred = GetUint64(p, "bytes-transferred");
+  s.fetchedDeltaPartSize = GetUint64(p, "fetched-delta-part-size");
+  s.totalDeltaPartSize = GetUint64(p, "total-delta-part-size");
+  s.startTime = GetUint64(p, "start-time");
+  s.scanning = GetUint(p, "scanning") != 0;
+  g_autofree char* status = ostree_async_progress_get_status(p);
+  if (status) s.status = status;
+  return s;
+}
+
+static Napi::Object SnapshotToJs(Napi::Env env, const PullSnapshot& s) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("fetched", s.fetched);
+  o.Set("requested", s.requested);
+  o.Set("scannedMetadata", s.scannedMetadata);
+  o.Set("metadataFetched", s.metadataFetched);
+  o.Set("outstandingFetches", s.outstandingFetches);
+  o.Set("outstandingWrites", s.outstandingWrites);
+  o.Set("fetchedDeltaParts", s.fetchedDeltaParts);
+  o.Set("totalDeltaParts", s.totalDeltaParts);
+  o.Set("bytesTransferred", Napi::Number::New(env, static_cast<double>(s.bytesTransferred)));
+  o.Set("fetchedDeltaPartSize", Napi::Number::New(env, static_cast<double>(s.fetchedDeltaPartSize)));
+  o.Set("totalDeltaPartSize", Napi::Number::New(env, static_cast<double>(s.totalDeltaPartSize)));
+  o.Set("scanning", s.scanning);
+  o.Set("status", s.status);
+  o.Set("done", s.done);
+  return o;
+}
+
+static void AddBool(GVariantBuilder* b, Napi::Object o, const char* jsKey, const char* key) {
+  Napi::Value v = o.Get(jsKey);
+  if (v.IsUndefined() || v.IsNull()) return;
+  g_variant_builder_add(b, "{sv}", key, g_variant_new_boolean(OptBool(o, jsKey, false)));
+}
+
+static void AddStrv(GVariantBuilder* b, const char* key, const std::vector<std::string>& items) {
+  std::vector<const char*> ptrs;
+  for (auto& s : items) ptrs.push_back(s.c_str());
+  g_variant_builder_add(b, "{sv}", key, g_variant_new_strv(ptrs.data(), static_cast<gssize>(ptrs.size())));
+}
+
+// The a{sv} that ostree_repo_pull_with_options reads (option names as in libostree 2022.7).
+static GVariant* PullOptionsVariant(Napi::Env env, Napi::Object o, guint updateFrequency) {
+  GVariantBuilder b;
+  g_variant_builder_init(&b, G_VARIANT_TYPE_VARDICT);
+  try {
+    Napi::Value refs = o.Get("refs");
+    if (!refs.IsUndefined() && !refs.IsNull()) AddStrv(&b, "refs", OptStringArray(o, "refs"));
+    Napi::Value ids = o.Get("overrideCommitIds");
+    if (!ids.IsUndefined() && !ids.IsNull()) AddStrv(&b, "override-commit-ids", OptStringArray(o, "overrideCommitIds"));
+    int flags = OSTREE_REPO_PULL_FLAGS_NONE;
+    if (OptBool(o, "mirror", false)) flags |= OSTREE_REPO_PULL_FLAGS_MIRROR;
+    if (OptBool(o, "commitOnly", false)) flags |= OSTREE_REPO_PULL_FLAGS_COMMIT_ONLY;
+    if (OptBool(o, "untrusted", false)) flags |= OSTREE_REPO_PULL_FLAGS_UNTRUSTED;
+    g_variant_builder_add(&b, "{sv}", "flags", g_variant_new_int32(flags));
+    Napi::Value depth = o.Get("depth");
+    if (!depth.IsUndefined() && !depth.IsNull()) {
+      g_variant_builder_add(&b, "{sv}", "depth", g_variant_new_int32(static_cast<gint32>(OptInt(o, "depth", 0, -1, G_MAXINT32))));
+    }
+    if (auto url = OptString(o, "overrideUrl")) g_variant_builder_add(&b, "{sv}", "override-url", g_variant_new_string(url->c_str()));
+    if (auto rn = OptString(o, "overrideRemoteName")) {
+      g_variant_builder_add(&b, "{sv}", "override-remote-name", g_variant_new_string(rn->c_str()));
+    }
+    AddBool(&b, o, "gpgVerify", "gpg-verify");
+    AddBool(&b, o, "gpgVerifySummary", "gpg-verify-summary");
+    AddBool(&b, o, "disableStaticDeltas", "disable-static-deltas");
+    AddBool(&b, o, "requireStaticDeltas", "require-static-deltas");
+    AddBool(&b, o, "timestampCheck", "timestamp-check");
+    Napi::Value retries = o.Get("networkRetries");
+    if (!retries.IsUndefined() && !retries.IsNull()) {
+      g_variant_builder_add(&b, "{sv}", "n-network-retries",
+                            g_variant_new_uint32(static_cast<guint32>(OptInt(o, "networkRetries", 0, 0, 1000))));
+    }
+    Napi::Value headers = o.Get("httpHeaders");
+    if (headers.IsObject()) {
+      Napi::Object h = headers.As<Napi::Object>();
+      Napi::Array keys = h.GetPropertyNames();
+      GVariantBuilder hb;
+      g_variant_builder_init(&hb, G_VARIANT_TYPE("a(ss)"));
+      for (uint32_t i = 0; i < keys.Length(); i++) {
+        std::string k = keys.Get(i).ToString().Utf8Value();
+        Napi::Value v = h.Get(k);
+        if (!v.IsString()) {
+          g_variant_builder_clear(&hb);
+          throw Napi::TypeError::New(env, "httpHeaders values must be strings");
+        }
+        g_variant_builder_add(&hb, "(ss)", k.c_str(), v.As<Napi::String>().Utf8Value().c_str());
+      }
+      g_variant_builder_add(&b, "{sv}", "http-headers", g_variant_builder_end(&hb));
+    }
+    g_variant_builder_add(&b, "{sv}", "update-frequency", g_variant_new_uint32(updateFrequency));
+  } catch (...) {
+    g_variant_builder_clear(&b);
+    throw;
+  }
+  return g_variant_ref_sink(g_variant_builder_end(&b));
+}
+
+class PullWorker : public DedicatedWorker {
+ public:
+  PullWorker(const Napi::CallbackInfo& info, OstreeRepo* repo, Napi::Object o)
+      : DedicatedWorker(info.Env(), "ostree-sysext:pull", info.This(), info[1]) {
+    Napi::Env env = info.Env();
+    std::optional<std::string> remote = OptString(o, "remote");
+    if (!remote || remote->empty()) throw Napi::TypeError::New(env, "remote is required");
+    remote_ = *remote;
+    g_autofree char* path = g_file_get_path(ostree_repo_get_path(repo));
+    path_ = path ? path : "";
+    disableFsync_ = ostree_repo_get_disable_fsync(repo);
+    guint frequency = static_cast<guint>(OptInt(o, "updateFrequencyMs", 100, 10, 60000));
+    options_ = VariantRef(PullOptionsVariant(env, o, frequency));
+    Napi::Value cb = o.Get("onProgress");
+    if (cb.IsFunction()) onProgress_ = Napi::Persistent(cb.As<Napi::Function>());
+    else if (!cb.IsUndefined() && !cb.IsNull()) throw Napi::TypeError::New(env, "onProgress must be a function");
+  }
+
+ protected:
+  void Run() override {
+    GError* err = nullptr;
+    // A fresh handle per pull: two pulls through one OstreeRepo abort each other's transaction.
+    g_autoptr(OstreeRepo) repo = ostree_repo_open_at(AT_FDCWD, path_.c_str(), cancellable_, &err);
+    if (!repo) {
+      Fail(err);
+      return;
+    }
+    if (disableFsync_) ostree_repo_set_disable_fsync(repo, TRUE);
+    PushedContext ctx;
+    CancelBreaker breaker(cancellable_);
+    // Created after the push: the progress object binds to the thread-default context.
+    OstreeAsyncProgress* progress = ostree_async_progress_new_and_connect(&PullWorker::OnChanged, this);
+    gboolean ok = ostree_repo_pull_with_options(repo, remote_.c_str(), options_.v, progress, cancellable_, &err);
+    ostree_async_progress_finish(progress);
+    PullSnapshot last = Read(progress);
+    g_object_unref(progress);
+    last.done = true;
+    Publish(last);
+    if (!ok) Fail(err);
+  }
+
+  Napi::Value Result(Napi::Env env) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    return SnapshotToJs(env, latest_);
+  }
+
+ private:
+  static void OnChanged(OstreeAsyncProgress* p, gpointer self) { static_cast<PullWorker*>(self)->Publish(Read(p)); }
+
+  // Keeps only the newest snapshot; posts to JS only when no post is pending, so the queue
+  // never holds more than one snapshot however fast libostree reports.
+  void Publish(const PullSnapshot& s) {
+    std::lock_guard<std::mutex> lock(mu_);
+    latest_ = s;
+    if (onProgress_.IsEmpty() || pending_) return;
+    pending_ = true;
+    Post([this](Napi::Env env) {
+      PullSnapshot snap;
+      {
+        std::lock_guard<std::mutex> l(mu_);
+        snap = latest_;
+        pending_ = false;
+      }
+      onProgress_.Call({SnapshotToJs(env, snap)});
+    });
+  }
+
+  std::string remote_;
+  std::string path_;
+  bool disableFsync_ = false;
+  VariantRef options_;
+  Napi::FunctionReference onProgress_;
+  std::mutex mu_;
+  PullSnapshot latest_;
+  bool pending_ = false;
+};
+
+// pull({ remote, refs, depth, mirror, commitOnly, untrusted, overrideUrl, overrideRemoteName,
+//   gpgVerify, gpgVerifySummary, networkRetries, httpHeaders, disableStaticDeltas,
+//   requireStaticDeltas, overrideCommitIds, timestampCheck, updateFrequencyMs, onProgress },
+//   cancellable) -> final progress snapshot
+Napi::Value Repo::Pull(const Napi::CallbackInfo& info) {
+  Napi::Object o = ArgObject(info, 0, "options");
+  return (new PullWorker(info, Handle(info.Env()), o))->Start();
+}
+
+}  // namespace osx
