@@ -62,6 +62,7 @@ const IO_CODES: Record<number, OstreeErrorCode> = {
   26: 'BUSY',
   27: 'LOCKED',
   28: 'HOST_NOT_FOUND',
+  34: 'CORRUPT', // PARTIAL_INPUT: a truncated object stream while pulling
   35: 'INVALID_DATA',
   37: 'NETWORK_ERROR',
   38: 'NETWORK_ERROR',
@@ -97,6 +98,7 @@ const FAILED_PATTERNS: Array<[RegExp, OstreeErrorCode]> = [
   [/another transaction is in progress/i, 'TRANSACTION_IN_PROGRESS'],
   [/already exists/i, 'EXISTS'],
   [/server returned http 404|HTTP 404|not found/i, 'NOT_FOUND'],
+  [/No such branch/i, 'NOT_FOUND'],
   [/server returned http|HTTP \d{3}/i, 'HTTP_ERROR'],
   [/corrupted|checksum mismatch|invalid checksum|unexpected end of|truncated/i, 'CORRUPT'],
   [/no signatures found|gpg verification enabled, but no signatures/i, 'GPG_NO_SIGNATURE'],
@@ -108,8 +110,14 @@ const FAILED_PATTERNS: Array<[RegExp, OstreeErrorCode]> = [
   [/locking repo .* timed out|resource temporarily unavailable/i, 'LOCKED'],
 ];
 
+// libostree's fetcher reports HTTP 5xx as G_IO_ERROR_BUSY and other statuses as FAILED: the
+// status in the message is what a caller can act on.
+const HTTP_STATUS = /Server returned HTTP (\d{3})/;
+
 /** Derives the stable symbolic code from a GError's domain, numeric code and message. */
 export function codeFromGError(domain: string, gerrorCode: number, message: string): OstreeErrorCode {
+  const http = domain === G_IO_ERROR_DOMAIN ? HTTP_STATUS.exec(message) : null;
+  if (http) return http[1] === '404' || http[1] === '410' ? 'NOT_FOUND' : 'HTTP_ERROR';
   let code: OstreeErrorCode | undefined;
   if (domain === G_IO_ERROR_DOMAIN) code = IO_CODES[gerrorCode];
   else if (domain === OSTREE_GPG_ERROR_DOMAIN) code = GPG_CODES[gerrorCode];
