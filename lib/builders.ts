@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { lstat, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import { OstreeError } from './errors.js';
 import type { PullProgress } from './remote.js';
 import type { Repo } from './repo.js';
 
@@ -148,7 +149,14 @@ export const archiveBuilder: Builder = {
   },
   async build(req) {
     const path = contextPath(req);
-    const sha256 = await fileSha256(path);
+    let sha256: string;
+    try {
+      sha256 = await fileSha256(path);
+    } catch (e) {
+      // A typed error like every other failed build: the archive is missing or unreadable.
+      const code = (e as NodeJS.ErrnoException).code;
+      throw new OstreeError(`cannot read archive ${path}: ${(e as Error).message}`, { domain: 'g-io-error-quark', gerrorCode: code === 'ENOENT' ? 1 : code === 'EACCES' ? 14 : code === 'EISDIR' ? 3 : 0, operation: 'archive build' });
+    }
     return { archive: path, context: { path, sha256 }, subject: `Build ${req.name} from archive ${path}` };
   },
 };

@@ -11,6 +11,7 @@
 
 import { execFile } from 'node:child_process';
 import { endianness, machine } from 'node:os';
+import { ArgumentError } from './errors.js';
 
 /** Oldest systemd version whose rules this module implements; the default when none is known. */
 export const DEFAULT_SYSTEMD_VERSION = 252;
@@ -138,6 +139,8 @@ export function checkCompatibility(
   hostOsRelease: Readonly<Record<string, string>>,
   opts: CompatibilityOptions = {},
 ): CompatibilityResult {
+  if (typeof extensionRelease !== 'object' || extensionRelease === null) throw new ArgumentError('extensionRelease must be an object of release fields');
+  if (typeof hostOsRelease !== 'object' || hostOsRelease === null) throw new ArgumentError('hostOsRelease must be an object of release fields');
   const version = opts.systemdVersion ?? detectedSystemdVersion ?? DEFAULT_SYSTEMD_VERSION;
   const kind = opts.kind ?? 'sysext';
   const scope = opts.scope ?? 'system';

@@ -9,6 +9,7 @@
  * @module
  */
 
+import { ArgumentError } from './errors.js';
 import { ExtensionError, MAX_RELEASE_BYTES } from './errors-domain.js';
 
 /**
@@ -188,6 +189,7 @@ function checkLimits(bytes: Uint8Array, path: string | undefined): void {
  * ```
  */
 export function parseRelease(text: string | Uint8Array, opts: ParseReleaseOptions = {}): ParsedRelease {
+  if (typeof text !== 'string' && !(text instanceof Uint8Array)) throw new ArgumentError(`text must be a string or bytes, got ${text === null ? 'null' : typeof text}`);
   const bytes = typeof text === 'string' ? Buffer.from(text, 'utf8') : text;
   checkLimits(bytes, opts.path);
   const commentContinues = (opts.systemdVersion ?? 252) < 254;
