@@ -343,10 +343,73 @@ function describeContext(ctx: PluginContext): Record<string, unknown> {
   };
 }
 
-/** Runs a program without a shell, feeds it JSON, and parses its JSON answer. */
-async function callExecutable(path: string, action: string, input: unknown, cwd: string, signal: AbortSignal): Promise<unknown> {
+// Confinement of executable plugins (see SECURITY.md). As root, when `unshare` works, the
+// plugin runs in private mount and PID namespaces where every mount is remounted read-only,
+// only its state directory is bound writable on top, and it execs with no capabilities
+// (empty bounding set, no_new_privs), so it can neither remount nor leave the namespace.
+// The script is a constant: paths reach it as arguments, never inside the script text.
+const CONFINE_SCRIPT = `set -eu
+state="$1"; shift
+# Mount points and their per-mount options (read once: the table changes as we go).
+mounts=$(cat /proc/self/mountinfo)
+while read -r _id _parent _dev _root mp opts _rest; do
+  printf -v mp '%b' "\${mp//\\\\/\\\\0}"
+  mountpoint -q -- "$mp" 2>/dev/null || continue
+  keep=$(printf '%s' "$opts" | tr ',' '\\n' | grep -v -x -e rw -e ro | paste -sd, -)
+  mount -o "remount,bind,ro\${keep:+,$keep}" -- "$mp" 2>/dev/null || umount -l -- "$mp" 2>/dev/null || { echo "confinement: cannot make $mp read-only" >&2; exit 125; }
+done <<< "$mounts"
+if [ -n "$state" ]; then
+  mount --bind -- "$state" "$state"
+  mount -o remount,bind,rw -- "$state"
+  cd -- "$state"
+else
+  cd /
+fi
+exec setpriv --no-new-privs --bounding-set=-all --inh-caps=-all --ambient-caps=-all --reset-env -- "$@"
+`;
+
+type Confinement = 'namespace' | 'none';
+let confinementProbe: Promise<Confinement> | undefined;
+
+/**
+ * How executable plugins are confined here: `namespace` as root with a working `unshare`
+ * and `setpriv` (probed once), else `none`. `OSTREE_SYSEXT_PLUGIN_CONFINEMENT=required`
+ * makes `none` an error (the plugin then counts as a veto); `off` disables confinement.
+ */
+function confinement(): Promise<Confinement> {
+  const want = process.env.OSTREE_SYSEXT_PLUGIN_CONFINEMENT ?? 'auto';
+  if (want === 'off') return Promise.resolve('none');
+  confinementProbe ??= new Promise<Confinement>((resolvePromise) => {
+    if (process.getuid?.() !== 0) {
+      resolvePromise('none');
+      return;
+    }
+    const probe = spawn('unshare', ['--mount', '--propagation', 'private', '--pid', '--fork', '--mount-proc', '--', 'setpriv', '--bounding-set=-all', '--', 'true'], { stdio: 'ignore' });
+    probe.on('error', () => resolvePromise('none'));
+    probe.on('close', (code) => resolvePromise(code === 0 ? 'namespace' : 'none'));
+  });
+  return confinementProbe.then((c) => {
+    if (c === 'none' && want === 'required') {
+      throw new Error('plugin confinement is required (OSTREE_SYSEXT_PLUGIN_CONFINEMENT=required) but unavailable: it needs root, unshare and setpriv');
+    }
+    return c;
+  });
+}
+
+/**
+ * Runs a program without a shell, feeds it JSON, and parses its JSON answer. Confined where
+ * possible (see {@link confinement}): only `stateDir` (when given) is writable.
+ */
+async function callExecutable(path: string, action: string, input: unknown, stateDir: string | undefined, signal: AbortSignal): Promise<unknown> {
+  const how = await confinement();
+  signal.throwIfAborted();
+  const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', LANG: 'C.UTF-8' };
+  const [command, args] =
+    how === 'namespace'
+      ? ['unshare', ['--mount', '--propagation', 'private', '--pid', '--fork', '--mount-proc', '--kill-child=SIGKILL', '--', 'bash', '-c', CONFINE_SCRIPT, 'confine', stateDir ?? '', 'env', `PATH=${env.PATH}`, `LANG=${env.LANG}`, path, action]]
+      : [path, [action]];
   return new Promise((resolvePromise, reject) => {
-    const child = spawn(path, [action], { cwd, stdio: ['pipe', 'pipe', 'pipe'], signal, env: { PATH: process.env.PATH ?? '/usr/bin:/bin', LANG: 'C.UTF-8' } });
+    const child = spawn(command, args as string[], { cwd: stateDir ?? '/', stdio: ['pipe', 'pipe', 'pipe'], signal, killSignal: 'SIGKILL', env });
     let out = '';
     let err = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => {
@@ -389,7 +452,7 @@ export function executablePlugin(path: string, name = path.split('/').pop() ?? p
   return {
     name,
     async checkCompatible(ctx) {
-      return callExecutable(path, 'check', describeContext(ctx), '/', ctx.signal ?? new AbortController().signal) as Promise<VoteAnswer>;
+      return callExecutable(path, 'check', describeContext(ctx), undefined, ctx.signal ?? new AbortController().signal) as Promise<VoteAnswer>;
     },
     async deployFinish(ctx) {
       const layers = [
