@@ -187,7 +187,7 @@ export interface PullResult {
 
 /** Options for {@link Repo.signCommit}. */
 export interface SignOptions extends CallOptions {
-  /** The signing key: id or fingerprint. */
+  /** The signing key: id or fingerprint. Signing again with the same key adds another signature. */
   keyId: string;
   /** GnuPG home directory holding the secret key. Default: GnuPG's own (`$GNUPGHOME`, `~/.gnupg`). */
   homedir?: string;
@@ -704,6 +704,9 @@ export async function signCommit(access: RepoAccess, rev: string, opts: SignOpti
   await access.write(`sign commit ${checksum} with key ${keyId}`, signal, (c) => access.native.signCommit(checksum, keyId, homedir, c));
 }
 
+// libostree fills name and email of a missing key with "[unknown name]" / "[unknown email]".
+const known = (x: string | null): string | null => (x === null || /^\[unknown [a-z]+\]$/.test(x) ? null : x);
+
 function toSignature(s: NativeSignature): Signature {
   const date = (t: number): Date | null => (t > 0 ? new Date(t * 1000) : null);
   return {
@@ -720,8 +723,8 @@ function toSignature(s: NativeSignature): Signature {
     keyExpiresAt: date(s.keyExpiresAt),
     pubkeyAlgorithm: s.pubkeyAlgorithm,
     hashAlgorithm: s.hashAlgorithm,
-    user: s.user,
-    email: s.email,
+    user: known(s.user),
+    email: known(s.email),
   };
 }
 

@@ -38,12 +38,24 @@ export function killAgent(homedir: string): void {
   spawnSync('gpgconf', ['--homedir', homedir, '--kill', 'all'], { env: { ...process.env, GNUPGHOME: homedir } });
 }
 
+/** Options of {@link generateKey}. */
+export interface KeyOptions {
+  /**
+   * Run this homedir's gpg at a fixed past time (`20200101T000000`), written to its gpg.conf so
+   * that signing through libostree uses it too: with `expire`, makes an already expired key.
+   */
+  fakedTime?: string;
+  /** Expiry as gpg takes it (`1d`, `2y`). Default never. */
+  expire?: string;
+}
+
 /** Generates an ed25519 signing key (fast, no entropy wait) in a new homedir. */
-export function generateKey(name = 'ostree-sysext test'): GpgKey {
+export function generateKey(name = 'ostree-sysext test', opts: KeyOptions = {}): GpgKey {
   // Short path: the agent's socket path must stay under 108 bytes.
   const homedir = mkdtempSync(join(tmpdir(), 'osx-gpg-'));
+  if (opts.fakedTime) writeFileSync(join(homedir, 'gpg.conf'), `faked-system-time ${opts.fakedTime}\n`);
   const uid = `${name} <test@ostree-sysext.invalid>`;
-  gpg(homedir, ['--passphrase', '', '--quick-gen-key', uid, 'ed25519', 'sign', 'never']);
+  gpg(homedir, ['--passphrase', '', '--quick-gen-key', uid, 'ed25519', 'sign', opts.expire ?? 'never']);
   const colons = gpg(homedir, ['--with-colons', '--list-keys', uid]);
   const fpr = colons.split('\n').find((l) => l.startsWith('fpr:'))?.split(':')[9];
   if (!fpr) throw new Error(`gpg: no fingerprint for the new key:\n${colons}`);
