@@ -25,3 +25,4 @@ fi
 # npm ci when a lockfile exists (reproducible), else npm install; both build the addon
 # (install script) and dist/ (prepare script).
 if [ -f package-lock.json ]; then npm ci; else npm install; fi
+node bin/ostree-sysext.js demo

@@ -434,4 +434,25 @@ describeAsRoot('ostree-sysext on a sysroot (deploy, apply, boot, live merge)', (
     expect(r.stdout).toMatch(/live merge: skipped/);
     expect(readFileSync(join(demoDir, 'merged/usr/share/hello/greeting'), 'utf8')).toBe('Hello from an extension!\n');
   });
+
+  it("README's 30-second tour works word for word", () => {
+    const readme = readFileSync(resolve(BIN, '../../README.md'), 'utf8');
+    const block = /## 30-second tour[\s\S]*?```sh\n([\s\S]*?)```/.exec(readme)![1]!;
+    const lines = block.split('\n').filter((l) => l.trim() !== '');
+    expect(lines.length).toBeGreaterThanOrEqual(5);
+    const tourDir = /--dir (\S+)/.exec(block)![1]!;
+    removeTree(tourDir);
+    afterAll(() => removeTree(tourDir));
+    const outputs: string[] = [];
+    for (const line of lines) {
+      const r = spawnSync('bash', ['-c', line], { cwd: resolve(BIN, '../..'), encoding: 'utf8', env: { ...process.env, OSTREE_SYSEXT_DEBUG: '' } });
+      const expected = /# exit (\d+)/.exec(line)?.[1] ?? '0';
+      expect(r.status, `${line}\n${r.stderr}`).toBe(Number(expected));
+      outputs.push(r.stdout);
+    }
+    expect(outputs[1]).toMatch(/fedora-only +sysext/);
+    expect(outputs[2]).toMatch(/fedora-only +sysext +no +ID_MISMATCH/);
+    const status = JSON.parse(outputs.at(-1)!);
+    expect(status.result.set.order).toEqual(['hello', 'tools']);
+  });
 });
