@@ -49,6 +49,8 @@ process.stdout.write('DONE\\n');
 interface Outcome {
   killed: boolean;
   output: string;
+  /** Milliseconds from START to exit. */
+  ms: number;
 }
 
 /** Runs the child; kills it `delayMs` after START (never, when negative). */
@@ -57,7 +59,9 @@ function runChild(args: string[], delayMs: number): Promise<Outcome> {
     const child = spawn(process.execPath, ['--input-type=module', '-e', CHILD, dist, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
+    let started = Date.now();
     child.stdout.setEncoding('utf8').on('data', (d: string) => {
+      if (!out.includes('START') && (out + d).includes('START')) started = Date.now();
       out += d;
       if (delayMs >= 0 && out.includes('START') && !child.killed) {
         delayMs = -1;
@@ -67,8 +71,9 @@ function runChild(args: string[], delayMs: number): Promise<Outcome> {
     child.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
     child.on('error', reject);
     child.on('close', (code, sig) => {
-      if (sig === 'SIGKILL') resolvePromise({ killed: !out.includes('DONE'), output: out });
-      else if (code === 0) resolvePromise({ killed: false, output: out });
+      const ms = Date.now() - started;
+      if (sig === 'SIGKILL') resolvePromise({ killed: !out.includes('DONE'), output: out, ms });
+      else if (code === 0) resolvePromise({ killed: false, output: out, ms });
       else reject(new Error(`child ${args[0]} failed (${code}): ${err}`));
     });
   });
@@ -76,9 +81,8 @@ function runChild(args: string[], delayMs: number): Promise<Outcome> {
 
 /** Times one uninterrupted run, then kills `KILLS` runs uniformly within that duration. */
 async function killLoop(name: string, args: () => string[], check: (o: Outcome, i: number) => Promise<void>, reset: () => Promise<void>): Promise<number> {
-  const t0 = Date.now();
-  await runChild(args(), -1);
-  const duration = Math.max(Date.now() - t0 - 150, 20);
+  // The window is the operation itself (START to exit), so kills land inside it.
+  const duration = Math.max((await runChild(args(), -1)).ms - 20, 10);
   await reset();
   let killed = 0;
   for (let i = 0; i < KILLS; i++) {
