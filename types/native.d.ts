@@ -250,6 +250,8 @@ export interface NativeSysroot {
   readonly path: string;
   reload(c?: NativeCancellable): Promise<void>;
   deployments(): NativeDeployment[];
+  lock(wait: boolean, c?: NativeCancellable): Promise<boolean>;
+  unlock(): void;
   close(): void;
 }
 
