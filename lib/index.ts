@@ -33,6 +33,7 @@ export type {
   FsckResult,
   QueryOp,
   QueryResult,
+  QueryRequest,
 } from './repo.js';
 export { Sysroot } from './sysroot.js';
 export type { Deployment } from './sysroot.js';

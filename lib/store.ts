@@ -14,7 +14,7 @@ import { isOstreeError } from './errors.js';
 import { EXTENSION_REF_PREFIX, extensionRef, nameFromExtensionRef, originSection, SET_REF_PREFIX } from './refs.js';
 import { parseRelease } from './release.js';
 import type { PullProgress } from './remote.js';
-import type { CallOptions, Commit, Repo } from './repo.js';
+import type { CallOptions, Commit, QueryOp, QueryResult, Repo } from './repo.js';
 import { SerialQueue } from './signal.js';
 import { directoryReader, validateExtension, type TreeReader, type ValidationResult } from './validate.js';
 
@@ -111,6 +111,29 @@ function invalid(name: string, result: ValidationResult, strict: boolean): Exten
 function nameOf(result: ValidationResult, fallback: string): string {
   if (!result.name) throw new ExtensionError('INVALID_EXTENSION', `${fallback}: cannot tell the extension's name (no release file)`);
   return result.name;
+}
+
+/** An origin from its config section, or null if unrecorded. */
+function originFrom(section: Record<string, string> | undefined): ExtensionOrigin | null {
+  if (!section?.builder) return null;
+  let context: BuilderContext = {};
+  try {
+    const parsed: unknown = JSON.parse(section.context ?? '{}');
+    if (parsed && typeof parsed === 'object' && !Array.isArray(parsed)) context = parsed as BuilderContext;
+  } catch {
+    // An unreadable context is reported as empty; upgrade() then reports the builder's error.
+  }
+  return { builder: section.builder, context };
+}
+
+/** What describing an extension reads: its commit, then its sysext and confext release files. */
+function describeOps(name: string): QueryOp[] {
+  const [sysPath, confPath] = releasePaths(name);
+  return [
+    { op: 'commit' },
+    { op: 'read', path: sysPath!, optional: true, maxBytes: 65536 },
+    { op: 'read', path: confPath!, optional: true, maxBytes: 65536 },
+  ];
 }
 
 async function treeSize(reader: TreeReader, path = ''): Promise<number> {
@@ -295,16 +318,7 @@ export class ExtensionStore {
 
   /** Where an installed extension came from, or null if unrecorded. */
   origin(name: string): ExtensionOrigin | null {
-    const section = this.repo.config()[originSection(name)];
-    if (!section?.builder) return null;
-    let context: BuilderContext = {};
-    try {
-      const parsed: unknown = JSON.parse(section.context ?? '{}');
-      if (parsed && typeof parsed === 'object' && !Array.isArray(parsed)) context = parsed as BuilderContext;
-    } catch {
-      // An unreadable context is reported as empty; upgrade() then reports the builder's error.
-    }
-    return { builder: section.builder, context };
+    return originFrom(this.repo.config()[originSection(name)]);
   }
 
   /** Names of installed extensions, sorted. */
@@ -322,7 +336,7 @@ export class ExtensionStore {
     const commit = await this.repo.resolve(extensionRef(name), { allowMissing: true });
     if (commit === null) throw new ExtensionError('NOT_INSTALLED', `${name} is not installed`);
     const active = await this.#activeSets();
-    return this.#describe(name, commit, active, opts);
+    return this.#describe(name, commit, active, this.repo.config(), opts);
   }
 
   /**
@@ -332,40 +346,44 @@ export class ExtensionStore {
   async list(opts: { base?: Base; compatibility?: CompatibilityOptions } & CallOptions = {}): Promise<InstalledExtension[]> {
     const refs = await this.repo.listRefs({ prefix: EXTENSION_REF_PREFIX, remotes: false });
     const active = await this.#activeSets();
-    const out: InstalledExtension[] = [];
-    await Promise.all(
-      Object.entries(refs).map(async ([ref, commit]) => {
-        const name = nameFromExtensionRef(ref);
-        if (name !== null) out.push(await this.#describe(name, commit, active, opts));
-      }),
-    );
+    // One parse of the config for all extensions: it holds two keys per extension.
+    const config = this.repo.config();
+    const exts = Object.entries(refs).flatMap(([ref, commit]) => {
+      const name = nameFromExtensionRef(ref);
+      return name === null ? [] : [{ name, commit }];
+    });
+    // Every extension's commit and release file in a few native calls, not two per extension.
+    const answers = await this.repo.queryMany(exts.map((e) => ({ rev: e.commit, ops: describeOps(e.name) })));
+    const out = await Promise.all(exts.map((e, i) => this.#describe(e.name, e.commit, active, config, opts, answers[i]!.results)));
     return out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   }
 
-  async #describe(name: string, commit: string, active: Map<string, Record<string, string>>, opts: { base?: Base; compatibility?: CompatibilityOptions }): Promise<InstalledExtension> {
-    const [sysPath, confPath] = releasePaths(name);
-    const [meta, q] = await Promise.all([
-      this.repo.loadCommit(commit),
-      this.repo.query(commit, [
-        { op: 'read', path: sysPath!, optional: true, maxBytes: 65536 },
-        { op: 'read', path: confPath!, optional: true, maxBytes: 65536 },
-      ]),
-    ]);
-    const sys = q.results[0] as Buffer | null;
-    const conf = q.results[1] as Buffer | null;
+  async #describe(
+    name: string,
+    commit: string,
+    active: Map<string, Record<string, string>>,
+    config: Record<string, Record<string, string>>,
+    opts: { base?: Base; compatibility?: CompatibilityOptions },
+    answer?: QueryResult[],
+  ): Promise<InstalledExtension> {
+    const results = answer ?? (await this.repo.query(commit, describeOps(name))).results;
+    const meta = results[0] as Commit;
+    const sys = results[1] as Buffer | null;
+    const conf = results[2] as Buffer | null;
     const kind: 'sysext' | 'confext' = sys === null && conf !== null ? 'confext' : 'sysext';
     const data = sys ?? conf;
     const release = data === null ? {} : parseRelease(data).fields;
+    const origin = originFrom(config[originSection(name)]);
     const info: InstalledExtension = {
       name,
       kind,
       commit,
       version: versionOf(kind, release, meta.version),
       release,
-      origin: this.origin(name),
+      origin,
       timestamp: meta.timestamp,
       size: typeof meta.metadata[META_SIZE] === 'number' ? (meta.metadata[META_SIZE] as number) : null,
-      outdated: await this.#outdated(this.origin(name), commit, meta),
+      outdated: await this.#outdated(origin, commit, meta),
       activeIn: [...active.entries()].filter(([, exts]) => exts[name] === commit).map(([os]) => os),
     };
     if (opts.base) {

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <functional>
 #include <memory>
 #include <set>
@@ -28,6 +29,7 @@ void Repo::Init(Napi::Env env, Napi::Object exports) {
           InstanceMethod<&Repo::SetRefImmediate>("setRefImmediate"),
           InstanceMethod<&Repo::LoadCommits>("loadCommits"),
           InstanceMethod<&Repo::Query>("query"),
+          InstanceMethod<&Repo::QueryMany>("queryMany"),
           InstanceMethod<&Repo::PrepareTransaction>("prepareTransaction"),
           InstanceMethod<&Repo::CommitTransaction>("commitTransaction"),
           InstanceMethod<&Repo::AbortTransaction>("abortTransaction"),
@@ -355,6 +357,34 @@ struct CommitInfo {
   bool partial = false;
 };
 
+static Napi::Object CommitToJs(Napi::Env env, const CommitInfo& ci) {
+  GVariant* c = ci.commit.v;
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("checksum", ci.checksum);
+  VariantRef meta(g_variant_get_child_value(c, 0));
+  const char* subject = nullptr;
+  const char* body = nullptr;
+  g_variant_get_child(c, 3, "&s", &subject);
+  g_variant_get_child(c, 4, "&s", &body);
+  o.Set("subject", subject ? subject : "");
+  o.Set("body", body ? body : "");
+  o.Set("timestamp", Napi::Number::New(env, static_cast<double>(ostree_commit_get_timestamp(c))));
+  g_autofree char* parent = ostree_commit_get_parent(c);
+  o.Set("parent", parent ? Napi::Value(Napi::String::New(env, parent)) : env.Null());
+  const char* version = nullptr;
+  if (g_variant_lookup(meta.v, OSTREE_COMMIT_META_KEY_VERSION, "&s", &version)) {
+    o.Set("version", version);
+  } else {
+    o.Set("version", env.Null());
+  }
+  g_autofree char* contents = ostree_commit_get_content_checksum(c);
+  o.Set("contentChecksum", contents ? Napi::Value(Napi::String::New(env, contents)) : env.Null());
+  o.Set("metadata", VariantToJs(env, meta.v));
+  o.Set("detachedMetadata", VariantToJs(env, ci.detached.v));
+  o.Set("partial", ci.partial);
+  return o;
+}
+
 class LoadCommitsWorker : public RepoWorker {
  public:
   LoadCommitsWorker(const Napi::CallbackInfo& info, Repo* self, std::string rev, int64_t max)
@@ -404,34 +434,7 @@ class LoadCommitsWorker : public RepoWorker {
 
   Napi::Value Result(Napi::Env env) override {
     Napi::Array arr = Napi::Array::New(env, commits_.size());
-    for (size_t i = 0; i < commits_.size(); i++) {
-      const CommitInfo& ci = *commits_[i];
-      GVariant* c = ci.commit.v;
-      Napi::Object o = Napi::Object::New(env);
-      o.Set("checksum", ci.checksum);
-      VariantRef meta(g_variant_get_child_value(c, 0));
-      const char* subject = nullptr;
-      const char* body = nullptr;
-      g_variant_get_child(c, 3, "&s", &subject);
-      g_variant_get_child(c, 4, "&s", &body);
-      o.Set("subject", subject ? subject : "");
-      o.Set("body", body ? body : "");
-      o.Set("timestamp", Napi::Number::New(env, static_cast<double>(ostree_commit_get_timestamp(c))));
-      g_autofree char* parent = ostree_commit_get_parent(c);
-      o.Set("parent", parent ? Napi::Value(Napi::String::New(env, parent)) : env.Null());
-      const char* version = nullptr;
-      if (g_variant_lookup(meta.v, OSTREE_COMMIT_META_KEY_VERSION, "&s", &version)) {
-        o.Set("version", version);
-      } else {
-        o.Set("version", env.Null());
-      }
-      g_autofree char* contents = ostree_commit_get_content_checksum(c);
-      o.Set("contentChecksum", contents ? Napi::Value(Napi::String::New(env, contents)) : env.Null());
-      o.Set("metadata", VariantToJs(env, meta.v));
-      o.Set("detachedMetadata", VariantToJs(env, ci.detached.v));
-      o.Set("partial", ci.partial);
-      arr.Set(static_cast<uint32_t>(i), o);
-    }
+    for (size_t i = 0; i < commits_.size(); i++) arr.Set(static_cast<uint32_t>(i), CommitToJs(env, *commits_[i]));
     Napi::Object out = Napi::Object::New(env);
     out.Set("commits", arr);
     out.Set("truncated", truncated_);
@@ -481,7 +484,7 @@ struct Entry {
 };
 
 struct QueryOp {
-  std::string op;  // stat | list | read | readlink
+  std::string op;  // stat | list | read | readlink | commit
   std::string path;
   bool optional = false;
   int64_t maxBytes = 0;
@@ -490,6 +493,14 @@ struct QueryOp {
   Entry entry;
   std::vector<Entry> children;
   std::vector<uint8_t> data;
+  std::unique_ptr<CommitInfo> commit;
+};
+
+// One commit's reads in a query batch.
+struct QueryRequest {
+  std::string rev;
+  std::vector<QueryOp> ops;
+  std::string commit;  // resolved checksum
 };
 
 static const char* kQueryAttrs = "standard::name,standard::type,standard::size,standard::symlink-target,unix::mode,unix::uid,unix::gid";
@@ -523,24 +534,49 @@ static std::string JoinPath(const std::string& dir, const char* name) {
   return dir + "/" + name;
 }
 
+// Runs the reads of one or many commits in one thread hop; `many` answers with an array.
 class QueryWorker : public RepoWorker {
  public:
-  QueryWorker(const Napi::CallbackInfo& info, Repo* self, std::string rev, std::vector<QueryOp> ops)
-      : RepoWorker(info, "ostree-sysext:query", self, info[2]), rev_(std::move(rev)), ops_(std::move(ops)) {}
+  QueryWorker(const Napi::CallbackInfo& info, Repo* self, Napi::Value c, std::vector<QueryRequest> requests, bool many)
+      : RepoWorker(info, "ostree-sysext:query", self, c), requests_(std::move(requests)), many_(many) {}
 
  protected:
   void Run() override {
+    for (QueryRequest& r : requests_) {
+      GError* err = nullptr;
+      if (!RunRequest(r, &err)) {
+        if (many_) g_prefix_error(&err, "%s: ", r.rev.c_str());
+        Fail(err);
+        return;
+      }
+    }
+  }
+
+  bool RunRequest(QueryRequest& r, GError** errp) {
     GError* err = nullptr;
     g_autoptr(GFile) root = nullptr;
     g_autofree char* commit = nullptr;
     g_autofree char* resolved = nullptr;
-    if (!ostree_repo_resolve_rev(repo(), rev_.c_str(), FALSE, &resolved, &err) || !LoadValidCommit(repo(), resolved, &err) ||
+    // A `commit` op loads (and checks) the commit once for both itself and the walk below.
+    std::unique_ptr<CommitInfo> loaded;
+    bool wantCommit = std::any_of(r.ops.begin(), r.ops.end(), [](const QueryOp& op) { return op.op == "commit"; });
+    if (!ostree_repo_resolve_rev(repo(), r.rev.c_str(), FALSE, &resolved, &err) ||
+        !(wantCommit ? LoadCommitInfo(resolved, loaded, &err) : LoadValidCommit(repo(), resolved, &err)) ||
         !ostree_repo_read_commit(repo(), resolved, &root, &commit, cancellable_, &err)) {
-      Fail(err);
-      return;
+      g_propagate_error(errp, err);
+      return false;
     }
-    commit_ = commit;
-    for (QueryOp& op : ops_) {
+    r.commit = commit;
+    for (QueryOp& op : r.ops) {
+      if (op.op == "commit") {
+        if (loaded) {
+          op.commit = std::move(loaded);
+        } else if (!LoadCommitInfo(r.commit, op.commit, &err)) {
+          g_propagate_error(errp, err);
+          return false;
+        }
+        continue;
+      }
       if (!RunOp(root, op, &err)) {
         if (op.optional && g_error_matches(err, G_IO_ERROR, G_IO_ERROR_NOT_FOUND)) {
           g_clear_error(&err);
@@ -548,10 +584,26 @@ class QueryWorker : public RepoWorker {
           continue;
         }
         g_prefix_error(&err, "%s: ", op.path.c_str());
-        Fail(err);
-        return;
+        g_propagate_error(errp, err);
+        return false;
       }
     }
+    return true;
+  }
+
+  bool LoadCommitInfo(const std::string& checksum, std::unique_ptr<CommitInfo>& out, GError** err) {
+    GVariant* commit = nullptr;
+    OstreeRepoCommitState state;
+    if (!ostree_repo_load_commit(repo(), checksum.c_str(), &commit, &state, err)) return false;
+    out = std::make_unique<CommitInfo>();
+    out->checksum = checksum;
+    out->commit = VariantRef(commit);
+    if (!ValidateCommit(checksum.c_str(), commit, err)) return false;
+    out->partial = (state & OSTREE_REPO_COMMIT_STATE_PARTIAL) != 0;
+    GVariant* detached = nullptr;
+    if (!ostree_repo_read_commit_detached_metadata(repo(), checksum.c_str(), &detached, cancellable_, err)) return false;
+    out->detached = VariantRef(detached);
+    return true;
   }
 
   bool RunOp(GFile* root, QueryOp& op, GError** err) {
@@ -623,12 +675,21 @@ class QueryWorker : public RepoWorker {
   }
 
   Napi::Value Result(Napi::Env env) override {
-    Napi::Array results = Napi::Array::New(env, ops_.size());
-    for (size_t i = 0; i < ops_.size(); i++) {
-      QueryOp& op = ops_[i];
+    if (!many_) return RequestToJs(env, requests_[0]);
+    Napi::Array out = Napi::Array::New(env, requests_.size());
+    for (size_t i = 0; i < requests_.size(); i++) out.Set(static_cast<uint32_t>(i), RequestToJs(env, requests_[i]));
+    return out;
+  }
+
+  Napi::Value RequestToJs(Napi::Env env, QueryRequest& r) {
+    Napi::Array results = Napi::Array::New(env, r.ops.size());
+    for (size_t i = 0; i < r.ops.size(); i++) {
+      QueryOp& op = r.ops[i];
       Napi::Value v;
       if (op.missing) {
         v = env.Null();
+      } else if (op.op == "commit") {
+        v = CommitToJs(env, *op.commit);
       } else if (op.op == "stat") {
         v = EntryToJs(env, op.entry);
       } else if (op.op == "readlink") {
@@ -643,24 +704,49 @@ class QueryWorker : public RepoWorker {
       results.Set(static_cast<uint32_t>(i), v);
     }
     Napi::Object out = Napi::Object::New(env);
-    out.Set("commit", commit_);
+    out.Set("commit", r.commit);
     out.Set("results", results);
     return out;
   }
 
  private:
-  std::string rev_;
-  std::vector<QueryOp> ops_;
-  std::string commit_;
+  std::vector<QueryRequest> requests_;
+  bool many_;
 };
 
 // query(rev, ops[{ op, path, optional, maxBytes }], cancellable) -> { commit, results }
 // Batches many small reads into one thread hop (LIBOSTREE.md: a hop costs more than a read).
+static std::vector<QueryOp> OpsFromJs(Napi::Env env, Napi::Value v);
+
 Napi::Value Repo::Query(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  std::string rev = ArgString(info, 0, "rev");
-  if (info.Length() < 2 || !info[1].IsArray()) throw Napi::TypeError::New(env, "ops must be an array");
-  Napi::Array arr = info[1].As<Napi::Array>();
+  std::vector<QueryRequest> requests(1);
+  requests[0].rev = ArgString(info, 0, "rev");
+  requests[0].ops = OpsFromJs(env, info.Length() < 2 ? env.Undefined() : info[1]);
+  return (new QueryWorker(info, this, info[2], std::move(requests), false))->Start();
+}
+
+// queryMany([{ rev, ops }], cancellable) -> [{ commit, results }]: many commits, one thread hop.
+Napi::Value Repo::QueryMany(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsArray()) throw Napi::TypeError::New(env, "requests must be an array");
+  Napi::Array arr = info[0].As<Napi::Array>();
+  std::vector<QueryRequest> requests(arr.Length());
+  for (uint32_t i = 0; i < arr.Length(); i++) {
+    Napi::Value v = arr.Get(i);
+    if (!v.IsObject()) throw Napi::TypeError::New(env, "each request must be an object");
+    Napi::Object o = v.As<Napi::Object>();
+    std::optional<std::string> rev = OptString(o, "rev");
+    if (!rev) throw Napi::TypeError::New(env, "each request needs a rev");
+    requests[i].rev = *rev;
+    requests[i].ops = OpsFromJs(env, o.Get("ops"));
+  }
+  return (new QueryWorker(info, this, info[1], std::move(requests), true))->Start();
+}
+
+static std::vector<QueryOp> OpsFromJs(Napi::Env env, Napi::Value value) {
+  if (!value.IsArray()) throw Napi::TypeError::New(env, "ops must be an array");
+  Napi::Array arr = value.As<Napi::Array>();
   std::vector<QueryOp> ops;
   ops.reserve(arr.Length());
   for (uint32_t i = 0; i < arr.Length(); i++) {
@@ -669,15 +755,15 @@ Napi::Value Repo::Query(const Napi::CallbackInfo& info) {
     Napi::Object o = v.As<Napi::Object>();
     QueryOp op;
     op.op = OptString(o, "op").value_or("");
-    if (op.op != "stat" && op.op != "list" && op.op != "read" && op.op != "readlink") {
-      throw Napi::TypeError::New(env, "op must be one of stat, list, read, readlink");
+    if (op.op != "stat" && op.op != "list" && op.op != "read" && op.op != "readlink" && op.op != "commit") {
+      throw Napi::TypeError::New(env, "op must be one of stat, list, read, readlink, commit");
     }
     op.path = OptString(o, "path").value_or("/");
     op.optional = OptBool(o, "optional", false);
     op.maxBytes = OptInt(o, "maxBytes", 0, 0, INT64_C(1) << 40);
     ops.push_back(std::move(op));
   }
-  return (new QueryWorker(info, this, rev, std::move(ops)))->Start();
+  return ops;
 }
 
 // ---- transactions and commits ----

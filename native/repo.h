@@ -34,6 +34,7 @@ class Repo : public Napi::ObjectWrap<Repo> {
   Napi::Value SetRefImmediate(const Napi::CallbackInfo& info);
   Napi::Value LoadCommits(const Napi::CallbackInfo& info);
   Napi::Value Query(const Napi::CallbackInfo& info);
+  Napi::Value QueryMany(const Napi::CallbackInfo& info);
   Napi::Value PrepareTransaction(const Napi::CallbackInfo& info);
   Napi::Value CommitTransaction(const Napi::CallbackInfo& info);
   Napi::Value AbortTransaction(const Napi::CallbackInfo& info);

@@ -34,9 +34,10 @@ export interface NativeEntry {
 
 export type NativeQueryOp =
   | { op: 'stat' | 'list' | 'readlink'; path: string; optional?: boolean }
-  | { op: 'read'; path: string; optional?: boolean; maxBytes?: number };
+  | { op: 'read'; path: string; optional?: boolean; maxBytes?: number }
+  | { op: 'commit' };
 
-export type NativeQueryResult = NativeEntry | NativeEntry[] | Buffer | string | null;
+export type NativeQueryResult = NativeEntry | NativeEntry[] | Buffer | string | NativeCommit | null;
 
 export interface NativeCommit {
   checksum: string;
@@ -207,6 +208,7 @@ export interface NativeRepo {
   loadCommits(rev: string, maxCount: number, c?: NativeCancellable): Promise<{ commits: NativeCommit[]; truncated: boolean }>;
   writeDetachedMetadata(checksum: string, metadata: Record<string, unknown> | null, c?: NativeCancellable): Promise<void>;
   query(rev: string, ops: NativeQueryOp[], c?: NativeCancellable): Promise<{ commit: string; results: NativeQueryResult[] }>;
+  queryMany(requests: { rev: string; ops: NativeQueryOp[] }[], c?: NativeCancellable): Promise<{ commit: string; results: NativeQueryResult[] }[]>;
   prepareTransaction(c?: NativeCancellable): Promise<void>;
   commitTransaction(c?: NativeCancellable): Promise<NativeTransactionStats>;
   abortTransaction(): Promise<void>;
