@@ -202,6 +202,15 @@ if (want('queries') || want('list')) {
         }),
       },
       'lib (concurrent)': { run: libRun(() => Promise.all(Array.from({ length: N }, (_, i) => one(i)))) },
+      'lib (queryMany)': {
+        run: libRun(async () => {
+          const answers = await ext.queryMany(Array.from({ length: N }, (_, i) => {
+            const name = names[i % names.length];
+            return { rev: extensionRef(name), ops: [{ op: 'commit' }, { op: 'read', path: relPath(name) }] };
+          }));
+          if (answers.length !== N) throw new Error('short answer');
+        }),
+      },
       pygobject: { run: () => JSON.parse(sh(PYTHON, [join(HERE, 'py/queries.py'), EXT, String(N), JSON.stringify(names)])).ms },
       cli: {
         // Three processes per query (rev-parse, show, cat); timed on a sample, scaled to N.
@@ -222,6 +231,8 @@ if (want('queries') || want('list')) {
     row(w, 'PyGObject, one process (in-process time)', r, 'lib (one call at a time)', 'pygobject', 'speedup', 1.5);
     row(`${N} metadata queries, concurrent calls`, `\`ostree\` CLI (${P.cliQueries} timed, scaled)`, r, 'lib (concurrent)', 'cli', 'speedup', 100);
     row(`${N} metadata queries, concurrent calls`, 'PyGObject, one process (in-process time)', r, 'lib (concurrent)', 'pygobject', 'speedup', 1.5);
+    row(`${N} metadata queries, batched (repo.queryMany)`, `\`ostree\` CLI (${P.cliQueries} timed, scaled)`, r, 'lib (queryMany)', 'cli', 'speedup', 100);
+    row(`${N} metadata queries, batched (repo.queryMany)`, 'PyGObject, one process (in-process time)', r, 'lib (queryMany)', 'pygobject', 'speedup', 1.5);
   }
 
   if (want('list')) {
@@ -242,7 +253,7 @@ if (want('queries') || want('list')) {
     row(`list ${P.listExts} installed extensions with release and compatibility`, 'PyGObject, same reads (in-process time)', r, 'lib', 'pygobject', 'speedup', 1.5);
   }
   ext.close();
-  rmrf(EXT);
+  if (!KEEP) rmrf(EXT);
 }
 
 // ---------------------------------------------------------------- offline merge

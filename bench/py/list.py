@@ -24,8 +24,8 @@ def parse(data):
 
 def read(root, path):
     try:
-        _, data, _ = root.resolve_relative_path(path).load_contents(None)
-        return data
+        # read + read_bytes: load_contents warns (the stream is not a GFileInputStream).
+        return root.resolve_relative_path(path).read(None).read_bytes(65536, None).get_data()
     except GLib.Error:
         return None
 

@@ -16,7 +16,7 @@ for i in range(n):
     _, commit, _state = repo.load_commit(csum)
     _, root, _ = repo.read_commit(csum, None)
     f = root.resolve_relative_path('usr/lib/extension-release.d/extension-release.' + name)
-    _, data, _ = f.load_contents(None)
+    data = f.read(None).read_bytes(65536, None).get_data()
     total += len(data) + len(commit.get_child_value(3).get_string())
 ms = (time.perf_counter() - t0) * 1000
 print(json.dumps({'ms': ms, 'bytes': total}))
