@@ -12,6 +12,7 @@ import type { NativeCancellable, NativePullOptions, NativePullProgress, NativeRe
 import * as is from './args.js';
 import { AbortError, ArgumentError, OstreeError } from './errors.js';
 import type { CallOptions } from './repo.js';
+import { native } from './native.js';
 import { cancellable } from './signal.js';
 
 /** What a remote's config section holds, as {@link Repo.addRemote} writes it. */
@@ -154,7 +155,7 @@ export interface PullOptions extends CallOptions {
 
 /** Options for {@link Repo.pullLocal}. */
 export interface PullLocalOptions extends CallOptions {
-  /** Refs to pull. Default: every ref of the source. */
+  /** Refs to pull. Default: every local ref of the source. */
   refs?: string[];
   /** Parent commits to fetch too: 0 (default) only the head, -1 the whole history. */
   depth?: number;
@@ -162,11 +163,12 @@ export interface PullLocalOptions extends CallOptions {
   mirror?: boolean;
   /** Fetch only commit objects. */
   commitOnly?: boolean;
-  /** Write the refs as `remote:ref` under this remote name instead of local refs. */
+  /** Write the refs as `remote:ref` under this configured remote's name instead of local refs. */
   remote?: string;
   /**
-   * Verify every object's checksum while copying. Default false: objects are trusted and
-   * hardlinked where the two repositories allow it (same filesystem and compatible modes).
+   * Verify every object's checksum while copying (a source that may be corrupt or hostile).
+   * Default false: objects are trusted. Either way they are hardlinked where the two
+   * repositories allow it (same filesystem and compatible modes).
    */
   untrusted?: boolean;
   /** Require GPG signatures (needs keys imported for `remote`). Default false. */
@@ -326,7 +328,9 @@ function noNewline(name: string, s: string): string {
 }
 
 function refList(name: string, v: unknown): string[] {
-  return is.stringArray(name, v).map((r, i) => is.refName(`${name}[${i}]`, r));
+  const refs = is.stringArray(name, v).map((r, i) => is.refName(`${name}[${i}]`, r));
+  if (refs.length === 0) throw new ArgumentError(`${name} must not be empty (omit it to pull every ref)`, 'ERR_INVALID_ARG_VALUE');
+  return refs;
 }
 
 function timeoutMs(name: string, v: unknown, fallback: number): number {
@@ -580,6 +584,8 @@ interface PullPlan {
   onProgress: ((p: PullProgress) => void) | undefined;
   /** How pulled refs are named locally: `prefix + ref`. */
   refPrefix: string;
+  /** The commits the refs are known to be pulled at (pullLocal resolves them first). */
+  expected?: Record<string, string>;
 }
 
 async function runPull(access: RepoAccess, plan: PullPlan, signal: AbortSignal | undefined): Promise<PullResult> {
@@ -608,6 +614,16 @@ async function runPull(access: RepoAccess, plan: PullPlan, signal: AbortSignal |
   if (names) {
     for (const r of names) {
       const full = plan.refPrefix + r;
+      if (all[full] === undefined && plan.refPrefix === '') {
+        // libostree 2022.7 skips writing a local ref when resolve_rev's fallback to a remote
+        // ref of the same name already yields the pulled commit; write it as it meant to.
+        const candidates = new Set(Object.entries(all).filter(([k]) => k.endsWith(`:${r}`)).map(([, v]) => v));
+        const c = plan.expected?.[r] ?? (candidates.size === 1 ? [...candidates][0]! : null);
+        if (c !== null) {
+          await access.write(`set ref ${r}`, undefined, (cc) => access.native.setRefImmediate(null, r, c, cc));
+          all[full] = c;
+        }
+      }
       if (all[full] !== undefined) refs[full] = all[full]!;
     }
   } else if (plan.refPrefix) {
@@ -672,6 +688,7 @@ export async function pullLocal(access: RepoAccess, sourcePath: string, opts: Pu
   n.mirror = is.bool('mirror', o.mirror, false);
   n.commitOnly = is.bool('commitOnly', o.commitOnly, false);
   n.untrusted = is.bool('untrusted', o.untrusted, false);
+  const signal = is.signal(o.signal);
   if (o.remote !== undefined) n.overrideRemoteName = is.remoteName('remote', o.remote);
   n.gpgVerify = is.bool('gpgVerify', o.gpgVerify, false);
   if (n.gpgVerify && n.overrideRemoteName === undefined) throw new ArgumentError('gpgVerify needs remote: the remote whose imported keys to trust', 'ERR_INVALID_ARG_VALUE');
@@ -679,9 +696,33 @@ export async function pullLocal(access: RepoAccess, sourcePath: string, opts: Pu
   const total = timeoutMs('timeout', o.timeout, 0);
   const onProgress = callback<(p: PullProgress) => void>('onProgress', o.onProgress);
   const what = n.refs ? n.refs.join(', ') : 'all refs';
+  const operation = `pull ${what} from ${sourcePath}`;
+  // Resolve the refs in the source first and pull exactly those commits: "all refs" needs a
+  // summary a local repository may lack, and the commits make the result deterministic.
+  const expected: Record<string, string> = {};
+  const src = await cancellable(operation, signal, (c) => native().Repo.open(resolve(sourcePath), {}, c));
+  try {
+    if (n.refs) {
+      for (const r of n.refs) expected[r] = (await cancellable(operation, signal, (c) => src.resolveRev(r, false, c))) as string;
+    } else {
+      Object.assign(expected, await cancellable(operation, signal, (c) => src.listRefs(null, { remotes: false }, c)));
+      n.refs = Object.keys(expected).sort();
+    }
+  } finally {
+    src.close();
+  }
+  if (n.refs.length === 0) {
+    const none: NativePullProgress = {
+      fetched: 0, requested: 0, scannedMetadata: 0, metadataFetched: 0, outstandingFetches: 0, outstandingWrites: 0,
+      fetchedDeltaParts: 0, totalDeltaParts: 0, bytesTransferred: 0, fetchedDeltaPartSize: 0, totalDeltaPartSize: 0,
+      scanning: false, status: `${sourcePath} has no refs`, done: true,
+    };
+    return { refs: {}, progress: toProgress(none, performance.now()) };
+  }
+  n.overrideCommitIds = n.refs.map((r) => expected[r]!);
   const refPrefix = n.overrideRemoteName && !n.mirror ? `${n.overrideRemoteName}:` : '';
   // No stall timeout: a local copy has no network to hang on.
-  return runPull(access, { native: n, operation: `pull ${what} from ${sourcePath}`, total, stall: 0, onProgress, refPrefix }, is.signal(o.signal));
+  return runPull(access, { native: n, operation, total, stall: 0, onProgress, refPrefix, expected }, signal);
 }
 
 // ---- publishing ----
