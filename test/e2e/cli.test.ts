@@ -10,6 +10,7 @@ import { Repo } from '../../lib/repo.js';
 import { Sysroot } from '../../lib/sysroot.js';
 import { makeTestSysroot, makeTree, type TestSysroot } from '../helpers/fixtures.js';
 import { generateKey, type GpgKey } from '../helpers/gpg.js';
+import { startNginx } from '../helpers/nginx.js';
 import { ostreeOk, run } from '../helpers/ostree-cli.js';
 import { describeAsRoot } from '../helpers/root.js';
 import { runInPrivateMountNamespace } from '../helpers/sysext.js';
@@ -454,5 +455,37 @@ describeAsRoot('ostree-sysext on a sysroot (deploy, apply, boot, live merge)', (
     expect(outputs[2]).toMatch(/fedora-only +sysext +no +ID_MISMATCH/);
     const status = JSON.parse(outputs.at(-1)!);
     expect(status.result.set.order).toEqual(['hello', 'tools']);
+  });
+
+  it('SIGINT cancels a running pull: exit 130, nothing installed', async () => {
+    const served = join(dir, 'served');
+    const v = await Repo.create(served, { mode: 'archive' });
+    const files: Record<string, string> = { 'usr/lib/extension-release.d/extension-release.huge': 'ID=_any\n' };
+    for (let i = 0; i < 3000; i++) files[`usr/share/huge/f${i}`] = `file ${i} ${'y'.repeat(i % 700)}\n`;
+    const src = join(dir, 'huge-src');
+    makeTree(src, files);
+    await v.commit({ tree: src, ref: 'ext/huge', subject: 'huge' });
+    await v.regenerateSummary();
+    v.close();
+    const server = await startNginx({ root: served });
+    try {
+      expect(cli(['--sysroot', s.path, 'remote', 'add', 'served', server.url, '--no-gpg-verify']).code).toBe(0);
+      const r = await new Promise<Run>((res) => {
+        const child = spawn(process.execPath, [BIN, '--sysroot', s.path, 'add', 'served:ext/huge'], { stdio: ['ignore', 'pipe', 'pipe'] });
+        let stdout = '';
+        let stderr = '';
+        child.stdout.on('data', (x) => (stdout += x));
+        child.stderr.on('data', (x) => {
+          stderr += x;
+          if (/objects/.test(stderr) && !child.killed) child.kill('SIGINT');
+        });
+        child.on('close', (code) => res({ code, stdout, stderr }));
+      });
+      expect(r.code, r.stderr).toBe(130);
+      expect(r.stderr).toMatch(/^ostree-sysext add: interrupted/m);
+      expect(ostreeOk([`--repo=${s.repoPath}`, 'refs']).split('\n')).not.toContain('ostree-sysext/ext/huge');
+    } finally {
+      await server.stop();
+    }
   });
 });
