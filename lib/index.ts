@@ -35,6 +35,25 @@ export type {
   QueryResult,
   QueryRequest,
 } from './repo.js';
+export type {
+  RemoteConfig,
+  AddRemoteOptions,
+  ChangeRemoteOptions,
+  RemoteInfo,
+  DeleteRemoteOptions,
+  RemoteFetchOptions,
+  RemoteSummary,
+  PullProgress,
+  PullOptions,
+  PullLocalOptions,
+  PullResult,
+  SignOptions,
+  VerifyOptions,
+  Signature,
+  VerifyResult,
+  SummaryOptions,
+  DeltaOptions,
+} from './remote.js';
 export { Sysroot } from './sysroot.js';
 export type { Deployment } from './sysroot.js';
 
