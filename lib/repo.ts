@@ -425,6 +425,8 @@ export class Repo {
     is.refName('ref', ref);
     if (checksum !== null) is.checksum('checksum', checksum);
     const remote = opts.remote === undefined ? null : is.remoteName('remote', opts.remote);
+    // No dangling refs: the commit must be in the repository (rejects with NOT_FOUND).
+    if (checksum !== null) await this.loadCommit(checksum, opts.signal ? { signal: opts.signal } : {});
     await this.#write(`set ref ${ref}`, opts.signal, (c) => this._native.setRefImmediate(remote, ref, checksum, c));
   }
 
@@ -564,6 +566,8 @@ export class Repo {
         try {
           await this._native.abortTransaction();
         } catch (abortError) {
+          // Closed mid-transaction: the transaction ended with the handle; the first error says why.
+          if (abortError instanceof OstreeError && abortError.code === 'CLOSED') throw e;
           throw new AggregateError([e, abortError], 'the transaction failed, and aborting it failed too');
         }
         throw e;

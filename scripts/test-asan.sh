@@ -21,7 +21,7 @@ if [ ! -d "$dir/node_modules" ]; then cp -al "$src/node_modules" "$dir/node_modu
 cd "$dir"
 npx node-gyp rebuild --sanitize=true -j "$(nproc)" >build.log 2>&1 || { tail -50 build.log; exit 1; }
 # The rebuilt addon must really be instrumented.
-nm -D build/Release/ostree_sysext.node | grep -q __asan_init || { echo "test-asan: addon is not ASan-instrumented" >&2; exit 1; }
+nm -D build/Release/ostree_sysext.node | grep -c __asan_init >/dev/null || { echo "test-asan: addon is not ASan-instrumented" >&2; exit 1; }
 
 libasan="$(g++ -print-file-name=libasan.so)"
 libubsan="$(g++ -print-file-name=libubsan.so)"
