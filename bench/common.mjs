@@ -152,6 +152,7 @@ export async function alternate(contenders, runs, log) {
   const names = Object.keys(contenders);
   const samples = Object.fromEntries(names.map((n) => [n, []]));
   const elds = Object.fromEntries(names.map((n) => [n, []]));
+  const values = Object.fromEntries(names.map((n) => [n, []]));
   for (let r = 0; r < runs; r++) {
     const order = names.map((_, i) => names[(i + r) % names.length]);
     for (const n of order) {
@@ -162,6 +163,7 @@ export async function alternate(contenders, runs, log) {
       const ms = typeof got === 'number' ? got : got.ms;
       samples[n].push(ms);
       if (typeof got === 'object' && got.eld) elds[n].push(got.eld);
+      if (typeof got === 'object' && got.value !== undefined) values[n].push(got.value);
       log?.(`    ${n} run ${r + 1}/${runs}: ${ms.toFixed(1)} ms`);
     }
   }
@@ -169,6 +171,7 @@ export async function alternate(contenders, runs, log) {
   for (const n of names) {
     out[n] = stats(samples[n]);
     out[n].samples = samples[n];
+    out[n].values = values[n];
     if (elds[n].length) {
       out[n].eld = { p99: Math.max(...elds[n].map((e) => e.p99)), max: Math.max(...elds[n].map((e) => e.max)) };
     }

@@ -290,20 +290,40 @@ async function sameContent(a: TreeReader, b: TreeReader, ea: TreeEntry, eb: Tree
 export const fileConflictPlugin: Plugin = {
   name: 'file-conflicts',
   async checkCompatible(ctx) {
-    const owners = new Map<string, Array<{ layer: string; reader: TreeReader; entry: TreeEntry }>>();
-    for (const e of ctx.extensions) {
-      for (const hier of mergedHierarchies(e.kind)) {
-        for await (const entry of walk(e.reader, hier)) {
-          if (entry.type === 'dir') continue;
-          const list = owners.get(entry.path) ?? [];
-          list.push({ layer: e.name, reader: e.reader, entry });
-          owners.set(entry.path, list);
+    // The extensions are walked concurrently, then recorded in overlay order (bottom first).
+    const files = await Promise.all(
+      ctx.extensions.map(async (e) => {
+        const out: TreeEntry[] = [];
+        for (const hier of mergedHierarchies(e.kind)) {
+          for await (const entry of walk(e.reader, hier)) if (entry.type !== 'dir') out.push(entry);
         }
+        return out;
+      }),
+    );
+    const owners = new Map<string, Array<{ layer: string; reader: TreeReader; entry: TreeEntry }>>();
+    for (const [i, e] of ctx.extensions.entries()) {
+      for (const entry of files[i]!) {
+        const list = owners.get(entry.path) ?? [];
+        list.push({ layer: e.name, reader: e.reader, entry });
+        owners.set(entry.path, list);
       }
     }
+    // One list per base directory instead of one stat per path (each a native call on a
+    // commit base): the same entries, as both readers stat without following symlinks.
+    const baseDirs = new Map<string, Promise<Map<string, TreeEntry> | null>>();
+    const baseStat = (path: string): Promise<TreeEntry | null> => {
+      const cut = path.lastIndexOf('/');
+      const dir = cut < 0 ? '' : path.slice(0, cut);
+      let listing = baseDirs.get(dir);
+      if (listing === undefined) {
+        listing = ctx.base.reader.list(dir).then((es) => (es === null ? null : new Map(es.map((x) => [x.name, x]))));
+        baseDirs.set(dir, listing);
+      }
+      return listing.then((m) => m?.get(path.slice(cut + 1)) ?? null);
+    };
     const conflicts: FileConflict[] = [];
     for (const [path, list] of owners) {
-      const baseEntry = await ctx.base.reader.stat(path);
+      const baseEntry = await baseStat(path);
       const all = baseEntry ? [{ layer: 'base', reader: ctx.base.reader, entry: baseEntry }, ...list] : list;
       if (all.length < 2) continue;
       let differs = false;
