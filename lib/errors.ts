@@ -106,6 +106,8 @@ const FAILED_PATTERNS: Array<[RegExp, OstreeErrorCode]> = [
   [/couldn't resolve host|could not resolve/i, 'HOST_NOT_FOUND'],
   [/couldn't connect|connection refused|failed to connect/i, 'CONNECTION_REFUSED'],
   [/no space left on device/i, 'NO_SPACE'],
+  // The repo's reserve (core.min-free-space-percent/-size) would be used: a full disk to the caller.
+  [/min-free-space-(percent|size) .* would be exceeded/i, 'NO_SPACE'],
   [/permission denied|operation not permitted/i, 'PERMISSION_DENIED'],
   [/locking repo .* timed out|resource temporarily unavailable/i, 'LOCKED'],
 ];
