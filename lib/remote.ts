@@ -636,6 +636,10 @@ async function runPull(access: RepoAccess, plan: PullPlan, signal: AbortSignal |
 export async function pull(access: RepoAccess, remote: string, opts: PullOptions = {}): Promise<PullResult> {
   const isUrl = typeof remote === 'string' && remote.includes('://');
   const source = isUrl ? remoteUrl('remote', remote) : is.remoteName('remote', remote);
+  // libostree takes a URL in place of a remote name only for file:// (as pull-local does).
+  if (isUrl && !source.startsWith('file:')) {
+    throw new ArgumentError(`remote: pull from ${source} through a configured remote (addRemote), or its url option; only file:// URLs can stand for a remote`, 'ERR_INVALID_ARG_VALUE');
+  }
   const o = is.options<PullOptions>('options', opts);
   const n: NativePullOptions = { remote: source };
   if (o.refs !== undefined) n.refs = refList('refs', o.refs);

@@ -758,8 +758,8 @@ export class Repo {
   }
 
   /**
-   * Pulls refs from a remote (by name) or a URL. Runs on its own thread and its own repository
-   * handle, so pulls run concurrently with each other and with this handle's work.
+   * Pulls refs from a remote (by name) or a `file://` URL. Runs on its own thread and its own
+   * repository handle, so pulls run concurrently with each other and with this handle's work.
    * @example
    * ```ts
    * const ac = new AbortController();
