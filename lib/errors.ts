@@ -100,7 +100,7 @@ const FAILED_PATTERNS: Array<[RegExp, OstreeErrorCode]> = [
   [/server returned http 404|HTTP 404|not found/i, 'NOT_FOUND'],
   [/No such branch/i, 'NOT_FOUND'],
   [/server returned http|HTTP \d{3}/i, 'HTTP_ERROR'],
-  [/corrupted|checksum mismatch|invalid checksum|unexpected end of|truncated/i, 'CORRUPT'],
+  [/corrupted|checksum mismatch|invalid checksum|unexpected end of|truncated|header size \d+ exceeds size/i, 'CORRUPT'],
   [/no signatures found|gpg verification enabled, but no signatures/i, 'GPG_NO_SIGNATURE'],
   [/timeout was reached|timed out/i, 'TIMED_OUT'],
   [/couldn't resolve host|could not resolve/i, 'HOST_NOT_FOUND'],
