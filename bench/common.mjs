@@ -14,12 +14,11 @@ export function sh(cmd, args, opts = {}) {
   return r.stdout;
 }
 
-/** Times a child process (wall clock, fork/exec included), in ms. */
-export function timeProcess(cmd, args, opts = {}) {
-  const t0 = performance.now();
-  sh(cmd, args, opts);
-  return performance.now() - t0;
+/** Times a child process: wall clock (fork/exec included) and CPU time (user + sys), in ms. */
+export function timeProcess(cmd, args) {
+  return JSON.parse(sh(PYTHON, [RUSAGE, cmd, ...args]));
 }
+const RUSAGE = new URL('./py/rusage.py', import.meta.url).pathname;
 
 /** `ostree --repo=R ...`. */
 export function ostree(repo, ...args) {
@@ -136,11 +135,14 @@ export function stats(xs) {
 export async function timeLib(fn) {
   const h = monitorEventLoopDelay({ resolution: 1 });
   h.enable();
+  const c0 = process.cpuUsage();
   const t0 = performance.now();
   const value = await fn();
   const ms = performance.now() - t0;
+  const c = process.cpuUsage(c0);
   h.disable();
-  return { ms, value, eld: { p99: h.percentile(99) / 1e6, max: h.max / 1e6 } };
+  // CPU time of the whole process (every thread): the library's work on libuv's pool included.
+  return { ms, cpu: (c.user + c.system) / 1000, value, eld: { p99: h.percentile(99) / 1e6, max: h.max / 1e6 } };
 }
 
 /**
@@ -153,6 +155,7 @@ export async function alternate(contenders, runs, log) {
   const samples = Object.fromEntries(names.map((n) => [n, []]));
   const elds = Object.fromEntries(names.map((n) => [n, []]));
   const values = Object.fromEntries(names.map((n) => [n, []]));
+  const cpus = Object.fromEntries(names.map((n) => [n, []]));
   for (let r = 0; r < runs; r++) {
     const order = names.map((_, i) => names[(i + r) % names.length]);
     for (const n of order) {
@@ -164,6 +167,7 @@ export async function alternate(contenders, runs, log) {
       samples[n].push(ms);
       if (typeof got === 'object' && got.eld) elds[n].push(got.eld);
       if (typeof got === 'object' && got.value !== undefined) values[n].push(got.value);
+      if (typeof got === 'object' && got.cpu !== undefined) cpus[n].push(got.cpu);
       log?.(`    ${n} run ${r + 1}/${runs}: ${ms.toFixed(1)} ms`);
     }
   }
@@ -172,6 +176,7 @@ export async function alternate(contenders, runs, log) {
     out[n] = stats(samples[n]);
     out[n].samples = samples[n];
     out[n].values = values[n];
+    if (cpus[n].length === samples[n].length) out[n].cpu = stats(cpus[n]);
     if (elds[n].length) {
       out[n].eld = { p99: Math.max(...elds[n].map((e) => e.p99)), max: Math.max(...elds[n].map((e) => e.max)) };
     }

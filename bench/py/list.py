@@ -41,6 +41,7 @@ def compatible(rel, os_rel):
 repo = OSTree.Repo.new(Gio.File.new_for_path(repo_path))
 repo.open(None)
 t0 = time.perf_counter()
+c0 = time.process_time()
 _, base_csum = repo.resolve_rev(base_rev, False)
 _, base_root, _ = repo.read_commit(base_csum, None)
 os_rel = parse(read(base_root, 'etc/os-release') or read(base_root, 'usr/lib/os-release'))
@@ -69,4 +70,5 @@ for short, csum in refs.items():
                 'compatible': compatible(rel, os_rel)})
 out.sort(key=lambda e: e['name'])
 ms = (time.perf_counter() - t0) * 1000
-print(json.dumps({'ms': ms, 'count': len(out)}))
+cpu = (time.process_time() - c0) * 1000
+print(json.dumps({'ms': ms, 'cpu': cpu, 'count': len(out)}))

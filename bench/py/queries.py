@@ -9,6 +9,7 @@ repo_path, n, names = sys.argv[1], int(sys.argv[2]), json.loads(sys.argv[3])
 repo = OSTree.Repo.new(Gio.File.new_for_path(repo_path))
 repo.open(None)
 t0 = time.perf_counter()
+c0 = time.process_time()
 total = 0
 for i in range(n):
     name = names[i % len(names)]
@@ -19,4 +20,5 @@ for i in range(n):
     data = f.read(None).read_bytes(65536, None).get_data()
     total += len(data) + len(commit.get_child_value(3).get_string())
 ms = (time.perf_counter() - t0) * 1000
-print(json.dumps({'ms': ms, 'bytes': total}))
+cpu = (time.process_time() - c0) * 1000
+print(json.dumps({'ms': ms, 'cpu': cpu, 'bytes': total}))
