@@ -460,7 +460,7 @@ export class Repo {
   /** Writes (or with null, removes) a commit's detached metadata. */
   async writeDetachedMetadata(checksum: string, metadata: Record<string, MetadataValue> | null, opts: CallOptions = {}): Promise<void> {
     is.checksum('checksum', checksum);
-    if (metadata !== null) is.options('metadata', metadata);
+    if (metadata !== null) is.metadata('metadata', metadata);
     await this.#write(`write detached metadata of ${checksum}`, opts.signal, (c) => this._native.writeDetachedMetadata(checksum, metadata, c));
   }
 
@@ -582,50 +582,24 @@ export class Repo {
    * checksum; with `ref`, the ref moves to it in the same transaction.
    */
   async commit(opts: CommitOptions): Promise<string> {
-    return this.transaction((tx) => tx.commit(opts), { signal: opts?.signal });
+    const args = commitArgs(opts); // every argument check, before a transaction begins
+    return this.transaction((tx) => this._writeCommit(opts, tx, args), { signal: args.signal });
   }
 
   /** @internal */
-  async _writeCommit(opts: CommitOptions, tx: Transaction): Promise<string> {
-    const o = is.options<CommitOptions>('options', opts);
-    const sources = [o.tree, o.archive, o.fromCommit].filter((x) => x !== undefined).length;
-    if (sources !== 1) throw new ArgumentError('exactly one of tree, archive and fromCommit is required');
-    const n: NativeWriteCommitOptions = {};
-    if (o.tree !== undefined) n.tree = is.nonEmpty('tree', o.tree);
-    if (o.archive !== undefined) n.archive = is.nonEmpty('archive', o.archive);
-    if (o.fromCommit !== undefined) n.fromCommit = is.isChecksum(is.string('fromCommit', o.fromCommit)) ? o.fromCommit : await this.resolve(is.rev('fromCommit', o.fromCommit));
-    n.subject = is.optString('subject', o.subject) ?? '';
-    if (o.body !== undefined) n.body = is.string('body', o.body);
-    const metadata = { ...is.options<Record<string, MetadataValue>>('metadata', o.metadata) } as Record<string, MetadataValue>;
-    if (o.version !== undefined) metadata.version = is.string('version', o.version);
-    n.metadata = metadata;
-    if (o.timestamp !== undefined) {
-      const t = o.timestamp instanceof Date ? Math.floor(o.timestamp.getTime() / 1000) : o.timestamp;
-      n.timestamp = is.integer('timestamp', t, 0, 253402300799);
-    }
-    const ref = o.ref === undefined ? undefined : is.refName('ref', o.ref);
-    if (o.parent === undefined) {
+  async _writeCommit(opts: CommitOptions, tx: Transaction, args = commitArgs(opts)): Promise<string> {
+    const { n, ref, parent, fromCommit, signal } = args;
+    if (fromCommit !== undefined) n.fromCommit = is.isChecksum(fromCommit) ? fromCommit : await this.resolve(fromCommit);
+    if (parent === undefined) {
       if (ref !== undefined) {
         const p = await this.resolve(ref, { allowMissing: true });
         if (p !== null) n.parent = p;
       }
-    } else if (o.parent !== null) {
-      n.parent = is.isChecksum(is.string('parent', o.parent)) ? o.parent : await this.resolve(is.rev('parent', o.parent));
-    }
-    if (o.skip !== undefined) n.skip = is.stringArray('skip', o.skip).map((p, i) => is.treePath(`skip[${i}]`, p));
-    if (o.owner !== undefined) {
-      const own = is.options<{ uid: number; gid: number }>('owner', o.owner);
-      n.uid = is.integer('owner.uid', own.uid, 0, 0xffffffff);
-      n.gid = is.integer('owner.gid', own.gid, 0, 0xffffffff);
-    }
-    n.canonicalPermissions = is.bool('canonicalPermissions', o.canonicalPermissions, false);
-    n.skipXattrs = is.bool('skipXattrs', o.skipXattrs, false);
-    if (o.devinoCache !== undefined) {
-      if (!(o.devinoCache instanceof DevInoCache)) throw new ArgumentError('devinoCache must be a DevInoCache');
-      n.devinoCache = o.devinoCache.native;
+    } else if (parent !== null) {
+      n.parent = is.isChecksum(parent) ? parent : await this.resolve(parent);
     }
     const what = n.tree ?? n.archive ?? n.fromCommit;
-    const checksum = await cancellable(`commit ${what}`, is.signal(o.signal), (c) => this._native.writeCommit(n, c));
+    const checksum = await cancellable(`commit ${what}`, signal, (c) => this._native.writeCommit(n, c));
     if (ref !== undefined) tx.setRef(ref, checksum);
     return checksum;
   }
@@ -800,6 +774,42 @@ export class Repo {
   }
 
   // ---- end of remotes, pulls and publishing ----
+}
+
+/** Checks every commit option (no I/O) and builds the native options; refs are resolved later. */
+function commitArgs(opts: CommitOptions): { n: NativeWriteCommitOptions; ref?: string; parent?: string | null; fromCommit?: string; signal?: AbortSignal } {
+  const o = is.options<CommitOptions>('options', opts);
+  const sources = [o.tree, o.archive, o.fromCommit].filter((x) => x !== undefined).length;
+  if (sources !== 1) throw new ArgumentError('exactly one of tree, archive and fromCommit is required');
+  const n: NativeWriteCommitOptions = {};
+  if (o.tree !== undefined) n.tree = is.nonEmpty('tree', o.tree);
+  if (o.archive !== undefined) n.archive = is.nonEmpty('archive', o.archive);
+  const fromCommit = o.fromCommit === undefined ? undefined : is.rev('fromCommit', o.fromCommit);
+  n.subject = is.optString('subject', o.subject) ?? '';
+  if (o.body !== undefined) n.body = is.string('body', o.body);
+  const metadata = { ...is.metadata('metadata', o.metadata) } as Record<string, MetadataValue>;
+  if (o.version !== undefined) metadata.version = is.string('version', o.version);
+  n.metadata = metadata;
+  if (o.timestamp !== undefined) {
+    const t = o.timestamp instanceof Date ? Math.floor(o.timestamp.getTime() / 1000) : o.timestamp;
+    n.timestamp = is.integer('timestamp', t, 0, 253402300799);
+  }
+  const ref = o.ref === undefined ? undefined : is.refName('ref', o.ref);
+  const parent = o.parent === undefined || o.parent === null ? o.parent : is.rev('parent', o.parent);
+  if (o.skip !== undefined) n.skip = is.stringArray('skip', o.skip).map((p, i) => is.treePath(`skip[${i}]`, p));
+  if (o.owner !== undefined) {
+    const own = is.options<{ uid: number; gid: number }>('owner', o.owner);
+    n.uid = is.integer('owner.uid', own.uid, 0, 0xffffffff);
+    n.gid = is.integer('owner.gid', own.gid, 0, 0xffffffff);
+  }
+  n.canonicalPermissions = is.bool('canonicalPermissions', o.canonicalPermissions, false);
+  n.skipXattrs = is.bool('skipXattrs', o.skipXattrs, false);
+  if (o.devinoCache !== undefined) {
+    if (!(o.devinoCache instanceof DevInoCache)) throw new ArgumentError('devinoCache must be a DevInoCache');
+    n.devinoCache = o.devinoCache.native;
+  }
+  const signal = is.signal(o.signal);
+  return { n, ref, parent, fromCommit, signal };
 }
 
 function nested(operation = 'a transaction'): Error {
