@@ -953,6 +953,13 @@ Napi::Value Repo::WriteArchive(const Napi::CallbackInfo& info) { return WriteCom
 
 // ---- checkout ----
 
+// libostree's checkout never looks at its cancellable (2022.7): once cancelled, this filter
+// skips every remaining file and directory, so the walk ends quickly and Run reports CANCELLED.
+static OstreeRepoCheckoutFilterResult SkipOnceCancelled(OstreeRepo*, const char*, struct stat*, gpointer cancellable) {
+  return g_cancellable_is_cancelled(static_cast<GCancellable*>(cancellable)) ? OSTREE_REPO_CHECKOUT_FILTER_SKIP
+                                                                             : OSTREE_REPO_CHECKOUT_FILTER_ALLOW;
+}
+
 class CheckoutWorker : public RepoWorker {
  public:
   CheckoutWorker(const Napi::CallbackInfo& info, Repo* self, std::string commit, std::string dest, Napi::Object o)
@@ -992,7 +999,13 @@ class CheckoutWorker : public RepoWorker {
       Fail(err);
       return;
     }
-    if (!ostree_repo_checkout_at(repo(), &opts_, AT_FDCWD, dest_.c_str(), commit_.c_str(), cancellable_, &err)) Fail(err);
+    if (cancellable_) {
+      opts_.filter = SkipOnceCancelled;
+      opts_.filter_user_data = cancellable_;
+    }
+    if (!ostree_repo_checkout_at(repo(), &opts_, AT_FDCWD, dest_.c_str(), commit_.c_str(), cancellable_, &err) ||
+        g_cancellable_set_error_if_cancelled(cancellable_, &err))
+      Fail(err);
   }
 
  private:
