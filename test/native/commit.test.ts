@@ -444,13 +444,14 @@ describe('transactions', () => {
     const seen: unknown[] = [];
     await repo.transaction(async (tx) => {
       await tx.commit({ tree: t2 });
-      for (const attempt of [
+      const attempts: Array<() => Promise<unknown>> = [
         () => repo.setRef('main', c0),
         () => repo.commit({ tree: t2 }),
         () => repo.transaction(async () => undefined),
         () => repo.setConfig('core', 'x', 'y'),
         () => repo.prune(),
-      ]) {
+      ];
+      for (const attempt of attempts) {
         seen.push(await deadline(attempt()).catch((e: unknown) => e));
       }
     });
