@@ -3,6 +3,7 @@
 # rebuild in place would delete build/ under anyone else's running tests) and runs vitest
 # there with the matching libasan preloaded into the (uninstrumented) node.
 #   scripts/test-asan.sh [vitest args…]   default: test/native test/lib test/security
+#   scripts/test-asan.sh test/faults/gc-stress.test.ts   GC stress against the instrumented addon
 #   OSX_ASAN_DIR=/path   reuse/keep the copy there (default: a new temp dir, removed after)
 set -euo pipefail
 src="$(cd "$(dirname "$0")/.." && pwd)"
@@ -30,6 +31,9 @@ libubsan="$(g++ -print-file-name=libubsan.so)"
 export ASAN_OPTIONS="detect_leaks=0:halt_on_error=1:abort_on_error=0:exitcode=66:allow_user_segv_handler=1:use_sigaltstack=0:detect_stack_use_after_return=0:log_path=$dir/asan.log"
 export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:exitcode=67:log_path=$dir/ubsan.log"
 export LD_PRELOAD="$libasan $libubsan"
+# Tests that run node children against the instrumented addon (test/faults/gc-stress.test.ts)
+# put this back as their LD_PRELOAD (test/security/asan-setup.ts removes it from the workers).
+export OSX_ASAN_PRELOAD="$LD_PRELOAD"
 # GLib: every g_slice allocation through malloc so ASan sees it.
 export G_SLICE=always-malloc G_DEBUG=gc-friendly
 export OSX_SANITIZED=1

@@ -145,6 +145,8 @@ describe('GC stress (node --expose-gc, against dist)', () => {
     mkdirSync(work);
     const child = spawn(process.execPath, ['--expose-gc', '--input-type=module', '-e', CHILD, dist, repoPath, tree, work, String(CALLS)], {
       stdio: ['ignore', 'pipe', 'pipe'],
+      // Under scripts/test-asan.sh the child loads the instrumented addon: it needs the runtime first.
+      env: process.env.OSX_ASAN_PRELOAD ? { ...process.env, LD_PRELOAD: process.env.OSX_ASAN_PRELOAD } : process.env,
     });
     let out = '';
     let err = '';
