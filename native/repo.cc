@@ -285,6 +285,28 @@ Napi::Value Repo::ListRefs(const Napi::CallbackInfo& info) {
   return (new ListRefsWorker(info, this, prefix, remotes))->Start();
 }
 
+// libostree tries an all-hex rev ("b", "cafe", "b^") as a partial commit checksum before it
+// looks at refs, so a ref named "b" resolved to any commit whose checksum starts with b. Here
+// a local ref of that name wins; otherwise libostree's rules apply.
+static gboolean ResolveRefFirst(OstreeRepo* repo, const char* rev, gboolean allowNoent, char** out, GError** err) {
+  std::string base(rev);
+  size_t carets = 0;
+  while (!base.empty() && base.back() == '^') {
+    base.pop_back();
+    carets++;
+  }
+  if (!base.empty() && base.size() < 64 && base.find_first_not_of("0123456789abcdef") == std::string::npos) {
+    g_autoptr(GHashTable) refs = nullptr;
+    if (!ostree_repo_list_refs_ext(repo, base.c_str(), &refs, OSTREE_REPO_LIST_REFS_EXT_EXCLUDE_REMOTES, nullptr, err)) return FALSE;
+    const char* csum = static_cast<const char*>(g_hash_table_lookup(refs, base.c_str()));
+    if (csum) {
+      std::string full = std::string(csum) + std::string(carets, '^');
+      return ostree_repo_resolve_rev_ext(repo, full.c_str(), allowNoent, OSTREE_REPO_RESOLVE_REV_EXT_NONE, out, err);
+    }
+  }
+  return ostree_repo_resolve_rev_ext(repo, rev, allowNoent, OSTREE_REPO_RESOLVE_REV_EXT_NONE, out, err);
+}
+
 class ResolveWorker : public RepoWorker {
  public:
   ResolveWorker(const Napi::CallbackInfo& info, Repo* self, std::string rev, bool allowNoent)
@@ -294,7 +316,7 @@ class ResolveWorker : public RepoWorker {
   void Run() override {
     GError* err = nullptr;
     char* out = nullptr;
-    if (!ostree_repo_resolve_rev_ext(repo(), rev_.c_str(), allowNoent_, OSTREE_REPO_RESOLVE_REV_EXT_NONE, &out, &err)) {
+    if (!ResolveRefFirst(repo(), rev_.c_str(), allowNoent_, &out, &err)) {
       Fail(err);
       return;
     }
@@ -394,7 +416,7 @@ class LoadCommitsWorker : public RepoWorker {
   void Run() override {
     GError* err = nullptr;
     g_autofree char* csum = nullptr;
-    if (!ostree_repo_resolve_rev(repo(), rev_.c_str(), FALSE, &csum, &err)) {
+    if (!ResolveRefFirst(repo(), rev_.c_str(), FALSE, &csum, &err)) {
       Fail(err);
       return;
     }
@@ -560,7 +582,7 @@ class QueryWorker : public RepoWorker {
     // A `commit` op loads (and checks) the commit once for both itself and the walk below.
     std::unique_ptr<CommitInfo> loaded;
     bool wantCommit = std::any_of(r.ops.begin(), r.ops.end(), [](const QueryOp& op) { return op.op == "commit"; });
-    if (!ostree_repo_resolve_rev(repo(), r.rev.c_str(), FALSE, &resolved, &err) ||
+    if (!ResolveRefFirst(repo(), r.rev.c_str(), FALSE, &resolved, &err) ||
         !(wantCommit ? LoadCommitInfo(resolved, loaded, &err) : LoadValidCommit(repo(), resolved, &err)) ||
         !ostree_repo_read_commit(repo(), resolved, &root, &commit, cancellable_, &err)) {
       g_propagate_error(errp, err);

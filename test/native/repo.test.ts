@@ -130,6 +130,41 @@ describe('refs', () => {
 
 });
 
+describe('refs whose names look like checksum prefixes', () => {
+  it('a ref named "b" wins over a commit whose checksum starts with b (libostree alone picks the commit)', async () => {
+    const repo = await create();
+    const t = tree({ f: 'the ref' });
+    // The ref's own commits must not start with b, or the prefix would be ambiguous.
+    const notB = async (make: (i: number) => Promise<string>): Promise<string> => {
+      for (let i = 0; ; i++) {
+        const c = await make(i);
+        if (!c.startsWith('b')) return c;
+      }
+    };
+    const parent = await notB((i) => repo.commit({ tree: t, ref: 'b', parent: null, subject: 'parent', timestamp: 2_000_000 + i }));
+    const refCommit = await notB((i) => repo.commit({ tree: t, ref: 'b', parent, subject: 'ref', timestamp: 3_000_000 + i }));
+    let clash: string | undefined;
+    for (let i = 0; i < 500 && !clash; i++) {
+      const c = await repo.commit({ tree: tree({ f: `orphan ${i}` }), timestamp: 1_000_000 + i });
+      if (c.startsWith('b')) clash = c;
+    }
+    expect(clash).toBeDefined();
+    expect(ostreeRepo(repo.path, ['rev-parse', 'b']).trim()).toBe(clash); // the CLI's (libostree's) reading
+    expect(await repo.resolve('b')).toBe(refCommit);
+    expect((await repo.loadCommit('b')).subject).toBe('ref');
+    expect((await repo.loadCommit('b^')).checksum).toBe(parent);
+    expect((await repo.log('b')).commits.map((c) => c.checksum)).toEqual([refCommit, parent]);
+    expect((await repo.readFile('b', '/f')).toString()).toBe('the ref');
+    const dest = fresh('co-b');
+    await repo.checkout('b', dest);
+    expect(readFileSync(join(dest, 'f'), 'utf8')).toBe('the ref');
+    // Without such a ref, a unique prefix still resolves as libostree does.
+    await repo.deleteRef('b');
+    expect(await repo.resolve('b')).toBe(clash);
+    repo.close();
+  });
+});
+
 describe('config', () => {
   it('reads, writes and deletes keys and sections; the CLI agrees', async () => {
     const repo = await create();
