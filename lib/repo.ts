@@ -274,6 +274,8 @@ const MAX_HISTORY = 1_000_000;
 export class Transaction {
   #repo: Repo;
   #open = true;
+  /** @internal Commits the refs set so far point at (checked before the transaction commits). */
+  readonly _refTargets = new Set<string>();
 
   /** @internal */
   constructor(repo: Repo) {
@@ -302,6 +304,7 @@ export class Transaction {
     if (checksum !== null) is.checksum('checksum', checksum);
     const remote = opts.remote === undefined ? null : is.remoteName('remote', opts.remote);
     this.#repo._native.transactionSetRef(remote, ref, checksum);
+    if (checksum !== null) this._refTargets.add(checksum);
   }
 }
 
@@ -560,6 +563,8 @@ export class Repo {
       const tx = new Transaction(this);
       try {
         const value = await this.#tx.run(tx, () => fn(tx));
+        // No dangling refs: every commit a ref now points at must exist (staged ones count).
+        for (const c of tx._refTargets) await this.loadCommit(c, signal ? { signal } : {});
         await cancellable('commit transaction', signal, (c) => this._native.commitTransaction(c));
         return value;
       } catch (e) {

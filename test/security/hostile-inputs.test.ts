@@ -120,6 +120,7 @@ const cases: Case[] = [
   C('refs', 'setRef(uppercase checksum)', ARG, () => repo.setRef('ok', good.toUpperCase())),
   C('refs', 'setRef(63 hex digits)', ARG, () => repo.setRef('ok', good.slice(1))),
   C('refs', 'setRef(checksum of a commit not in the repo: no dangling ref)', 'OstreeError:NOT_FOUND', () => repo.setRef('dangling', 'e'.repeat(64))),
+  C('refs', 'transaction setRef(checksum of a commit not in the repo)', 'OstreeError:NOT_FOUND', () => repo.transaction(async (tx) => tx.setRef('dangling', 'd'.repeat(64)))),
   C('refs', 'setRef(remote ref to a commit not in the repo)', 'OstreeError:NOT_FOUND', () => repo.setRef('dangling', 'f'.repeat(64), { remote: 'junk' })),
   C('refs', 'deleteRef(NUL)', ARG, () => repo.deleteRef('x\0')),
   // ---- Reading inside commits
