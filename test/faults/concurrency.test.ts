@@ -17,6 +17,8 @@ import { describeAsRoot } from '../helpers/root.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const dist = resolve(import.meta.dirname, '../../dist/lib/index.js');
+// Under scripts/test-asan.sh the children load the instrumented addon: the runtime goes first.
+const childEnv = process.env.OSX_ASAN_PRELOAD ? { ...process.env, LD_PRELOAD: process.env.OSX_ASAN_PRELOAD } : process.env;
 const dir = tempDir('concurrency-');
 
 const CHILD = `
@@ -55,7 +57,7 @@ interface Child {
 }
 
 function start(args: string[]): Child {
-  const proc = spawn(process.execPath, ['--input-type=module', '-e', CHILD, dist, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+  const proc = spawn(process.execPath, ['--input-type=module', '-e', CHILD, dist, ...args], { stdio: ['pipe', 'pipe', 'pipe'] , env: childEnv });
   let out = '';
   let err = '';
   const waiters: Array<[string, () => void]> = [];

@@ -19,6 +19,8 @@ import { Sysroot } from '../../lib/sysroot.js';
 
 const KILLS = Number(process.env.OSX_KILL_POINTS ?? 20);
 const dist = resolve(import.meta.dirname, '../../dist/lib/index.js');
+// Under scripts/test-asan.sh the children load the instrumented addon: the runtime goes first.
+const childEnv = process.env.OSX_ASAN_PRELOAD ? { ...process.env, LD_PRELOAD: process.env.OSX_ASAN_PRELOAD } : process.env;
 const dir = tempDir('kill-');
 
 // The child: one operation, announced on stdout so the kill lands inside it.
@@ -84,7 +86,7 @@ function windowMs(): number {
  */
 function runChild(args: string[], delayMs: number, attempt = 0): Promise<Outcome> {
   return new Promise((resolvePromise, reject) => {
-    const child = spawn(process.execPath, ['--input-type=module', '-e', CHILD, dist, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['--input-type=module', '-e', CHILD, dist, ...args], { stdio: ['ignore', 'pipe', 'pipe'] , env: childEnv });
     let out = '';
     let err = '';
     let opMs: number | null = null;
