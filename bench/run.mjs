@@ -395,17 +395,22 @@ if (scaling.length) {
   out();
   const ref = scaling.find((s) => s.n === P.tree) ?? scaling[Math.floor(scaling.length / 2)];
   out(`Deviation is against the ${ref.n}-file run; target within ±25%. Merge counts base + extension files (conflict vote included).`);
+  out('Marginal: (time difference) ÷ (file-count difference) between consecutive sizes, i.e. the per-file cost with the fixed cost of an operation (open, transaction, refs) taken out.');
   out();
-  out('| operation | ' + scaling.map((s) => `${s.n} files: µs/file (ms median, min–max)`).join(' | ') + ' | worst deviation | met | event loop p99 / max |');
-  out('|---|' + scaling.map(() => '---|').join('') + '---|---|---|');
+  out('| operation | ' + scaling.map((s) => `${s.n} files: µs/file (ms median, min–max)`).join(' | ') + ' | worst deviation | met | marginal µs/file | event loop p99 / max |');
+  out('|---|' + scaling.map(() => '---|').join('') + '---|---|---|---|');
   for (const op of ['commit', 'checkout', 'merge']) {
     const per = scaling.map((s) => (s.r[op].median * 1000) / s.files[op]);
     const refPer = (ref.r[op].median * 1000) / ref.files[op];
     const dev = Math.max(...per.map((p) => Math.abs(p / refPer - 1)));
     const p99 = Math.max(...scaling.map((s) => s.r[op].eld.p99));
     const mx = Math.max(...scaling.map((s) => s.r[op].eld.max));
+    const marginal = scaling.slice(1).map((s, i) => {
+      const prev = scaling[i];
+      return `${prev.n}→${s.n}: ${(((s.r[op].median - prev.r[op].median) * 1000) / (s.files[op] - prev.files[op])).toFixed(1)}`;
+    });
     out(`| ${op} | ` + scaling.map((s, i) => `${per[i].toFixed(1)} (${fmt(s.r[op].median)}, ${range(s.r[op])})`).join(' | ') +
-      ` | ${(dev * 100).toFixed(0)}% | ${dev <= 0.25 ? 'yes' : '**no**'} | ${p99.toFixed(1)} / ${mx.toFixed(1)}${p99 <= 10 && mx <= 50 ? '' : ' **over**'} |`);
+      ` | ${(dev * 100).toFixed(0)}% | ${dev <= 0.25 ? 'yes' : '**no**'} | ${marginal.join('; ')} | ${p99.toFixed(1)} / ${mx.toFixed(1)}${p99 <= 10 && mx <= 50 ? '' : ' **over**'} |`);
   }
 }
 if (rss) {
