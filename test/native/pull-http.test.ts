@@ -116,8 +116,10 @@ describeAsRoot('pull over HTTP (nginx)', () => {
       `[pull-figures] ${FILES}-file HTTP pull: library ${ms(libMs)} (${snapshots.length} progress snapshots), ostree pull ${ms(cliMs)}; ` +
         `event-loop delay during the library pull: p99 ${ms(p99)}, max ${ms(max)}`,
     );
-    // A sanity bound only: the pull runs on its own thread, the loop only receives snapshots.
-    expect(max).toBeLessThan(200);
+    // Sanity bounds only (the figures are the benchmark's job): the pull runs on its own
+    // thread and the loop only receives snapshots, so it never stalls for the pull's duration.
+    expect(p99).toBeLessThan(50);
+    expect(max).toBeLessThan(Math.min(500, libMs / 2));
   });
 
   it('control: the event-loop measurement does catch a deliberately blocked loop', async () => {
