@@ -168,6 +168,8 @@ describe('garbage collection while calls run (node --expose-gc child)', () => {
     const r = spawnSync(process.execPath, ['--expose-gc', '--input-type=module', '-e', GC_SCRIPT, distIndex, repoPath, 'file 7\n'], {
       encoding: 'utf8',
       timeout: 90_000,
+      // Under scripts/test-asan.sh the child must preload the sanitizer runtime too.
+      env: process.env.OSX_ASAN_PRELOAD ? { ...process.env, LD_PRELOAD: process.env.OSX_ASAN_PRELOAD } : process.env,
     });
     expect(r.signal).toBeNull(); // no SIGSEGV/SIGABRT
     expect(r.stderr).toBe('');
