@@ -369,8 +369,10 @@ export class Repo {
   }
 
   /**
-   * Releases the handle. Calls already running finish normally (they hold their own
-   * reference); later calls reject with `CLOSED`.
+   * Releases the handle. A single native call already running (a checkout, an fsck, a read)
+   * finishes normally: it holds its own reference. Later calls reject with `CLOSED` — so
+   * does a transaction or `commit()` that still has steps to take; it is aborted, and no ref
+   * moves.
    */
   close(): void {
     this._native.close();
