@@ -371,7 +371,7 @@ export class Repo {
   /**
    * Releases the handle. A single native call already running (a checkout, an fsck, a read)
    * finishes normally: it holds its own reference. Later calls reject with `CLOSED` — so
-   * does a transaction or `commit()` that still has steps to take; it is aborted, and no ref
+   * does a transaction or `commit()` that still has steps to take, and then no ref
    * moves.
    */
   close(): void {
