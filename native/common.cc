@@ -441,6 +441,16 @@ std::vector<std::string> OptStringArray(Napi::Object o, const char* key) {
   return out;
 }
 
+Napi::Object StringTableToJs(Napi::Env env, GHashTable* table) {
+  Napi::Object out = Napi::Object::New(env);
+  if (!table) return out;
+  GHashTableIter it;
+  gpointer k, v;
+  g_hash_table_iter_init(&it, table);
+  while (g_hash_table_iter_next(&it, &k, &v)) out.Set(static_cast<const char*>(k), static_cast<const char*>(v));
+  return out;
+}
+
 // ---- GVariant -> JS ----
 
 static void DefineOwn(Napi::Env env, Napi::Object obj, Napi::Value key, Napi::Value value) {

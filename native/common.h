@@ -173,6 +173,9 @@ bool OptBool(Napi::Object o, const char* key, bool fallback);
 int64_t OptInt(Napi::Object o, const char* key, int64_t fallback, int64_t min, int64_t max);
 std::vector<std::string> OptStringArray(Napi::Object o, const char* key);
 
+// A string → string GHashTable (refs → checksums) as a plain JS object.
+Napi::Object StringTableToJs(Napi::Env env, GHashTable* table);
+
 // GVariant conversion. To JS: plain values (see types/native.d.ts for the mapping).
 Napi::Value VariantToJs(Napi::Env env, GVariant* v);
 // From JS, for metadata dictionaries (a{sv}); throws TypeError on unsupported values.

@@ -192,14 +192,7 @@ class RemoteListRefsWorker : public DedicatedWorker {
     CancelBreaker breaker(cancellable_);
     if (!ostree_repo_remote_list_refs(repo_.get(), name_.c_str(), &refs_, cancellable_, &err)) Fail(err);
   }
-  Napi::Value Result(Napi::Env env) override {
-    Napi::Object out = Napi::Object::New(env);
-    GHashTableIter it;
-    gpointer k, v;
-    g_hash_table_iter_init(&it, refs_);
-    while (g_hash_table_iter_next(&it, &k, &v)) out.Set(static_cast<const char*>(k), static_cast<const char*>(v));
-    return out;
-  }
+  Napi::Value Result(Napi::Env env) override { return StringTableToJs(env, refs_); }
 
  private:
   ObjectRef<OstreeRepo> repo_;

@@ -262,14 +262,7 @@ class ListRefsWorker : public RepoWorker {
     OstreeRepoListRefsExtFlags flags = remotes_ ? OSTREE_REPO_LIST_REFS_EXT_NONE : OSTREE_REPO_LIST_REFS_EXT_EXCLUDE_REMOTES;
     if (!ostree_repo_list_refs_ext(repo(), prefix_ ? prefix_->c_str() : nullptr, &refs_, flags, cancellable_, &err)) Fail(err);
   }
-  Napi::Value Result(Napi::Env env) override {
-    Napi::Object out = Napi::Object::New(env);
-    GHashTableIter it;
-    gpointer k, v;
-    g_hash_table_iter_init(&it, refs_);
-    while (g_hash_table_iter_next(&it, &k, &v)) out.Set(static_cast<const char*>(k), static_cast<const char*>(v));
-    return out;
-  }
+  Napi::Value Result(Napi::Env env) override { return StringTableToJs(env, refs_); }
 
  private:
   std::optional<std::string> prefix_;
