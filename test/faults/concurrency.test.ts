@@ -15,10 +15,10 @@ import { Sysroot } from '../../lib/sysroot.js';
 import { makeManyFiles, makeTestSysroot, makeTree } from '../helpers/fixtures.js';
 import { describeAsRoot } from '../helpers/root.js';
 import { tempDir } from '../helpers/tmp.js';
+import { childEnv, fsckOk } from '../helpers/child.js';
 
 const dist = resolve(import.meta.dirname, '../../dist/lib/index.js');
 // Under scripts/test-asan.sh the children load the instrumented addon: the runtime goes first.
-const childEnv = process.env.OSX_ASAN_PRELOAD ? { ...process.env, LD_PRELOAD: process.env.OSX_ASAN_PRELOAD } : process.env;
 const dir = tempDir('concurrency-');
 
 const CHILD = `
@@ -79,16 +79,6 @@ function start(args: string[]): Child {
 
 /** DONE, or the OstreeError code. */
 const outcome = (out: string): string => (out.includes('DONE') ? 'DONE' : (/ERR:([A-Z_]+)/.exec(out)?.[1] ?? `?${out}`));
-
-async function fsckOk(path: string): Promise<void> {
-  const r = await Repo.open(path);
-  try {
-    const f = await r.fsck();
-    expect(f.ok, JSON.stringify(f).slice(0, 500)).toBe(true);
-  } finally {
-    r.close();
-  }
-}
 
 describeAsRoot('two processes applying sets on one sysroot', () => {
   let sysrootPath: string;

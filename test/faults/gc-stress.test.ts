@@ -9,6 +9,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { makeManyFiles, makeTree } from '../helpers/fixtures.js';
 import { tempDir } from '../helpers/tmp.js';
 import { Repo } from '../../lib/repo.js';
+import { childEnv } from '../helpers/child.js';
 
 const dist = resolve(import.meta.dirname, '../../dist/lib/index.js');
 const dir = tempDir('gc-stress-');
@@ -146,7 +147,7 @@ describe('GC stress (node --expose-gc, against dist)', () => {
     const child = spawn(process.execPath, ['--expose-gc', '--input-type=module', '-e', CHILD, dist, repoPath, tree, work, String(CALLS)], {
       stdio: ['ignore', 'pipe', 'pipe'],
       // Under scripts/test-asan.sh the child loads the instrumented addon: it needs the runtime first.
-      env: process.env.OSX_ASAN_PRELOAD ? { ...process.env, LD_PRELOAD: process.env.OSX_ASAN_PRELOAD } : process.env,
+      env: childEnv,
     });
     let out = '';
     let err = '';

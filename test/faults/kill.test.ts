@@ -16,11 +16,11 @@ import { DeploymentSet } from '../../lib/deployment-set.js';
 import { Repo } from '../../lib/repo.js';
 import { ExtensionStore } from '../../lib/store.js';
 import { Sysroot } from '../../lib/sysroot.js';
+import { childEnv, fsckOk } from '../helpers/child.js';
 
 const KILLS = Number(process.env.OSX_KILL_POINTS ?? 20);
 const dist = resolve(import.meta.dirname, '../../dist/lib/index.js');
 // Under scripts/test-asan.sh the children load the instrumented addon: the runtime goes first.
-const childEnv = process.env.OSX_ASAN_PRELOAD ? { ...process.env, LD_PRELOAD: process.env.OSX_ASAN_PRELOAD } : process.env;
 const dir = tempDir('kill-');
 
 // The child: one operation, announced on stdout so the kill lands inside it.
@@ -139,16 +139,6 @@ async function killLoop(name: string, args: () => string[], check: (o: Outcome, 
     `kill ${name}: ${killed}/${KILLS} runs killed mid-operation (window ${Math.round(windows[0]!)}..${Math.round(windows[windows.length - 1]!)} ms), all recovered\n`,
   );
   return killed;
-}
-
-async function fsckOk(path: string): Promise<void> {
-  const r = await Repo.open(path);
-  try {
-    const f = await r.fsck();
-    expect(f.ok, JSON.stringify(f).slice(0, 500)).toBe(true);
-  } finally {
-    r.close();
-  }
 }
 
 describe('SIGKILL during repository operations', () => {

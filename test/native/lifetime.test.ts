@@ -9,6 +9,7 @@ import { OstreeError, Repo } from '../../lib/index.js';
 import { makeManyFiles, makeTree } from '../helpers/fixtures.js';
 import { run } from '../helpers/ostree-cli.js';
 import { tempDir } from '../helpers/tmp.js';
+import { childEnv } from '../helpers/child.js';
 
 const base = tempDir('ostree-sysext-lifetime-');
 let n = 0;
@@ -168,8 +169,7 @@ describe('garbage collection while calls run (node --expose-gc child)', () => {
     const r = spawnSync(process.execPath, ['--expose-gc', '--input-type=module', '-e', GC_SCRIPT, distIndex, repoPath, 'file 7\n'], {
       encoding: 'utf8',
       timeout: 90_000,
-      // Under scripts/test-asan.sh the child must preload the sanitizer runtime too.
-      env: process.env.OSX_ASAN_PRELOAD ? { ...process.env, LD_PRELOAD: process.env.OSX_ASAN_PRELOAD } : process.env,
+      env: childEnv,
     });
     expect(r.signal).toBeNull(); // no SIGSEGV/SIGABRT
     expect(r.stderr).toBe('');
