@@ -173,7 +173,7 @@ function typedValue(name: string, v: { $variant?: unknown; value?: unknown }, de
 }
 
 /**
- * A metadata value native code can convert to GVariant (see types/native.d.ts). Anything else
+ * A metadata value native code can convert to GVariant (see lib/native-contract.ts). Anything else
  * (functions, null, Dates, Maps, class instances) would fail there, inside a transaction, or
  * silently become an empty dictionary.
  */

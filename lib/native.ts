@@ -7,7 +7,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { NativeModule } from '../types/native.js';
+import type { NativeModule } from './native-contract.js';
 import { OstreeError } from './errors.js';
 
 const require = createRequire(import.meta.url);

@@ -8,7 +8,7 @@
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import type { NativeCancellable, NativePullOptions, NativePullProgress, NativeRepo, NativeSignature } from '../types/native.js';
+import type { NativeCancellable, NativePullOptions, NativePullProgress, NativeRepo, NativeSignature } from './native-contract.js';
 import * as is from './args.js';
 import { AbortError, ArgumentError, OstreeError } from './errors.js';
 import type { CallOptions } from './repo.js';

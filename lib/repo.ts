@@ -20,7 +20,7 @@ import type {
   NativeQueryResult,
   NativeRepo,
   NativeWriteCommitOptions,
-} from '../types/native.js';
+} from './native-contract.js';
 import * as is from './args.js';
 import { ArgumentError, OstreeError } from './errors.js';
 import { native } from './native.js';

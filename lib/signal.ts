@@ -3,7 +3,7 @@
  * @module
  * @internal
  */
-import type { NativeCancellable } from '../types/native.js';
+import type { NativeCancellable } from './native-contract.js';
 import { AbortError, OstreeError } from './errors.js';
 import { native } from './native.js';
 

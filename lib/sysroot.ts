@@ -5,7 +5,7 @@
  * @module
  */
 import { join } from 'node:path';
-import type { NativeSysroot } from '../types/native.js';
+import type { NativeSysroot } from './native-contract.js';
 import * as is from './args.js';
 import { OstreeError } from './errors.js';
 import { native } from './native.js';

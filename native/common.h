@@ -176,7 +176,7 @@ std::vector<std::string> OptStringArray(Napi::Object o, const char* key);
 // A string → string GHashTable (refs → checksums) as a plain JS object.
 Napi::Object StringTableToJs(Napi::Env env, GHashTable* table);
 
-// GVariant conversion. To JS: plain values (see types/native.d.ts for the mapping).
+// GVariant conversion. To JS: plain values (see lib/native-contract.ts for the mapping).
 Napi::Value VariantToJs(Napi::Env env, GVariant* v);
 // From JS, for metadata dictionaries (a{sv}); throws TypeError on unsupported values.
 GVariant* JsToVardict(Napi::Env env, Napi::Value value);

@@ -8,6 +8,7 @@
  * JS → GVariant (a{sv}): string → s, boolean → b, integer → x, other number → d, bigint → x,
  * Uint8Array → ay, string[] → as, other arrays → av, object → a{sv},
  * `{ $variant: 'u', value }` → that exact type.
+ * @module
  * @internal
  */
 
