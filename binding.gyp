@@ -8,6 +8,7 @@
       "sources": [
         "native/addon.cc",
         "native/common.cc",
+        "native/objects.cc",
         "native/repo.cc",
         "native/remote.cc",
         "native/pull.cc",

@@ -1,0 +1,253 @@
+// Validation of repository objects before use (see objects.h). Mirrors what libostree's fsck
+// and pull check, plus the checksum of metadata bytes (which rules out cycles in trees).
+#include "objects.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace osx {
+
+static const char* TypeName(OstreeObjectType type) {
+  switch (type) {
+    case OSTREE_OBJECT_TYPE_FILE: return "file";
+    case OSTREE_OBJECT_TYPE_DIR_TREE: return "dirtree";
+    case OSTREE_OBJECT_TYPE_DIR_META: return "dirmeta";
+    case OSTREE_OBJECT_TYPE_COMMIT: return "commit";
+    default: return "metadata";
+  }
+}
+
+void SetCorrupt(GError** error, OstreeObjectType type, const char* checksum, const char* fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  g_autofree char* what = g_strdup_vprintf(fmt, ap);
+  va_end(ap);
+  g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA, "corrupted %s object %s: %s", TypeName(type),
+              checksum ? checksum : "(unknown)", what);
+}
+
+// Re-labels an error from a structure validator as corruption of this object.
+static gboolean Corrupt(GError** error, GError* cause, OstreeObjectType type, const char* checksum) {
+  SetCorrupt(error, type, checksum, "%s", cause ? cause->message : "invalid");
+  if (cause) g_error_free(cause);
+  return FALSE;
+}
+
+bool ValidTreeName(const char* name, GError** error) {
+  size_t len = strlen(name);
+  const char* why = nullptr;
+  if (len == 0) why = "empty file name";
+  else if (len > 255) why = "file name longer than 255 bytes";
+  else if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0) why = "file name is . or ..";
+  else if (strchr(name, '/')) why = "file name contains /";
+  if (!why) return true;
+  g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA, "%s", why);
+  return false;
+}
+
+// A 32-byte checksum child of type "ay".
+static bool ValidCsum(GVariant* v) {
+  if (!g_variant_is_of_type(v, G_VARIANT_TYPE_BYTESTRING)) return false;
+  GError* e = nullptr;
+  const guchar* p = ostree_checksum_bytes_peek_validate(v, &e);
+  if (e) g_error_free(e);
+  return p != nullptr;
+}
+
+static gboolean ValidateDirtree(const char* checksum, GVariant* tree, GError** error) {
+  g_autoptr(GVariant) files = g_variant_get_child_value(tree, 0);
+  g_autoptr(GVariant) dirs = g_variant_get_child_value(tree, 1);
+  GError* cause = nullptr;
+  gsize nfiles = g_variant_n_children(files), ndirs = g_variant_n_children(dirs);
+  g_autofree char* prev = nullptr;
+  for (gsize i = 0; i < nfiles; i++) {
+    const char* name = nullptr;
+    g_autoptr(GVariant) csum = nullptr;
+    g_variant_get_child(files, i, "(&s@ay)", &name, &csum);
+    if (!ValidTreeName(name, &cause)) return Corrupt(error, cause, OSTREE_OBJECT_TYPE_DIR_TREE, checksum);
+    if (!ValidCsum(csum))
+      return (SetCorrupt(error, OSTREE_OBJECT_TYPE_DIR_TREE, checksum, "file entry %zu has an invalid checksum", i), FALSE);
+    if (prev && strcmp(prev, name) >= 0)
+      return (SetCorrupt(error, OSTREE_OBJECT_TYPE_DIR_TREE, checksum, "file entries not sorted or not unique"), FALSE);
+    g_free(prev);
+    prev = g_strdup(name);
+  }
+  g_clear_pointer(&prev, g_free);
+  for (gsize i = 0; i < ndirs; i++) {
+    const char* name = nullptr;
+    g_autoptr(GVariant) tcsum = nullptr;
+    g_autoptr(GVariant) mcsum = nullptr;
+    g_variant_get_child(dirs, i, "(&s@ay@ay)", &name, &tcsum, &mcsum);
+    if (!ValidTreeName(name, &cause)) return Corrupt(error, cause, OSTREE_OBJECT_TYPE_DIR_TREE, checksum);
+    if (!ValidCsum(tcsum) || !ValidCsum(mcsum))
+      return (SetCorrupt(error, OSTREE_OBJECT_TYPE_DIR_TREE, checksum, "directory entry %zu has an invalid checksum", i),
+              FALSE);
+    if (prev && strcmp(prev, name) >= 0)
+      return (SetCorrupt(error, OSTREE_OBJECT_TYPE_DIR_TREE, checksum, "directory entries not sorted or not unique"),
+              FALSE);
+    g_free(prev);
+    prev = g_strdup(name);
+    // A name may not be both a file and a directory: binary search the (sorted) files.
+    gsize lo = 0, hi = nfiles;
+    while (lo < hi) {
+      gsize mid = (lo + hi) / 2;
+      const char* fname = nullptr;
+      g_autoptr(GVariant) c = nullptr;
+      g_variant_get_child(files, mid, "(&s@ay)", &fname, &c);
+      int cmp = strcmp(fname, name);
+      if (cmp == 0)
+        return (SetCorrupt(error, OSTREE_OBJECT_TYPE_DIR_TREE, checksum, "%s is both a file and a directory", name),
+                FALSE);
+      if (cmp < 0) lo = mid + 1;
+      else hi = mid;
+    }
+  }
+  // libostree's own structure check last (mode-independent parts it knows about).
+  if (!ostree_validate_structureof_dirtree(tree, &cause))
+    return Corrupt(error, cause, OSTREE_OBJECT_TYPE_DIR_TREE, checksum);
+  return TRUE;
+}
+
+gboolean ValidateMetadata(OstreeObjectType type, const char* checksum, GVariant* value, GError** error) {
+  const GVariantType* vtype = ostree_metadata_variant_type(type);
+  if (!vtype || !g_variant_is_of_type(value, vtype))
+    return (SetCorrupt(error, type, checksum, "wrong variant type"), FALSE);
+  if (!g_variant_is_normal_form(value)) return (SetCorrupt(error, type, checksum, "not in normal form"), FALSE);
+  GError* cause = nullptr;
+  switch (type) {
+    case OSTREE_OBJECT_TYPE_DIR_TREE:
+      return ValidateDirtree(checksum, value, error);
+    case OSTREE_OBJECT_TYPE_DIR_META:
+      if (!ostree_validate_structureof_dirmeta(value, &cause)) return Corrupt(error, cause, type, checksum);
+      return TRUE;
+    case OSTREE_OBJECT_TYPE_COMMIT: {
+      if (!ostree_validate_structureof_commit(value, &cause)) return Corrupt(error, cause, type, checksum);
+      g_autofree char* parent = ostree_commit_get_parent(value);
+      if (parent && checksum && strcmp(parent, checksum) == 0)
+        return (SetCorrupt(error, type, checksum, "commit is its own parent"), FALSE);
+      return TRUE;
+    }
+    default:
+      return (SetCorrupt(error, type, checksum, "not a metadata object type"), FALSE);
+  }
+}
+
+// objects/XX/REST.<ext> (libostree's helper for this is private).
+static char* LoosePath(const char* checksum, OstreeObjectType type, gboolean archive) {
+  const char* ext = "file";
+  switch (type) {
+    case OSTREE_OBJECT_TYPE_FILE: ext = archive ? "filez" : "file"; break;
+    case OSTREE_OBJECT_TYPE_DIR_TREE: ext = "dirtree"; break;
+    case OSTREE_OBJECT_TYPE_DIR_META: ext = "dirmeta"; break;
+    case OSTREE_OBJECT_TYPE_COMMIT: ext = "commit"; break;
+    default: ext = "unknown"; break;
+  }
+  return g_strdup_printf("objects/%.2s/%s.%s", checksum, checksum + 2, ext);
+}
+
+// Opens the loose object in this repo or one of its parents without following a symlink or
+// blocking on a FIFO. Returns -1 with errno ENOENT when no repo has it loose.
+static int OpenLoose(OstreeRepo* repo, const char* relpath) {
+  for (OstreeRepo* r = repo; r; r = ostree_repo_get_parent(r)) {
+    int fd = openat(ostree_repo_get_dfd(r), relpath, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+    if (fd >= 0 || errno != ENOENT) return fd;
+  }
+  errno = ENOENT;
+  return -1;
+}
+
+static gboolean ReadAll(int fd, guint8* buf, gsize size) {
+  gsize done = 0;
+  while (done < size) {
+    ssize_t n = read(fd, buf + done, size - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return FALSE;
+    done += (gsize)n;
+  }
+  return TRUE;
+}
+
+gboolean LoadValidMetadata(OstreeRepo* repo, OstreeObjectType type, const char* checksum, GVariant** out,
+                           GError** error) {
+  if (!ostree_validate_checksum_string(checksum, error)) return FALSE;
+  const GVariantType* vtype = ostree_metadata_variant_type(type);
+  if (!vtype || type == OSTREE_OBJECT_TYPE_FILE)
+    return (SetCorrupt(error, type, checksum, "not a metadata object type"), FALSE);
+  g_autofree char* relpath = LoosePath(checksum, type, FALSE);
+  g_autoptr(GBytes) bytes = nullptr;
+  int fd = OpenLoose(repo, relpath);
+  if (fd < 0 && errno != ENOENT) {
+    int e = errno;
+    return (SetCorrupt(error, type, checksum, "cannot open loose object: %s", g_strerror(e)), FALSE);
+  }
+  if (fd >= 0) {
+    struct stat st;
+    if (fstat(fd, &st) < 0) {
+      int e = errno;
+      close(fd);
+      return (SetCorrupt(error, type, checksum, "fstat: %s", g_strerror(e)), FALSE);
+    }
+    if (!S_ISREG(st.st_mode)) {
+      close(fd);
+      return (SetCorrupt(error, type, checksum, "loose object is not a regular file (mode 0%o)", st.st_mode & S_IFMT),
+              FALSE);
+    }
+    if (st.st_size > OSTREE_MAX_METADATA_SIZE) {
+      close(fd);
+      return (SetCorrupt(error, type, checksum, "size %lld exceeds %d", (long long)st.st_size, OSTREE_MAX_METADATA_SIZE),
+              FALSE);
+    }
+    gsize size = (gsize)st.st_size;
+    guint8* buf = (guint8*)g_malloc(size ? size : 1);
+    gboolean ok = ReadAll(fd, buf, size);
+    close(fd);
+    if (!ok) {
+      g_free(buf);
+      return (SetCorrupt(error, type, checksum, "short read"), FALSE);
+    }
+    bytes = g_bytes_new_take(buf, size);
+  } else {
+    // Not loose anywhere: staged in a transaction, or missing (libostree reports NOT_FOUND).
+    g_autoptr(GVariant) trusted = nullptr;
+    if (!ostree_repo_load_variant(repo, type, checksum, &trusted, error)) return FALSE;
+    bytes = g_variant_get_data_as_bytes(trusted);
+  }
+  gsize size = 0;
+  const guint8* data = (const guint8*)g_bytes_get_data(bytes, &size);
+  if (size > OSTREE_MAX_METADATA_SIZE)
+    return (SetCorrupt(error, type, checksum, "size %zu exceeds %d", size, OSTREE_MAX_METADATA_SIZE), FALSE);
+  g_autofree char* actual = g_compute_checksum_for_data(G_CHECKSUM_SHA256, data ? data : (const guint8*)"", size);
+  if (strcmp(actual, checksum) != 0)
+    return (SetCorrupt(error, type, checksum, "checksum mismatch (content hashes to %s)", actual), FALSE);
+  g_autoptr(GVariant) value = g_variant_ref_sink(g_variant_new_from_bytes(vtype, bytes, FALSE));
+  if (!ValidateMetadata(type, checksum, value, error)) return FALSE;
+  *out = g_steal_pointer(&value);
+  return TRUE;
+}
+
+gboolean CheckContentObject(OstreeRepo* repo, const char* checksum, GError** error) {
+  if (!ostree_validate_checksum_string(checksum, error)) return FALSE;
+  for (OstreeRepo* r = repo; r; r = ostree_repo_get_parent(r)) {
+    OstreeRepoMode mode = ostree_repo_get_mode(r);
+    gboolean archive = mode == OSTREE_REPO_MODE_ARCHIVE;
+    g_autofree char* relpath = LoosePath(checksum, OSTREE_OBJECT_TYPE_FILE, archive);
+    struct stat st;
+    if (fstatat(ostree_repo_get_dfd(r), relpath, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+      if (errno == ENOENT) continue;
+      int e = errno;
+      return (SetCorrupt(error, OSTREE_OBJECT_TYPE_FILE, checksum, "fstatat: %s", g_strerror(e)), FALSE);
+    }
+    if (S_ISREG(st.st_mode)) return TRUE;
+    if (S_ISLNK(st.st_mode) && mode == OSTREE_REPO_MODE_BARE) return TRUE;
+    return (SetCorrupt(error, OSTREE_OBJECT_TYPE_FILE, checksum, "loose object is not a regular file%s (mode 0%o)",
+                       mode == OSTREE_REPO_MODE_BARE ? " or symlink" : "", st.st_mode & S_IFMT),
+            FALSE);
+  }
+  return TRUE;
+}
+
+}  // namespace osx
