@@ -383,13 +383,24 @@ export class Repo {
     return this._native.getConfig();
   }
 
-  /** Sets one config key (written to disk at once). */
+  /**
+   * Sets one config key (written to disk at once). Group and key must be names GKeyFile
+   * reads back as written (else {@link ArgumentError}): a group without `[`, `]` or control
+   * characters; a key without `=`, `[`, `]` (locale suffixes are not read back by
+   * {@link Repo.config}), control characters, leading `#` or leading/trailing spaces.
+   */
   async setConfig(section: string, key: string, value: string | number | boolean, opts: CallOptions = {}): Promise<void> {
     is.nonEmpty('section', section);
     is.nonEmpty('key', key);
+    // GKeyFile's own rules (gkeyfile.c is_group_name / is_key_name), plus what would split a line
+    // or turn the key into a comment when the file is read again.
+    if (/[[\]\p{Cc}]/u.test(section)) throw new ArgumentError(`config group ${JSON.stringify(section)} must not contain '[', ']' or control characters`, 'ERR_INVALID_ARG_VALUE');
+    if (!/^[^=[\]\p{Cc}#\s](?:[^=[\]\p{Cc}]*[^=[\]\p{Cc}\s])?$/u.test(key)) {
+      throw new ArgumentError(`config key ${JSON.stringify(key)} is not a key GKeyFile reads back (no '=', '[', ']', control characters, leading '#' or surrounding spaces)`, 'ERR_INVALID_ARG_VALUE');
+    }
     if (!['string', 'number', 'boolean'].includes(typeof value)) throw new ArgumentError('value must be a string, number or boolean');
     const v = String(value);
-    if (/[\n\0]/.test(v)) throw new ArgumentError('value must not contain newlines or NUL', 'ERR_INVALID_ARG_VALUE');
+    if (/[\n\r\0]/.test(v)) throw new ArgumentError('value must not contain newlines or NUL', 'ERR_INVALID_ARG_VALUE');
     await this.#write(`set config ${section}.${key}`, opts.signal, (c) => this._native.setConfig(section, key, v, c));
   }
 
