@@ -9,6 +9,7 @@
         "native/addon.cc",
         "native/common.cc",
         "native/objects.cc",
+        "native/overlay.cc",
         "native/repo.cc",
         "native/remote.cc",
         "native/pull.cc",

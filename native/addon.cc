@@ -16,6 +16,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitDevIno(env, exports);
   Repo::Init(env, exports);
   InitSysroot(env, exports);
+  InitOverlay(env, exports);
   exports.Set("setErrorConstructor", Napi::Function::New<SetErrorConstructor>(env, "setErrorConstructor"));
   Napi::Object version = Napi::Object::New(env);
   version.Set("libostree", OSTREE_VERSION_S);

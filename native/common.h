@@ -207,5 +207,12 @@ void InitCancellable(Napi::Env env, Napi::Object exports);
 void InitDevIno(Napi::Env env, Napi::Object exports);
 void InitRepo(Napi::Env env, Napi::Object exports);
 void InitSysroot(Napi::Env env, Napi::Object exports);
+void InitOverlay(Napi::Env env, Napi::Object exports);
+
+// overlay.cc: when `tree` holds overlay whiteouts, builds a hardlinked copy of it under the
+// repository's tmp/ with `.ostree-wh.NAME` markers in their place and returns its path in
+// `shadow` (empty when there is none); RemoveTree deletes it.
+bool PrepareWhiteoutTree(OstreeRepo* repo, const std::string& tree, std::string* shadow, GError** err);
+void RemoveTree(const std::string& path);
 
 }  // namespace osx
