@@ -88,26 +88,27 @@ export { ExtensionStore, META_SET_EXTENSIONS } from './store.js';
 export type { ExtensionOrigin, ExtensionState, InstalledExtension, InstallOptions, UpgradeOutcome } from './store.js';
 export { directoryBuilder, archiveBuilder, remoteBuilder, directoryFingerprint, fileSha256 } from './builders.js';
 export type { Builder, BuilderContext, BuildOutput, BuildRequest, UpdateCheck, UpdateStatus } from './builders.js';
-export { extensionRef, setRef, escapeRefComponent, unescapeRefComponent, nameFromExtensionRef, EXTENSION_REF_PREFIX, SET_REF_PREFIX } from './refs.js';
+export { extensionRef, setRef, escapeRefComponent, unescapeRefComponent, nameFromExtensionRef, EXTENSION_REF_PREFIX, SET_REF_PREFIX, KEEP_REF_PREFIX, keepRef } from './refs.js';
 
 export {
   runVote,
   runDeployFinish,
-  overlayReader,
-  walk,
   executablePlugin,
   loadPluginDirectory,
   releaseCompatibilityPlugin,
-  fileConflictPlugin,
   DEFAULT_PLUGIN_TIMEOUT_MS,
   PLUGIN_PROTOCOL,
 } from './plugins.js';
-export type { Plugin, PluginContext, DeployContext, SetMember, Vote, VoteAnswer, VoteReport, Verdict, FileConflict } from './plugins.js';
-export { DeploymentSet, SetRefusedError, META_SET_BASE, META_SET_VOTES, BASE_PLUGIN_DIR } from './deployment-set.js';
+export type { Plugin, PluginContext, DeployContext, SetMember, Vote, VoteAnswer, VoteReport, Verdict } from './plugins.js';
+export { Overlay, overlayView, fileConflictPlugin, walk, HIERARCHIES } from './overlay.js';
+export type { OverlayEntry, OverlayConflict, OverlayConflictKind, OverlayExtension, OverlayMember, OverlayOptions, OverlayWriteStats, SkippedHierarchy, FileConflict } from './overlay.js';
+export { DeploymentSet, SetRefusedError, META_SET_BASE, META_SET_VOTES, META_SET_ROLLBACK_OF, BASE_PLUGIN_DIR } from './deployment-set.js';
 export type { DeploymentSetOptions, SetCommitResult, SetRecord } from './deployment-set.js';
 export { mergeOffline, mergedHierarchies } from './merge.js';
 export type { MergeExtension, MergeOptions, MergeResult } from './merge.js';
-export { applySet, deactivate, boundSet, cleanupSetCheckouts, layout, replaceSymlink } from './activate.js';
+export { applySet, deactivate, boundSet, activeSet, cleanupSetCheckouts, layout, replaceSymlink, ACTIVE_SET_LINK, ACTIVATION_LINKS } from './activate.js';
 export type { ApplyOptions, ApplyResult, SetLayout } from './activate.js';
+export { Host } from './host.js';
+export type { HostOptions, HostCallOptions, HostUpgradeResult, SetChange } from './host.js';
 export { sysext, mergedExtensions, listImages, mergeAndVerify, SysextError } from './sysext.js';
 export type { SysextAction, SysextOptions } from './sysext.js';

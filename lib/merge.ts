@@ -1,23 +1,23 @@
 /**
- * Offline merge for image builds: the union of a base and extensions in systemd's overlay
- * order, as hardlink checkouts into a directory, or committed as a new OSTree commit. No
- * root and no mounts needed.
+ * Offline merge for image builds: the merged view of a base and extensions (lib/overlay.ts,
+ * systemd-sysext's rules) written into a new directory or committed as a new OSTree commit.
+ * No root and no mounts needed; nothing is ever written outside the target.
  * @module
  */
-import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { lstat, mkdir, readlink, rename, rm } from 'node:fs/promises';
+import { rename, rm } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
-import { promisify } from 'node:util';
 import * as is from './args.js';
-import type { Base } from './base.js';
-import { sortExtensionNames } from './compat.js';
+import { baseFromCommit, type Base } from './base.js';
+import { checkCompatibility, compareVersions, DEFAULT_SYSTEMD_VERSION, sortExtensionNames } from './compat.js';
 import { ExtensionError } from './errors-domain.js';
 import { OstreeError } from './errors.js';
-import { DevInoCache, type CallOptions, type MetadataValue, type Repo } from './repo.js';
+import { mergedHierarchies, Overlay, type OverlayWriteStats, type SkippedHierarchy } from './overlay.js';
+import { parseRelease } from './release.js';
+import type { CallOptions, MetadataValue, Repo } from './repo.js';
 
-const run = promisify(execFile);
+export { mergedHierarchies };
 
 /** One extension to merge: its name and commit (in the same repository as a commit base). */
 export interface MergeExtension {
@@ -44,6 +44,24 @@ export interface MergeOptions extends CallOptions {
    * default configuration lives there.
    */
   confextTarget?: 'etc' | 'usr/etc';
+  /**
+   * What to do with an extension the target systemd would not merge (release incompatible
+   * with the base, wrong scope or kind): `skip` it as systemd does (default, reported in
+   * {@link MergeResult.skipped}), `refuse` the whole merge, or `include` it anyway.
+   */
+  incompatible?: 'skip' | 'refuse' | 'include';
+  /** The systemd version whose rules decide (default 252). */
+  systemdVersion?: number;
+  /** Whether a hierarchy the base lacks is created (systemd does on a writable root); see {@link OverlayOptions}. */
+  createMissingHierarchies?: boolean;
+}
+
+/** An extension the offline merge left out, as systemd would. */
+export interface SkippedExtension {
+  name: string;
+  /** Stable code of the reason (see `checkCompatibility`). */
+  code: string;
+  reason: string;
 }
 
 /** Result of {@link mergeOffline}. */
@@ -54,56 +72,47 @@ export interface MergeResult {
   directory?: string;
   /** The merged commit, when `commit` was given. */
   commit?: string;
+  /** Extensions left out because the target systemd would not merge them. */
+  skipped: SkippedExtension[];
+  /**
+   * Groups of names that compare equal in systemd's version compare (`a1`/`a_1`,
+   * `foo-01`/`foo-1`): systemd's order between them changes from run to run, so where they
+   * overlap the merged tree is not defined. The merge uses `order` and says so here.
+   */
+  ambiguous: string[][];
+  /** Hierarchies an extension took no part in (absent, empty, or not mountable on the base). */
+  hierarchies: SkippedHierarchy[];
+  /** What was written. */
+  stats: OverlayWriteStats;
 }
 
-/**
- * Resolves `rel` inside `root` as systemd's chase with a root prefix does (absolute symlink
- * targets and `..` stay inside `root`); null when it does not exist or is not a directory.
- */
-async function chaseInRoot(root: string, rel: string): Promise<string | null> {
-  const todo = rel.split('/').filter((p) => p !== '' && p !== '.');
-  const done: string[] = [];
-  for (let hops = 0; todo.length > 0; ) {
-    const part = todo.shift()!;
-    if (part === '..') {
-      done.pop();
-      continue;
-    }
-    const path = join(root, ...done, part);
-    let st;
-    try {
-      st = await lstat(path);
-    } catch {
-      return null;
-    }
-    if (st.isSymbolicLink()) {
-      if (++hops > 32) return null;
-      const target = await readlink(path);
-      if (target.startsWith('/')) done.length = 0;
-      todo.unshift(...target.split('/').filter((p) => p !== '' && p !== '.'));
-      continue;
-    }
-    if (!st.isDirectory()) return null;
-    done.push(part);
+/** Names that systemd's version compare cannot order, in groups (each sorted as `order` is). */
+export function ambiguousNames(order: readonly string[]): string[][] {
+  const groups: string[][] = [];
+  for (const name of order) {
+    const g = groups.find((x) => compareVersions(x[0]!, name) === 0);
+    if (g) g.push(name);
+    else groups.push([name]);
   }
-  return join(root, ...done);
+  return groups.filter((g) => g.length > 1);
 }
 
-/** The hierarchies systemd merges for each kind (252: /usr and /opt; /etc for confexts). */
-export function mergedHierarchies(kind: 'sysext' | 'confext'): string[] {
-  return kind === 'sysext' ? ['usr', 'opt'] : ['etc'];
+function releasePath(kind: 'sysext' | 'confext', name: string): string {
+  return kind === 'sysext' ? `/usr/lib/extension-release.d/extension-release.${name}` : `/etc/extension-release.d/extension-release.${name}`;
 }
 
 /**
- * Merges `extensions` onto `base` without mounts. Later extensions in systemd's order win
- * for files present in several layers, as overlayfs shows them; only the merged hierarchies
- * of each extension are used, and only those the base has (a symlinked `/opt` is followed),
- * as systemd-sysext does.
+ * Merges `extensions` onto `base` without mounts, exactly as systemd-sysext's overlay shows
+ * them (see lib/overlay.ts for the rules): later extensions in systemd's order win; extensions
+ * the target systemd would not merge are skipped (or refused, or included, on request); names
+ * systemd cannot order are reported in `ambiguous`. A directory target is created new and
+ * filled relative to directory fds, so no symlink in the base or an extension can send a file
+ * outside it; a commit target is built from the layers' object checksums, no content copied.
  *
  * @example
  * ```ts
  * const base = await baseFromCommit(repo, 'os/x86_64/main');
- * const { commit } = await mergeOffline({
+ * const { commit, skipped } = await mergeOffline({
  *   repo, base,
  *   extensions: [{ name: 'tools', commit: toolsCommit, kind: 'sysext' }],
  *   commit: { ref: 'os/x86_64/main-with-tools', subject: 'image with tools' },
@@ -116,6 +125,8 @@ export async function mergeOffline(opts: MergeOptions): Promise<MergeResult> {
   if (!Array.isArray(o.extensions)) throw new TypeError('extensions must be an array');
   if ((o.directory === undefined) === (o.commit === undefined)) throw new TypeError('give exactly one of directory and commit');
   const signal = is.signal(o.signal);
+  const incompatible = is.oneOf('incompatible', o.incompatible ?? 'skip', ['skip', 'refuse', 'include'] as const);
+  const systemdVersion = o.systemdVersion === undefined ? DEFAULT_SYSTEMD_VERSION : is.integer('systemdVersion', o.systemdVersion, 200, 10000);
   const byName = new Map<string, MergeExtension>();
   for (const [i, e] of o.extensions.entries()) {
     is.nonEmpty(`extensions[${i}].name`, e.name);
@@ -124,56 +135,79 @@ export async function mergeOffline(opts: MergeOptions): Promise<MergeResult> {
     if (byName.has(e.name)) throw new ExtensionError('INVALID_NAME', `${e.name} is given twice`);
     byName.set(e.name, e);
   }
-  const order = sortExtensionNames(byName.keys());
   const repo = o.repo;
-
+  const inputBase = o.base;
   const target = o.directory === undefined ? undefined : resolve(is.nonEmpty('directory', o.directory));
   if (target !== undefined && existsSync(target)) {
     throw new OstreeError(`${target} already exists`, { domain: 'g-io-error-quark', gerrorCode: 2, operation: 'merge' });
   }
-  // Build next to the target (same filesystem: hardlinks and a final rename work).
-  const work = target === undefined
-    ? join(dirname(repo.path), `.ostree-sysext-merge-${randomBytes(6).toString('hex')}`)
-    : join(dirname(target), `.${basename(target)}.merge-${randomBytes(6).toString('hex')}`);
-  const cache = new DevInoCache();
-  try {
-    if (o.base.source.type === 'directory') {
-      // Copy preserving everything; no shell, arguments as an array.
-      await mkdir(dirname(work), { recursive: true });
-      await run('cp', ['-a', '--reflink=auto', '--', o.base.source.path, work], signal ? { signal } : {});
-    } else {
-      const baseCommit = o.base.source.type === 'commit' ? o.base.source.commit : o.base.source.deployment.checksum;
-      await repo.checkout(baseCommit, work, { devinoCache: cache, ...(signal ? { signal } : {}) });
+
+  // systemd's choice: every extension whose release the target systemd would refuse is left out.
+  const skipped: SkippedExtension[] = [];
+  const all = sortExtensionNames(byName.keys());
+  const reads = await repo.queryMany(all.map((n) => ({ rev: byName.get(n)!.commit, ops: [{ op: 'read' as const, path: releasePath(byName.get(n)!.kind, n), optional: true, maxBytes: 65536 }] })), signal ? { signal } : {});
+  const order: string[] = [];
+  for (const [i, name] of all.entries()) {
+    const ext = byName.get(name)!;
+    const data = reads[i]!.results[0] as Buffer | null;
+    const release = data === null ? {} : parseRelease(data).fields;
+    const r = checkCompatibility(release, o.base.osRelease, { kind: ext.kind, name, systemdVersion });
+    if (r.compatible || incompatible === 'include') {
+      order.push(name);
+      continue;
     }
-    for (const name of order) {
-      const ext = byName.get(name)!;
-      const top = new Set((await repo.listDir(ext.commit, '/')).filter((e) => e.type === 'dir').map((e) => e.name));
-      for (const hier of mergedHierarchies(ext.kind)) {
-        if (!top.has(hier)) continue;
-        // systemd-sysext ignores a hierarchy the base lacks, and follows one that is a symlink.
-        const dest = await chaseInRoot(work, hier === 'etc' && o.confextTarget === 'usr/etc' ? 'usr/etc' : hier);
-        if (dest === null) continue;
-        await repo.checkout(ext.commit, dest, { subpath: `/${hier}`, overwrite: 'union', devinoCache: cache, ...(signal ? { signal } : {}) });
-      }
-    }
-    if (target !== undefined) {
-      await rename(work, target);
-      return { order, directory: target };
-    }
-    const c = o.commit!;
-    const parts: Record<string, MetadataValue> = Object.fromEntries(order.map((n) => [n, byName.get(n)!.commit]));
-    const commit = await repo.commit({
-      tree: work,
-      devinoCache: cache,
-      subject: c.subject ?? `Merge ${order.join(', ') || 'no extensions'} onto ${o.base.id.slice(0, 12)}`,
-      ...(c.body === undefined ? {} : { body: c.body }),
-      ...(c.version === undefined ? {} : { version: c.version }),
-      ...(c.ref === undefined ? {} : { ref: c.ref }),
-      metadata: { ...c.metadata, 'ostree-sysext.merge.base': o.base.id, 'ostree-sysext.merge.extensions': parts, 'ostree-sysext.merge.order': order },
-      ...(signal ? { signal } : {}),
-    });
-    return { order, commit };
-  } finally {
-    if (existsSync(work)) await rm(work, { recursive: true, force: true });
+    if (incompatible === 'refuse') throw new ExtensionError('INCOMPATIBLE', `${name}: systemd-sysext ${systemdVersion} would not merge it: ${r.reason.message}`);
+    skipped.push({ name, code: r.reason.code, reason: r.reason.message });
   }
+  const ambiguous = ambiguousNames(order);
+  const layers = order.map((n) => byName.get(n)!);
+  const overlayOpts = {
+    repo,
+    ...(o.confextTarget === undefined ? {} : { confextTarget: o.confextTarget }),
+    ...(o.createMissingHierarchies === undefined ? {} : { createMissingHierarchies: o.createMissingHierarchies }),
+  };
+
+  if (target !== undefined) {
+    // Built next to the target (same filesystem) and renamed into place when complete.
+    const work = join(dirname(target), `.${basename(target)}.merge-${randomBytes(6).toString('hex')}`);
+    const view = await Overlay.open(o.base, layers, overlayOpts);
+    try {
+      const { skipped: hierarchies } = await view.mounts();
+      const stats = await view.writeDirectory(work, signal ? { signal } : {});
+      await rename(work, target);
+      return { order, directory: target, skipped, ambiguous, hierarchies, stats };
+    } finally {
+      view.close();
+      if (existsSync(work)) await rm(work, { recursive: true, force: true });
+    }
+  }
+
+  const c = o.commit!;
+  return repo.transaction(async (tx) => {
+    // A directory base is committed first (no ref), so every layer is in the repository.
+    let base: Base = inputBase;
+    if (base.source.type !== 'commit') {
+      const path = base.source.type === 'directory' ? base.source.path : base.source.sysroot.deploymentPath(base.source.deployment);
+      const baseCommit = await tx.commit({ tree: path, subject: `base of a merge: ${path}`, ...(signal ? { signal } : {}) });
+      base = { ...(await baseFromCommit(repo, baseCommit)), id: inputBase.id };
+    }
+    const view = await Overlay.open(base, layers, { ...overlayOpts, ...(inputBase.source.type === 'deployment' && o.createMissingHierarchies === undefined ? { createMissingHierarchies: false } : {}) });
+    try {
+      const { skipped: hierarchies } = await view.mounts();
+      const { tree, meta, stats } = await view.writeTree(signal ? { signal } : {});
+      const parts: Record<string, MetadataValue> = Object.fromEntries(order.map((n) => [n, byName.get(n)!.commit]));
+      const commit = await tx.commit({
+        fromTree: { tree, meta },
+        subject: c.subject ?? `Merge ${order.join(', ') || 'no extensions'} onto ${inputBase.id.slice(0, 12)}`,
+        ...(c.body === undefined ? {} : { body: c.body }),
+        ...(c.version === undefined ? {} : { version: c.version }),
+        ...(c.ref === undefined ? {} : { ref: c.ref }),
+        metadata: { ...c.metadata, 'ostree-sysext.merge.base': inputBase.id, 'ostree-sysext.merge.extensions': parts, 'ostree-sysext.merge.order': order },
+        ...(signal ? { signal } : {}),
+      });
+      return { order, commit, skipped, ambiguous, hierarchies, stats };
+    } finally {
+      view.close();
+    }
+  }, signal ? { signal } : {});
 }

@@ -65,6 +65,8 @@ export interface NativeWriteCommitOptions {
   tree?: string;
   archive?: string;
   fromCommit?: string;
+  rootTree?: string;
+  rootMeta?: string;
   archiveAutocreateParents?: boolean;
   subject?: string;
   body?: string;
@@ -86,6 +88,7 @@ export interface NativeCheckoutOptions {
   hardlinks?: 'allow' | 'require' | 'never';
   subpath?: string;
   processWhiteouts?: boolean;
+  processPassthroughWhiteouts?: boolean;
   bareuseronlyDirs?: boolean;
   forceCopyZerosized?: boolean;
   devinoCache?: NativeDevInoCache;

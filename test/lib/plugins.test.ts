@@ -2,13 +2,12 @@ import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { baseFromDirectory, type Base } from '../../lib/base.js';
+import { fileConflictPlugin, overlayView } from '../../lib/overlay.js';
 import { DeploymentSet, SetRefusedError } from '../../lib/deployment-set.js';
 import { mergeOffline } from '../../lib/merge.js';
 import {
   executablePlugin,
-  fileConflictPlugin,
   loadPluginDirectory,
-  overlayReader,
   releaseCompatibilityPlugin,
   runVote,
   type Plugin,
@@ -140,13 +139,13 @@ describe('built-in plugins', () => {
     const r = await runVote([fileConflictPlugin], await ctx(['b', 'a', 'c']));
     expect(r.verdict).toBe('warn');
     // usr/bin/tool: b ships the same bytes as the base, so it is no conflict.
-    expect(r.votes[0]!.details).toEqual([{ path: 'usr/share/common/file', providers: ['base', 'a', 'b'], winner: 'b' }]);
+    expect(r.votes[0]!.details).toEqual([{ path: 'usr/share/common/file', kind: 'content', providers: ['base', 'a', 'b'], types: ['file', 'file', 'file'], winner: 'b' }]);
     expect((await runVote([fileConflictPlugin], await ctx(['c']))).verdict).toBe('approve');
   });
 
   it('the merged view shows what overlayfs would', async () => {
     const members = (await ctx(['a', 'b'])).extensions;
-    const view = overlayReader(base.reader, members);
+    const view = await overlayView(base, members);
     expect(String(await view.readFile('usr/share/common/file'))).toBe('b version\n');
     expect(String(await view.readFile('usr/share/a/only'))).toBe('a\n');
     expect((await view.list('usr/share'))!.map((e) => e.name)).toEqual(['a', 'common']);

@@ -1,0 +1,332 @@
+/**
+ * The merged view: what systemd-sysext's overlay shows for a base and its extensions. One
+ * engine (native, overlayfs' rules for read-only lower layers) computes it; the offline merge,
+ * the plugins' view and the file-conflict check all read it from here.
+ *
+ * The rules, as systemd 252 applies them (verified against the real systemd-sysext):
+ * - each hierarchy (`usr`, `opt`; `etc` for confexts) is chased inside the base and inside
+ *   each extension (symlinks followed within that root); the overlay lands on the resolved
+ *   path, so a base `opt -> var/opt` gets its merged tree at `var/opt`;
+ * - a hierarchy the base lacks is created (with missing parents) unless that needs an entry in
+ *   an immutable root, as an OSTree deployment's is; then it is skipped;
+ * - an extension whose hierarchy is absent or empty does not take part in it; a hierarchy no
+ *   extension takes part in is not mounted at all;
+ * - the topmost layer is systemd's own: the mounted hierarchy root shows mode 0755, owner 0:0
+ *   and no xattrs;
+ * - for every other path the topmost layer with an entry decides its type; directories merge
+ *   down to the first non-directory or opaque directory (`trusted.overlay.opaque=y`); a
+ *   whiteout (char 0:0) hides the path; a merged directory's metadata is the topmost's; the
+ *   `trusted.overlay.*` xattrs are never shown; symlinks are entries, never followed.
+ * @module
+ */
+import * as is from './args.js';
+import type { Base } from './base.js';
+import { native } from './native.js';
+import type { Repo } from './repo.js';
+import { cancellable } from './signal.js';
+import type { Plugin } from './plugins.js';
+import type { TreeEntry, TreeReader } from './validate.js';
+
+/** The hierarchies systemd merges for each kind (252: /usr and /opt; /etc for confexts). */
+export const HIERARCHIES = { sysext: ['usr', 'opt'], confext: ['etc'] } as const satisfies Record<'sysext' | 'confext', readonly string[]>;
+
+/**
+ * The hierarchies systemd merges for an extension of `kind`.
+ * @example
+ * ```ts
+ * mergedHierarchies('sysext'); // ['usr', 'opt']
+ * ```
+ */
+export function mergedHierarchies(kind: 'sysext' | 'confext'): string[] {
+  return [...HIERARCHIES[kind]];
+}
+
+/** An entry of the merged view: a {@link TreeEntry} plus owner and the layer it comes from. */
+export interface OverlayEntry extends TreeEntry {
+  uid: number;
+  gid: number;
+  /** `base`, an extension's name, or `systemd-sysext` for a hierarchy root systemd makes. */
+  layer: string;
+  /** The OSTree content (or dirtree) checksum, when the layer is a commit. */
+  checksum?: string;
+}
+
+/** How a path is provided differently by several layers. */
+export type OverlayConflictKind =
+  /** Files or symlinks of the same type with different content, mode or target. */
+  | 'content'
+  /** A type replacement: a file or symlink over a directory, a directory over a file, … */
+  | 'type'
+  /** A whiteout in an extension hides what is below. */
+  | 'whiteout'
+  /** An opaque directory hides the contents of the directories below. */
+  | 'opaque'
+  /** Directories merge, but the topmost's mode or owner replaces the one below. */
+  | 'directory-metadata';
+
+/** One path that several layers provide, as {@link Overlay.conflicts} reports it. */
+export interface OverlayConflict {
+  /** Path relative to the root. */
+  path: string;
+  kind: OverlayConflictKind;
+  /** The layers providing it, bottom first (`base` for the base). */
+  providers: string[];
+  /** The type each provider has there (`file`, `dir`, `symlink`, `whiteout`, `special`). */
+  types: string[];
+  /** The layer whose entry systemd shows (the topmost). */
+  winner: string;
+}
+
+/** One extension layer of an {@link Overlay}. */
+export interface OverlayExtension {
+  name: string;
+  /** Its commit, in the overlay's repository. */
+  commit: string;
+  kind: 'sysext' | 'confext';
+}
+
+/** Options for {@link Overlay.open}. */
+export interface OverlayOptions {
+  /** The repository holding the extensions (default: a commit base's repository). */
+  repo?: Repo;
+  /** Where confext content goes: `etc` (default), or `usr/etc` for an OSTree commit base. */
+  confextTarget?: 'etc' | 'usr/etc';
+  /**
+   * Whether a hierarchy the base lacks is created, as systemd does on a writable root.
+   * Default: false for a deployment base (its root is immutable), true otherwise.
+   */
+  createMissingHierarchies?: boolean;
+}
+
+/** A hierarchy an extension does not take part in, and why. */
+export interface SkippedHierarchy {
+  extension: string;
+  hierarchy: string;
+  reason: string;
+}
+
+/** What a write of the merged view did. */
+export interface OverlayWriteStats {
+  files: number;
+  dirs: number;
+  symlinks: number;
+  /** Directories taken whole from one layer (by checksum, or by one libostree checkout). */
+  reused: number;
+  checkouts: number;
+  /** Paths whose owner, xattrs or type this process or repository could not reproduce (the first 1,000). */
+  unrepresentable: string[];
+}
+
+interface NativeOverlay {
+  query(ops: Array<{ op: string; path: string; maxBytes?: number }>, c?: unknown): Promise<unknown[]>;
+  conflicts(c?: unknown): Promise<OverlayConflict[]>;
+  mounts(c?: unknown): Promise<{ mounts: Record<string, string[]>; skipped: Array<{ layer: string; hierarchy: string; reason: string }> }>;
+  writeDirectory(dest: string, opts: { mode?: 'none' | 'user' }, c?: unknown): Promise<OverlayWriteStats>;
+  writeTree(c?: unknown): Promise<{ tree: string; meta: string; stats: OverlayWriteStats }>;
+  close(): void;
+}
+
+type NativeEntry = Omit<OverlayEntry, 'size'> & { size: number; mode: number };
+
+function toEntry(e: NativeEntry): OverlayEntry {
+  const out: OverlayEntry = { name: e.name, path: e.path, type: e.type, mode: e.mode & 0o7777, uid: e.uid, gid: e.gid, layer: e.layer };
+  if (e.type === 'file') out.size = e.size;
+  if (e.target !== undefined) out.target = e.target;
+  if (e.checksum !== undefined) out.checksum = e.checksum;
+  return out;
+}
+
+function treePath(path: string): string {
+  if (typeof path !== 'string') throw new TypeError(`tree path must be a string, got ${typeof path}`);
+  if (path.includes('\0')) throw new RangeError(`tree path contains NUL: ${JSON.stringify(path)}`);
+  const parts = path.split('/').filter((p) => p !== '' && p !== '.');
+  if (parts.includes('..')) throw new RangeError(`tree path must not contain '..': ${JSON.stringify(path)}`);
+  return parts.join('/');
+}
+
+/**
+ * The merged view of a base and extensions, as systemd-sysext's overlay shows it. It reads
+ * like a {@link TreeReader} (no symlink is followed, also not in intermediate components) and
+ * reports conflicts; `mergeOffline` writes it out. Close it when done.
+ * @example
+ * ```ts
+ * const view = await Overlay.open(base, [{ name: 'tools', commit, kind: 'sysext' }], { repo });
+ * try {
+ *   console.log(await view.stat('usr/bin/htop'));
+ *   for (const c of await view.conflicts()) console.log(c.kind, c.path, c.winner);
+ * } finally {
+ *   view.close();
+ * }
+ * ```
+ */
+export class Overlay implements TreeReader {
+  readonly #n: NativeOverlay;
+  /** @internal */
+  readonly repo: Repo | undefined;
+
+  private constructor(n: NativeOverlay, repo: Repo | undefined) {
+    this.#n = n;
+    this.repo = repo;
+  }
+
+  /** Opens the merged view of `base` with `extensions` layered in the order given (bottom first). */
+  static async open(base: Base, extensions: readonly OverlayExtension[], opts: OverlayOptions = {}): Promise<Overlay> {
+    const o = is.options<OverlayOptions>('options', opts);
+    const repo = o.repo ?? (base.source.type === 'commit' ? base.source.repo : undefined);
+    if (extensions.length > 0 && repo === undefined) throw new TypeError('the extensions need a repository: give options.repo');
+    if (base.source.type === 'commit' && repo !== undefined && base.source.repo.path !== repo.path) {
+      throw new TypeError('a commit base must be in the same repository as the extensions');
+    }
+    const confextTarget = is.oneOf('confextTarget', o.confextTarget ?? 'etc', ['etc', 'usr/etc'] as const);
+    const layers: Array<Record<string, unknown>> = [];
+    if (base.source.type === 'commit') layers.push({ name: 'base', commit: base.source.commit });
+    else if (base.source.type === 'directory') layers.push({ name: 'base', path: base.source.path });
+    else layers.push({ name: 'base', path: base.source.sysroot.deploymentPath(base.source.deployment) });
+    for (const [i, e] of extensions.entries()) {
+      is.nonEmpty(`extensions[${i}].name`, e.name);
+      is.checksum(`extensions[${i}].commit`, e.commit);
+      is.oneOf(`extensions[${i}].kind`, e.kind, ['sysext', 'confext'] as const);
+      const hierarchies = mergedHierarchies(e.kind).map((h) => (h === 'etc' && confextTarget === 'usr/etc' ? 'etc:usr/etc' : h));
+      layers.push({ name: e.name, commit: e.commit, hierarchies });
+    }
+    const createMissing = is.bool('createMissingHierarchies', o.createMissingHierarchies, base.source.type !== 'deployment');
+    type Ctor = new (repo: unknown, layers: unknown[], opts: { createMissing: boolean }) => NativeOverlay;
+    const Ctor = (native() as unknown as { Overlay: Ctor }).Overlay;
+    return new Overlay(new Ctor(repo?._native ?? null, layers, { createMissing }), repo);
+  }
+
+  async #query(op: string, path: string, maxBytes?: number): Promise<unknown> {
+    const p = treePath(path);
+    const ops = [maxBytes === undefined ? { op, path: p } : { op, path: p, maxBytes }];
+    const [r] = await cancellable(`read ${op} /${p} in the merged view`, undefined, (c) => this.#n.query(ops, c));
+    return r;
+  }
+
+  /** The entry at `path`, or null when nothing is visible there. */
+  async stat(path: string): Promise<OverlayEntry | null> {
+    const r = (await this.#query('stat', path)) as NativeEntry | null;
+    return r === null ? null : toEntry(r);
+  }
+
+  /** The visible entries of the directory at `path`, sorted by name; null if it is not a directory. */
+  async list(path: string): Promise<OverlayEntry[] | null> {
+    const r = (await this.#query('list', path)) as NativeEntry[] | null;
+    return r === null ? null : r.map(toEntry);
+  }
+
+  /** The content of the regular file at `path` (at most `maxBytes`, else a LIMIT error), or null. */
+  async readFile(path: string, maxBytes?: number): Promise<Buffer | null> {
+    if (maxBytes !== undefined) is.integer('maxBytes', maxBytes, 1, 2 ** 40);
+    return (await this.#query('read', path, maxBytes)) as Buffer | null;
+  }
+
+  /** The target of the symlink at `path`, or null. */
+  async readLink(path: string): Promise<string | null> {
+    return (await this.#query('readlink', path)) as string | null;
+  }
+
+  /** The visible extended attributes of the file or directory at `path`, or null. */
+  async xattrs(path: string): Promise<Record<string, Buffer> | null> {
+    return (await this.#query('xattrs', path)) as Record<string, Buffer> | null;
+  }
+
+  /** Where each hierarchy is mounted (path → layers, topmost first) and what takes no part. */
+  async mounts(): Promise<{ mounts: Record<string, string[]>; skipped: SkippedHierarchy[] }> {
+    const r = await cancellable('merged view', undefined, (c) => this.#n.mounts(c));
+    return { mounts: r.mounts, skipped: r.skipped.map((s) => ({ extension: s.layer, hierarchy: s.hierarchy, reason: s.reason })) };
+  }
+
+  /**
+   * Every path that several layers provide differently, sorted by path: content changes, type
+   * replacements, whiteouts, opaque directories and directory metadata replaced, each naming
+   * the layer systemd shows.
+   */
+  async conflicts(opts: { signal?: AbortSignal } = {}): Promise<OverlayConflict[]> {
+    const list = await cancellable('conflict check', is.signal(opts.signal), (c) => this.#n.conflicts(c));
+    return list.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+  }
+
+  /** @internal Writes the merged tree into the new directory `dest` (see mergeOffline). */
+  writeDirectory(dest: string, opts: { mode?: 'none' | 'user'; signal?: AbortSignal } = {}): Promise<OverlayWriteStats> {
+    return cancellable(`merge into ${dest}`, opts.signal, (c) => this.#n.writeDirectory(dest, opts.mode === undefined ? {} : { mode: opts.mode }, c));
+  }
+
+  /** @internal Writes the merged tree's dirtree/dirmeta objects (inside a transaction). */
+  writeTree(opts: { signal?: AbortSignal } = {}): Promise<{ tree: string; meta: string; stats: OverlayWriteStats }> {
+    return cancellable('merge into a commit', opts.signal, (c) => this.#n.writeTree(c));
+  }
+
+  /** Releases the view; reads in flight finish. */
+  close(): void {
+    this.#n.close();
+  }
+}
+
+/** An extension as the merged view needs it (a {@link SetMember} fits). */
+export interface OverlayMember {
+  name: string;
+  commit: string;
+  kind: 'sysext' | 'confext';
+  /** The repository holding `commit`. */
+  repo?: Repo;
+}
+
+/**
+ * The plugins' read-only merged view of `base` with `extensions` (bottom first). A thin
+ * wrapper over {@link Overlay.open}.
+ * @example
+ * ```ts
+ * const merged = await overlayView(base, members, { repo });
+ * const unit = await merged.readFile('usr/lib/systemd/system/foo.service');
+ * ```
+ */
+export function overlayView(base: Base, extensions: readonly OverlayMember[], opts: OverlayOptions = {}): Promise<Overlay> {
+  const repo = opts.repo ?? extensions.find((e) => e.repo !== undefined)?.repo;
+  return Overlay.open(
+    base,
+    extensions.map((e) => ({ name: e.name, commit: e.commit, kind: e.kind })),
+    repo === undefined ? opts : { ...opts, repo },
+  );
+}
+
+/**
+ * Every entry below `dir` of a tree (paths relative to the tree root), depth first.
+ * @example
+ * ```ts
+ * for await (const e of walk(view, 'usr/lib/systemd/system')) console.log(e.path);
+ * ```
+ */
+export async function* walk(reader: TreeReader, dir: string): AsyncGenerator<TreeEntry> {
+  const entries = await reader.list(dir);
+  for (const e of entries ?? []) {
+    yield e;
+    if (e.type === 'dir') yield* walk(reader, e.path);
+  }
+}
+
+/** One path provided differently by several layers, as {@link fileConflictPlugin} reports it. */
+export type FileConflict = OverlayConflict;
+
+/**
+ * Built-in plugin: warns about every path the layers provide differently (content, type
+ * replacements, whiteouts, opaque directories, replaced directory metadata), naming the
+ * layer systemd shows. Computed by the same engine as the merged view.
+ */
+export const fileConflictPlugin: Plugin = {
+  name: 'file-conflicts',
+  async checkCompatible(ctx) {
+    const view = await overlayView(ctx.base, ctx.extensions, ctx.repo === undefined ? {} : { repo: ctx.repo });
+    try {
+      const conflicts = await view.conflicts(ctx.signal === undefined ? {} : { signal: ctx.signal });
+      if (conflicts.length === 0) return { verdict: 'approve', message: 'no file conflicts' };
+      const shown = conflicts.slice(0, 10).map((c) => `/${c.path} (${c.kind}: ${c.providers.join(', ')}; ${c.winner} wins)`);
+      return {
+        verdict: 'warn',
+        message: `${conflicts.length} conflicting path(s): ${shown.join('; ')}${conflicts.length > 10 ? '; …' : ''}`,
+        details: conflicts,
+      };
+    } finally {
+      view.close();
+    }
+  },
+};
