@@ -7,13 +7,15 @@
  *   output) and `staged/<NAME>/` (a hardlink checkout of each extension: real directories,
  *   since systemd 252 does not discover symlinked images under `--root`);
  * - `ostree/deploy/<os>/deploy/<base>.<serial>.extensions` → that checkout (the binding);
- * - `<root>/run/extensions` → `<set checkout>/staged` and `<root>/run/ostree/extensions` →
- *   the set checkout, each replaced by one `rename()`, so a crash leaves the old or the new
- *   set active, never a mix.
+ * - `<root>/run/ostree/extensions` → the set checkout: the one link that activation replaces,
+ *   by one `rename()`, so a crash leaves the old or the new set active, never a mix;
+ * - `<root>/run/extensions` → `ostree/extensions/staged`: a fixed relative link beneath it
+ *   ({@link ACTIVATION_LINKS}), created once and never changed (systemd-sysext follows a
+ *   symlinked search directory, also under `--root`).
  * @module
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { existsSync, readlinkSync } from 'node:fs';
 import { lstat, mkdir, readdir, readlink, rename, rm, rmdir, symlink } from 'node:fs/promises';
 import { basename, dirname, join, relative, resolve } from 'node:path';
 import * as is from './args.js';
@@ -21,6 +23,7 @@ import { baseFromDeployment } from './base.js';
 import { checkCompatibility, DEFAULT_SYSTEMD_VERSION } from './compat.js';
 import { DeploymentSet, type SetRecord } from './deployment-set.js';
 import { ExtensionError } from './errors-domain.js';
+// Node's recursive mkdir reports a full disk as ENOENT.
 import type { Plugin } from './plugins.js';
 import type { CallOptions } from './repo.js';
 import type { ExtensionStore } from './store.js';
@@ -80,6 +83,8 @@ export interface SetLayout {
   setCheckout(commit: string): string;
   /** The binding link of a deployment (`<deployment dir>.extensions`). */
   binding(d: Deployment): string;
+  /** A started `upgrade` not yet applied (`<setsDir>/.upgrade-pending`), see `Host.upgrade`. */
+  pendingUpgrade: string;
 }
 
 /** Paths of the layout for one sysroot and OS name. */
@@ -89,11 +94,48 @@ export function layout(sysrootPath: string, osname: string): SetLayout {
     setsDir: join(osdir, 'extensions'),
     setCheckout: (commit: string) => join(osdir, 'extensions', `${commit}.0`),
     binding: (d: Deployment) => join(osdir, 'deploy', `${deployName(d)}.extensions`),
+    pendingUpgrade: join(osdir, 'extensions', '.upgrade-pending'),
   };
 }
 
-/** Replaces (or creates) a symlink atomically: a new link under a temporary name, renamed over. */
+/** The link under a root that activation switches: it points at the active set checkout. */
+export const ACTIVE_SET_LINK = 'run/ostree/extensions';
+
+/**
+ * The fixed links under a root, each relative and beneath {@link ACTIVE_SET_LINK}, so that
+ * switching that one link switches them all. Created once, never changed afterwards.
+ * (Confexts will get `run/confexts` → `ostree/extensions/confexts` the same way.)
+ */
+export const ACTIVATION_LINKS: ReadonlyArray<{ readonly link: string; readonly target: string }> = [{ link: 'run/extensions', target: 'ostree/extensions/staged' }];
+
+const TMP_SUFFIX = /^[0-9a-f]{12}$/;
+
+/** Removes what an interrupted {@link replaceSymlink} of `linkPath` left (`.<name>.<hex>`). */
+async function removeStaleLinkTemps(linkPath: string): Promise<void> {
+  const prefix = `.${basename(linkPath)}.`;
+  let entries: string[];
+  try {
+    entries = await readdir(dirname(linkPath));
+  } catch {
+    return;
+  }
+  for (const e of entries) {
+    if (e.startsWith(prefix) && TMP_SUFFIX.test(e.slice(prefix.length))) await rm(join(dirname(linkPath), e), { force: true });
+  }
+}
+
+/**
+ * Replaces (or creates) a symlink atomically: a new link under a temporary name, renamed over.
+ * Nothing happens when the link already has that target; temporaries an interrupted earlier
+ * call left beside it are removed (callers hold the sysroot lock).
+ */
 export async function replaceSymlink(linkPath: string, target: string): Promise<void> {
+  await removeStaleLinkTemps(linkPath);
+  try {
+    if ((await readlink(linkPath)) === target) return;
+  } catch {
+    // absent or not a link: replace it
+  }
   await mkdir(dirname(linkPath), { recursive: true });
   const tmp = join(dirname(linkPath), `.${basename(linkPath)}.${randomBytes(6).toString('hex')}`);
   await symlink(target, tmp);
@@ -120,8 +162,14 @@ async function ensureNotForeign(path: string): Promise<void> {
   throw new ExtensionError('APPLY_FAILED', `${path} exists and is not managed by ostree-sysext (a symlink); move its content to /var/lib/extensions or remove it`);
 }
 
-/** Makes sure the set checkout exists, complete (built aside and renamed into place). */
+/**
+ * Makes sure the set checkout exists, complete (built aside and renamed into place); removes
+ * what interrupted builds of the same checkout left.
+ */
 async function ensureSetCheckout(store: ExtensionStore, dir: string, set: SetRecord, signal?: AbortSignal): Promise<void> {
+  const prefix = `${basename(dir)}.tmp-`;
+  const leftovers = existsSync(dirname(dir)) ? (await readdir(dirname(dir))).filter((e) => e.startsWith(prefix)) : [];
+  for (const e of leftovers) await rm(join(dirname(dir), e), { recursive: true, force: true });
   if (existsSync(dir)) return;
   await mkdir(dirname(dir), { recursive: true });
   const tmp = `${dir}.tmp-${randomBytes(6).toString('hex')}`;
@@ -138,7 +186,8 @@ async function ensureSetCheckout(store: ExtensionStore, dir: string, set: SetRec
   }
 }
 
-function pickDeployment(sysroot: Sysroot, osname: string, given?: Deployment): Deployment {
+/** The deployment sets apply to: `given`, else the booted one of `osname`, else its first. */
+export function pickDeployment(sysroot: Sysroot, osname: string, given?: Deployment): Deployment {
   if (given) return given;
   const booted = sysroot.bootedDeployment();
   if (booted && booted.osname === osname) return booted;
@@ -158,11 +207,13 @@ function activationTarget(sysrootPath: string, root: string, link: string, targe
   return '/' + relative(resolve(sysrootPath), target);
 }
 
+const SET_CHECKOUT_NAME = /([0-9a-f]{64})\.0$/;
+
 /** The set commit bound to a deployment, or null. */
 export async function boundSet(sysroot: Sysroot, d: Deployment): Promise<string | null> {
   try {
     const target = await readlink(layout(sysroot.path, d.osname).binding(d));
-    const m = /([0-9a-f]{64})\.0$/.exec(target);
+    const m = SET_CHECKOUT_NAME.exec(target);
     return m ? m[1]! : null;
   } catch {
     return null;
@@ -170,76 +221,97 @@ export async function boundSet(sysroot: Sysroot, d: Deployment): Promise<string 
 }
 
 /**
+ * The set commit active under `root` (what {@link ACTIVE_SET_LINK} points at), or null. It
+ * counts only when every fixed link of {@link ACTIVATION_LINKS} is in place too.
+ */
+export function activeSet(root: string): string | null {
+  try {
+    for (const l of ACTIVATION_LINKS) if (readlinkSync(join(root, l.link)) !== l.target) return null;
+    return SET_CHECKOUT_NAME.exec(readlinkSync(join(root, ACTIVE_SET_LINK)))?.[1] ?? null;
+  } catch {
+    return null;
+  }
+}
+
+/** @internal {@link applySet} for a caller that already holds the sysroot lock. */
+export async function applyLocked(o: ApplyOptions): Promise<ApplyResult> {
+  const sysroot = o.sysroot;
+  const store = o.store;
+  const osname = o.osname;
+  const signal = o.signal;
+  const root = resolve(o.root ?? o.sysroot.path);
+  const paths = layout(o.sysroot.path, osname);
+  const deployment = pickDeployment(sysroot, osname, o.deployment);
+  const excluded: Array<{ name: string; reason: string }> = [];
+  let setCommit = o.set === undefined ? await boundSet(sysroot, deployment) : is.checksum('set', o.set);
+  if (setCommit === null) {
+    const current = await DeploymentSet.current(store, osname);
+    if (current === null) throw new ExtensionError('APPLY_FAILED', `no set was ever committed for ${osname}`);
+    if (current.base === deployment.checksum) {
+      setCommit = current.commit;
+    } else {
+      // A new OS deployment: re-check the set against its os-release; leave out what no longer fits.
+      const base = await baseFromDeployment(sysroot, deployment);
+      const systemdVersion = o.systemdVersion ?? DEFAULT_SYSTEMD_VERSION;
+      const set = await DeploymentSet.fromCurrent({ store: store, osname, base, systemdVersion, ...(o.plugins ? { plugins: o.plugins } : {}) });
+      for (const m of await set.members()) {
+        const r = checkCompatibility(m.release, base.osRelease, { kind: m.kind, name: m.name, systemdVersion });
+        if (!r.compatible) {
+          excluded.push({ name: m.name, reason: r.reason.message });
+          set.remove(m.name);
+        }
+      }
+      const subject = `Re-check for deployment ${deployName(deployment)}${excluded.length ? ` (left out: ${excluded.map((x) => x.name).join(', ')})` : ''}`;
+      setCommit = (await set.commit({ subject, ...(signal ? { signal } : {}) })).record.commit;
+    }
+  }
+  const set = await DeploymentSet.load(store, osname, setCommit);
+  const checkout = paths.setCheckout(set.commit);
+  await ensureSetCheckout(store, checkout, set, signal);
+  const binding = paths.binding(deployment);
+  await replaceSymlink(binding, relative(dirname(binding), checkout));
+  // The fixed links first: over an older layout (each link switched on its own) they show
+  // what run/ostree/extensions shows, so no moment mixes two sets; then the one switch.
+  for (const l of ACTIVATION_LINKS) {
+    const link = join(root, l.link);
+    await ensureNotForeign(link);
+    await replaceSymlink(link, l.target);
+  }
+  const runState = join(root, ACTIVE_SET_LINK);
+  await replaceSymlink(runState, activationTarget(sysroot.path, root, runState, checkout));
+  const result: ApplyResult = { set, checkout, excluded, binding };
+  if (o.refresh) {
+    const sysexts = [];
+    for (const name of set.order) {
+      if (existsSync(join(checkout, 'staged', name, 'usr', 'lib', 'extension-release.d', `extension-release.${name}`))) sysexts.push(name);
+    }
+    result.merged = await mergeAndVerify('refresh', sysexts, { root, ...(signal ? { signal } : {}) });
+  }
+  return result;
+}
+
+/**
  * Applies a deployment set: checks it out (hardlinks), binds it to its deployment, and
- * switches `run/extensions` to it atomically; optionally asks systemd-sysext to refresh.
- * One apply at a time per sysroot (its lock).
+ * switches `run/ostree/extensions` (and with it `run/extensions`) to it by one rename;
+ * optionally asks systemd-sysext to refresh. One apply at a time per sysroot (its lock).
+ * Applying the same set again changes nothing, and completes an interrupted apply.
  */
 export async function applySet(opts: ApplyOptions): Promise<ApplyResult> {
   const o = is.options<ApplyOptions>('options', opts);
   if (!o.sysroot || !o.store) throw new TypeError('sysroot and store are required');
-  const sysroot = o.sysroot;
-  const store = o.store;
   const osname = is.nonEmpty('osname', o.osname);
   const signal = is.signal(o.signal);
-  const root = resolve(o.root ?? o.sysroot.path);
-  const paths = layout(o.sysroot.path, osname);
-  return sysroot.withLock(
-    async () => {
-      const deployment = pickDeployment(sysroot, osname, o.deployment);
-      const excluded: Array<{ name: string; reason: string }> = [];
-      let setCommit = o.set === undefined ? await boundSet(sysroot, deployment) : is.checksum('set', o.set);
-      if (setCommit === null) {
-        const current = await DeploymentSet.current(store, osname);
-        if (current === null) throw new ExtensionError('APPLY_FAILED', `no set was ever committed for ${osname}`);
-        if (current.base === deployment.checksum) {
-          setCommit = current.commit;
-        } else {
-          // A new OS deployment: re-check the set against its os-release; leave out what no longer fits.
-          const base = await baseFromDeployment(sysroot, deployment);
-          const systemdVersion = o.systemdVersion ?? DEFAULT_SYSTEMD_VERSION;
-          const set = await DeploymentSet.fromCurrent({ store: store, osname, base, systemdVersion, ...(o.plugins ? { plugins: o.plugins } : {}) });
-          for (const m of await set.members()) {
-            const r = checkCompatibility(m.release, base.osRelease, { kind: m.kind, name: m.name, systemdVersion });
-            if (!r.compatible) {
-              excluded.push({ name: m.name, reason: r.reason.message });
-              set.remove(m.name);
-            }
-          }
-          const subject = `Re-check for deployment ${deployName(deployment)}${excluded.length ? ` (left out: ${excluded.map((x) => x.name).join(', ')})` : ''}`;
-          setCommit = (await set.commit({ subject, ...(signal ? { signal } : {}) })).record.commit;
-        }
-      }
-      const set = await DeploymentSet.load(store, osname, setCommit);
-      const checkout = paths.setCheckout(set.commit);
-      await ensureSetCheckout(store, checkout, set, signal);
-      const binding = paths.binding(deployment);
-      await replaceSymlink(binding, relative(dirname(binding), checkout));
-      const runExt = join(root, 'run', 'extensions');
-      const runState = join(root, 'run', 'ostree', 'extensions');
-      await ensureNotForeign(runExt);
-      await replaceSymlink(runState, activationTarget(sysroot.path, root, runState, checkout));
-      await replaceSymlink(runExt, activationTarget(sysroot.path, root, runExt, join(checkout, 'staged')));
-      const result: ApplyResult = { set, checkout, excluded, binding };
-      if (o.refresh) {
-        const sysexts = [];
-        for (const name of set.order) {
-          if (existsSync(join(checkout, 'staged', name, 'usr', 'lib', 'extension-release.d', `extension-release.${name}`))) sysexts.push(name);
-        }
-        result.merged = await mergeAndVerify('refresh', sysexts, { root, ...(signal ? { signal } : {}) });
-      }
-      return result;
-    },
-    { wait: o.wait ?? false, ...(signal ? { signal } : {}) },
-  );
+  return o.sysroot.withLock(() => applyLocked({ ...(o as ApplyOptions), osname, ...(signal ? { signal } : {}) }), { wait: o.wait ?? false, ...(signal ? { signal } : {}) });
 }
 
 /**
- * Deactivates: removes `run/extensions` and `run/ostree/extensions` (only if they are ours)
- * and, with `unmerge`, runs `systemd-sysext unmerge` for `root`.
+ * Deactivates: removes `run/ostree/extensions` (which deactivates everything at once) and
+ * then the fixed links (only if they are symlinks) and, with `unmerge`, runs
+ * `systemd-sysext unmerge` for `root`.
  */
 export async function deactivate(opts: { root: string; unmerge?: boolean; signal?: AbortSignal }): Promise<void> {
   const root = resolve(is.nonEmpty('root', opts.root));
-  for (const p of [join(root, 'run', 'extensions'), join(root, 'run', 'ostree', 'extensions')]) {
+  for (const p of [join(root, ACTIVE_SET_LINK), ...ACTIVATION_LINKS.map((l) => join(root, l.link))]) {
     try {
       if ((await lstat(p)).isSymbolicLink()) await rm(p);
     } catch {
@@ -261,7 +333,7 @@ export async function cleanupSetCheckouts(sysroot: Sysroot, osname: string, root
     if (c) keep.add(`${c}.0`);
   }
   try {
-    const active = await readlink(join(root, 'run', 'ostree', 'extensions'));
+    const active = await readlink(join(root, ACTIVE_SET_LINK));
     keep.add(basename(active));
   } catch {
     // nothing active
@@ -274,7 +346,8 @@ export async function cleanupSetCheckouts(sysroot: Sysroot, osname: string, root
     return removed;
   }
   for (const e of entries) {
-    if (keep.has(e)) continue;
+    // Dot files are records (a pending upgrade), not checkouts.
+    if (keep.has(e) || e.startsWith('.')) continue;
     const p = join(paths.setsDir, e);
     await rm(p, { recursive: true, force: true });
     removed.push(p);

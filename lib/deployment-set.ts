@@ -33,6 +33,8 @@ import { META_SET_EXTENSIONS, type ExtensionStore } from './store.js';
 export const META_SET_BASE = 'ostree-sysext.base';
 /** Metadata key of a set commit with the vote report (JSON). */
 export const META_SET_VOTES = 'ostree-sysext.votes';
+/** Metadata key of a rollback commit naming the set it restores. */
+export const META_SET_ROLLBACK_OF = 'ostree-sysext.rollback-of';
 /** Where a base keeps its plugins, relative to its root. */
 export const BASE_PLUGIN_DIR = 'usr/lib/ostree-sysext/plugins';
 
@@ -53,6 +55,8 @@ export interface SetRecord {
   parent: string | null;
   /** The vote that let it in. */
   votes: VoteReport | null;
+  /** For a rollback commit: the earlier set it made current again; else null. */
+  rollbackOf: string | null;
 }
 
 /** Options of a {@link DeploymentSet}. */
@@ -113,6 +117,7 @@ function recordFrom(osname: string, c: Commit): SetRecord {
     subject: c.subject,
     parent: c.parent,
     votes,
+    rollbackOf: typeof c.metadata[META_SET_ROLLBACK_OF] === 'string' ? (c.metadata[META_SET_ROLLBACK_OF] as string) : null,
   };
 }
 
@@ -167,12 +172,17 @@ export class DeploymentSet {
 
   /**
    * Makes an earlier set current again, as a new commit on top of the history (so the
-   * rollback itself can be rolled back). Its state files are reused as they were.
+   * rollback itself can be rolled back). Its state files are reused as they were. Rolling back
+   * to `to` when the current set already is `to` (or a rollback to it) commits nothing and
+   * returns the current set, so a repeated rollback converges.
    */
   static async rollback(store: ExtensionStore, osname: string, to?: string): Promise<SetRecord> {
+    const wanted = to === undefined ? undefined : is.checksum('to', to);
     const history = await DeploymentSet.history(store, osname);
     if (history.length === 0) throw new ExtensionError('NOT_INSTALLED', `no set exists for ${osname}`);
-    const target = to === undefined ? history[1] : history.find((r) => r.commit === is.checksum('to', to));
+    const head = history[0]!;
+    if (wanted !== undefined && (head.commit === wanted || head.rollbackOf === wanted)) return head;
+    const target = wanted === undefined ? history[1] : history.find((r) => r.commit === wanted);
     if (!target) {
       throw new ExtensionError('NOT_IN_HISTORY', to === undefined ? `the set of ${osname} has no earlier state` : `${to.slice(0, 12)} is not in the set history of ${osname}`);
     }
@@ -181,7 +191,7 @@ export class DeploymentSet {
       fromCommit: target.commit,
       ref: setRef(osname),
       subject: `Roll back to ${target.commit.slice(0, 12)}`,
-      metadata: { ...(meta.metadata as Record<string, never>), 'ostree-sysext.rollback-of': target.commit },
+      metadata: { ...(meta.metadata as Record<string, never>), [META_SET_ROLLBACK_OF]: target.commit },
     });
     return DeploymentSet.load(store, osname, commit);
   }

@@ -8,6 +8,11 @@
 export const EXTENSION_REF_PREFIX = 'ostree-sysext/ext';
 /** Prefix of deployment-set refs. */
 export const SET_REF_PREFIX = 'ostree-sysext/set';
+/**
+ * Prefix of keep refs: one per extension commit that a set (current or in history) names, so
+ * no prune (ours or `ostree admin cleanup`) deletes it. Refs are the roots prune keeps.
+ */
+export const KEEP_REF_PREFIX = 'ostree-sysext/keep';
 
 const PLAIN = /[A-Za-z0-9.-]/;
 
@@ -55,6 +60,11 @@ export function extensionRef(name: string): string {
 /** The ref of the deployment set of an OS name. */
 export function setRef(osname: string): string {
   return `${SET_REF_PREFIX}/${escapeRefComponent(osname)}`;
+}
+
+/** The keep ref of an extension commit a set names. */
+export function keepRef(commit: string): string {
+  return `${KEEP_REF_PREFIX}/${commit}`;
 }
 
 /** The name behind an extension ref, or null if `ref` is not one. */

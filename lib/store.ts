@@ -11,7 +11,7 @@ import { commitReader } from './commit-reader.js';
 import { checkCompatibility, type CompatibilityOptions, type CompatibilityReason } from './compat.js';
 import { ExtensionError } from './errors-domain.js';
 import { isOstreeError } from './errors.js';
-import { EXTENSION_REF_PREFIX, extensionRef, nameFromExtensionRef, originSection, SET_REF_PREFIX } from './refs.js';
+import { EXTENSION_REF_PREFIX, extensionRef, KEEP_REF_PREFIX, keepRef, nameFromExtensionRef, originSection, SET_REF_PREFIX } from './refs.js';
 import { parseRelease } from './release.js';
 import type { PullProgress } from './remote.js';
 import type { CallOptions, Commit, QueryOp, QueryResult, Repo } from './repo.js';
@@ -88,6 +88,10 @@ const META_ORIGIN = 'ostree-sysext.origin';
 const META_SIZE = 'ostree-sysext.size';
 /** Metadata key of a set commit mapping each extension name to its commit. */
 export const META_SET_EXTENSIONS = 'ostree-sysext.extensions';
+/** Key in an origin section marking a removal under way (its value: the removed commit). */
+const REMOVING_KEY = 'removing';
+/** How far back set histories are read for {@link ExtensionStore.keepSetExtensions}. */
+const MAX_SET_HISTORY = 100_000;
 
 function releasePaths(name: string): string[] {
   return [`/usr/lib/extension-release.d/extension-release.${name}`, `/etc/extension-release.d/extension-release.${name}`];
@@ -251,7 +255,6 @@ export class ExtensionStore {
       await this.#checkReplace(name, o.replace);
       const size = await treeSize(directoryReader(out.tree));
       const origin: ExtensionOrigin = { builder: builderName, context: recordedContext };
-      await this.#writeOrigin(name, origin);
       await this.repo.commit({
         tree: out.tree,
         ref: extensionRef(name),
@@ -260,6 +263,9 @@ export class ExtensionStore {
         ...(versionOf(result.kind, result.release, null) ? { version: versionOf(result.kind, result.release, null)! } : {}),
         ...(o.signal ? { signal: o.signal } : {}),
       });
+      // The origin goes after the ref: recorded first, a kill before the commit would make the
+      // next upgrade believe it was already built ("none") and never build it.
+      await this.#writeOrigin(name, origin);
       return this.get(name);
     }
     // Archives and pulled commits are validated in the repository, before any ref points at them.
@@ -278,7 +284,6 @@ export class ExtensionStore {
     const name = nameOf(result, builderName);
     await this.#checkReplace(name, o.replace);
     const origin: ExtensionOrigin = { builder: builderName, context: recordedContext };
-    await this.#writeOrigin(name, origin);
     if ('archive' in out) {
       // Re-commit with our metadata and the right parent; the content objects are shared.
       const size = await treeSize(reader);
@@ -299,6 +304,7 @@ export class ExtensionStore {
     } else {
       await this.repo.setRef(extensionRef(name), commit);
     }
+    await this.#writeOrigin(name, origin);
     return this.get(name);
   }
 
@@ -314,6 +320,27 @@ export class ExtensionStore {
     const section = originSection(name);
     await this.repo.setConfig(section, 'builder', origin.builder);
     await this.repo.setConfig(section, 'context', JSON.stringify(origin.context));
+  }
+
+  /**
+   * The origin recorded in the installed commit (moved with its ref, atomically), else the
+   * config's: after an interrupted install the two may differ, and the commit is what is installed.
+   */
+  async #installedOrigin(name: string, commit: string): Promise<ExtensionOrigin | null> {
+    const recorded = this.origin(name);
+    const meta = (await this.repo.loadCommit(commit)).metadata[META_ORIGIN];
+    // Only for the same builder: a pulled commit's metadata is the vendor's, not ours.
+    if (recorded && typeof meta === 'string') {
+      try {
+        const o = JSON.parse(meta) as { builder?: unknown; context?: unknown };
+        if (o.builder === recorded.builder && o.context && typeof o.context === 'object' && !Array.isArray(o.context)) {
+          return { builder: o.builder, context: o.context as BuilderContext };
+        }
+      } catch {
+        // fall back to the config
+      }
+    }
+    return recorded;
   }
 
   /** Where an installed extension came from, or null if unrecorded. */
@@ -424,24 +451,72 @@ export class ExtensionStore {
   /**
    * Removes an installed extension: its ref, its origin record, and (with `prune`, the
    * default) objects nothing else uses. Refused while an active set includes it, unless `force`.
+   * Commits that any set names (current or in its history, every OS name) are never pruned
+   * (see {@link ExtensionStore.keepSetExtensions}). Re-running it after an interruption
+   * finishes the removal. Hosts serialise it with set changes (the sysroot lock, `Host.remove`).
    */
   async remove(name: string, opts: CallOptions & { force?: boolean; prune?: boolean } = {}): Promise<void> {
     is.nonEmpty('name', name);
     const force = is.bool('force', opts.force, false);
     const prune = is.bool('prune', opts.prune, true);
+    const signal = opts.signal;
     await this.#writes.run(async () => {
+      const section = originSection(name);
       const commit = await this.repo.resolve(extensionRef(name), { allowMissing: true });
-      if (commit === null) throw new ExtensionError('NOT_INSTALLED', `${name} is not installed`);
-      const activeIn = [...(await this.#activeSets()).entries()].filter(([, e]) => name in e).map(([os]) => os);
-      if (activeIn.length > 0 && !force) {
-        throw new ExtensionError('IN_ACTIVE_SET', `${name} is part of the active set of ${activeIn.join(', ')}; undeploy it first or pass force: true`);
+      if (commit === null) {
+        // An interrupted removal left its mark in the origin section: finish it.
+        if (this.repo.config()[section]?.[REMOVING_KEY] === undefined) throw new ExtensionError('NOT_INSTALLED', `${name} is not installed`);
+      } else {
+        const activeIn = [...(await this.#activeSets()).entries()].filter(([, e]) => name in e).map(([os]) => os);
+        if (activeIn.length > 0 && !force) {
+          throw new ExtensionError('IN_ACTIVE_SET', `${name} is part of the active set of ${activeIn.join(', ')}; undeploy it first or pass force: true`);
+        }
+        // The mark first, then the ref; the origin goes last, so a re-run knows what to finish.
+        await this.repo.setConfig(section, REMOVING_KEY, commit);
+        await this.repo.setRef(extensionRef(name), null);
       }
-      await this.repo.setRef(extensionRef(name), null);
-      await this.repo.deleteConfig(originSection(name)).catch((e: unknown) => {
+      if (prune) {
+        await this.keepSetExtensions({ ...(signal ? { signal } : {}) });
+        await this.repo.prune({ refsOnly: true, ...(signal ? { signal } : {}) });
+      }
+      await this.repo.deleteConfig(section).catch((e: unknown) => {
         if (!isOstreeError(e)) throw e;
       });
-      if (prune) await this.repo.prune({ refsOnly: true, ...(opts.signal ? { signal: opts.signal } : {}) });
     });
+  }
+
+  /**
+   * Makes every extension commit that a set names (the current set or one in its history, of
+   * every OS name) a root for prune, with one keep ref each (`ostree-sysext/keep/<commit>`),
+   * and deletes keep refs no set names any more. Idempotent; run before any prune.
+   */
+  async keepSetExtensions(opts: CallOptions = {}): Promise<{ kept: number; added: number; removed: number }> {
+    const signal = opts.signal;
+    const named = new Set<string>();
+    const sets = await this.repo.listRefs({ prefix: SET_REF_PREFIX, remotes: false, ...(signal ? { signal } : {}) });
+    for (const head of Object.values(sets)) {
+      const { commits } = await this.repo.log(head, { maxCount: MAX_SET_HISTORY, ...(signal ? { signal } : {}) });
+      for (const c of commits) {
+        const exts = c.metadata[META_SET_EXTENSIONS];
+        if (!exts || typeof exts !== 'object') continue;
+        for (const v of Object.values(exts as Record<string, unknown>)) if (typeof v === 'string' && is.isChecksum(v)) named.add(v);
+      }
+    }
+    const existing = await this.repo.listRefs({ prefix: KEEP_REF_PREFIX, remotes: false, ...(signal ? { signal } : {}) });
+    const add: string[] = [];
+    for (const c of named) {
+      if (existing[keepRef(c)] === c) continue;
+      // A commit already lost (pruned by an older version) cannot be kept; it is skipped.
+      if (await this.repo.loadCommit(c).then(() => true, () => false)) add.push(c);
+    }
+    const stale = Object.keys(existing).filter((ref) => !named.has(ref.slice(KEEP_REF_PREFIX.length + 1)));
+    if (add.length > 0 || stale.length > 0) {
+      await this.repo.transaction(async (tx) => {
+        for (const c of add) tx.setRef(keepRef(c), c);
+        for (const ref of stale) tx.setRef(ref, null);
+      });
+    }
+    return { kept: named.size, added: add.length, removed: stale.length };
   }
 
   /** The installed extension's commits, newest first. */
@@ -488,7 +563,7 @@ export class ExtensionStore {
     for (const name of names) {
       const from = await this.repo.resolve(extensionRef(name), { allowMissing: true });
       if (from === null) throw new ExtensionError('NOT_INSTALLED', `${name} is not installed`);
-      const origin = this.origin(name);
+      const origin = await this.#installedOrigin(name, from);
       const builder = origin ? this.#builders.get(origin.builder) : undefined;
       if (!origin || !builder) {
         const message = origin ? `builder '${origin.builder}' is not registered` : 'no origin recorded';

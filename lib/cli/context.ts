@@ -7,6 +7,7 @@ import { existsSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { baseFromCommit, baseFromDeployment, baseFromDirectory, type Base } from '../base.js';
 import { isOstreeError } from '../errors.js';
+import { Host } from '../host.js';
 import { Repo } from '../repo.js';
 import { ExtensionStore } from '../store.js';
 import type { Deployment } from '../sysroot.js';
@@ -140,6 +141,11 @@ export class Context {
     }
     const d = await this.deployment();
     return opts.commitForDeployment ? baseFromCommit(await this.repo(), d.checksum) : baseFromDeployment(s, d);
+  }
+
+  /** The host commands on the sysroot, for the OS name and deployment the options select. */
+  async host(): Promise<Host> {
+    return new Host({ sysroot: await this.sysroot(), store: await this.store(), osname: await this.osname(), deployment: await this.deployment(), root: this.root });
   }
 
   /** Releases what was opened. */

@@ -307,7 +307,9 @@ describeAsRoot('ostree-sysext on a sysroot (deploy, apply, boot, live merge)', (
     const d = json([...S(), 'deploy', 'alpha', 'beta']).result;
     expect(d.set.order).toEqual(['alpha', 'beta']);
     expect(d.votes.votes.map((v: { plugin: string; verdict: string }) => [v.plugin, v.verdict])).toEqual([['release-compatibility', 'approve'], ['file-conflicts', 'approve']]);
-    expect(readlinkSync(join(deployDir, 'run/extensions'))).toBe(`/ostree/deploy/testos/extensions/${d.set.commit}.0/staged`);
+    expect(readlinkSync(join(deployDir, 'run/ostree/extensions'))).toBe(`/ostree/deploy/testos/extensions/${d.set.commit}.0`);
+    // One rename switches everything: run/extensions is a fixed link beneath run/ostree/extensions.
+    expect(readlinkSync(join(deployDir, 'run/extensions'))).toBe('ostree/extensions/staged');
     expect(ostreeOk([`--repo=${s.repoPath}`, 'rev-parse', 'ostree-sysext/set/testos']).trim()).toBe(d.set.commit);
 
     const st = json([...S(), 'status']).result;
@@ -329,7 +331,7 @@ describeAsRoot('ostree-sysext on a sysroot (deploy, apply, boot, live merge)', (
     const rb = json([...S(), 'rollback']).result;
     expect(rb.set.order).toEqual(['alpha', 'beta']);
     expect(rb.set.extensions).toEqual(d.set.extensions);
-    expect(readlinkSync(join(deployDir, 'run/extensions'))).toBe(`/ostree/deploy/testos/extensions/${rb.set.commit}.0/staged`);
+    expect(readlinkSync(join(deployDir, 'run/ostree/extensions'))).toBe(`/ostree/deploy/testos/extensions/${rb.set.commit}.0`);
     const live2 = await runInPrivateMountNamespace(
       `mount --bind "$2" "$2" && mount --make-shared "$2"; mount --bind "$1" "$2/sysroot"; systemd-sysext --root="$2" merge >&2; cat "$2/usr/.systemd-sysext/extensions"; cat "$2/usr/share/alpha/file"; systemd-sysext --root="$2" unmerge >&2`,
       { args: [s.path, deployDir] },
@@ -351,9 +353,9 @@ describeAsRoot('ostree-sysext on a sysroot (deploy, apply, boot, live merge)', (
     const up = json([...S(), 'upgrade', 'delta']).result;
     expect(up.outcomes[0]).toMatchObject({ name: 'delta', result: 'updated' });
     expect(up.set.extensions.delta).toBe(up.outcomes[0].to);
-    expect(readlinkSync(join(deployDir, 'run/extensions'))).toBe(`/ostree/deploy/testos/extensions/${up.set.commit}.0/staged`);
-    // run/extensions is an absolute link as seen from inside the deployment (/ostree → the sysroot's).
-    expect(readFileSync(join(s.path, readlinkSync(join(deployDir, 'run/extensions')), 'delta/usr/lib/extension-release.d/extension-release.delta'), 'utf8')).toContain('SYSEXT_VERSION_ID=2');
+    expect(readlinkSync(join(deployDir, 'run/ostree/extensions'))).toBe(`/ostree/deploy/testos/extensions/${up.set.commit}.0`);
+    // run/ostree/extensions is an absolute link as seen from inside the deployment (/ostree → the sysroot's).
+    expect(readFileSync(join(s.path, readlinkSync(join(deployDir, 'run/ostree/extensions')), 'staged', 'delta/usr/lib/extension-release.d/extension-release.delta'), 'utf8')).toContain('SYSEXT_VERSION_ID=2');
     const noApply = json([...S(), 'upgrade', 'delta', '--no-apply']).result;
     expect(noApply.set).toBeUndefined();
   });
@@ -363,7 +365,8 @@ describeAsRoot('ostree-sysext on a sysroot (deploy, apply, boot, live merge)', (
     const runExt = join(deployDir, 'run/extensions');
     run('rm', ['-f', runExt, join(deployDir, 'run/ostree/extensions')]);
     expect(json([...S(), 'boot']).result.applied.set).toBe(current);
-    expect(readlinkSync(runExt)).toBe(`/ostree/deploy/testos/extensions/${current}.0/staged`);
+    expect(readlinkSync(join(deployDir, 'run/ostree/extensions'))).toBe(`/ostree/deploy/testos/extensions/${current}.0`);
+    expect(readlinkSync(runExt)).toBe('ostree/extensions/staged');
 
     // OS 2: alpha pins VERSION_ID=1 and is left out of the new deployment's set.
     s.commitOs('2', { extra: { ostree: { symlink: 'sysroot/ostree' }, sysroot: { dir: true }, run: { dir: true } } });
@@ -377,7 +380,7 @@ describeAsRoot('ostree-sysext on a sysroot (deploy, apply, boot, live merge)', (
     expect(b.stderr).toMatch(/warning: left out alpha: .*VERSION_ID/);
     const applied = JSON.parse(b.stdout).result.applied;
     expect(applied.excluded.map((x: { name: string }) => x.name)).toEqual(['alpha']);
-    const staged = join(s.path, readlinkSync(join(freshDir, 'run/extensions')));
+    const staged = join(s.path, readlinkSync(join(freshDir, 'run/ostree/extensions')), 'staged');
     expect(existsSync(join(staged, 'alpha'))).toBe(false);
     expect(existsSync(join(staged, 'beta'))).toBe(true);
   });

@@ -114,14 +114,15 @@ describeAsRoot('two processes applying sets on one sysroot', () => {
     sysroot?.close();
   });
 
-  /** The active set: `run/extensions` points at a complete staged dir of A or B. */
+  /** The active set: `run/ostree/extensions` points at a set of A or B whose staged dir, seen through `run/extensions`, is complete. */
   function active(): string {
-    const target = readlinkSync(join(sysrootPath, 'run', 'extensions'));
-    const m = /([0-9a-f]{64})\.0\/staged$/.exec(target);
+    expect(readlinkSync(join(sysrootPath, 'run', 'extensions'))).toBe('ostree/extensions/staged');
+    const target = readlinkSync(join(sysrootPath, 'run', 'ostree', 'extensions'));
+    const m = /([0-9a-f]{64})\.0$/.exec(target);
     expect(m, target).not.toBeNull();
     const set = m![1]!;
     expect([setA, setB]).toContain(set);
-    const staged = resolve(join(sysrootPath, 'run'), target);
+    const staged = join(sysrootPath, 'run', 'extensions');
     expect(readdirSync(staged).sort()).toEqual(names[set]);
     for (const n of names[set]!) expect(existsSync(join(staged, n, 'usr/lib/extension-release.d', `extension-release.${n}`))).toBe(true);
     return set;

@@ -320,19 +320,21 @@ describeAsRoot('SIGKILL during applySet', () => {
       () => ['apply', s.path, setB.commit],
       async () => {
         await fsckOk(repo.path);
-        const target = readlinkSync(runExt);
-        const m = /([0-9a-f]{64})\.0\/staged$/.exec(target);
+        // run/extensions is fixed; run/ostree/extensions (switched by one rename) names the set.
+        expect(readlinkSync(runExt)).toBe('ostree/extensions/staged');
+        const target = readlinkSync(join(s.path, 'run', 'ostree', 'extensions'));
+        const m = /([0-9a-f]{64})\.0$/.exec(target);
         expect(m, target).not.toBeNull();
         const active = m![1]!;
         expect([setA.commit, setB.commit]).toContain(active);
-        const staged = resolve(join(s.path, 'run'), target);
+        const staged = resolve(join(s.path, 'run'), readlinkSync(runExt));
         expect(readdirSync(staged).sort()).toEqual(names[active]);
         for (const n of names[active]!) expect(existsSync(join(staged, n, 'usr/lib/extension-release.d', `extension-release.${n}`))).toBe(true);
       },
       async () => {
         // Repeating succeeds, then back to A for the next round.
         const r = await apply(setB.commit);
-        expect(readlinkSync(runExt)).toContain(`${setB.commit}.0/staged`);
+        expect(readlinkSync(join(s.path, 'run', 'ostree', 'extensions'))).toContain(`${setB.commit}.0`);
         expect(readdirSync(join(r.checkout, 'staged')).sort()).toEqual(['alpha', 'beta']);
         await apply(setA.commit);
         await cleanCheckouts();

@@ -1,0 +1,272 @@
+/**
+ * `Host`: what a host does to its sysroot — deploy, undeploy, roll back, upgrade and remove
+ * extensions — each under the sysroot lock, and each convergent: the applied state is a
+ * function of the set ref's target, so re-running a command after a kill or a failure at any
+ * point ends in the state the first run intended. The CLI only parses for it and prints.
+ * @module
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import * as is from './args.js';
+import { activeSet, applyLocked, boundSet, layout, pickDeployment, type ApplyResult } from './activate.js';
+import { baseFromDeployment } from './base.js';
+import { DeploymentSet, type SetRecord } from './deployment-set.js';
+import { ExtensionError } from './errors-domain.js';
+import type { Plugin, VoteReport } from './plugins.js';
+import { extensionRef } from './refs.js';
+import type { CallOptions } from './repo.js';
+import type { ExtensionStore, UpgradeOutcome } from './store.js';
+import type { Deployment, Sysroot } from './sysroot.js';
+
+/** Options of a {@link Host}. */
+export interface HostOptions {
+  sysroot: Sysroot;
+  /** A store over the sysroot's repository. */
+  store: ExtensionStore;
+  osname: string;
+  /** The deployment sets are made for and applied to. Default: the booted one, else the first of `osname`. */
+  deployment?: Deployment;
+  /** Where `run/` lives. Default: the sysroot path (`/` on a booted host). */
+  root?: string;
+  /** systemd version whose rules apply. Default 252. */
+  systemdVersion?: number;
+}
+
+/** Options of one host command. */
+export interface HostCallOptions extends CallOptions {
+  /** Wait for another command (or `ostree admin`) holding the sysroot lock. Default false. */
+  wait?: boolean;
+  /** Then run `systemd-sysext refresh` for the root and check the result. Default false. */
+  refresh?: boolean;
+  /** Plugins that vote on a new set, besides the built-ins and the base's. */
+  plugins?: Plugin[];
+  /** Let warnings pass (vetoes never do). Default false. */
+  force?: boolean;
+}
+
+/** What a set-changing command did. */
+export interface SetChange {
+  /** The set ref's target, now applied. */
+  set: SetRecord;
+  /** The vote of the set committed by this call, else the vote recorded with the set. */
+  votes: VoteReport | null;
+  /** True when this call committed a new set. */
+  committed: boolean;
+  /** True when nothing was committed but the set was not applied yet (an interrupted command finished). */
+  completed: boolean;
+  /** The apply. */
+  applied: ApplyResult;
+}
+
+/** Result of {@link Host.upgrade}. */
+export interface HostUpgradeResult {
+  outcomes: UpgradeOutcome[];
+  /** The set change, when members of the set were updated (now or by an interrupted run). */
+  change: SetChange | null;
+  /**
+   * Why the set change failed (a `SetRefusedError` when plugins refused it), after the
+   * extensions were updated; the pending record stays, so a re-run tries the same change.
+   */
+  setError?: Error;
+}
+
+/** What `upgrade` records before it moves any extension ref: each name's commit before. */
+interface PendingUpgrade {
+  from: Record<string, string | null>;
+}
+
+async function readPending(path: string): Promise<PendingUpgrade | null> {
+  try {
+    const p = JSON.parse(await readFile(path, 'utf8')) as PendingUpgrade;
+    return p && typeof p.from === 'object' && p.from !== null ? p : null;
+  } catch {
+    return null;
+  }
+}
+
+async function writeAtomically(path: string, text: string): Promise<void> {
+  const tmp = `${path}.${randomBytes(6).toString('hex')}`;
+  await writeFile(tmp, text);
+  await rename(tmp, path);
+}
+
+/**
+ * The host-level commands on one sysroot and OS name.
+ *
+ * @example
+ * ```ts
+ * const sysroot = await Sysroot.load('/');
+ * const host = new Host({ sysroot, store: new ExtensionStore(await sysroot.repo()), osname: 'fedora' });
+ * const { set, committed } = await host.deploy(['tools'], { refresh: true });
+ * await host.rollback();            // the previous set again, applied
+ * ```
+ */
+export class Host {
+  readonly #o: HostOptions;
+
+  /** A host over `opts.sysroot`; nothing is read yet. */
+  constructor(opts: HostOptions) {
+    const o = is.options<HostOptions>('options', opts);
+    if (!o.sysroot || !o.store) throw new TypeError('sysroot and store are required');
+    is.nonEmpty('osname', o.osname);
+    this.#o = opts;
+  }
+
+  /** The deployment the commands work on. */
+  get deployment(): Deployment {
+    return pickDeployment(this.#o.sysroot, this.#o.osname, this.#o.deployment);
+  }
+
+  get #root(): string {
+    return resolve(this.#o.root ?? this.#o.sysroot.path);
+  }
+
+  #locked<T>(opts: HostCallOptions, fn: () => Promise<T>): Promise<T> {
+    return this.#o.sysroot.withLock(fn, { wait: opts.wait ?? false, ...(opts.signal ? { signal: opts.signal } : {}) });
+  }
+
+  /** True when `commit` is bound to the deployment and active under the root. */
+  async #isApplied(commit: string): Promise<boolean> {
+    return (await boundSet(this.#o.sysroot, this.deployment)) === commit && activeSet(this.#root) === commit;
+  }
+
+  /** Applies `set` (the set ref's target) and keeps the commits it names from any prune. */
+  async #apply(set: SetRecord, votes: VoteReport | null, committed: boolean, opts: HostCallOptions): Promise<SetChange> {
+    const { sysroot, store, osname } = this.#o;
+    const before = committed ? false : await this.#isApplied(set.commit);
+    await store.keepSetExtensions(opts.signal ? { signal: opts.signal } : {});
+    const applied = await applyLocked({
+      sysroot,
+      store,
+      osname,
+      deployment: this.deployment,
+      set: set.commit,
+      root: this.#root,
+      refresh: opts.refresh ?? false,
+      ...(opts.plugins ? { plugins: opts.plugins } : {}),
+      ...(this.#o.systemdVersion === undefined ? {} : { systemdVersion: this.#o.systemdVersion }),
+      ...(opts.signal ? { signal: opts.signal } : {}),
+    });
+    return { set, votes, committed, completed: !committed && !before, applied };
+  }
+
+  async #commit(change: (set: DeploymentSet) => void, subject: string, opts: HostCallOptions): Promise<SetChange> {
+    const { sysroot, store, osname } = this.#o;
+    const base = await baseFromDeployment(sysroot, this.deployment);
+    const set = await DeploymentSet.fromCurrent({ store, osname, base, ...(opts.plugins ? { plugins: opts.plugins } : {}), ...(this.#o.systemdVersion === undefined ? {} : { systemdVersion: this.#o.systemdVersion }) });
+    change(set);
+    const { record, report } = await set.commit({ force: opts.force ?? false, subject, ...(opts.signal ? { signal: opts.signal } : {}) });
+    return this.#apply(record, report, true, opts);
+  }
+
+  /**
+   * Adds installed extensions (at their installed commits) to the set, lets the plugins vote,
+   * commits and applies it. When the set already holds them at those commits (for this
+   * deployment's base), nothing is committed and the set is applied as it is.
+   */
+  async deploy(names: string[], opts: HostCallOptions = {}): Promise<SetChange> {
+    const list = is.stringArray('names', names).map((n, i) => is.nonEmpty(`names[${i}]`, n));
+    return this.#locked(opts, async () => {
+      const { store, osname } = this.#o;
+      const installed: Record<string, string> = {};
+      for (const n of list) {
+        const c = await store.repo.resolve(extensionRef(n), { allowMissing: true });
+        if (c === null) throw new ExtensionError('NOT_INSTALLED', `${n} is not installed`);
+        installed[n] = c;
+      }
+      const current = await DeploymentSet.current(store, osname);
+      if (current !== null && current.base === this.deployment.checksum && list.every((n) => current.extensions[n] === installed[n])) {
+        return this.#apply(current, current.votes, false, opts);
+      }
+      return this.#commit((set) => list.forEach((n) => set.add(n, installed[n])), `Deploy ${list.join(', ')}`, opts);
+    });
+  }
+
+  /**
+   * Removes extensions from the set (they stay installed), lets the plugins vote on what is
+   * left, commits and applies it. When none of them is in the set any more but the set is
+   * not applied yet (an interrupted undeploy), it is applied; when it is, `NOT_INSTALLED`.
+   */
+  async undeploy(names: string[], opts: HostCallOptions = {}): Promise<SetChange> {
+    const list = is.stringArray('names', names).map((n, i) => is.nonEmpty(`names[${i}]`, n));
+    return this.#locked(opts, async () => {
+      const current = await DeploymentSet.current(this.#o.store, this.#o.osname);
+      if (current !== null && list.length > 0 && list.every((n) => !(n in current.extensions))) {
+        if (!(await this.#isApplied(current.commit))) return this.#apply(current, current.votes, false, opts);
+        throw new ExtensionError('NOT_INSTALLED', `${list[0]} is not in the set`);
+      }
+      return this.#commit((set) => list.forEach((n) => set.remove(n)), `Undeploy ${list.join(', ')}`, opts);
+    });
+  }
+
+  /**
+   * Makes an earlier set (default: the previous one) current again, as a new commit on top of
+   * the history, and applies it. When the current set already is `to`, or is a rollback not
+   * applied yet (an interrupted rollback), it is applied instead of going further back.
+   */
+  async rollback(to?: string, opts: HostCallOptions = {}): Promise<SetChange> {
+    const wanted = to === undefined ? undefined : is.checksum('to', to);
+    return this.#locked(opts, async () => {
+      const { store, osname } = this.#o;
+      const head = await DeploymentSet.current(store, osname);
+      if (wanted === undefined && head !== null && head.rollbackOf !== null && !(await this.#isApplied(head.commit))) {
+        return this.#apply(head, head.votes, false, opts);
+      }
+      const set = await DeploymentSet.rollback(store, osname, wanted);
+      return this.#apply(set, set.votes, set.commit !== head?.commit, opts);
+    });
+  }
+
+  /**
+   * Updates extensions from their origin (see {@link ExtensionStore.upgrade}); members of the
+   * set that were updated go into a new set, voted on, committed and applied. What each name
+   * was before is recorded first (`.upgrade-pending` beside the set checkouts), so a re-run
+   * after an interruption still moves the set to what the first run installed.
+   */
+  async upgrade(opts: HostCallOptions & { names?: string[] } = {}): Promise<HostUpgradeResult> {
+    const names = opts.names === undefined ? undefined : is.stringArray('names', opts.names);
+    return this.#locked(opts, async () => {
+      const { sysroot, store, osname } = this.#o;
+      const path = layout(sysroot.path, osname).pendingUpgrade;
+      const pending = await readPending(path);
+      const from: Record<string, string | null> = { ...(pending?.from ?? {}) };
+      for (const n of names ?? (await store.names())) {
+        if (!(n in from)) from[n] = await store.repo.resolve(extensionRef(n), { allowMissing: true });
+      }
+      await mkdir(layout(sysroot.path, osname).setsDir, { recursive: true });
+      await writeAtomically(path, JSON.stringify({ from } satisfies PendingUpgrade));
+      const outcomes = await store.upgrade({ force: opts.force ?? false, ...(names ? { names } : {}), ...(opts.signal ? { signal: opts.signal } : {}) });
+      const current = await DeploymentSet.current(store, osname);
+      let change: SetChange | null = null;
+      if (current !== null) {
+        const moved: Record<string, string> = {};
+        for (const [n, before] of Object.entries(from)) {
+          const now = await store.repo.resolve(extensionRef(n), { allowMissing: true });
+          if (now !== null && now !== before && n in current.extensions && current.extensions[n] !== now) moved[n] = now;
+        }
+        const inSet = Object.keys(moved).sort();
+        try {
+          if (inSet.length > 0) change = await this.#commit((set) => inSet.forEach((n) => set.add(n, moved[n])), `Upgrade ${inSet.join(', ')}`, opts);
+          else if (pending !== null) change = await this.#apply(current, current.votes, false, opts);
+        } catch (e) {
+          if (!(e instanceof Error)) throw e;
+          return { outcomes, change: null, setError: e };
+        }
+      }
+      await rm(path, { force: true });
+      return { outcomes, change };
+    });
+  }
+
+  /**
+   * Removes an installed extension (see {@link ExtensionStore.remove}) under the sysroot lock,
+   * so no set change runs at the same time: a set never names a commit that was pruned.
+   */
+  async remove(name: string, opts: HostCallOptions & { prune?: boolean } = {}): Promise<void> {
+    is.nonEmpty('name', name);
+    await this.#locked(opts, () =>
+      this.#o.store.remove(name, { force: opts.force ?? false, prune: opts.prune ?? true, ...(opts.signal ? { signal: opts.signal } : {}) }),
+    );
+  }
+}
