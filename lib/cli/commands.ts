@@ -8,7 +8,8 @@ import { readFile } from 'node:fs/promises';
 import { basename, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { applySet, boundSet, type ApplyResult } from '../activate.js';
-import { baseFromDeployment, type Base } from '../base.js';
+import type { HostUpgradeResult, SetChange } from '../host.js';
+import type { Base } from '../base.js';
 import { remoteBuilder, type Builder } from '../builders.js';
 import { checkCompatibility, type CompatibilityReason } from '../compat.js';
 import { DeploymentSet, type SetRecord } from '../deployment-set.js';
@@ -135,17 +136,9 @@ function applyJson(a: ApplyResult): Record<string, unknown> {
   return { set: a.set.commit, checkout: a.checkout, binding: a.binding, excluded: a.excluded, ...(a.merged ? { merged: a.merged } : {}) };
 }
 
-/** Commits a changed set for the OS deployment, then applies it. */
-async function changeSet(ctx: Context, v: Values, change: (set: DeploymentSet) => void, subject: string): Promise<{ set: SetRecord; votes: VoteReport; applied: Record<string, unknown> }> {
-  const store = await ctx.store();
-  const sysroot = await ctx.sysroot();
-  const osname = await ctx.osname();
-  const deployment = await ctx.deployment();
-  const base = await baseFromDeployment(sysroot, deployment);
-  const plugins = await loadPlugins(v);
-  const set = await DeploymentSet.fromCurrent({ store, osname, base, plugins });
-  change(set);
-  const { record, report } = await set.commit({ force: ctx.opts.force, subject, signal: ctx.signal }).catch((e: unknown) => {
+/** Prints a set change of the host API (refusals with their votes) and returns its `--json` part. */
+async function changeSet(ctx: Context, run: () => Promise<SetChange>): Promise<{ set: SetRecord; votes: VoteReport | null; applied: Record<string, unknown> }> {
+  const change = await run().catch((e: unknown) => {
     const r = (e as { report?: VoteReport }).report;
     if (r) {
       ctx.out.info('plugins refused the set:');
@@ -153,9 +146,9 @@ async function changeSet(ctx: Context, v: Values, change: (set: DeploymentSet) =
     }
     throw e;
   });
-  ctx.out.info(`set ${short(record.commit)} for ${osname}: ${record.order.join(', ') || '(empty)'}`);
-  printVotes(ctx, report);
-  const applied = await applySet({ sysroot, store, osname, deployment, set: record.commit, root: ctx.root, wait: ctx.opts.wait, refresh: wantRefresh(ctx, v), plugins, signal: ctx.signal });
+  const { set: record, votes: report, applied } = change;
+  ctx.out.info(`set ${short(record.commit)} for ${record.osname}: ${record.order.join(', ') || '(empty)'}${change.committed ? '' : change.completed ? ' (already committed; now applied)' : ' (unchanged)'}`);
+  if (report) printVotes(ctx, report);
   ctx.out.info(`applied: ${ctx.root}/run/extensions -> ${applied.checkout}/staged${applied.merged ? ` (merged: ${applied.merged.join(', ') || 'none'})` : ''}`);
   return { set: record, votes: report, applied: applyJson(applied) };
 }
@@ -314,8 +307,11 @@ export const COMMANDS: Command[] = [
     args: [1, Infinity],
     async run(ctx, v, names) {
       const store = await ctx.store();
+      // On a sysroot, under its lock: no set change runs between the check and the prune.
+      const host = (await ctx.maybeSysroot()) ? await ctx.host() : null;
       for (const name of names) {
-        await store.remove(name, { force: ctx.opts.force, prune: !v['no-prune'], signal: ctx.signal });
+        const opts = { force: ctx.opts.force, prune: !v['no-prune'], wait: ctx.opts.wait, signal: ctx.signal };
+        await (host ? host.remove(name, opts) : store.remove(name, opts));
         ctx.out.info(`removed ${name}`);
       }
       return { removed: names };
@@ -331,7 +327,9 @@ export const COMMANDS: Command[] = [
     examples: ['ostree-sysext deploy tools', 'ostree-sysext deploy --force tools debug-tools', 'ostree-sysext --sysroot /mnt/sysroot deploy tools --json'],
     args: [1, Infinity],
     async run(ctx, v, names) {
-      return changeSet(ctx, v, (set) => names.forEach((n) => set.add(n)), `Deploy ${names.join(', ')}`);
+      const host = await ctx.host();
+      const plugins = await loadPlugins(v);
+      return changeSet(ctx, () => host.deploy(names, { force: ctx.opts.force, wait: ctx.opts.wait, refresh: wantRefresh(ctx, v), plugins, signal: ctx.signal }));
     },
   },
   {
@@ -343,7 +341,9 @@ export const COMMANDS: Command[] = [
     examples: ['ostree-sysext undeploy tools'],
     args: [1, Infinity],
     async run(ctx, v, names) {
-      return changeSet(ctx, v, (set) => names.forEach((n) => set.remove(n)), `Undeploy ${names.join(', ')}`);
+      const host = await ctx.host();
+      const plugins = await loadPlugins(v);
+      return changeSet(ctx, () => host.undeploy(names, { force: ctx.opts.force, wait: ctx.opts.wait, refresh: wantRefresh(ctx, v), plugins, signal: ctx.signal }));
     },
   },
   {
@@ -355,13 +355,9 @@ export const COMMANDS: Command[] = [
     examples: ['ostree-sysext rollback', 'ostree-sysext rollback 3f2a…(full set commit from `status --json`)'],
     args: [0, 1],
     async run(ctx, v, [to]) {
-      const store = await ctx.store();
-      const sysroot = await ctx.sysroot();
-      const osname = await ctx.osname();
-      const deployment = await ctx.deployment();
-      const set = await DeploymentSet.rollback(store, osname, to);
-      ctx.out.info(`rolled back the set of ${osname}: ${set.order.join(', ') || '(empty)'} (set commit ${short(set.commit)})`);
-      const applied = await applySet({ sysroot, store, osname, deployment, set: set.commit, root: ctx.root, wait: ctx.opts.wait, refresh: wantRefresh(ctx, v), signal: ctx.signal });
+      const host = await ctx.host();
+      const { set, applied, committed } = await host.rollback(to, { wait: ctx.opts.wait, refresh: wantRefresh(ctx, v), signal: ctx.signal });
+      ctx.out.info(`${committed ? 'rolled back' : 'already rolled back'} the set of ${set.osname}: ${set.order.join(', ') || '(empty)'} (set commit ${short(set.commit)})`);
       ctx.out.info(`applied: ${ctx.root}/run/extensions -> ${applied.checkout}/staged`);
       return { set, applied: applyJson(applied) };
     },
@@ -379,7 +375,12 @@ export const COMMANDS: Command[] = [
       const store = await ctx.store();
       store.registerBuilder(remoteWithProgress(ctx));
       await loadBuilders(ctx, v);
-      const outcomes = await store.upgrade({ force: ctx.opts.force, signal: ctx.signal, ...(names.length ? { names } : {}) });
+      // On a sysroot the host upgrades and moves the set in one convergent step; else only the store.
+      const host = !v['no-apply'] && (await ctx.maybeSysroot()) ? await ctx.host() : null;
+      const upgrading = host
+        ? host.upgrade({ force: ctx.opts.force, wait: ctx.opts.wait, refresh: wantRefresh(ctx, v), plugins: await loadPlugins(v), signal: ctx.signal, ...(names.length ? { names } : {}) })
+        : store.upgrade({ force: ctx.opts.force, signal: ctx.signal, ...(names.length ? { names } : {}) }).then((outcomes) => ({ outcomes, change: null }));
+      const { outcomes, change, setError } = (await upgrading) as HostUpgradeResult;
       for (const o of outcomes) {
         ctx.out.info(`${o.name}: ${o.result}${o.result === 'updated' ? ` ${short(o.from)} -> ${short(o.to)}` : ''} (${o.check.status}: ${o.error ? o.error.message.split('\n')[0] : o.check.message})`);
       }
@@ -388,12 +389,8 @@ export const COMMANDS: Command[] = [
       const result: Record<string, unknown> = {
         outcomes: outcomes.map((o) => ({ name: o.name, result: o.result, check: o.check, from: o.from, to: o.to, ...(o.error ? { error: o.error.message } : {}) })),
       };
-      const updated = outcomes.filter((o) => o.result === 'updated').map((o) => o.name);
-      if (updated.length > 0 && !v['no-apply'] && (await ctx.maybeSysroot())) {
-        const current = await DeploymentSet.current(store, await ctx.osname());
-        const inSet = updated.filter((n) => current && n in current.extensions);
-        if (inSet.length > 0) Object.assign(result, await changeSet(ctx, v, (set) => inSet.forEach((n) => set.add(n)), `Upgrade ${inSet.join(', ')}`));
-      }
+      // Outcomes first, then the set change (or its refusal, which is the exit code).
+      if (setError || change) Object.assign(result, await changeSet(ctx, () => (change ? Promise.resolve(change) : Promise.reject(setError))));
       return result;
     },
   },
