@@ -24,6 +24,7 @@ import { checkCompatibility, DEFAULT_SYSTEMD_VERSION } from './compat.js';
 import { DeploymentSet, type SetRecord } from './deployment-set.js';
 import { ExtensionError } from './errors-domain.js';
 // Node's recursive mkdir reports a full disk as ENOENT.
+import { makeDirectory } from './errors.js';
 import type { Plugin } from './plugins.js';
 import type { CallOptions } from './repo.js';
 import type { ExtensionStore } from './store.js';
@@ -136,7 +137,7 @@ export async function replaceSymlink(linkPath: string, target: string): Promise<
   } catch {
     // absent or not a link: replace it
   }
-  await mkdir(dirname(linkPath), { recursive: true });
+  await makeDirectory(dirname(linkPath));
   const tmp = join(dirname(linkPath), `.${basename(linkPath)}.${randomBytes(6).toString('hex')}`);
   await symlink(target, tmp);
   try {
@@ -171,11 +172,11 @@ async function ensureSetCheckout(store: ExtensionStore, dir: string, set: SetRec
   const leftovers = existsSync(dirname(dir)) ? (await readdir(dirname(dir))).filter((e) => e.startsWith(prefix)) : [];
   for (const e of leftovers) await rm(join(dirname(dir), e), { recursive: true, force: true });
   if (existsSync(dir)) return;
-  await mkdir(dirname(dir), { recursive: true });
+  await makeDirectory(dirname(dir));
   const tmp = `${dir}.tmp-${randomBytes(6).toString('hex')}`;
   try {
     await store.repo.checkout(set.commit, tmp, { ...(signal ? { signal } : {}) });
-    await mkdir(join(tmp, 'staged'), { recursive: true });
+    await makeDirectory(join(tmp, 'staged'));
     for (const name of set.order) {
       await store.repo.checkout(set.extensions[name]!, join(tmp, 'staged', name), { ...(signal ? { signal } : {}) });
     }

@@ -3,6 +3,9 @@
  * constructor registered at load time, so every GError arrives as one typed class.
  * @module
  */
+import { lstatSync, statfsSync } from 'node:fs';
+import { lstat, mkdir } from 'node:fs/promises';
+import { dirname, resolve as resolvePath } from 'node:path';
 
 /** Stable symbolic codes of {@link OstreeError}. New codes may be added; existing ones stay. */
 export type OstreeErrorCode =
@@ -125,6 +128,8 @@ export function codeFromGError(domain: string, gerrorCode: number, message: stri
   else if (domain === OSTREE_GPG_ERROR_DOMAIN) code = GPG_CODES[gerrorCode];
   else if (domain === 'g-file-error-quark') code = FILE_CODES[gerrorCode];
   else if (domain === BINDING_ERROR_DOMAIN) code = BINDING_CODES[gerrorCode];
+  // native/objects.cc reports a damaged repository object as INVALID_DATA "corrupted <type> object …".
+  if (code === 'INVALID_DATA' && /^corrupted \w+ object /.test(message)) return 'CORRUPT';
   if (code === undefined || code === 'FAILED') {
     for (const [re, c] of FAILED_PATTERNS) if (re.test(message)) return c;
   }
@@ -189,6 +194,82 @@ export class OstreeError extends Error {
       cause: this.cause,
     });
     return e;
+  }
+}
+
+/** The nearest existing ancestor of `path` (itself when it exists). */
+function existingAncestor(path: string): string | null {
+  for (let p = resolvePath(path); ; p = dirname(p)) {
+    try {
+      lstatSync(p);
+      return p;
+    } catch {
+      if (p === dirname(p)) return null;
+    }
+  }
+}
+
+/**
+ * A Node file-system error a caller can act on, as an {@link OstreeError} with a stable code;
+ * anything else is returned unchanged. `ENOSPC` and `EDQUOT` become `NO_SPACE`. So does an
+ * `ENOENT` from `mkdir` whose nearest existing ancestor's file system has no free blocks or
+ * inodes left: Node's promise-based recursive `mkdir` reports a full file system that way
+ * (the parent it tried to create is missing), which used to surface as "not found".
+ * @example
+ * ```ts
+ * await mkdir(dir, { recursive: true }).catch((e) => { throw fromFsError(e); });
+ * ```
+ */
+export function fromFsError(e: unknown): unknown {
+  if (!(e instanceof Error)) return e;
+  const err = e as NodeJS.ErrnoException;
+  const what = [err.syscall, err.path].filter(Boolean).join(' ');
+  const full = (message: string) =>
+    new OstreeError(message, { domain: G_IO_ERROR_DOMAIN, gerrorCode: 12, code: 'NO_SPACE', cause: e });
+  if (err.code === 'ENOSPC' || err.code === 'EDQUOT') {
+    return full(`no space left on the device${err.code === 'EDQUOT' ? ' (disk quota exceeded)' : ' (or no free inodes)'}${what ? ` (${what})` : ''}`);
+  }
+  if (err.code === 'ENOENT' && err.syscall === 'mkdir' && typeof err.path === 'string') {
+    const at = existingAncestor(dirname(err.path));
+    if (at === null) return e;
+    try {
+      const fs = statfsSync(at);
+      // Root's reserved blocks count as free for root; `bavail` is what others can use.
+      const noBlocks = (process.getuid?.() === 0 ? fs.bfree : fs.bavail) === 0;
+      const noInodes = fs.files > 0 && fs.ffree === 0;
+      if (noBlocks || noInodes) {
+        return full(`no ${noInodes ? 'free inodes' : 'space'} left on the file system holding ${at} (mkdir ${err.path})`);
+      }
+    } catch {
+      return e;
+    }
+  }
+  return e;
+}
+
+/**
+ * `mkdir -p` that reports why it failed. Node's `mkdir(path, { recursive: true })` from
+ * `fs/promises` answers any failure of the last step (ENOSPC, EDQUOT, EROFS…) with the
+ * ENOENT of a `stat` it makes afterwards; this one creates each missing level itself and
+ * throws the real error through {@link fromFsError}.
+ */
+export async function makeDirectory(path: string, mode = 0o755): Promise<void> {
+  try {
+    await mkdir(path, { mode });
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST') {
+      if ((await lstat(path)).isDirectory()) return;
+      throw e;
+    }
+    if (code !== 'ENOENT' || dirname(path) === path) throw fromFsError(e);
+    await makeDirectory(dirname(path), mode);
+    try {
+      await mkdir(path, { mode });
+    } catch (again) {
+      if ((again as NodeJS.ErrnoException).code === 'EEXIST' && (await lstat(path)).isDirectory()) return;
+      throw fromFsError(again);
+    }
   }
 }
 

@@ -4,7 +4,7 @@
  * @module
  */
 import { isExtensionError } from '../errors-domain.js';
-import { AbortError, ArgumentError, isOstreeError } from '../errors.js';
+import { AbortError, ArgumentError, fromFsError, isOstreeError } from '../errors.js';
 import type { PullProgress } from '../remote.js';
 
 /** Exit codes of `ostree-sysext` (documented in docs/cli.md). */
@@ -52,6 +52,7 @@ export function usage(message: string, hint?: string): CliError {
 
 const HINTS: Record<string, string> = {
   SET_REFUSED: 'see every vote with `ostree-sysext check`; warnings (not vetoes) pass with --force',
+  NO_SPACE: 'free space or inodes on the file system of the sysroot or repository, then run the same command again',
   IN_ACTIVE_SET: 'undeploy it first (`ostree-sysext undeploy NAME`) or pass --force',
   ALREADY_INSTALLED: 'pass --replace to install the new content over it',
   NOT_INSTALLED: 'see the installed extensions with `ostree-sysext list`',
@@ -75,7 +76,8 @@ const HINTS: Record<string, string> = {
 };
 
 /** Exit code, stable code and hint for any error. */
-export function classify(e: unknown): { exitCode: number; code: string; hint: string | undefined } {
+export function classify(err: unknown): { exitCode: number; code: string; hint: string | undefined } {
+  const e = fromFsError(err); // ENOSPC/EDQUOT: NO_SPACE
   if (e instanceof CliError) return { exitCode: e.exitCode, code: e.code, hint: e.hint };
   if (e instanceof AbortError || (e as Error)?.name === 'AbortError') return { exitCode: EXIT.INTERRUPTED, code: 'ABORTED', hint: undefined };
   if (e instanceof ArgumentError) return { exitCode: EXIT.USAGE, code: 'USAGE', hint: 'see --help' };
