@@ -121,10 +121,19 @@ export function rev(name: string, v: unknown): string {
 }
 
 /** A path inside a commit, normalised to `/a/b`; refuses `..` and empty components. */
+/** PATH_MAX and NAME_MAX of Linux: no file system can hold a longer path or name. */
+export const PATH_MAX = 4096;
+export const NAME_MAX = 255;
+
 export function treePath(name: string, v: unknown): string {
   const s = string(name, v);
+  // Checked before splitting: a 200 KB path overflowed a worker's stack in libostree's
+  // (recursive) path resolution.
+  if (Buffer.byteLength(s) >= PATH_MAX) throw new ArgumentError(`${name} is longer than ${PATH_MAX - 1} bytes (PATH_MAX)`, 'ERR_INVALID_ARG_VALUE');
   const parts = s.split('/').filter((p) => p !== '' && p !== '.');
   if (parts.some((p) => p === '..')) throw new ArgumentError(`${name} must not contain '..': ${describe(s)}`, 'ERR_INVALID_ARG_VALUE');
+  const long = parts.find((p) => Buffer.byteLength(p) > NAME_MAX);
+  if (long !== undefined) throw new ArgumentError(`${name} has a component longer than ${NAME_MAX} bytes (NAME_MAX): ${describe(long)}`, 'ERR_INVALID_ARG_VALUE');
   return '/' + parts.join('/');
 }
 
@@ -146,9 +155,11 @@ const INT_RANGES: Record<string, [bigint, bigint]> = {
 const OBJECT_PATH = /^\/$|^(\/[A-Za-z0-9_]+)+$/;
 const SIGNATURE = /^[bynqiuxtdhsogvam(){}]*$/;
 
-function typedValue(name: string, v: { $variant?: unknown; value?: unknown }, depth: number): void {
+function typedValue(name: string, v: { $variant?: unknown; value?: unknown }, depth: number): unknown {
+  // Each property is read once: the snapshot holds what was checked.
   const t = v.$variant;
   const value = v.value;
+  const snap = (x: unknown) => Object.freeze({ $variant: t, value: x });
   if (typeof t !== 'string') throw new ArgumentError(`${name}.$variant must be a string, got ${describe(t)}`);
   const range = INT_RANGES[t];
   if (range) {
@@ -156,7 +167,7 @@ function typedValue(name: string, v: { $variant?: unknown; value?: unknown }, de
     if (typeof value === 'number' && !Number.isSafeInteger(value)) throw outOfRange(`${name} ('${t}') must be a safe integer or a bigint, got ${value}`);
     const b = BigInt(value);
     if (b < range[0] || b > range[1]) throw outOfRange(`${name} ('${t}') must be between ${range[0]} and ${range[1]}, got ${b}`);
-    return;
+    return snap(value);
   }
   if (t === 's' || t === 'o' || t === 'g') {
     const s = string(name, value);
@@ -166,10 +177,11 @@ function typedValue(name: string, v: { $variant?: unknown; value?: unknown }, de
   } else if (t === 'd') {
     if (typeof value !== 'number') throw new ArgumentError(`${name} ('d') must be a number, got ${describe(value)}`);
   } else if (t === 'v') {
-    metadataValue(name, value, depth + 1);
+    return snap(metadataValue(name, value, depth + 1));
   } else {
     throw new ArgumentError(`${name}.$variant must be one of s,o,g,b,y,n,q,i,u,x,t,d,v, got ${describe(t)}`, 'ERR_INVALID_ARG_VALUE');
   }
+  return snap(value);
 }
 
 /**
@@ -177,31 +189,43 @@ function typedValue(name: string, v: { $variant?: unknown; value?: unknown }, de
  * (functions, null, Dates, Maps, class instances) would fail there, inside a transaction, or
  * silently become an empty dictionary.
  */
-export function metadataValue(name: string, v: unknown, depth = 0): void {
+export function metadataValue(name: string, v: unknown, depth = 0): unknown {
   if (depth > 32) throw outOfRange(`${name} is nested more than 32 levels deep`);
   if (typeof v === 'string') {
-    string(name, v);
+    return string(name, v);
   } else if (typeof v === 'bigint') {
     if (v < INT_RANGES.x![0] || v > INT_RANGES.x![1]) throw outOfRange(`${name} must fit in 64 bits (use variant('t', …) for unsigned), got ${v}n`);
-  } else if (typeof v === 'number' || typeof v === 'boolean' || v instanceof Uint8Array) {
-    // stored as x or d, b, ay
+    return v;
+  } else if (typeof v === 'number' || typeof v === 'boolean') {
+    return v; // stored as x or d, b
+  } else if (v instanceof Uint8Array) {
+    return new Uint8Array(v); // ay: a copy, so later writes to the caller's buffer change nothing
   } else if (Array.isArray(v)) {
-    v.forEach((x, i) => metadataValue(`${name}[${i}]`, x, depth + 1));
+    const n = v.length;
+    const out: unknown[] = [];
+    for (let i = 0; i < n; i++) out.push(metadataValue(`${name}[${i}]`, v[i], depth + 1));
+    return Object.freeze(out);
   } else if (typeof v === 'object' && v !== null && Object.hasOwn(v, '$variant')) {
-    typedValue(name, v as { $variant?: unknown; value?: unknown }, depth);
+    return typedValue(name, v as { $variant?: unknown; value?: unknown }, depth);
   } else if (typeof v === 'object' && v !== null && [Object.prototype, null].includes(Object.getPrototypeOf(v))) {
-    metadata(name, v, depth + 1);
+    return metadata(name, v, depth + 1);
   } else {
     throw new ArgumentError(`${name} must be a string, number, bigint, boolean, Uint8Array, array, plain object or variant(), got ${describe(v)}`);
   }
 }
 
 /** A metadata dictionary (a{sv}): a plain object of {@link metadataValue}s; undefined values are left out. */
+/**
+ * Returns a frozen snapshot (every getter read once): native code converts the snapshot, so
+ * a getter that answers differently the second time (a deep or cyclic object) never reaches it.
+ */
 export function metadata(name: string, v: unknown, depth = 0): Record<string, unknown> {
+  if (depth > 32) throw outOfRange(`${name} is nested more than 32 levels deep`);
   const o = options<Record<string, unknown>>(name, v);
+  const out = Object.create(null) as Record<string, unknown>;
   for (const [k, x] of Object.entries(o)) {
     string(`${name} key`, k);
-    if (x !== undefined) metadataValue(`${name}.${k}`, x, depth);
+    if (x !== undefined) Object.defineProperty(out, k, { value: metadataValue(`${name}.${k}`, x, depth), enumerable: true });
   }
-  return o;
+  return Object.freeze(out);
 }

@@ -26,6 +26,7 @@ import { ArgumentError, OstreeError } from './errors.js';
 import { native } from './native.js';
 import { annotate, cancellable, SerialQueue } from './signal.js';
 import * as remote from './remote.js';
+import { scanArchive } from './tar-scan.js';
 import type {
   AddRemoteOptions,
   ChangeRemoteOptions,
@@ -476,8 +477,9 @@ export class Repo {
   /** Writes (or with null, removes) a commit's detached metadata. */
   async writeDetachedMetadata(checksum: string, metadata: Record<string, MetadataValue> | null, opts: CallOptions = {}): Promise<void> {
     is.checksum('checksum', checksum);
-    if (metadata !== null) is.metadata('metadata', metadata);
-    await this.#write(`write detached metadata of ${checksum}`, opts.signal, (c) => this._native.writeDetachedMetadata(checksum, metadata, c));
+    // The validated snapshot is what native code converts (a getter is read once).
+    const snapshot = metadata === null ? null : (is.metadata('metadata', metadata) as Record<string, MetadataValue>);
+    await this.#write(`write detached metadata of ${checksum}`, opts.signal, (c) => this._native.writeDetachedMetadata(checksum, snapshot, c));
   }
 
   /**
@@ -617,6 +619,8 @@ export class Repo {
       n.parent = is.isChecksum(parent) ? parent : await this.resolve(parent);
     }
     const what = n.tree ?? n.archive ?? n.fromCommit;
+    // libostree's tar import aborts the process on some hard links: refuse those first.
+    if (n.archive !== undefined) await scanArchive(n.archive, signal);
     const checksum = await cancellable(`commit ${what}`, signal, (c) => this._native.writeCommit(n, c));
     if (ref !== undefined) tx.setRef(ref, checksum);
     return checksum;

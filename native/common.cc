@@ -549,7 +549,10 @@ Napi::Value VariantToJs(Napi::Env env, GVariant* v) {
 // ---- JS -> GVariant ----
 
 static GVariant* JsToVariantAuto(Napi::Env env, Napi::Value value, int depth);
-static GVariant* JsToVardictFloating(Napi::Env env, Napi::Value value);
+// `depth` counts every level of one conversion (dictionaries, arrays, variants), so a deep or
+// cyclic value is refused at kMaxMetadataDepth wherever it nests.
+static constexpr int kMaxMetadataDepth = 128;  // lib/args.ts refuses deeper than 32 levels first
+static GVariant* JsToVardictFloating(Napi::Env env, Napi::Value value, int depth);
 
 static std::string Utf8NoNul(Napi::Env env, Napi::Value v) {
   std::string s = v.As<Napi::String>().Utf8Value();
@@ -616,7 +619,7 @@ static GVariant* JsToVariantTyped(Napi::Env env, const std::string& type, Napi::
 }
 
 static GVariant* JsToVariantAuto(Napi::Env env, Napi::Value value, int depth) {
-  if (depth > 32) throw Napi::RangeError::New(env, "metadata nested too deeply");
+  if (depth > kMaxMetadataDepth) throw Napi::RangeError::New(env, "metadata nested too deeply");
   if (value.IsString()) return g_variant_new_string(Utf8NoNul(env, value).c_str());
   if (value.IsBoolean()) return g_variant_new_boolean(value.As<Napi::Boolean>().Value());
   if (value.IsBigInt()) return g_variant_new_int64(NumberToInt64(env, value));
@@ -660,14 +663,15 @@ static GVariant* JsToVariantAuto(Napi::Env env, Napi::Value value, int depth) {
       if (!t.IsString()) throw Napi::TypeError::New(env, "$variant must be a GVariant type string");
       return JsToVariantTyped(env, t.As<Napi::String>().Utf8Value(), o.Get("value"), depth);
     }
-    return JsToVardictFloating(env, o);
+    return JsToVardictFloating(env, o, depth + 1);
   }
   throw Napi::TypeError::New(env, "metadata values must be strings, numbers, bigints, booleans, Buffers, arrays or objects");
 }
 
-GVariant* JsToVardict(Napi::Env env, Napi::Value value) { return g_variant_ref_sink(JsToVardictFloating(env, value)); }
+GVariant* JsToVardict(Napi::Env env, Napi::Value value) { return g_variant_ref_sink(JsToVardictFloating(env, value, 0)); }
 
-static GVariant* JsToVardictFloating(Napi::Env env, Napi::Value value) {
+static GVariant* JsToVardictFloating(Napi::Env env, Napi::Value value, int depth) {
+  if (depth > kMaxMetadataDepth) throw Napi::RangeError::New(env, "metadata nested too deeply");
   GVariantBuilder b;
   g_variant_builder_init(&b, G_VARIANT_TYPE_VARDICT);
   if (value.IsUndefined() || value.IsNull()) return g_variant_builder_end(&b);
@@ -683,7 +687,7 @@ static GVariant* JsToVardictFloating(Napi::Env env, Napi::Value value) {
       Napi::Value v = o.Get(k);
       if (v.IsUndefined()) continue;
       std::string key = Utf8NoNul(env, k.ToString());
-      GVariant* gv = JsToVariantAuto(env, v, 1);
+      GVariant* gv = JsToVariantAuto(env, v, depth + 1);
       g_variant_builder_add(&b, "{sv}", key.c_str(), gv);
     }
   } catch (...) {

@@ -9,6 +9,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <vector>
+
 namespace osx {
 
 static const char* TypeName(OstreeObjectType type) {
@@ -248,6 +250,179 @@ gboolean CheckContentObject(OstreeRepo* repo, const char* checksum, GError** err
             FALSE);
   }
   return TRUE;
+}
+
+gboolean CheckDetachedMetadata(OstreeRepo* repo, const char* checksum, GError** error) {
+  if (!ostree_validate_checksum_string(checksum, error)) return FALSE;
+  g_autofree char* relpath = g_strdup_printf("objects/%.2s/%s.commitmeta", checksum, checksum + 2);
+  for (OstreeRepo* r = repo; r; r = ostree_repo_get_parent(r)) {
+    struct stat st;
+    if (fstatat(ostree_repo_get_dfd(r), relpath, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+      if (errno == ENOENT) continue;
+      int e = errno;
+      return (SetCorrupt(error, OSTREE_OBJECT_TYPE_COMMIT_META, checksum, "fstatat: %s", g_strerror(e)), FALSE);
+    }
+    if (!S_ISREG(st.st_mode))
+      return (SetCorrupt(error, OSTREE_OBJECT_TYPE_COMMIT_META, checksum, "detached metadata is not a regular file"),
+              FALSE);
+    if (st.st_size > OSTREE_MAX_METADATA_SIZE)
+      return (SetCorrupt(error, OSTREE_OBJECT_TYPE_COMMIT_META, checksum, "detached metadata too large"), FALSE);
+    return TRUE;
+  }
+  return TRUE;
+}
+
+static std::string Hex(GVariant* csum) {
+  g_autofree char* s = ostree_checksum_from_bytes_v(csum);
+  return s;
+}
+
+gboolean ValidateTree(OstreeRepo* repo, const char* tree, const char* meta, unsigned depth0, bool checkContent,
+                      ValidatedSet* seen, GCancellable* cancellable, GError** error) {
+  struct Item {
+    std::string tree, meta;
+    unsigned depth;
+  };
+  std::vector<Item> stack;
+  stack.push_back({tree, meta, depth0});
+  guint64 steps = 0;
+  while (!stack.empty()) {
+    Item it = std::move(stack.back());
+    stack.pop_back();
+    if ((++steps & 255) == 0 && g_cancellable_set_error_if_cancelled(cancellable, error)) return FALSE;
+    if (it.depth > kMaxTreeDepth)
+      return (SetCorrupt(error, OSTREE_OBJECT_TYPE_DIR_TREE, it.tree.c_str(), "directories nested deeper than %u",
+                         kMaxTreeDepth),
+              FALSE);
+    if (seen->metas.insert(it.meta).second) {
+      g_autoptr(GVariant) m = nullptr;
+      if (!LoadValidMetadata(repo, OSTREE_OBJECT_TYPE_DIR_META, it.meta.c_str(), &m, error)) {
+        seen->metas.erase(it.meta);
+        return FALSE;
+      }
+    }
+    auto found = seen->trees.find(it.tree);
+    if (found != seen->trees.end() && found->second >= it.depth) continue;
+    g_autoptr(GVariant) t = nullptr;
+    if (!LoadValidMetadata(repo, OSTREE_OBJECT_TYPE_DIR_TREE, it.tree.c_str(), &t, error)) return FALSE;
+    seen->trees[it.tree] = it.depth;
+    g_autoptr(GVariant) files = g_variant_get_child_value(t, 0);
+    g_autoptr(GVariant) dirs = g_variant_get_child_value(t, 1);
+    if (checkContent) {
+      gsize n = g_variant_n_children(files);
+      for (gsize i = 0; i < n; i++) {
+        const char* name = nullptr;
+        g_autoptr(GVariant) c = nullptr;
+        g_variant_get_child(files, i, "(&s@ay)", &name, &c);
+        std::string hex = Hex(c);
+        if (seen->contents.count(hex)) continue;
+        if (!CheckContentObject(repo, hex.c_str(), error)) return FALSE;
+        seen->contents.insert(hex);
+      }
+    }
+    gsize n = g_variant_n_children(dirs);
+    for (gsize i = 0; i < n; i++) {
+      const char* name = nullptr;
+      g_autoptr(GVariant) tc = nullptr;
+      g_autoptr(GVariant) mc = nullptr;
+      g_variant_get_child(dirs, i, "(&s@ay@ay)", &name, &tc, &mc);
+      stack.push_back({Hex(tc), Hex(mc), it.depth + 1});
+    }
+  }
+  return TRUE;
+}
+
+static gboolean LoadCommitRoots(OstreeRepo* repo, const char* commit, GVariant** out, std::string* tree,
+                                std::string* meta, GError** error) {
+  g_autoptr(GVariant) c = nullptr;
+  if (!LoadValidMetadata(repo, OSTREE_OBJECT_TYPE_COMMIT, commit, &c, error)) return FALSE;
+  g_autoptr(GVariant) tc = g_variant_get_child_value(c, 6);
+  g_autoptr(GVariant) mc = g_variant_get_child_value(c, 7);
+  *tree = Hex(tc);
+  *meta = Hex(mc);
+  if (out) *out = g_steal_pointer(&c);
+  return TRUE;
+}
+
+gboolean ValidateCommitGraph(OstreeRepo* repo, const char* commit, int maxParents, bool checkContent,
+                             ValidatedSet* seen, GCancellable* cancellable, GError** error) {
+  std::string next = commit;
+  std::unordered_set<std::string> chain;  // this walk's commits: a revisit is a cycle
+  for (unsigned n = 0; !next.empty(); n++) {
+    if (n > kMaxHistoryDepth)
+      return (SetCorrupt(error, OSTREE_OBJECT_TYPE_COMMIT, commit, "history longer than %u commits", kMaxHistoryDepth),
+              FALSE);
+    if (!chain.insert(next).second)
+      return (SetCorrupt(error, OSTREE_OBJECT_TYPE_COMMIT, next.c_str(), "parent cycle in history"), FALSE);
+    if (n > 0 && maxParents >= 0 && (int)n > maxParents) break;
+    g_autoptr(GVariant) c = nullptr;
+    std::string tree, meta;
+    GError* local = nullptr;
+    if (!LoadCommitRoots(repo, next.c_str(), &c, &tree, &meta, &local)) {
+      // A missing ancestor ends the local history (shallow pull); a missing head is an error.
+      if (n > 0 && g_error_matches(local, G_IO_ERROR, G_IO_ERROR_NOT_FOUND)) {
+        g_error_free(local);
+        break;
+      }
+      g_propagate_error(error, local);
+      return FALSE;
+    }
+    if (!seen->commits.count(next)) {
+      OstreeRepoCommitState state = OSTREE_REPO_COMMIT_STATE_NORMAL;
+      if (!ostree_repo_load_commit(repo, next.c_str(), nullptr, &state, error)) return FALSE;
+      // A partial commit's tree is legitimately incomplete: libostree does not walk it either.
+      if (!(state & OSTREE_REPO_COMMIT_STATE_PARTIAL) &&
+          !ValidateTree(repo, tree.c_str(), meta.c_str(), 0, checkContent, seen, cancellable, error))
+        return FALSE;
+      seen->commits.insert(next);
+    }
+    g_autofree char* parent = ostree_commit_get_parent(c);
+    next = parent ? parent : "";
+  }
+  return TRUE;
+}
+
+gboolean ValidateCheckoutSource(OstreeRepo* repo, const char* commit, const char* subpath, bool checkContent,
+                                ValidatedSet* seen, GCancellable* cancellable, GError** error) {
+  std::string tree, meta;
+  if (!LoadCommitRoots(repo, commit, nullptr, &tree, &meta, error)) return FALSE;
+  g_auto(GStrv) parts = g_strsplit(subpath ? subpath : "/", "/", -1);
+  unsigned depth = 0;
+  for (char** p = parts; *p; p++) {
+    if (**p == '\0' || strcmp(*p, ".") == 0) continue;
+    if (++depth > kMaxTreeDepth)
+      return (g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "subpath nested deeper than %u",
+                          kMaxTreeDepth),
+              FALSE);
+    g_autoptr(GVariant) t = nullptr;
+    if (!LoadValidMetadata(repo, OSTREE_OBJECT_TYPE_DIR_TREE, tree.c_str(), &t, error)) return FALSE;
+    g_autoptr(GVariant) files = g_variant_get_child_value(t, 0);
+    g_autoptr(GVariant) dirs = g_variant_get_child_value(t, 1);
+    bool found = false;
+    gsize n = g_variant_n_children(dirs);
+    for (gsize i = 0; i < n && !found; i++) {
+      const char* name = nullptr;
+      g_autoptr(GVariant) tc = nullptr;
+      g_autoptr(GVariant) mc = nullptr;
+      g_variant_get_child(dirs, i, "(&s@ay@ay)", &name, &tc, &mc);
+      if (strcmp(name, *p) == 0) {
+        tree = Hex(tc);
+        meta = Hex(mc);
+        found = true;
+      }
+    }
+    if (found) continue;
+    // A file can only be the last component; anything else is libostree's NOT_FOUND to report.
+    n = g_variant_n_children(files);
+    for (gsize i = 0; i < n; i++) {
+      const char* name = nullptr;
+      g_autoptr(GVariant) c = nullptr;
+      g_variant_get_child(files, i, "(&s@ay)", &name, &c);
+      if (strcmp(name, *p) == 0) return checkContent ? CheckContentObject(repo, Hex(c).c_str(), error) : TRUE;
+    }
+    return TRUE;
+  }
+  return ValidateTree(repo, tree.c_str(), meta.c_str(), depth, checkContent, seen, cancellable, error);
 }
 
 }  // namespace osx

@@ -7,11 +7,13 @@
 #include <ostree.h>
 
 #include <string>
+#include <unordered_map>
+#include <unordered_set>
 
 namespace osx {
 
 // Hard bounds for walks over repository graphs.
-constexpr unsigned kMaxTreeDepth = 4096;      // nested directories in one commit (PATH_MAX / 1)
+constexpr unsigned kMaxTreeDepth = 2048;      // nested directories in one commit (PATH_MAX / 2: "a/a/...")
 constexpr unsigned kMaxHistoryDepth = 100000;  // parent links followed in one history walk
 
 // Loads a metadata object (DIRTREE/DIRMETA/COMMIT) after checking that its loose file is a
@@ -38,5 +40,35 @@ void SetCorrupt(GError** error, OstreeObjectType type, const char* checksum, con
 
 // A name allowed in a dirtree: non-empty, <= 255 bytes, not "." or "..", no '/'.
 bool ValidTreeName(const char* name, GError** error);
+
+// What a graph walk has validated already, shared across the commits of one operation so
+// shared subtrees are read once. A dirtree is walked again only when reached deeper than
+// before (the depth bound holds on every path).
+struct ValidatedSet {
+  std::unordered_map<std::string, unsigned> trees;  // dirtree -> deepest depth walked at
+  std::unordered_set<std::string> metas;
+  std::unordered_set<std::string> contents;
+  std::unordered_set<std::string> commits;
+};
+
+// Validates the tree rooted at (tree, meta) and everything below it, iteratively (no
+// recursion), refusing depth > kMaxTreeDepth - depth0. With checkContent, every file object
+// is checked with CheckContentObject too.
+gboolean ValidateTree(OstreeRepo* repo, const char* tree, const char* meta, unsigned depth0, bool checkContent,
+                      ValidatedSet* seen, GCancellable* cancellable, GError** error);
+
+// Validates a commit and its tree; with `history`, every ancestor too, as far as the parents
+// are present (a missing parent ends history, as after a shallow pull), refusing a parent
+// cycle and more than kMaxHistoryDepth ancestors. `maxParents` < 0: no limit but that one.
+gboolean ValidateCommitGraph(OstreeRepo* repo, const char* commit, int maxParents, bool checkContent,
+                             ValidatedSet* seen, GCancellable* cancellable, GError** error);
+
+// Validates the path `subpath` (absolute, inside the commit's tree) and the subtree it names
+// (a directory's whole subtree, or one file's content object): what a checkout of it reads.
+gboolean ValidateCheckoutSource(OstreeRepo* repo, const char* commit, const char* subpath, bool checkContent,
+                                ValidatedSet* seen, GCancellable* cancellable, GError** error);
+
+// Checks that a commit's detached metadata, when present as a loose file, is a regular file.
+gboolean CheckDetachedMetadata(OstreeRepo* repo, const char* checksum, GError** error);
 
 }  // namespace osx

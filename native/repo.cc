@@ -1,5 +1,7 @@
 #include "repo.h"
 
+#include "objects.h"
+
 #include <fcntl.h>
 #include <sys/stat.h>
 
@@ -351,18 +353,25 @@ Napi::Value Repo::SetRefImmediate(const Napi::CallbackInfo& info) {
 
 // ---- commits ----
 
-// libostree 2022.7 reads a damaged commit's checksums unchecked and crashes (the CLI does
-// too): every path that walks a commit's tree checks its structure first.
+// libostree 2022.7 loads commits as trusted variants and reads their checksums unchecked, so a
+// damaged commit crashes it (the CLI too): every path that walks a commit's tree checks it
+// first (objects.h: hash, normal form, structure, not its own parent).
 static gboolean ValidateCommit(const char* checksum, GVariant* commit, GError** err) {
-  if (ostree_validate_structureof_commit(commit, err)) return TRUE;
-  g_prefix_error(err, "commit %s is corrupted: ", checksum);
-  return FALSE;
+  g_autoptr(GBytes) bytes = g_variant_get_data_as_bytes(commit);
+  gsize size = 0;
+  const void* data = g_bytes_get_data(bytes, &size);
+  g_autofree char* actual = g_compute_checksum_for_data(G_CHECKSUM_SHA256, static_cast<const guchar*>(data ? data : ""), size);
+  if (strcmp(actual, checksum) != 0) {
+    SetCorrupt(err, OSTREE_OBJECT_TYPE_COMMIT, checksum, "checksum mismatch (content hashes to %s)", actual);
+    return FALSE;
+  }
+  g_autoptr(GVariant) untrusted = g_variant_ref_sink(g_variant_new_from_bytes(OSTREE_COMMIT_GVARIANT_FORMAT, bytes, FALSE));
+  return ValidateMetadata(OSTREE_OBJECT_TYPE_COMMIT, checksum, untrusted, err);
 }
 
 static gboolean LoadValidCommit(OstreeRepo* repo, const char* checksum, GError** err) {
   g_autoptr(GVariant) commit = nullptr;
-  if (!ostree_repo_load_variant(repo, OSTREE_OBJECT_TYPE_COMMIT, checksum, &commit, err)) return FALSE;
-  return ValidateCommit(checksum, commit, err);
+  return LoadValidMetadata(repo, OSTREE_OBJECT_TYPE_COMMIT, checksum, &commit, err);
 }
 
 struct CommitInfo {
@@ -414,29 +423,40 @@ class LoadCommitsWorker : public RepoWorker {
       return;
     }
     std::string next = csum;
+    // History is bounded: a revisited checksum is a parent cycle (only a damaged repository
+    // has one), and no walk follows more than kMaxHistoryDepth parents.
+    std::set<std::string> seen;
     while (!next.empty() && static_cast<int64_t>(commits_.size()) < max_) {
+      if (!seen.insert(next).second || seen.size() > kMaxHistoryDepth) {
+        if (seen.size() > kMaxHistoryDepth)
+          SetCorrupt(&err, OSTREE_OBJECT_TYPE_COMMIT, next.c_str(), "history longer than %u commits", kMaxHistoryDepth);
+        else
+          SetCorrupt(&err, OSTREE_OBJECT_TYPE_COMMIT, next.c_str(), "parent cycle in history");
+        Fail(err);
+        return;
+      }
       GVariant* commit = nullptr;
-      OstreeRepoCommitState state;
-      if (!ostree_repo_load_commit(repo(), next.c_str(), &commit, &state, &err)) {
+      OstreeRepoCommitState state = OSTREE_REPO_COMMIT_STATE_NORMAL;
+      if (!LoadValidMetadata(repo(), OSTREE_OBJECT_TYPE_COMMIT, next.c_str(), &commit, &err) ||
+          !ostree_repo_load_commit(repo(), next.c_str(), nullptr, &state, &err)) {
         // A missing parent is the end of the locally available history (shallow pull).
         if (!commits_.empty() && g_error_matches(err, G_IO_ERROR, G_IO_ERROR_NOT_FOUND)) {
           g_clear_error(&err);
+          if (commit) g_variant_unref(commit);
           truncated_ = true;
           break;
         }
+        if (commit) g_variant_unref(commit);
         Fail(err);
         return;
       }
       auto ci = std::make_unique<CommitInfo>();
       ci->checksum = next;
       ci->commit = VariantRef(commit);
-      if (!ValidateCommit(next.c_str(), commit, &err)) {
-        Fail(err);
-        return;
-      }
       ci->partial = (state & OSTREE_REPO_COMMIT_STATE_PARTIAL) != 0;
       GVariant* detached = nullptr;
-      if (!ostree_repo_read_commit_detached_metadata(repo(), next.c_str(), &detached, cancellable_, &err)) {
+      if (!CheckDetachedMetadata(repo(), next.c_str(), &err) ||
+          !ostree_repo_read_commit_detached_metadata(repo(), next.c_str(), &detached, cancellable_, &err)) {
         Fail(err);
         return;
       }
@@ -1010,7 +1030,12 @@ class CheckoutWorker : public RepoWorker {
     GError* err = nullptr;
     if (subpath_) opts_.subpath = subpath_->c_str();
     if (devino_) opts_.devino_to_csum_cache = devino_;
-    if (!LoadValidCommit(repo(), commit_.c_str(), &err)) {
+    // The whole source (the subpath and everything below it) is validated before libostree
+    // walks it: damaged metadata, a tree deeper than kMaxTreeDepth, or a content object that
+    // is a FIFO or directory (libostree would block in open() or crash) is CORRUPT.
+    ValidatedSet seen;
+    if (!ValidateCheckoutSource(repo(), commit_.c_str(), subpath_ ? subpath_->c_str() : "/", true, &seen,
+                                cancellable_, &err)) {
       Fail(err);
       return;
     }
@@ -1049,7 +1074,37 @@ class PruneWorker : public RepoWorker {
  protected:
   void Run() override {
     GError* err = nullptr;
-    if (!ostree_repo_prune(repo(), flags_, depth_, &total_, &pruned_, &freed_, cancellable_, &err)) Fail(err);
+    // libostree's prune walks every root's tree recursively and trusts what it reads: a
+    // self-containing or damaged dirtree crashes it. Every root it will walk is validated
+    // first; a damaged one refuses the prune (CORRUPT) before anything is deleted.
+    if (!ValidateRoots(&err) ||
+        !ostree_repo_prune(repo(), flags_, depth_, &total_, &pruned_, &freed_, cancellable_, &err))
+      Fail(err);
+  }
+  gboolean ValidateRoots(GError** err) {
+    ValidatedSet seen;
+    g_autoptr(GHashTable) refs = nullptr;
+    if (!ostree_repo_list_refs_ext(repo(), nullptr, &refs, OSTREE_REPO_LIST_REFS_EXT_NONE, cancellable_, err))
+      return FALSE;
+    GHashTableIter it;
+    gpointer k, v;
+    g_hash_table_iter_init(&it, refs);
+    while (g_hash_table_iter_next(&it, &k, &v)) {
+      if (!ValidateCommitGraph(repo(), static_cast<const char*>(v), depth_, false, &seen, cancellable_, err))
+        return FALSE;
+    }
+    if (flags_ & OSTREE_REPO_PRUNE_FLAGS_REFS_ONLY) return TRUE;
+    // Without refsOnly every commit object is a root too.
+    g_autoptr(GHashTable) commits = nullptr;
+    if (!ostree_repo_list_commit_objects_starting_with(repo(), "", &commits, cancellable_, err)) return FALSE;
+    g_hash_table_iter_init(&it, commits);
+    while (g_hash_table_iter_next(&it, &k, nullptr)) {
+      const char* checksum = nullptr;
+      OstreeObjectType objtype;
+      ostree_object_name_deserialize(static_cast<GVariant*>(k), &checksum, &objtype);
+      if (!ValidateCommitGraph(repo(), checksum, 0, false, &seen, cancellable_, err)) return FALSE;
+    }
+    return TRUE;
   }
   Napi::Value Result(Napi::Env env) override {
     Napi::Object o = Napi::Object::New(env);
@@ -1096,6 +1151,7 @@ class FsckWorker : public RepoWorker {
     }
     g_autoptr(GHashTable) reachable = ostree_repo_traverse_new_reachable();
     std::set<std::string> seenCommits;
+    ValidatedSet validated;
     GHashTableIter it;
     gpointer k, v;
     g_hash_table_iter_init(&it, refs);
@@ -1103,23 +1159,37 @@ class FsckWorker : public RepoWorker {
       const char* csum = static_cast<const char*>(v);
       if (!seenCommits.insert(csum).second) continue;
       // Partial commits (shallow or interrupted pulls) are legitimately incomplete.
-      OstreeRepoCommitState state;
+      OstreeRepoCommitState state = OSTREE_REPO_COMMIT_STATE_NORMAL;
       g_autoptr(GVariant) commit = nullptr;
-      if (!ostree_repo_load_commit(repo(), csum, &commit, &state, &err)) {
+      if (!LoadValidMetadata(repo(), OSTREE_OBJECT_TYPE_COMMIT, csum, &commit, &err) ||
+          !ostree_repo_load_commit(repo(), csum, nullptr, &state, &err)) {
         problems_.push_back({csum, "commit", err->message});
-        missing_.push_back(problems_.size() - 1);
+        if (g_error_matches(err, G_IO_ERROR, G_IO_ERROR_NOT_FOUND)) {
+          missing_.push_back(problems_.size() - 1);
+        } else {
+          corrupt_.push_back(problems_.size() - 1);
+          commits_++;
+        }
         g_clear_error(&err);
-        continue;
-      }
-      if (!ValidateCommit(csum, commit, &err)) {
-        problems_.push_back({csum, "commit", err->message});
-        corrupt_.push_back(problems_.size() - 1);
-        g_clear_error(&err);
-        commits_++;
         continue;
       }
       if (state & OSTREE_REPO_COMMIT_STATE_PARTIAL) {
         partial_++;
+        continue;
+      }
+      // libostree's traversal recurses without a bound and trusts what it reads (a dirtree
+      // that contains itself never ends; a damaged one crashes it): the commit, its history
+      // and every tree object are validated first, content objects checked to be files.
+      if (!ValidateCommitGraph(repo(), csum, -1, true, &validated, cancellable_, &err)) {
+        if (g_error_matches(err, G_IO_ERROR, G_IO_ERROR_CANCELLED)) {
+          Fail(err);
+          return;
+        }
+        problems_.push_back({csum, "commit", err->message});
+        if (g_error_matches(err, G_IO_ERROR, G_IO_ERROR_NOT_FOUND)) missing_.push_back(problems_.size() - 1);
+        else corrupt_.push_back(problems_.size() - 1);
+        g_clear_error(&err);
+        commits_++;
         continue;
       }
       if (!ostree_repo_traverse_commit_union(repo(), csum, -1, reachable, cancellable_, &err)) {

@@ -51,7 +51,7 @@ export function usage(message: string, hint?: string): CliError {
 }
 
 const HINTS: Record<string, string> = {
-  SET_REFUSED: 'see every vote with `ostree-sysext check`; warnings (not vetoes) pass with --force',
+  SET_REFUSED: "see the current set's votes with `ostree-sysext check --vote`; warnings (not vetoes) pass with --force",
   NO_SPACE: 'free space or inodes on the file system of the sysroot or repository, then run the same command again',
   IN_ACTIVE_SET: 'undeploy it first (`ostree-sysext undeploy NAME`) or pass --force',
   ALREADY_INSTALLED: 'pass --replace to install the new content over it',
@@ -133,7 +133,7 @@ export class Output {
   readonly json: boolean;
   /** `--quiet`: no informational text and no progress. */
   readonly quiet: boolean;
-  /** stdout is a terminal: progress is drawn as a bar. */
+  /** stderr, where progress goes, is a terminal: progress is drawn as a bar. */
   readonly tty: boolean;
   readonly #out: NodeJS.WritableStream;
   readonly #err: NodeJS.WritableStream;
@@ -145,7 +145,7 @@ export class Output {
     const out = opts.stdout ?? process.stdout;
     this.#out = out;
     this.#err = opts.stderr ?? process.stderr;
-    this.tty = Boolean(out.isTTY) && !opts.json;
+    this.tty = Boolean((this.#err as NodeJS.WriteStream).isTTY) && !opts.json;
   }
 
   /** A line of human output on stdout (not with --json or --quiet). */
@@ -180,9 +180,22 @@ export class Output {
   progress(label: string): Progress {
     return new Progress(label, this.quiet || this.json ? null : this.#err, this.tty);
   }
+
+  /**
+   * For a step that reports no progress of its own (fsck): `label: text` once, and on a
+   * terminal the seconds elapsed, redrawn every second until `end()`.
+   */
+  activity(label: string, text: string): Progress {
+    const p = this.progress(label);
+    p.tick(text);
+    return p;
+  }
 }
 
-/** Progress of one pull or long step: a redrawn bar on a terminal, a plain line at most every second otherwise. */
+/**
+ * Progress of one pull or long step on stderr: a redrawn bar when stderr is a terminal, a plain
+ * line at most every second otherwise. Nothing is shown before there is progress to show.
+ */
 export class Progress {
   readonly #label: string;
   readonly #stream: NodeJS.WritableStream | null;
@@ -190,6 +203,7 @@ export class Progress {
   #lastLine = 0;
   #drawn = false;
   #start = Date.now();
+  #timer: NodeJS.Timeout | undefined;
 
   /** A reporter writing to `stream` (null: silent). */
   constructor(label: string, stream: NodeJS.WritableStream | null, tty: boolean) {
@@ -200,6 +214,8 @@ export class Progress {
 
   /** Takes a pull's progress snapshot. */
   pull = (p: PullProgress): void => {
+    // A pull that fails before it fetched anything (unknown ref, server down) shows no bar.
+    if (p.requested === 0 && p.fetched === 0 && p.bytesTransferred === 0 && !p.scanning) return;
     const rate = p.elapsedMs > 0 ? (p.bytesTransferred * 1000) / p.elapsedMs : 0;
     const total = Math.max(p.requested, p.fetched);
     const text = `${p.fetched}/${total} objects, ${formatBytes(p.bytesTransferred)}, ${formatBytes(Math.round(rate))}/s${p.scanning ? ', scanning metadata' : ''}`;
@@ -222,10 +238,32 @@ export class Progress {
     this.#stream.write(`${this.#label}: ${text}\n`);
   }
 
-  /** Ends the bar (a newline on a terminal). */
-  end(text?: string): void {
+  /** Shows `text` without a fraction: once as a line, and on a terminal with the seconds elapsed, redrawn each second. */
+  tick(text: string): void {
     if (!this.#stream) return;
-    if (this.#tty && this.#drawn) this.#stream.write('\n');
+    if (!this.#tty) {
+      this.update(0, text, true);
+      return;
+    }
+    const draw = () => {
+      this.#stream!.write(`\r\x1b[2K${this.#label}: ${text} (${Math.floor((Date.now() - this.#start) / 1000)} s)`);
+      this.#drawn = true;
+    };
+    draw();
+    clearInterval(this.#timer);
+    this.#timer = setInterval(draw, 1000);
+    this.#timer.unref();
+  }
+
+  /**
+   * Ends the progress: with `text`, a last line saying how it ended; without, the bar is
+   * cleared so an error line follows cleanly.
+   */
+  end(text?: string): void {
+    clearInterval(this.#timer);
+    if (!this.#stream) return;
+    if (this.#tty && this.#drawn) this.#stream.write(text ? '\n' : '\r\x1b[2K');
+    this.#drawn = false;
     if (text) this.#stream.write(`${this.#label}: ${text} (${((Date.now() - this.#start) / 1000).toFixed(1)} s)\n`);
   }
 }

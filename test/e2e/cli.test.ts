@@ -75,12 +75,68 @@ describe('ostree-sysext on a repository (no root needed)', () => {
     const unknown = cli(['frobnicate']);
     expect(unknown.code).toBe(2);
     expect(unknown.stderr.trim().split('\n')).toHaveLength(1);
-    expect(unknown.stderr).toMatch(/unknown command 'frobnicate'/);
+    expect(unknown.stderr).toBe("ostree-sysext: 'frobnicate' is not an ostree-sysext command (try: ostree-sysext --help)\n");
     expect(cli(['list', '--bogus']).code).toBe(2);
     expect(cli(['remote', 'frob']).code).toBe(2);
     expect(cli(['remove']).code).toBe(2);
     const version = cli(['--version']);
     expect(version.stdout.trim()).toBe(JSON.parse(readFileSync(resolve(BIN, '../../package.json'), 'utf8')).version);
+  });
+
+  // Each usage error: exit 2, nothing on stdout, one line on stderr naming what is wrong.
+  function usageLine(args: string[], line: string): void {
+    const r = cli(args);
+    expect(r.code, args.join(' ')).toBe(2);
+    expect(r.stdout, args.join(' ')).toBe('');
+    expect(r.stderr, args.join(' ')).toBe(`${line}\n`);
+  }
+
+  it('names a misspelled option, an option missing its value, and a misspelled command', () => {
+    usageLine(['--sysroot', dir, '--sysrot', dir, 'list'], "ostree-sysext: unknown option '--sysrot'. Did you mean '--sysroot'? (try: ostree-sysext --help)");
+    usageLine(['--frobnicate', 'list'], "ostree-sysext: unknown option '--frobnicate' (try: ostree-sysext --help)");
+    usageLine(['--sysroot'], "ostree-sysext: option '--sysroot' needs a value (try: ostree-sysext --help)");
+    usageLine(['--sysroot', '-q', 'list'], "ostree-sysext: option '--sysroot' needs a value (try: ostree-sysext --help)");
+    usageLine(['list', '--repo'], "ostree-sysext list: option '--repo' needs a value (try: ostree-sysext list --help)");
+    usageLine(['list', '--bogus'], "ostree-sysext list: unknown option '--bogus' (try: ostree-sysext list --help)");
+    usageLine(['list', '--bsae', 'x'], "ostree-sysext list: unknown option '--bsae'. Did you mean '--base'? (try: ostree-sysext list --help)");
+    usageLine(['list', '-x'], "ostree-sysext list: unknown option '-x' (try: ostree-sysext list --help)");
+    usageLine(['list', '--json=yes'], "ostree-sysext list: option '--json' takes no value (try: ostree-sysext list --help)");
+    usageLine(['lst'], "ostree-sysext: 'lst' is not an ostree-sysext command. Did you mean 'list'? (try: ostree-sysext --help)");
+    usageLine(['--repo', dir, 'rmeove', 'x'], "ostree-sysext: 'rmeove' is not an ostree-sysext command. Did you mean 'remove'? (try: ostree-sysext --help)");
+    usageLine(['help', 'lst'], "ostree-sysext: 'lst' is not an ostree-sysext command. Did you mean 'list'? (try: ostree-sysext --help)");
+    usageLine(['remote'], "ostree-sysext: 'remote' needs a command: add, list, delete (try: ostree-sysext remote --help)");
+    usageLine(['remote', 'lsit'], "ostree-sysext: 'lsit' is not an ostree-sysext remote command. Did you mean 'list'? (try: ostree-sysext remote --help)");
+    usageLine(['remote', 'frob'], "ostree-sysext: 'frob' is not an ostree-sysext remote command (try: ostree-sysext remote --help)");
+    usageLine(['list', 'extra'], "ostree-sysext list: takes no arguments, got 'extra' (try: ostree-sysext list --help)");
+    usageLine(['add'], 'ostree-sysext add: missing argument (ostree-sysext add REMOTE:REF | DIR | ARCHIVE) (try: ostree-sysext add --help)');
+    usageLine(['rollback', 'a', 'b'], "ostree-sysext rollback: too many arguments: 'b' (ostree-sysext rollback [SET]) (try: ostree-sysext rollback --help)");
+    // With --json the same error is the envelope on stdout.
+    const j = cli(['lst', '--json']);
+    expect(j.code).toBe(2);
+    expect(JSON.parse(j.stdout).error).toMatchObject({ code: 'USAGE', exitCode: 2, message: "'lst' is not an ostree-sysext command. Did you mean 'list'?" });
+    // Global options go before or after the command; a command's option may come before it too.
+    expect(cli(['--repo', repoPath, '--base', 'testos/stable', 'list']).code).toBe(0);
+    expect(cli(['list', '--repo', repoPath, '-q']).code).toBe(0);
+    expect(cli(['list', `--repo=${repoPath}`]).code).toBe(0);
+  });
+
+  it('helps with commands that have subcommands, and keeps the global options in the main help', () => {
+    for (const args of [['remote', '--help'], ['help', 'remote'], ['remote', '-h'], ['--help', 'remote']]) {
+      const r = cli(args);
+      expect(r.code, args.join(' ')).toBe(0);
+      expect(r.stdout, args.join(' ')).toMatch(/^Usage: ostree-sysext \[OPTIONS\] remote COMMAND \[ARGS\.\.\.\]\n/);
+      for (const sub of ['add', 'list', 'delete']) expect(r.stdout).toMatch(new RegExp(`^  remote ${sub} +\\S`, 'm'));
+    }
+    const sub = cli(['help', 'remote', 'add']);
+    expect(sub.code).toBe(0);
+    expect(sub.stdout).toContain('Usage: ostree-sysext [OPTIONS] remote add NAME URL');
+    const main = cli(['--help']).stdout;
+    expect(main).toContain('--sysroot DIR');
+    for (const c of ['list', 'remote add', 'deploy']) {
+      const h = cli([...c.split(' '), '--help']).stdout;
+      expect(h, c).not.toContain('--sysroot DIR');
+      expect(h, c).toContain("Global options: --sysroot, --repo, --os, --root, --force, --wait, --json, --quiet, --help, --version (see 'ostree-sysext --help').");
+    }
   });
 
   it('fails with one clear line and no stack trace (unless OSTREE_SYSEXT_DEBUG=1)', () => {
