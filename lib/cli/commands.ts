@@ -21,6 +21,7 @@ import type { InstalledExtension } from '../store.js';
 import { directoryReader, validateExtension } from '../validate.js';
 import type { Context } from './context.js';
 import { CliError, EXIT, formatBytes, table, usage } from './output.js';
+import { setByPrefix, stillAccepted } from './set-lookup.js';
 
 /** Parsed option values of one command. */
 export type Values = Record<string, string | boolean | string[] | undefined>;
@@ -329,7 +330,8 @@ export const COMMANDS: Command[] = [
     async run(ctx, v, names) {
       const host = await ctx.host();
       const plugins = await loadPlugins(v);
-      return changeSet(ctx, () => host.deploy(names, { force: ctx.opts.force, wait: ctx.opts.wait, refresh: wantRefresh(ctx, v), plugins, signal: ctx.signal }));
+      const force = ctx.opts.force || (await stillAccepted(ctx, plugins, (set) => names.forEach((n) => set.add(n))));
+      return changeSet(ctx, () => host.deploy(names, { force, wait: ctx.opts.wait, refresh: wantRefresh(ctx, v), plugins, signal: ctx.signal }));
     },
   },
   {
@@ -343,7 +345,8 @@ export const COMMANDS: Command[] = [
     async run(ctx, v, names) {
       const host = await ctx.host();
       const plugins = await loadPlugins(v);
-      return changeSet(ctx, () => host.undeploy(names, { force: ctx.opts.force, wait: ctx.opts.wait, refresh: wantRefresh(ctx, v), plugins, signal: ctx.signal }));
+      const force = ctx.opts.force || (await stillAccepted(ctx, plugins, (set) => names.forEach((n) => set.remove(n))));
+      return changeSet(ctx, () => host.undeploy(names, { force, wait: ctx.opts.wait, refresh: wantRefresh(ctx, v), plugins, signal: ctx.signal }));
     },
   },
   {
@@ -352,11 +355,12 @@ export const COMMANDS: Command[] = [
     synopsis: '[SET]',
     description: 'Re-commits an earlier set of the OS (default: the previous one) on top of the history, so a rollback can itself be rolled back, and applies it.',
     options: { ...refreshOptions },
-    examples: ['ostree-sysext rollback', 'ostree-sysext rollback 3f2a…(full set commit from `status --json`)'],
+    examples: ['ostree-sysext rollback', 'ostree-sysext rollback fbe953dab273     # a set id as `status` prints it (any unique prefix)'],
     args: [0, 1],
     async run(ctx, v, [to]) {
       const host = await ctx.host();
-      const { set, applied, committed } = await host.rollback(to, { wait: ctx.opts.wait, refresh: wantRefresh(ctx, v), signal: ctx.signal });
+      const id = to === undefined ? undefined : await setByPrefix(await ctx.store(), await ctx.osname(), to);
+      const { set, applied, committed } = await host.rollback(id, { wait: ctx.opts.wait, refresh: wantRefresh(ctx, v), signal: ctx.signal });
       ctx.out.info(`${committed ? 'rolled back' : 'already rolled back'} the set of ${set.osname}: ${set.order.join(', ') || '(empty)'} (set commit ${short(set.commit)})`);
       ctx.out.info(`applied: ${ctx.root}/run/extensions -> ${applied.checkout}/staged`);
       return { set, applied: applyJson(applied) };
@@ -554,14 +558,18 @@ export const COMMANDS: Command[] = [
         const status = valid ? 'valid' : !signed && !required ? 'unsigned' : 'invalid';
         if (status === 'invalid') bad = true;
         results.push({ name, commit: e.commit, status, signed, valid, against: remote ? `remote ${remote}` : keyring ? keyring : null, message, signatures });
-        ctx.out.result(`${name}: ${status === 'unsigned' ? 'unsigned (local build; nothing to verify against)' : message}`);
+        const unsigned = originRemote ? `unsigned (pulled from remote ${originRemote}, which does not require signatures)` : 'unsigned (local build; nothing to verify against)';
+        ctx.out.result(`${name}: ${status === 'unsigned' ? unsigned : message}`);
       }
       let fsck = null;
       if (!v['no-fsck']) {
-        const p = ctx.out.progress('fsck');
-        p.update(0, `checking ${store.repo.path}`, true);
-        fsck = await store.repo.fsck({ signal: ctx.signal });
-        p.end();
+        // libostree's fsck reports no progress: say what runs and for how long, not a fake bar.
+        const p = ctx.out.activity('fsck', `checking every object of ${store.repo.path}`);
+        try {
+          fsck = await store.repo.fsck({ signal: ctx.signal });
+        } finally {
+          p.end();
+        }
         if (!fsck.ok) bad = true;
         ctx.out.result(`fsck: ${fsck.ok ? 'ok' : 'PROBLEMS'}: ${fsck.commitsChecked} commits, ${fsck.objectsChecked} objects, ${fsck.missing.length} missing, ${fsck.corrupt.length} corrupt`);
         for (const p2 of [...fsck.missing, ...fsck.corrupt]) ctx.out.result(`  ${p2.objectType} ${p2.checksum}: ${p2.message}`);
@@ -588,6 +596,9 @@ export const COMMANDS: Command[] = [
       await repo.addRemote(name!, { url: url!, gpgVerify: !v['no-gpg-verify'], ifNotExists: Boolean(v['if-not-exists']), replace: Boolean(v.replace), signal: ctx.signal });
       let imported = 0;
       if (str(v, 'gpg-import')) imported = await repo.importRemoteKeys(name!, await readFile(resolve(str(v, 'gpg-import')!)), { signal: ctx.signal });
+      if (!v['no-gpg-verify'] && imported === 0 && !existsSync(resolve(repo.path, `${name}.trustedkeys.gpg`))) {
+        ctx.out.warn(`remote ${name} verifies GPG signatures but has no key: pulls fail until you import the vendor's key (ostree-sysext remote add ${name} ${url} --gpg-import KEYFILE --replace), unless it is in /usr/share/ostree/trusted.gpg.d`);
+      }
       ctx.out.info(`added remote ${name} (${url})${v['no-gpg-verify'] ? ', GPG verification off' : ''}${imported ? `, ${imported} key(s) imported` : ''}`);
       return { remote: repo.getRemote(name!), keysImported: imported };
     },

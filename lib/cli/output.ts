@@ -202,6 +202,8 @@ export class Progress {
   readonly #tty: boolean;
   #lastLine = 0;
   #drawn = false;
+  #shown = false;
+  #pending: string | undefined;
   #start = Date.now();
   #timer: NodeJS.Timeout | undefined;
 
@@ -214,8 +216,12 @@ export class Progress {
 
   /** Takes a pull's progress snapshot. */
   pull = (p: PullProgress): void => {
-    // A pull that fails before it fetched anything (unknown ref, server down) shows no bar.
-    if (p.requested === 0 && p.fetched === 0 && p.bytesTransferred === 0 && !p.scanning) return;
+    // Nothing counted yet: a pull that fails now (unknown ref, server down) shows no bar; a
+    // local (file://) pull counts nothing at all, so its summary is shown when it succeeds.
+    if (p.requested === 0 && p.fetched === 0 && p.bytesTransferred === 0 && !p.scanning) {
+      this.#pending = p.status;
+      return;
+    }
     const rate = p.elapsedMs > 0 ? (p.bytesTransferred * 1000) / p.elapsedMs : 0;
     const total = Math.max(p.requested, p.fetched);
     const text = `${p.fetched}/${total} objects, ${formatBytes(p.bytesTransferred)}, ${formatBytes(Math.round(rate))}/s${p.scanning ? ', scanning metadata' : ''}`;
@@ -230,11 +236,13 @@ export class Progress {
       const full = Math.max(0, Math.min(width, Math.round(fraction * width)));
       this.#stream.write(`\r\x1b[2K${this.#label} [${'#'.repeat(full)}${'-'.repeat(width - full)}] ${text}`);
       this.#drawn = true;
+      this.#shown = true;
       return;
     }
     const now = Date.now();
     if (!final && now - this.#lastLine < 1000) return;
     this.#lastLine = now;
+    this.#shown = true;
     this.#stream.write(`${this.#label}: ${text}\n`);
   }
 
@@ -264,6 +272,7 @@ export class Progress {
     if (!this.#stream) return;
     if (this.#tty && this.#drawn) this.#stream.write(text ? '\n' : '\r\x1b[2K');
     this.#drawn = false;
+    if (text && !this.#shown && this.#pending) this.#stream.write(`${this.#label}: ${this.#pending}\n`);
     if (text) this.#stream.write(`${this.#label}: ${text} (${((Date.now() - this.#start) / 1000).toFixed(1)} s)\n`);
   }
 }

@@ -268,10 +268,24 @@ export default {
     afterAll(() => key?.dispose());
 
     it('adds, lists and deletes remotes', () => {
-      const added = json([...R(), 'remote', 'add', 'vendor', `file://${vendor}`, '--gpg-import', key.publicKeyFile]).result;
-      expect(added).toMatchObject({ remote: { name: 'vendor', url: `file://${vendor}`, gpgVerify: true }, keysImported: 1 });
+      const withKey = cli([...R(), 'remote', 'add', 'vendor', `file://${vendor}`, '--gpg-import', key.publicKeyFile, '--json']);
+      expect(withKey.code, withKey.stderr).toBe(0);
+      expect(withKey.stderr).toBe('');
+      expect(JSON.parse(withKey.stdout).result).toMatchObject({ remote: { name: 'vendor', url: `file://${vendor}`, gpgVerify: true }, keysImported: 1 });
       expect(cli([...R(), 'remote', 'add', 'vendor', `file://${vendor}`]).code).toBe(1);
-      expect(cli([...R(), 'remote', 'add', 'vendor', `file://${vendor}`, '--if-not-exists']).code).toBe(0);
+      // The remote has its key already: no warning.
+      const again = cli([...R(), 'remote', 'add', 'vendor', `file://${vendor}`, '--if-not-exists']);
+      expect(again.code).toBe(0);
+      expect(again.stderr).toBe('');
+      // GPG on and no key: added, with a warning saying what will fail and what to do.
+      const noKeys = cli([...R(), 'remote', 'add', 'nokeys', `file://${vendor}`]);
+      expect(noKeys.code).toBe(0);
+      expect(noKeys.stderr).toBe(
+        `warning: remote nokeys verifies GPG signatures but has no key: pulls fail until you import the vendor's key (ostree-sysext remote add nokeys file://${vendor} --gpg-import KEYFILE --replace), unless it is in /usr/share/ostree/trusted.gpg.d\n`,
+      );
+      json([...R(), 'remote', 'delete', 'nokeys']);
+      expect(cli([...R(), 'remote', 'add', 'plain', `file://${vendor}`, '--no-gpg-verify']).stderr).toBe('');
+      json([...R(), 'remote', 'delete', 'plain']);
       json([...R(), 'remote', 'add', 'tmp', 'https://example.invalid/repo', '--no-gpg-verify']);
       expect(json([...R(), 'remote', 'list']).result.remotes.map((r: { name: string; gpgVerify: boolean }) => [r.name, r.gpgVerify])).toEqual([
         ['tmp', false],
@@ -286,17 +300,37 @@ export default {
     it('installs REMOTE:REF with progress lines, refuses unsigned content (6), verifies signatures and fsck', () => {
       const r = cli([...R(), 'add', 'vendor:ext/vendored']);
       expect(r.code, r.stderr).toBe(0);
-      expect(r.stderr).toMatch(/^pull vendor:ext\/vendored: \d+\/\d+ objects, [\d.]+ (B|KiB|MiB), [\d.]+ (B|KiB|MiB)\/s/m);
+      // A local (file://) pull counts no objects while it runs: its summary is shown at the end.
+      expect(r.stderr).toMatch(/^pull vendor:ext\/vendored: \d+ metadata, \d+ content objects imported.*\npull vendor:ext\/vendored: done \([\d.]+ s\)\n$/);
+      expect(r.stderr).not.toMatch(/ 0\/0 objects/);
       expect(r.stdout).toMatch(/installed vendored 5/);
       const unsigned = cli([...R(), 'add', 'vendor:ext/unsigned']);
       expect(unsigned.code).toBe(6);
       expect(unsigned.stderr).toMatch(/GPG|signature/i);
-      expect(cli([...R(), 'add', 'vendor:ext/missing']).code).not.toBe(0);
+      // A pull that fails before fetching anything prints its error line and no progress.
+      const missing = cli([...R(), 'add', 'vendor:ext/missing']);
+      expect(missing.code).not.toBe(0);
+      expect(missing.stderr.trim().split('\n'), missing.stderr).toHaveLength(1);
+      expect(missing.stderr).toMatch(/^ostree-sysext add: /);
+      expect(missing.stderr).not.toMatch(/objects|B\/s/);
 
       const v = json([...R(), 'verify', 'vendored', 'hello']).result;
       expect(v.extensions.map((e: { name: string; status: string }) => [e.name, e.status])).toEqual([['vendored', 'valid'], ['hello', 'unsigned']]);
       expect(v.extensions[0].signatures[0].fingerprint).toBe(key.fingerprint);
       expect(v.fsck).toMatchObject({ ok: true, missing: [], corrupt: [] });
+      // Without a terminal, fsck says once what it checks (it reports no progress to draw).
+      const plain = cli([...R(), 'verify', 'hello']);
+      expect(plain.code).toBe(0);
+      expect(plain.stdout).toMatch(/^hello: unsigned \(local build; nothing to verify against\)\nfsck: ok: /);
+      expect(plain.stderr).toBe(`fsck: checking every object of ${repoPath}\n`);
+      // Pulled from a remote that does not require signatures: unsigned, and not called a local build.
+      json([...R(), 'remote', 'add', 'plain', `file://${vendor}`, '--no-gpg-verify']);
+      json([...R(), 'add', 'plain:ext/unsigned']);
+      const pulled = cli([...R(), 'verify', 'unsigned', '--no-fsck']);
+      expect(pulled.code).toBe(0);
+      expect(pulled.stdout).toBe('unsigned: unsigned (pulled from remote plain, which does not require signatures)\n');
+      json([...R(), 'remove', 'unsigned']);
+      json([...R(), 'remote', 'delete', 'plain']);
       // Against the vendor's keys, a local build is unsigned: verification fails.
       expect(json([...R(), 'verify', 'hello', '--remote', 'vendor', '--no-fsck'], 6).result.extensions[0].status).toBe('invalid');
       // A damaged object: fsck reports it.
@@ -313,12 +347,40 @@ export default {
       }
     });
 
-    it('draws a progress bar when stdout is a terminal', () => {
-      json([...R(), 'remove', 'vendored']);
-      // script(1) gives the command a terminal.
-      const r = spawnSync('script', ['-qec', `${process.execPath} ${BIN} --repo ${repoPath} add vendor:ext/vendored`, '/dev/null'], { encoding: 'utf8' });
-      expect(r.status, r.stdout).toBe(0);
-      expect(r.stdout).toMatch(/\r\x1b\[2Kpull vendor:ext\/vendored \[[#-]{24}\] \d+\/\d+ objects/);
+    it('draws a progress bar when stderr, where it goes, is a terminal', async () => {
+      // script(1) gives the command a terminal; its output is what the terminal showed.
+      const onTerminal = (shell: string) => spawnSync('script', ['-qec', shell, '/dev/null'], { encoding: 'utf8' });
+      const cmd = `${process.execPath} ${BIN} --repo ${repoPath}`;
+      // Over HTTP, libostree counts objects as they arrive.
+      const server = await startNginx({ root: vendor });
+      try {
+        json([...R(), 'remote', 'add', 'web', server.url, '--no-gpg-verify']);
+        const bar = /\r\x1b\[2Kpull web:ext\/vendored \[[#-]{24}\] \d+\/\d+ objects, [\d.]+ (B|KiB|MiB), [\d.]+ (B|KiB|MiB)\/s/;
+        json([...R(), 'remove', 'vendored']);
+        // stdout redirected to a file, stderr on the terminal: the bar is drawn.
+        const out = join(dir, 'add-stdout');
+        const r = onTerminal(`${cmd} add web:ext/vendored >${out}`);
+        expect(r.status, r.stdout).toBe(0);
+        expect(r.stdout).toMatch(bar);
+        expect(readFileSync(out, 'utf8')).toMatch(/^installed vendored 5 /);
+        json([...R(), 'remove', 'vendored']);
+        // stderr redirected to a file, stdout on the terminal: plain lines, no escape codes.
+        const err = join(dir, 'add-stderr');
+        const r2 = onTerminal(`${cmd} add web:ext/vendored 2>${err}`);
+        expect(r2.status, r2.stdout).toBe(0);
+        const lines = readFileSync(err, 'utf8');
+        expect(lines).not.toContain('\x1b');
+        expect(lines).toMatch(/^pull web:ext\/vendored: [1-9]\d*\/\d+ objects, [\d.]+ (B|KiB|MiB), [\d.]+ (B|KiB|MiB)\/s\npull web:ext\/vendored: done/m);
+        // fsck reports no progress: on a terminal, what runs and the seconds elapsed, cleared before the result.
+        const f = onTerminal(`${cmd} verify hello`);
+        expect(f.status, f.stdout).toBe(0);
+        expect(f.stdout).toMatch(new RegExp(`\\r\\x1b\\[2Kfsck: checking every object of ${repoPath.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} \\(\\d+ s\\)\\r\\x1b\\[2Kfsck: ok: `));
+        json([...R(), 'remove', 'vendored']);
+        json([...R(), 'remote', 'delete', 'web']);
+        json([...R(), 'add', 'vendor:ext/vendored']);
+      } finally {
+        await server.stop();
+      }
     });
   });
 
@@ -377,6 +439,8 @@ describeAsRoot('ostree-sysext on a sysroot (deploy, apply, boot, live merge)', (
 
     const u = json([...S(), 'undeploy', 'alpha']).result;
     expect(u.set.order).toEqual(['beta']);
+    const shortId = /^current set ([0-9a-f]{12}) /m.exec(cli([...S(), 'status']).stdout)?.[1];
+    expect(shortId).toBe(u.set.commit.slice(0, 12));
     expect(cli([...S(), 'undeploy', 'alpha']).code).toBe(4);
     const live1 = await runInPrivateMountNamespace(
       `mount --bind "$2" "$2" && mount --make-shared "$2"; mount --bind "$1" "$2/sysroot"; systemd-sysext --root="$2" merge >&2; cat "$2/usr/.systemd-sysext/extensions"; systemd-sysext --root="$2" unmerge >&2`,
@@ -394,6 +458,16 @@ describeAsRoot('ostree-sysext on a sysroot (deploy, apply, boot, live merge)', (
     );
     expect(live2.stdout, live2.stderr).toMatch(/^alpha\nbeta\nalpha \d+\n$/);
     expect(cli([...S(), 'rollback', 'f'.repeat(64)]).code).toBe(4);
+    // The short id `status` printed works (a unique prefix); errors name no internal parameter.
+    const byPrefix = json([...S(), 'rollback', shortId!]).result;
+    expect(byPrefix.set.extensions).toEqual(u.set.extensions);
+    const notId = cli([...S(), 'rollback', 'zz']);
+    expect(notId.code).toBe(2);
+    expect(notId.stderr).toBe("ostree-sysext rollback: 'zz' is not a set id (4 to 64 hex digits, as `ostree-sysext status` prints them) (try: see the sets with `ostree-sysext status --json`)\n");
+    const unknownId = cli([...S(), 'rollback', 'ffffffffffff']);
+    expect(unknownId.code).toBe(4);
+    expect(unknownId.stderr).toBe('ostree-sysext rollback: no set of testos has the id ffffffffffff (try: see the history with `ostree-sysext status --json`)\n');
+    expect(json([...S(), 'rollback', rb.set.commit.slice(0, 12)]).result.set.extensions).toEqual(d.set.extensions);
 
     // Offline merge of the current set onto the deployment's commit.
     const out = join(dir, 'sysroot-merged');
@@ -414,6 +488,35 @@ describeAsRoot('ostree-sysext on a sysroot (deploy, apply, boot, live merge)', (
     expect(readFileSync(join(s.path, readlinkSync(join(deployDir, 'run/ostree/extensions')), 'staged', 'delta/usr/lib/extension-release.d/extension-release.delta'), 'utf8')).toContain('SYSEXT_VERSION_ID=2');
     const noApply = json([...S(), 'upgrade', 'delta', '--no-apply']).result;
     expect(noApply.set).toBeUndefined();
+  });
+
+  it('a warning accepted with --force does not block changing other members; the refusal names the command showing the votes', () => {
+    // shadow replaces a file of the base: file-conflicts warns.
+    json(['--sysroot', s.path, 'add', extTree('shadow', 'ID=_any\n', { 'usr/share/base/file': 'shadowed\n' })]);
+    json(['--sysroot', s.path, 'add', extTree('epsilon', 'ID=_any\n')]);
+    json(['--sysroot', s.path, 'add', extTree('clash', 'ID=_any\n', { 'usr/share/base/file': 'clash\n' })]);
+    const refused = cli([...S(), 'deploy', 'shadow']);
+    expect(refused.code).toBe(3);
+    expect(refused.stdout).toMatch(/^ {2}warn +file-conflicts: 1 conflicting path\(s\): \/usr\/share\/base\/file /m);
+    expect(refused.stderr.trim().split('\n')).toHaveLength(1);
+    const see = `ostree-sysext --sysroot ${s.path} check --vote shadow`;
+    expect(refused.stderr).toMatch(/^ostree-sysext deploy: the set was refused \(warnings pass with force\): /);
+    expect(refused.stderr).toContain(` (try: see every vote with \`${see}\`; warnings (not vetoes) pass with --force)\n`);
+    // That command shows the same vote.
+    const shown = cli(see.split(' ').slice(1));
+    expect(shown.code).toBe(3);
+    expect(shown.stdout).toMatch(/^ {2}warn +file-conflicts: 1 conflicting path\(s\): \/usr\/share\/base\/file /m);
+    json([...S(), '--force', 'deploy', 'shadow']);
+    // The warning about shadow was accepted: changing other members is not refused for it.
+    for (const args of [['deploy', 'epsilon'], ['undeploy', 'epsilon']]) {
+      const r = cli([...S(), ...args]);
+      expect(r.code, `${args.join(' ')}: ${r.stderr}`).toBe(0);
+      expect(r.stdout).toMatch(/^accepted with --force before, still accepted: file-conflicts: 1 conflicting path\(s\): \/usr\/share\/base\/file /m);
+    }
+    // A new conflict was never accepted: refused.
+    expect(cli([...S(), 'deploy', 'clash']).code).toBe(3);
+    json([...S(), 'undeploy', 'shadow']);
+    expect(json([...S(), 'status']).result.set.order).not.toContain('shadow');
   });
 
   it('boot re-applies the bound set, and re-checks it for a new deployment', async () => {
@@ -503,9 +606,17 @@ describeAsRoot('ostree-sysext on a sysroot (deploy, apply, boot, live merge)', (
     const tourDir = /--dir (\S+)/.exec(block)![1]!;
     removeTree(tourDir);
     afterAll(() => removeTree(tourDir));
+    // Run where a user runs it: a project with the package installed (node_modules/.bin), so npx
+    // takes that bin. (In the clone itself npm 11's npx installs the clone into its cache, which
+    // runs the install script: an unlocked rebuild of build/ under the other tests' feet.)
+    const project = join(dir, 'tour-project');
+    mkdirSync(join(project, 'node_modules', '.bin'), { recursive: true });
+    writeFileSync(join(project, 'package.json'), JSON.stringify({ name: 'tour', private: true }));
+    symlinkSync(resolve(BIN, '../..'), join(project, 'node_modules', 'ostree-sysext'));
+    symlinkSync('../ostree-sysext/bin/ostree-sysext.js', join(project, 'node_modules', '.bin', 'ostree-sysext'));
     const outputs: string[] = [];
     for (const line of lines) {
-      const r = spawnSync('bash', ['-c', line], { cwd: resolve(BIN, '../..'), encoding: 'utf8', env: { ...process.env, OSTREE_SYSEXT_DEBUG: '' } });
+      const r = spawnSync('bash', ['-c', line], { cwd: project, encoding: 'utf8', env: { ...process.env, OSTREE_SYSEXT_DEBUG: '' } });
       const expected = /# exit (\d+)/.exec(line)?.[1] ?? '0';
       expect(r.status, `${line}\n${r.stderr}`).toBe(Number(expected));
       outputs.push(r.stdout);
