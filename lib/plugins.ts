@@ -5,13 +5,12 @@
  * Plugins fail closed: one that crashes, hangs or answers garbage counts as a veto.
  * @module
  */
-import { spawn } from 'node:child_process';
 import { constants } from 'node:fs';
 import { access, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import type { Base } from './base.js';
 import { checkCompatibility } from './compat.js';
+import { canonicalizeState, executablePlugin, modulePlugin } from './plugin-sandbox.js';
 import { mergedHierarchies } from './merge.js';
 import type { TreeEntry, TreeReader } from './validate.js';
 
@@ -107,7 +106,6 @@ export interface VoteReport {
 
 /** Default time limit of one plugin call. */
 export const DEFAULT_PLUGIN_TIMEOUT_MS = 30_000;
-const MAX_PLUGIN_OUTPUT = 1 << 20;
 const RANK: Record<Verdict, number> = { approve: 0, warn: 1, veto: 2 };
 
 function isAnswer(v: unknown): v is VoteAnswer {
@@ -126,8 +124,9 @@ async function withTimeout<T>(what: string, ms: number, work: (signal: AbortSign
       work(ac.signal),
       new Promise<never>((_, reject) => {
         timer = setTimeout(() => {
-          ac.abort(new Error('timeout'));
-          reject(new Error(`${what} did not answer within ${ms} ms`));
+          const late = new Error(`${what} did not answer within ${ms} ms`);
+          ac.abort(late);
+          reject(late);
         }, ms);
       }),
     ]);
@@ -164,7 +163,11 @@ export async function runVote(plugins: readonly Plugin[], ctx: PluginContext, op
   return { verdict, votes, accepted: verdict === 'approve' || (verdict === 'warn' && force), forced: force };
 }
 
-/** Runs every plugin's `deployFinish`; the first failure rejects (the set is then not committed). */
+/**
+ * Runs every plugin's `deployFinish`; the first failure rejects (the set is then not
+ * committed). After each plugin the state directory is made canonical, or refused with
+ * `STATE_REFUSED` (see {@link canonicalizeState}).
+ */
 export async function runDeployFinish(plugins: readonly Plugin[], ctx: DeployContext, opts: { timeoutMs?: number } = {}): Promise<void> {
   const timeoutMs = opts.timeoutMs ?? DEFAULT_PLUGIN_TIMEOUT_MS;
   for (const p of plugins) {
@@ -174,6 +177,8 @@ export async function runDeployFinish(plugins: readonly Plugin[], ctx: DeployCon
     } catch (e) {
       throw new Error(`plugin ${p.name} failed to generate state: ${(e as Error)?.message ?? String(e)}`, { cause: e });
     }
+    // After each plugin, so the refusal names the one that left the file.
+    await canonicalizeState(ctx.stateDir, p.name);
   }
 }
 
@@ -345,149 +350,13 @@ export const fileConflictPlugin: Plugin = {
 
 // ---- executable and module plugins ----
 
-/** Version of the JSON protocol spoken with executable plugins. */
-export const PLUGIN_PROTOCOL = 1;
-
-function describeContext(ctx: PluginContext): Record<string, unknown> {
-  return {
-    protocol: PLUGIN_PROTOCOL,
-    osname: ctx.osname,
-    systemdVersion: ctx.systemdVersion,
-    base: {
-      id: ctx.base.id,
-      osRelease: ctx.base.osRelease,
-      ...(ctx.base.source.type === 'directory' ? { path: ctx.base.source.path } : {}),
-      ...(ctx.base.source.type === 'deployment' ? { path: ctx.base.source.sysroot.deploymentPath(ctx.base.source.deployment) } : {}),
-    },
-    extensions: ctx.extensions.map((e) => ({ name: e.name, commit: e.commit, kind: e.kind, release: e.release, ...(e.path ? { path: e.path } : {}) })),
-  };
-}
-
-// Confinement of executable plugins (see SECURITY.md). As root, when `unshare` works, the
-// plugin runs in private mount and PID namespaces where every mount is remounted read-only,
-// only its state directory is bound writable on top, and it execs with no capabilities
-// (empty bounding set, no_new_privs), so it can neither remount nor leave the namespace.
-// The script is a constant: paths reach it as arguments, never inside the script text.
-const CONFINE_SCRIPT = `set -eu
-state="$1"; shift
-# Mount points and their per-mount options (read once: the table changes as we go).
-mounts=$(cat /proc/self/mountinfo)
-while read -r _id _parent _dev _root mp opts _rest; do
-  printf -v mp '%b' "\${mp//\\\\/\\\\0}"
-  mountpoint -q -- "$mp" 2>/dev/null || continue
-  keep=$(printf '%s' "$opts" | tr ',' '\\n' | grep -v -x -e rw -e ro | paste -sd, -)
-  mount -o "remount,bind,ro\${keep:+,$keep}" -- "$mp" 2>/dev/null || umount -l -- "$mp" 2>/dev/null || { echo "confinement: cannot make $mp read-only" >&2; exit 125; }
-done <<< "$mounts"
-if [ -n "$state" ]; then
-  mount --bind -- "$state" "$state"
-  mount -o remount,bind,rw -- "$state"
-  cd -- "$state"
-else
-  cd /
-fi
-exec setpriv --no-new-privs --bounding-set=-all --inh-caps=-all --ambient-caps=-all --reset-env -- "$@"
-`;
-
-type Confinement = 'namespace' | 'none';
-let confinementProbe: Promise<Confinement> | undefined;
-
-/**
- * How executable plugins are confined here: `namespace` as root with a working `unshare`
- * and `setpriv` (probed once), else `none`. `OSTREE_SYSEXT_PLUGIN_CONFINEMENT=required`
- * makes `none` an error (the plugin then counts as a veto); `off` disables confinement.
- */
-function confinement(): Promise<Confinement> {
-  const want = process.env.OSTREE_SYSEXT_PLUGIN_CONFINEMENT ?? 'auto';
-  if (want === 'off') return Promise.resolve('none');
-  confinementProbe ??= new Promise<Confinement>((resolvePromise) => {
-    if (process.getuid?.() !== 0) {
-      resolvePromise('none');
-      return;
-    }
-    const probe = spawn('unshare', ['--mount', '--propagation', 'private', '--pid', '--fork', '--mount-proc', '--', 'setpriv', '--bounding-set=-all', '--', 'true'], { stdio: 'ignore' });
-    probe.on('error', () => resolvePromise('none'));
-    probe.on('close', (code) => resolvePromise(code === 0 ? 'namespace' : 'none'));
-  });
-  return confinementProbe.then((c) => {
-    if (c === 'none' && want === 'required') {
-      throw new Error('plugin confinement is required (OSTREE_SYSEXT_PLUGIN_CONFINEMENT=required) but unavailable: it needs root, unshare and setpriv');
-    }
-    return c;
-  });
-}
-
-/**
- * Runs a program without a shell, feeds it JSON, and parses its JSON answer. Confined where
- * possible (see {@link confinement}): only `stateDir` (when given) is writable.
- */
-async function callExecutable(path: string, action: string, input: unknown, stateDir: string | undefined, signal: AbortSignal): Promise<unknown> {
-  const how = await confinement();
-  signal.throwIfAborted();
-  const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', LANG: 'C.UTF-8' };
-  const [command, args] =
-    how === 'namespace'
-      ? ['unshare', ['--mount', '--propagation', 'private', '--pid', '--fork', '--mount-proc', '--kill-child=SIGKILL', '--', 'bash', '-c', CONFINE_SCRIPT, 'confine', stateDir ?? '', 'env', `PATH=${env.PATH}`, `LANG=${env.LANG}`, path, action]]
-      : [path, [action]];
-  return new Promise((resolvePromise, reject) => {
-    const child = spawn(command, args as string[], { cwd: stateDir ?? '/', stdio: ['pipe', 'pipe', 'pipe'], signal, killSignal: 'SIGKILL', env });
-    let out = '';
-    let err = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => {
-      out += d;
-      if (out.length > MAX_PLUGIN_OUTPUT) child.kill('SIGKILL');
-    });
-    child.stderr.setEncoding('utf8').on('data', (d: string) => {
-      if (err.length < 4096) err += d;
-    });
-    child.on('error', (e) => reject(e));
-    child.on('close', (code, sig) => {
-      if (sig || code !== 0) {
-        reject(new Error(`${path} ${action} exited with ${sig ?? `code ${code}`}${err ? `: ${err.trim().split('\n').slice(-3).join(' / ')}` : ''}`));
-        return;
-      }
-      if (action === 'deploy-finish' && out.trim() === '') {
-        resolvePromise(null);
-        return;
-      }
-      try {
-        resolvePromise(JSON.parse(out));
-      } catch {
-        reject(new Error(`${path} ${action} printed something that is not JSON: ${out.slice(0, 200)}`));
-      }
-    });
-    child.stdin.on('error', () => undefined); // a plugin that exits without reading its input
-    child.stdin.end(JSON.stringify(input));
-  });
-}
-
-/**
- * A plugin backed by an executable in any language. It is run without a shell as
- * `PROGRAM check` and `PROGRAM deploy-finish`, with a JSON document on stdin (`protocol`,
- * `osname`, `systemdVersion`, `base`, `extensions`, and for deploy-finish `stateDir` and
- * `layers`), in the state directory as working directory. `check` prints
- * `{"verdict": "approve"|"warn"|"veto", "message": "…"}`; `deploy-finish` writes files into
- * `stateDir` and exits 0.
- */
-export function executablePlugin(path: string, name = path.split('/').pop() ?? path): Plugin {
-  return {
-    name,
-    async checkCompatible(ctx) {
-      return callExecutable(path, 'check', describeContext(ctx), undefined, ctx.signal ?? new AbortController().signal) as Promise<VoteAnswer>;
-    },
-    async deployFinish(ctx) {
-      const layers = [
-        ...(ctx.base.source.type === 'directory' ? [ctx.base.source.path] : []),
-        ...ctx.extensions.filter((e) => e.path).map((e) => e.path!),
-      ];
-      await callExecutable(path, 'deploy-finish', { ...describeContext(ctx), stateDir: ctx.stateDir, layers }, ctx.stateDir, ctx.signal ?? new AbortController().signal);
-    },
-  };
-}
+export { executablePlugin, modulePlugin, canonicalizeState, PLUGIN_PROTOCOL, MAX_PLUGIN_OUTPUT, CONFINED_STATE_DIR } from './plugin-sandbox.js';
 
 /**
  * Loads the plugins in `dir`: `*.js` / `*.mjs` modules whose default export (or `plugin`
- * export) is a {@link Plugin}, and executable files as {@link executablePlugin}s. Sorted by
- * file name. A module that fails to load becomes a plugin that vetoes (fail closed).
+ * export) is a {@link Plugin}, run in worker threads as {@link modulePlugin}s, and executable
+ * files as {@link executablePlugin}s. Sorted by file name. A module that fails to load
+ * becomes a plugin that vetoes (fail closed).
  */
 export async function loadPluginDirectory(dir: string): Promise<Plugin[]> {
   let names: string[];
@@ -504,10 +373,7 @@ export async function loadPluginDirectory(dir: string): Promise<Plugin[]> {
     if (!st.isFile()) continue;
     if (/\.(m?js)$/.test(file)) {
       try {
-        const mod = (await import(pathToFileURL(path).href)) as { default?: unknown; plugin?: unknown };
-        const p = (mod.default ?? mod.plugin) as Plugin | undefined;
-        if (!p || typeof p !== 'object' || typeof p.name !== 'string') throw new Error('it exports no plugin object with a name');
-        plugins.push(p);
+        plugins.push(await modulePlugin(path));
       } catch (e) {
         const message = `plugin module ${path} cannot be loaded: ${(e as Error).message}; counted as a veto`;
         plugins.push({ name: file, checkCompatible: async () => ({ verdict: 'veto', message }) });

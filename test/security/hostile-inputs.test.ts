@@ -322,9 +322,10 @@ const cases: Case[] = [
   }),
   ...(isRoot
     ? [
-        // Confined (lib/plugins.ts): the vote runs with / read-only; writing /tmp or the repo fails.
+        // Confined (lib/plugin-sandbox.ts): the vote runs as nobody with / read-only and a private
+        // /tmp; writing the test directory or the repo fails, and /tmp writes stay in its own tmpfs.
         C('plugins', 'plugin writes outside its state directory', 'ExtensionError:SET_REFUSED', () => setWith(v.escape!), () => {
-          v.escape = plugin('escape', `echo pwned > "${join(dir, 'pwned')}"; echo pwned > "${repoPath}/pwned"; echo pwned > /tmp/osx-hostile-pwned; [ -e "${join(dir, 'pwned')}" ] || [ -e /tmp/osx-hostile-pwned ] || echo '{"verdict":"veto","message":"could not write"}'`);
+          v.escape = plugin('escape', `echo pwned > "${join(dir, 'pwned')}"; echo pwned > "${repoPath}/pwned"; echo pwned > /tmp/osx-hostile-pwned; [ -e "${join(dir, 'pwned')}" ] || [ -e "${repoPath}/pwned" ] || echo '{"verdict":"veto","message":"could not write"}'`);
         }),
       ]
     : []),
