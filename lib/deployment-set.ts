@@ -14,10 +14,9 @@ import { commitReader } from './commit-reader.js';
 import { DEFAULT_SYSTEMD_VERSION, sortExtensionNames } from './compat.js';
 import { ExtensionError } from './errors-domain.js';
 import { extensionRef, setRef } from './refs.js';
+import { fileConflictPlugin, overlayView } from './overlay.js';
 import {
-  fileConflictPlugin,
   loadPluginDirectory,
-  overlayReader,
   releaseCompatibilityPlugin,
   runDeployFinish,
   runVote,
@@ -235,6 +234,7 @@ export class DeploymentSet {
         kind: sys === null && conf !== null ? 'confext' : 'sysext',
         release: data === null ? {} : parseRelease(data).fields,
         reader: commitReader(repo, commit),
+        repo,
       });
     }
     return out;
@@ -279,6 +279,7 @@ export class DeploymentSet {
     return {
       osname: this.#opts.osname,
       base: this.#opts.base,
+      repo: this.#opts.store.repo,
       extensions: await this.members(),
       systemdVersion: this.#opts.systemdVersion ?? DEFAULT_SYSTEMD_VERSION,
       ...(signal ? { signal } : {}),
@@ -300,7 +301,12 @@ export class DeploymentSet {
       if (!report.accepted) throw new SetRefusedError(report);
       const stateDir = join(work, 'state');
       await mkdir(stateDir, { recursive: true });
-      await runDeployFinish(plugins, { ...ctx, merged: overlayReader(this.#opts.base.reader, ctx.extensions), stateDir }, this.#opts.pluginTimeoutMs === undefined ? {} : { timeoutMs: this.#opts.pluginTimeoutMs });
+      const merged = await overlayView(this.#opts.base, ctx.extensions, { repo: this.#opts.store.repo });
+      try {
+        await runDeployFinish(plugins, { ...ctx, merged, stateDir }, this.#opts.pluginTimeoutMs === undefined ? {} : { timeoutMs: this.#opts.pluginTimeoutMs });
+      } finally {
+        merged.close();
+      }
       const extensions = Object.fromEntries(ctx.extensions.map((m) => [m.name, m.commit]));
       const repo = this.#opts.store.repo;
       const commit = await repo.commit({

@@ -195,6 +195,17 @@ export class Overlay implements TreeReader {
     return new Overlay(new Ctor(repo?._native ?? null, layers, { createMissing }), repo);
   }
 
+  /**
+   * @internal A view of one tree alone (a commit in `repo`, or a directory): the engine's
+   * validated, symlink-free reads, and {@link Overlay.walk} in one call.
+   */
+  static tree(source: { repo: Repo; commit: string } | { path: string }): Overlay {
+    type Ctor = new (repo: unknown, layers: unknown[], opts: { createMissing: boolean }) => NativeOverlay;
+    const Ctor = (native() as unknown as { Overlay: Ctor }).Overlay;
+    if ('path' in source) return new Overlay(new Ctor(null, [{ name: 'base', path: source.path }], { createMissing: false }), undefined);
+    return new Overlay(new Ctor(source.repo._native, [{ name: 'base', commit: is.checksum('commit', source.commit) }], { createMissing: false }), source.repo);
+  }
+
   async #query(op: string, path: string, maxBytes?: number): Promise<unknown> {
     const p = treePath(path);
     const ops = [maxBytes === undefined ? { op, path: p } : { op, path: p, maxBytes }];
@@ -218,6 +229,12 @@ export class Overlay implements TreeReader {
   async readFile(path: string, maxBytes?: number): Promise<Buffer | null> {
     if (maxBytes !== undefined) is.integer('maxBytes', maxBytes, 1, 2 ** 40);
     return (await this.#query('read', path, maxBytes)) as Buffer | null;
+  }
+
+  /** Every visible entry below the directory `path`, depth first in name order, in one call; null if it is not a directory. */
+  async walk(path: string): Promise<OverlayEntry[] | null> {
+    const r = (await this.#query('walk', path)) as NativeEntry[] | null;
+    return r === null ? null : r.map(toEntry);
   }
 
   /** The target of the symlink at `path`, or null. */

@@ -9,9 +9,9 @@ import { constants } from 'node:fs';
 import { access, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Base } from './base.js';
+import type { Repo } from './repo.js';
 import { checkCompatibility } from './compat.js';
 import { canonicalizeState, executablePlugin, modulePlugin } from './plugin-sandbox.js';
-import { mergedHierarchies } from './merge.js';
 import type { TreeEntry, TreeReader } from './validate.js';
 
 /** A plugin's verdict. `warn` passes only with `force`; `veto` never passes. */
@@ -45,6 +45,8 @@ export interface SetMember {
   reader: TreeReader;
   /** A directory holding its tree, when one exists (a checkout), for executables. */
   path?: string;
+  /** The repository holding `commit` (the merged view reads it from there). */
+  repo?: Repo;
 }
 
 /** What every plugin call is given. */
@@ -57,6 +59,8 @@ export interface PluginContext {
   extensions: SetMember[];
   /** The systemd version whose rules apply. */
   systemdVersion: number;
+  /** The repository holding the extensions' commits (for the merged view and conflicts). */
+  repo?: Repo;
   /** Cancels the work. */
   signal?: AbortSignal;
 }
@@ -182,75 +186,6 @@ export async function runDeployFinish(plugins: readonly Plugin[], ctx: DeployCon
   }
 }
 
-// ---- the merged view ----
-
-interface Layer {
-  reader: TreeReader;
-  /** Top-level directories this layer contributes (null: all, for the base). */
-  hierarchies: Set<string> | null;
-}
-
-function top(path: string): string {
-  return path.replace(/^\/+/, '').split('/')[0] ?? '';
-}
-
-/**
- * A read-only view of layers stacked as overlayfs stacks them (last layer on top): a
- * non-directory in an upper layer hides everything below it; directories merge.
- */
-export function overlayReader(base: TreeReader, extensions: readonly SetMember[]): TreeReader {
-  const layers: Layer[] = [
-    ...extensions.map((e) => ({ reader: e.reader, hierarchies: new Set(mergedHierarchies(e.kind)) })).reverse(),
-    { reader: base, hierarchies: null },
-  ];
-  const applies = (l: Layer, path: string) => l.hierarchies === null || l.hierarchies.has(top(path));
-  return {
-    async stat(path) {
-      for (const l of layers) {
-        if (!applies(l, path)) continue;
-        const e = await l.reader.stat(path);
-        if (e !== null) return e;
-      }
-      return null;
-    },
-    async list(path) {
-      const seen = new Map<string, TreeEntry>();
-      let any = false;
-      for (const l of layers) {
-        if (!applies(l, path) && path.replace(/^\/+/, '') !== '') continue;
-        const st = await l.reader.stat(path);
-        if (st === null) continue;
-        if (st.type !== 'dir') break;
-        any = true;
-        for (const e of (await l.reader.list(path)) ?? []) {
-          // At the root an extension only adds its own hierarchies.
-          if (path.replace(/^\/+/, '') === '' && l.hierarchies !== null && !l.hierarchies.has(e.name)) continue;
-          if (!seen.has(e.name)) seen.set(e.name, e);
-        }
-      }
-      return any ? [...seen.values()].sort((a, b) => (a.name < b.name ? -1 : 1)) : null;
-    },
-    async readFile(path, maxBytes) {
-      for (const l of layers) {
-        if (!applies(l, path)) continue;
-        const st = await l.reader.stat(path);
-        if (st === null) continue;
-        return st.type === 'file' ? l.reader.readFile(path, maxBytes) : null;
-      }
-      return null;
-    },
-  };
-}
-
-/** Every entry below `dir` (paths relative to the tree root), depth first. */
-export async function* walk(reader: TreeReader, dir: string): AsyncGenerator<TreeEntry> {
-  const entries = await reader.list(dir);
-  for (const e of entries ?? []) {
-    yield e;
-    if (e.type === 'dir') yield* walk(reader, e.path);
-  }
-}
-
 // ---- built-in plugins ----
 
 /** Built-in: vetoes the set if any extension is incompatible with the base (systemd's rules). */
@@ -265,85 +200,6 @@ export const releaseCompatibilityPlugin: Plugin = {
       verdict: 'veto',
       message: bad.map(({ e, r }) => `${e.name}: ${r.reason.message}`).join('; '),
       details: bad.map(({ e, r }) => ({ name: e.name, reason: r.reason })),
-    };
-  },
-};
-
-/** One path provided differently by several layers, as {@link fileConflictPlugin} reports it. */
-export interface FileConflict {
-  path: string;
-  /** The layers providing it, bottom first (`base` for the base). */
-  providers: string[];
-  /** The layer whose version systemd shows (the topmost). */
-  winner: string;
-}
-
-async function sameContent(a: TreeReader, b: TreeReader, ea: TreeEntry, eb: TreeEntry): Promise<boolean> {
-  if (ea.type !== eb.type) return false;
-  if (ea.type === 'dir') return true;
-  if (ea.type === 'symlink') return ea.target === eb.target;
-  if ((ea.mode & 0o7777) !== (eb.mode & 0o7777) || ea.size !== eb.size) return false;
-  const [x, y] = await Promise.all([a.readFile(ea.path), b.readFile(eb.path)]);
-  return x !== null && y !== null && x.equals(y);
-}
-
-/**
- * Built-in: warns about every path that two extensions, or an extension and the base,
- * provide with different content (type, mode, bytes or link target), naming the layer that
- * wins in systemd's order.
- */
-export const fileConflictPlugin: Plugin = {
-  name: 'file-conflicts',
-  async checkCompatible(ctx) {
-    // The extensions are walked concurrently, then recorded in overlay order (bottom first).
-    const files = await Promise.all(
-      ctx.extensions.map(async (e) => {
-        const out: TreeEntry[] = [];
-        for (const hier of mergedHierarchies(e.kind)) {
-          for await (const entry of walk(e.reader, hier)) if (entry.type !== 'dir') out.push(entry);
-        }
-        return out;
-      }),
-    );
-    const owners = new Map<string, Array<{ layer: string; reader: TreeReader; entry: TreeEntry }>>();
-    for (const [i, e] of ctx.extensions.entries()) {
-      for (const entry of files[i]!) {
-        const list = owners.get(entry.path) ?? [];
-        list.push({ layer: e.name, reader: e.reader, entry });
-        owners.set(entry.path, list);
-      }
-    }
-    // One list per base directory instead of one stat per path (each a native call on a
-    // commit base): the same entries, as both readers stat without following symlinks.
-    const baseDirs = new Map<string, Promise<Map<string, TreeEntry> | null>>();
-    const baseStat = (path: string): Promise<TreeEntry | null> => {
-      const cut = path.lastIndexOf('/');
-      const dir = cut < 0 ? '' : path.slice(0, cut);
-      let listing = baseDirs.get(dir);
-      if (listing === undefined) {
-        listing = ctx.base.reader.list(dir).then((es) => (es === null ? null : new Map(es.map((x) => [x.name, x]))));
-        baseDirs.set(dir, listing);
-      }
-      return listing.then((m) => m?.get(path.slice(cut + 1)) ?? null);
-    };
-    const conflicts: FileConflict[] = [];
-    for (const [path, list] of owners) {
-      const baseEntry = await baseStat(path);
-      const all = baseEntry ? [{ layer: 'base', reader: ctx.base.reader, entry: baseEntry }, ...list] : list;
-      if (all.length < 2) continue;
-      let differs = false;
-      for (let i = 1; i < all.length && !differs; i++) {
-        differs = !(await sameContent(all[0]!.reader, all[i]!.reader, all[0]!.entry, all[i]!.entry));
-      }
-      if (differs) conflicts.push({ path, providers: all.map((x) => x.layer), winner: all[all.length - 1]!.layer });
-    }
-    conflicts.sort((a, b) => (a.path < b.path ? -1 : 1));
-    if (conflicts.length === 0) return { verdict: 'approve', message: 'no file conflicts' };
-    const shown = conflicts.slice(0, 10).map((c) => `/${c.path} (${c.providers.join(', ')}; ${c.winner} wins)`);
-    return {
-      verdict: 'warn',
-      message: `${conflicts.length} conflicting path(s): ${shown.join('; ')}${conflicts.length > 10 ? '; …' : ''}`,
-      details: conflicts,
     };
   },
 };

@@ -147,6 +147,8 @@ export interface CommitOptions extends CallOptions {
   archive?: string;
   /** Reuse the tree of this commit (checksum or ref): a new commit object, no content written. */
   fromCommit?: string;
+  /** Commit a tree already in the repository, by its root dirtree and dirmeta checksums. */
+  fromTree?: { tree: string; meta: string };
   subject?: string;
   body?: string;
   /** Commit metadata; `version` below is a shortcut for `metadata.version`. */
@@ -190,6 +192,8 @@ export interface CheckoutOptions extends CallOptions {
   subpath?: string;
   /** Turn OSTree `.wh.` whiteout files into deletions. */
   processWhiteouts?: boolean;
+  /** Turn libostree's `.ostree-wh.NAME` markers into overlay whiteouts (char 0:0; needs root). */
+  processPassthroughWhiteouts?: boolean;
   /** Record (device, inode) → checksum so a later commit of this checkout is cheap. */
   devinoCache?: DevInoCache;
 }
@@ -618,7 +622,7 @@ export class Repo {
     } else if (parent !== null) {
       n.parent = is.isChecksum(parent) ? parent : await this.resolve(parent);
     }
-    const what = n.tree ?? n.archive ?? n.fromCommit;
+    const what = n.tree ?? n.archive ?? n.fromCommit ?? `tree ${n.rootTree}`;
     // libostree's tar import aborts the process on some hard links: refuse those first.
     if (n.archive !== undefined) await scanArchive(n.archive, signal);
     const checksum = await cancellable(`commit ${what}`, signal, (c) => this._native.writeCommit(n, c));
@@ -640,6 +644,7 @@ export class Repo {
       overwrite: is.oneOf('overwrite', o.overwrite, ['none', 'union', 'add-files', 'union-identical'] as const, 'none'),
       hardlinks: is.oneOf('hardlinks', o.hardlinks, ['allow', 'require', 'never'] as const, 'allow'),
       processWhiteouts: is.bool('processWhiteouts', o.processWhiteouts, false),
+      processPassthroughWhiteouts: is.bool('processPassthroughWhiteouts', o.processPassthroughWhiteouts, false),
     };
     // libostree compares files by inode here and refuses (a g_return_if_fail) without hardlinks.
     if (n.overwrite === 'union-identical') {
@@ -801,9 +806,14 @@ export class Repo {
 /** Checks every commit option (no I/O) and builds the native options; refs are resolved later. */
 function commitArgs(opts: CommitOptions): { n: NativeWriteCommitOptions; ref?: string; parent?: string | null; fromCommit?: string; signal?: AbortSignal } {
   const o = is.options<CommitOptions>('options', opts);
-  const sources = [o.tree, o.archive, o.fromCommit].filter((x) => x !== undefined).length;
-  if (sources !== 1) throw new ArgumentError('exactly one of tree, archive and fromCommit is required');
+  const sources = [o.tree, o.archive, o.fromCommit, o.fromTree].filter((x) => x !== undefined).length;
+  if (sources !== 1) throw new ArgumentError('exactly one of tree, archive, fromCommit and fromTree is required');
   const n: NativeWriteCommitOptions = {};
+  if (o.fromTree !== undefined) {
+    const t = is.options<{ tree: string; meta: string }>('fromTree', o.fromTree);
+    n.rootTree = is.checksum('fromTree.tree', t.tree);
+    n.rootMeta = is.checksum('fromTree.meta', t.meta);
+  }
   if (o.tree !== undefined) n.tree = is.nonEmpty('tree', o.tree);
   if (o.archive !== undefined) n.archive = is.nonEmpty('archive', o.archive);
   const fromCommit = o.fromCommit === undefined ? undefined : is.rev('fromCommit', o.fromCommit);

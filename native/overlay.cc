@@ -1364,6 +1364,31 @@ class Overlay : public Napi::ObjectWrap<Overlay> {
                         continue;
                       }
                       if (!e.ReadAll(e.layers[r.layer], *r.e, r.lpath, op.max, &op.data, err)) return false;
+                    } else if (op.op == "walk") {
+                      // Everything below `path`, depth first, in one call: validation and
+                      // tree sizes need no hop (and no lookup from the root) per entry.
+                      if (op.entry.type() != EType::Dir) {
+                        op.missing = true;
+                        continue;
+                      }
+                      std::vector<std::pair<MView, size_t>> todo;
+                      std::vector<MView> kids;
+                      if (!e.Children(op.entry, &kids, err)) return false;
+                      for (auto it = kids.rbegin(); it != kids.rend(); ++it) todo.emplace_back(std::move(*it), 1);
+                      while (!todo.empty()) {
+                        if (g_cancellable_set_error_if_cancelled(c, err)) return false;
+                        auto [k, depth] = std::move(todo.back());
+                        todo.pop_back();
+                        if (!k.visible) continue;
+                        if (depth > static_cast<size_t>(kMaxDepth)) return Invalid(err, "tree deeper than " + std::to_string(kMaxDepth) + " levels");
+                        if (!e.LoadDetails(e.layers[k.stack[0].layer], *k.stack[0].e, err)) return false;
+                        if (k.type() == EType::Dir) {
+                          std::vector<MView> sub;
+                          if (!e.Children(k, &sub, err)) return false;
+                          for (auto it = sub.rbegin(); it != sub.rend(); ++it) todo.emplace_back(std::move(*it), depth + 1);
+                        }
+                        op.children.push_back(std::move(k));
+                      }
                     } else if (op.op == "xattrs") {
                       if (!e.LoadXattrs(e.layers[r.layer], *r.e, r.lpath, err)) return false;
                       op.xattrs = Visible(r.e->xattrs);
@@ -1379,7 +1404,7 @@ class Overlay : public Napi::ObjectWrap<Overlay> {
                     if (!op.missing) {
                       if (op.op == "stat") v = EntryToJs(env, *eng, op.entry);
                       else if (op.op == "readlink") v = op.entry.type() == EType::Symlink ? Napi::String::New(env, op.entry.stack[0].e->target) : env.Null();
-                      else if (op.op == "list") {
+                      else if (op.op == "list" || op.op == "walk") {
                         Napi::Array a = Napi::Array::New(env, op.children.size());
                         for (uint32_t j = 0; j < op.children.size(); j++) a.Set(j, EntryToJs(env, *eng, op.children[j]));
                         v = a;

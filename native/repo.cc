@@ -879,7 +879,9 @@ class WriteCommitWorker : public RepoWorker {
     auto tree = OptString(o, "tree");
     auto archive = OptString(o, "archive");
     auto fromCommit = OptString(o, "fromCommit");
-    if (!tree && !archive && !fromCommit) throw Napi::TypeError::New(env, "tree, archive or fromCommit is required");
+    rootTree_ = OptString(o, "rootTree").value_or("");
+    rootMeta_ = OptString(o, "rootMeta").value_or("");
+    if (!tree && !archive && !fromCommit && rootTree_.empty()) throw Napi::TypeError::New(env, "tree, archive, fromCommit or rootTree is required");
     if (tree) tree_ = *tree;
     if (archive) archive_ = *archive;
     if (fromCommit) fromCommit_ = *fromCommit;
@@ -925,7 +927,14 @@ class WriteCommitWorker : public RepoWorker {
         ostree_repo_commit_modifier_new(flags_, needFilter ? CommitFilter : nullptr, filter_.get(), nullptr);
     if (devino_) ostree_repo_commit_modifier_set_devino_cache(modifier, devino_);
     g_autoptr(GFile) root = nullptr;
-    if (!fromCommit_.empty()) {
+    if (!rootTree_.empty()) {
+      // A tree already written as objects (the overlay engine's merge): nothing to read.
+      g_autoptr(OstreeMutableTree) mtree = ostree_mutable_tree_new_from_checksum(repo(), rootTree_.c_str(), rootMeta_.c_str());
+      if (!ostree_repo_write_mtree(repo(), mtree, &root, cancellable_, &err)) {
+        Fail(err);
+        return;
+      }
+    } else if (!fromCommit_.empty()) {
       // Same tree, new commit object (new metadata/parent): no content is read or written.
       if (!ostree_repo_read_commit(repo(), fromCommit_.c_str(), &root, nullptr, cancellable_, &err)) {
         Fail(err);
@@ -950,7 +959,17 @@ class WriteCommitWorker : public RepoWorker {
     GError*& err = *errp;
     g_autoptr(OstreeMutableTree) mtree = ostree_mutable_tree_new();
     if (!tree_.empty()) {
-      if (!ostree_repo_write_dfd_to_mtree(repo(), AT_FDCWD, tree_.c_str(), mtree, modifier, cancellable_, &err)) return false;
+      // Overlay whiteouts (char 0:0) are legal extension content that libostree 2022.7
+      // refuses: such a tree is committed from a hardlinked copy holding libostree's
+      // `.ostree-wh.NAME` markers instead (restored by processPassthroughWhiteouts).
+      std::string shadow;
+      if (!PrepareWhiteoutTree(repo(), tree_, &shadow, &err)) {
+        RemoveTree(shadow);
+        return false;
+      }
+      bool ok = ostree_repo_write_dfd_to_mtree(repo(), AT_FDCWD, shadow.empty() ? tree_.c_str() : shadow.c_str(), mtree, modifier, cancellable_, &err);
+      RemoveTree(shadow);
+      if (!ok) return false;
     } else {
       g_autoptr(GFile) f = g_file_new_for_path(archive_.c_str());
       // libostree opens and reads the archive itself (libarchive) from a GFile.
@@ -958,12 +977,14 @@ class WriteCommitWorker : public RepoWorker {
     }
     return ostree_repo_write_mtree(repo(), mtree, root, cancellable_, &err);
   }
+
   Napi::Value Result(Napi::Env env) override { return Napi::String::New(env, checksum_); }
 
  private:
   std::string tree_;
   std::string archive_;
   std::string fromCommit_;
+  std::string rootTree_, rootMeta_;
   bool archiveAutocreateParents_ = true;
   std::string subject_;
   std::optional<std::string> body_;
@@ -1015,6 +1036,7 @@ class CheckoutWorker : public RepoWorker {
     else if (hl == "never") opts_.force_copy = TRUE;
     else if (hl != "allow") throw Napi::TypeError::New(env, "hardlinks must be allow, require or never");
     opts_.process_whiteouts = OptBool(o, "processWhiteouts", false);
+    opts_.process_passthrough_whiteouts = OptBool(o, "processPassthroughWhiteouts", false);
     opts_.bareuseronly_dirs = OptBool(o, "bareuseronlyDirs", false);
     opts_.force_copy_zerosized = OptBool(o, "forceCopyZerosized", false);
     subpath_ = OptString(o, "subpath");
