@@ -5,7 +5,8 @@
  */
 import { isOstreeError } from './errors.js';
 import type { Repo, CommitEntry } from './repo.js';
-import type { TreeEntry, TreeReader } from './validate.js';
+import { Overlay } from './overlay.js';
+import { plainEntry, type TreeEntry, type TreeReader } from './validate.js';
 
 function toTreeEntry(e: CommitEntry): TreeEntry {
   const t: TreeEntry = { name: e.name, path: e.path.replace(/^\//, ''), type: e.type, mode: e.mode, size: e.size };
@@ -25,6 +26,15 @@ function toTreeEntry(e: CommitEntry): TreeEntry {
 export function commitReader(repo: Repo, commit: string): TreeReader & { readonly commit: string } {
   return {
     commit,
+    async walk(path: string): Promise<TreeEntry[] | null> {
+      const view = Overlay.tree({ repo, commit });
+      try {
+        const entries = await view.walk(path);
+        return entries === null ? null : entries.map(plainEntry);
+      } finally {
+        view.close();
+      }
+    },
     async stat(path: string): Promise<TreeEntry | null> {
       const { results } = await repo.query(commit, [{ op: 'stat', path, optional: true }]);
       return results[0] === null ? null : toTreeEntry(results[0] as CommitEntry);

@@ -12,6 +12,7 @@ import { join, posix } from 'node:path';
 import { ExtensionError, MAX_RELEASE_BYTES, isExtensionError } from './errors-domain.js';
 import { parseRelease, type ParsedRelease } from './release.js';
 import type { ExtensionKind } from './compat.js';
+import { HIERARCHIES, Overlay } from './overlay.js';
 
 /** One entry of an extension tree, as a {@link TreeReader} reports it (never following symlinks). */
 export interface TreeEntry {
@@ -27,6 +28,8 @@ export interface TreeEntry {
   size?: number;
   /** Link target exactly as stored, for symlinks. */
   target?: string;
+  /** True for an overlayfs whiteout (a character device 0:0, type `special`). */
+  whiteout?: boolean;
 }
 
 /**
@@ -44,6 +47,11 @@ export interface TreeReader {
    * `null` if it is not a regular file.
    */
   readFile(path: string, maxBytes?: number): Promise<Buffer | null>;
+  /**
+   * Optional: every entry below the directory `path`, depth first in name order, in one call
+   * (validation uses it so a deep tree costs one read, not one lookup from the root per entry).
+   */
+  walk?(path: string): Promise<TreeEntry[] | null>;
 }
 
 /** Splits a tree path into components; rejects `..`, NUL and non-string input. */
@@ -60,6 +68,7 @@ function entryFromStats(parts: readonly string[], st: Stats, target?: string): T
   const entry: TreeEntry = { name: parts.at(-1) ?? '', path: parts.join('/'), type, mode: st.mode & 0o7777 };
   if (type === 'file') entry.size = st.size;
   if (target !== undefined) entry.target = target;
+  if (st.isCharacterDevice() && st.rdev === 0) entry.whiteout = true;
   return entry;
 }
 
@@ -102,6 +111,16 @@ export function directoryReader(root: string): TreeReader {
 
   return {
     stat: async (path) => statEntry(treePathParts(path)),
+
+    walk: async (path) => {
+      const view = Overlay.tree({ path: root });
+      try {
+        const entries = await view.walk(treePathParts(path).join('/'));
+        return entries === null ? null : entries.map(plainEntry);
+      } finally {
+        view.close();
+      }
+    },
 
     list: async (path) => {
       const parts = treePathParts(path);
@@ -158,6 +177,18 @@ export function directoryReader(root: string): TreeReader {
 }
 
 const NAME_MAX = 255;
+// The longest path (bytes, from the tree root) accepted: checkouts put it below a prefix
+// (`ostree/deploy/<os>/extensions/<commit>.0/staged/<name>/`), and PATH_MAX is 4096.
+const PATH_MAX_IN_TREE = 3584;
+
+/** A {@link TreeEntry} without the engine's extra fields (owner, layer, checksum). */
+export function plainEntry(e: TreeEntry): TreeEntry {
+  const out: TreeEntry = { name: e.name, path: e.path, type: e.type, mode: e.mode };
+  if (e.size !== undefined) out.size = e.size;
+  if (e.target !== undefined) out.target = e.target;
+  if (e.whiteout) out.whiteout = true;
+  return out;
+}
 
 /**
  * Why `name` is not a valid extension (image) name, or `null` if it is valid. The rules are
@@ -207,10 +238,13 @@ export function isValidExtensionName(name: string): boolean {
  * `RELEASE_MISSING`, `RELEASE_DIR_NOT_DIRECTORY`, `RELEASE_NOT_FILE`, `MULTIPLE_RELEASE_FILES`,
  * `NAME_MISMATCH`, `MIXED_KIND`, `RELEASE_TOO_LARGE`, `RELEASE_NUL`, `RELEASE_UNLOADABLE`,
  * `RELEASE_ID_MISSING`, `RELEASE_SCOPE_EMPTY`, `OS_RELEASE_PRESENT`, `HIERARCHY_NOT_DIRECTORY`,
- * `SYMLINK_ESCAPES`, `SPECIAL_FILE`.
+ * `SPECIAL_FILE` (a device, FIFO or socket; overlay whiteouts are legal), `NAME_TOO_LONG`
+ * (over 255 bytes), `PATH_TOO_LONG`.
  *
  * Warnings: `IGNORED_CONTENT` (outside the merged hierarchies; systemd ignores it),
- * `RELEASE_SYNTAX` (a line systemd skips or reads oddly), `SETUID` (an error with `strict`).
+ * `RELEASE_SYNTAX` (a line systemd skips or reads oddly), `SYMLINK_ESCAPES` (a relative
+ * target climbing above the root; symlinks may otherwise point anywhere), `SETUID` (an error
+ * with `strict`).
  */
 export type ValidationCode =
   | 'NOT_A_TREE'
@@ -232,6 +266,8 @@ export type ValidationCode =
   | 'IGNORED_CONTENT'
   | 'SYMLINK_ESCAPES'
   | 'SPECIAL_FILE'
+  | 'NAME_TOO_LONG'
+  | 'PATH_TOO_LONG'
   | 'SETUID';
 
 /** One finding of {@link validateExtension}. */
@@ -283,37 +319,24 @@ const RELEASE_DIRS: Readonly<Record<ExtensionKind, string>> = {
   sysext: 'usr/lib/extension-release.d',
   confext: 'etc/extension-release.d',
 };
-// The hierarchies systemd 252+ merges by default for each kind.
-const HIERARCHIES: Readonly<Record<ExtensionKind, readonly string[]>> = {
-  sysext: ['usr', 'opt'],
-  confext: ['etc'],
-};
 
 /**
- * Where a symlink at `linkPath` pointing to `target` ends up, or why it escapes: absolute
- * targets must stay in the merged hierarchies of the host; relative ones must not climb above the
- * tree root and must land in a merged hierarchy. Resolution is lexical (`..` is not taken through
- * other symlinks).
+ * Why a symlink at `linkPath` pointing to `target` probably does not do what its author meant,
+ * or null. Symlinks may point anywhere (they resolve in the merged root at run time, and
+ * systemd merges them as entries); only a relative target climbing above the root is worth a
+ * warning, since `..` stops at `/` there.
  */
-function symlinkEscape(linkPath: string, target: string, hierarchies: readonly string[]): string | null {
-  const inHierarchy = (parts: readonly string[]): boolean => parts.length > 0 && hierarchies.includes(parts[0] as string);
-  const allowed = hierarchies.map((h) => `/${h}`).join(', ');
-  if (target === '') return 'has an empty target';
-  if (target.startsWith('/')) {
-    const parts = posix.normalize(target).split('/').filter((p) => p !== '');
-    return inHierarchy(parts) ? null : `points to '${target}', outside the merged hierarchies (${allowed})`;
-  }
-  const stack = linkPath.split('/').slice(0, -1);
+function symlinkOddity(linkPath: string, target: string): string | null {
+  if (target.startsWith('/')) return null;
+  let depth = linkPath.split('/').length - 1;
   for (const part of target.split('/')) {
     if (part === '' || part === '.') continue;
     if (part === '..') {
-      if (stack.length === 0) return `points to '${target}', which climbs above the extension's root`;
-      stack.pop();
-    } else stack.push(part);
+      if (depth === 0) return `points to '${target}', which climbs above the root ('..' stops at '/' in the merged system)`;
+      depth--;
+    } else depth++;
   }
-  return inHierarchy(stack)
-    ? null
-    : `points to '${target}', which resolves to '/${stack.join('/')}', outside the merged hierarchies (${allowed})`;
+  return null;
 }
 
 /**
@@ -448,11 +471,12 @@ export async function validateExtension(
   }
 
   // Top level: only the merged hierarchies count; systemd ignores everything else.
-  const hierarchies = HIERARCHIES[kind];
+  const hierarchies: readonly string[] = HIERARCHIES[kind];
   for (const entry of top) {
     if (hierarchies.includes(entry.name)) {
-      if (entry.type !== 'dir') {
-        error('HIERARCHY_NOT_DIRECTORY', entry.path, `/${entry.name} must be a directory in an extension, not a ${entry.type}`);
+      // A symlink is chased inside the extension (systemd uses its target as the layer).
+      if (entry.type !== 'dir' && entry.type !== 'symlink') {
+        error('HIERARCHY_NOT_DIRECTORY', entry.path, `/${entry.name} must be a directory (or a symlink to one) in an extension, not a ${entry.type}`);
       }
     } else {
       warning(
@@ -472,23 +496,22 @@ export async function validateExtension(
   }
 
   // Walk the merged hierarchies depth-first, in name order, so problems come in tree order.
-  const visit = async (entry: TreeEntry): Promise<void> => {
+  const check = (entry: TreeEntry): void => {
+    const nameBytes = Buffer.byteLength(entry.name);
+    if (nameBytes > NAME_MAX) error('NAME_TOO_LONG', entry.path, `the name is ${nameBytes} bytes; file systems hold at most ${NAME_MAX}`);
+    const pathBytes = Buffer.byteLength(entry.path);
+    if (pathBytes > PATH_MAX_IN_TREE) error('PATH_TOO_LONG', entry.path.slice(0, 200) + '…', `the path is ${pathBytes} bytes; at most ${PATH_MAX_IN_TREE} can be checked out`);
     switch (entry.type) {
-      case 'dir':
-        opts.signal?.throwIfAborted();
-        for (const child of (await reader.list(entry.path)) ?? []) await visit(child);
-        break;
       case 'symlink': {
-        const why = symlinkEscape(entry.path, entry.target ?? '', hierarchies);
-        if (why !== null) error('SYMLINK_ESCAPES', entry.path, `symlink ${why}`);
+        const why = symlinkOddity(entry.path, entry.target ?? '');
+        if (why !== null) warning('SYMLINK_ESCAPES', entry.path, `symlink ${why}`);
         break;
       }
       case 'special':
-        error(
-          'SPECIAL_FILE',
-          entry.path,
-          'device nodes, FIFOs and sockets are not allowed in an extension (a 0:0 character device would act as an overlayfs whiteout)',
-        );
+        // An overlayfs whiteout (char 0:0) is legal: it hides the path in the layers below.
+        if (!entry.whiteout) {
+          error('SPECIAL_FILE', entry.path, 'device nodes, FIFOs and sockets are not allowed in an extension (OSTree cannot store them)');
+        }
         break;
       case 'file':
         if ((entry.mode & 0o6000) !== 0) {
@@ -500,10 +523,26 @@ export async function validateExtension(
           else warning('SETUID', entry.path, message);
         }
         break;
+      default:
+        break;
     }
   };
+  const visit = async (entry: TreeEntry): Promise<void> => {
+    check(entry);
+    if (entry.type !== 'dir') return;
+    opts.signal?.throwIfAborted();
+    for (const child of (await reader.list(entry.path)) ?? []) await visit(child);
+  };
   for (const entry of top) {
-    if (entry.type === 'dir' && hierarchies.includes(entry.name)) await visit(entry);
+    if (entry.type !== 'dir' || !hierarchies.includes(entry.name)) continue;
+    check(entry);
+    const all = reader.walk === undefined ? null : await reader.walk(entry.path);
+    if (all === null) {
+      for (const child of (await reader.list(entry.path)) ?? []) await visit(child);
+    } else {
+      opts.signal?.throwIfAborted();
+      for (const e of all) check(e);
+    }
   }
 
   return done(kind, name, release);
