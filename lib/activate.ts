@@ -88,7 +88,13 @@ export interface SetLayout {
   pendingUpgrade: string;
 }
 
-/** Paths of the layout for one sysroot and OS name. */
+/**
+ * Paths of the layout for one sysroot and OS name.
+ * @example
+ * ```ts
+ * layout('/', 'fedora').setsDir; // '/ostree/deploy/fedora/extensions'
+ * ```
+ */
 export function layout(sysrootPath: string, osname: string): SetLayout {
   const osdir = join(sysrootPath, 'ostree', 'deploy', osname);
   return {
@@ -129,6 +135,10 @@ async function removeStaleLinkTemps(linkPath: string): Promise<void> {
  * Replaces (or creates) a symlink atomically: a new link under a temporary name, renamed over.
  * Nothing happens when the link already has that target; temporaries an interrupted earlier
  * call left beside it are removed (callers hold the sysroot lock).
+ * @example
+ * ```ts
+ * await replaceSymlink('/run/ostree/extensions', '/ostree/deploy/fedora/extensions/' + commit + '.0');
+ * ```
  */
 export async function replaceSymlink(linkPath: string, target: string): Promise<void> {
   await removeStaleLinkTemps(linkPath);
@@ -210,7 +220,14 @@ function activationTarget(sysrootPath: string, root: string, link: string, targe
 
 const SET_CHECKOUT_NAME = /([0-9a-f]{64})\.0$/;
 
-/** The set commit bound to a deployment, or null. */
+/**
+ * The set commit bound to a deployment, or null.
+ * @example
+ * ```ts
+ * const sysroot = await Sysroot.load('/');
+ * await boundSet(sysroot, sysroot.deployments()[0]!); // a set commit, or null
+ * ```
+ */
 export async function boundSet(sysroot: Sysroot, d: Deployment): Promise<string | null> {
   try {
     const target = await readlink(layout(sysroot.path, d.osname).binding(d));
@@ -224,6 +241,10 @@ export async function boundSet(sysroot: Sysroot, d: Deployment): Promise<string 
 /**
  * The set commit active under `root` (what {@link ACTIVE_SET_LINK} points at), or null. It
  * counts only when every fixed link of {@link ACTIVATION_LINKS} is in place too.
+ * @example
+ * ```ts
+ * activeSet('/'); // the set commit run/ostree/extensions points at, or null
+ * ```
  */
 export function activeSet(root: string): string | null {
   try {
@@ -296,6 +317,10 @@ export async function applyLocked(o: ApplyOptions): Promise<ApplyResult> {
  * switches `run/ostree/extensions` (and with it `run/extensions`) to it by one rename;
  * optionally asks systemd-sysext to refresh. One apply at a time per sysroot (its lock).
  * Applying the same set again changes nothing, and completes an interrupted apply.
+ * @example
+ * ```ts
+ * const { set, checkout } = await applySet({ sysroot, store, osname: 'fedora', refresh: true });
+ * ```
  */
 export async function applySet(opts: ApplyOptions): Promise<ApplyResult> {
   const o = is.options<ApplyOptions>('options', opts);
@@ -309,6 +334,10 @@ export async function applySet(opts: ApplyOptions): Promise<ApplyResult> {
  * Deactivates: removes `run/ostree/extensions` (which deactivates everything at once) and
  * then the fixed links (only if they are symlinks) and, with `unmerge`, runs
  * `systemd-sysext unmerge` for `root`.
+ * @example
+ * ```ts
+ * await deactivate({ root: '/', unmerge: true });
+ * ```
  */
 export async function deactivate(opts: { root: string; unmerge?: boolean; signal?: AbortSignal }): Promise<void> {
   const root = resolve(is.nonEmpty('root', opts.root));
@@ -325,6 +354,10 @@ export async function deactivate(opts: { root: string; unmerge?: boolean; signal
 /**
  * Removes set checkouts no deployment binding and no activation link points to (old sets
  * after upgrades and rollbacks). Returns the removed directories.
+ * @example
+ * ```ts
+ * const removed = await cleanupSetCheckouts(sysroot, 'fedora');
+ * ```
  */
 export async function cleanupSetCheckouts(sysroot: Sysroot, osname: string, root = sysroot.path): Promise<string[]> {
   const paths = layout(sysroot.path, osname);

@@ -37,13 +37,28 @@ async function make(source: BaseSource, id: string, reader: TreeReader): Promise
   return Object.freeze({ source, id, osRelease: file.release.fields, reader });
 }
 
-/** A base from an OS tree in a directory (an image build's rootfs, a deployment checkout). */
+/**
+ * A base from an OS tree in a directory (an image build's rootfs, a deployment checkout).
+ * @example
+ * ```ts
+ * const base = await baseFromDirectory('/srv/image/rootfs');
+ * base.osRelease.ID; // e.g. 'fedora'
+ * ```
+ */
 export async function baseFromDirectory(path: string): Promise<Base> {
   const abs = resolve(is.nonEmpty('path', path));
   return make({ type: 'directory', path: abs }, abs, directoryReader(abs));
 }
 
-/** A base from a commit (ref or checksum) in a repository, read without a checkout. */
+/**
+ * A base from a commit (ref or checksum) in a repository, read without a checkout.
+ * @example
+ * ```ts
+ * const repo = await Repo.open('/srv/repo');
+ * const base = await baseFromCommit(repo, 'os/x86_64/stable');
+ * checkCompatibility(release, base.osRelease).compatible;
+ * ```
+ */
 export async function baseFromCommit(repo: Repo, rev: string): Promise<Base> {
   const commit = await repo.resolve(rev);
   return make({ type: 'commit', repo, commit }, commit, commitReader(repo, commit));
@@ -52,6 +67,11 @@ export async function baseFromCommit(repo: Repo, rev: string): Promise<Base> {
 /**
  * A base from a sysroot deployment. Its os-release comes from the deployment's checkout
  * (its `/etc` may differ from the commit's `usr/etc`).
+ * @example
+ * ```ts
+ * const sysroot = await Sysroot.load('/');
+ * const base = await baseFromDeployment(sysroot, sysroot.deployments()[0]!);
+ * ```
  */
 export async function baseFromDeployment(sysroot: Sysroot, deployment: Deployment): Promise<Base> {
   const dir = sysroot.deploymentPath(deployment);

@@ -79,6 +79,12 @@ const MAX_FINGERPRINT_ENTRIES = 1_000_000;
 /**
  * A fingerprint of a directory tree (paths, types, modes, sizes, mtimes, link targets): it
  * changes when anything in the tree changes, without reading file contents.
+ * @example
+ * ```ts
+ * const before = await directoryFingerprint('./build/tools');
+ * // … rebuild …
+ * if ((await directoryFingerprint('./build/tools')) !== before) console.log('changed');
+ * ```
  */
 export async function directoryFingerprint(root: string): Promise<string> {
   const h = createHash('sha256');
@@ -97,7 +103,13 @@ export async function directoryFingerprint(root: string): Promise<string> {
   return h.digest('hex');
 }
 
-/** SHA-256 of a file's content. */
+/**
+ * SHA-256 of a file's content.
+ * @example
+ * ```ts
+ * await fileSha256('tools.tar.gz'); // 64 hex digits
+ * ```
+ */
 export async function fileSha256(path: string): Promise<string> {
   const h = createHash('sha256');
   for await (const chunk of createReadStream(path)) h.update(chunk as Buffer);

@@ -119,7 +119,13 @@ const FAILED_PATTERNS: Array<[RegExp, OstreeErrorCode]> = [
 // status in the message is what a caller can act on.
 const HTTP_STATUS = /Server returned HTTP (\d{3})/;
 
-/** Derives the stable symbolic code from a GError's domain, numeric code and message. */
+/**
+ * Derives the stable symbolic code from a GError's domain, numeric code and message.
+ * @example
+ * ```ts
+ * codeFromGError('g-io-error-quark', 1, 'No such file or directory'); // 'NOT_FOUND'
+ * ```
+ */
 export function codeFromGError(domain: string, gerrorCode: number, message: string): OstreeErrorCode {
   const http = domain === G_IO_ERROR_DOMAIN ? HTTP_STATUS.exec(message) : null;
   if (http) return http[1] === '404' || http[1] === '410' ? 'NOT_FOUND' : 'HTTP_ERROR';
@@ -273,7 +279,18 @@ export async function makeDirectory(path: string, mode = 0o755): Promise<void> {
   }
 }
 
-/** True when `e` is an {@link OstreeError}, optionally with the given code. */
+/**
+ * True when `e` is an {@link OstreeError}, optionally with the given code.
+ * @example
+ * ```ts
+ * try {
+ *   await repo.resolve('missing-ref');
+ * } catch (e) {
+ *   if (isOstreeError(e, 'NOT_FOUND')) console.log('no such ref');
+ *   else throw e;
+ * }
+ * ```
+ */
 export function isOstreeError(e: unknown, code?: OstreeErrorCode): e is OstreeError {
   return e instanceof OstreeError && (code === undefined || e.code === code);
 }

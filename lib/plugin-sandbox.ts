@@ -246,6 +246,10 @@ async function callExecutable(path: string, action: string, input: Record<string
  * `stateDir` and exits 0. As root it is confined (see SECURITY.md): it runs as uid 65534,
  * so its program and the trees it reads must be readable by others, and `stateDir` is then
  * `/run/ostree-sysext/state`.
+ * @example
+ * ```ts
+ * const set = await DeploymentSet.fromCurrent({ store, osname: 'fedora', base, plugins: [executablePlugin('/usr/libexec/check-tools')] });
+ * ```
  */
 export function executablePlugin(path: string, name = path.split('/').pop() ?? path): Plugin {
   return {

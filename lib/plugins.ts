@@ -143,6 +143,11 @@ async function withTimeout<T>(what: string, ms: number, work: (signal: AbortSign
 /**
  * Runs every plugin's `checkCompatible` on the set and collects the votes. Fails closed: a
  * plugin that throws, times out or answers something that is not a vote is a veto.
+ * @example
+ * ```ts
+ * const report = await runVote([releaseCompatibilityPlugin, fileConflictPlugin], { osname: 'fedora', base, extensions, systemdVersion: 256 });
+ * if (!report.accepted) console.log(report.votes.map((v) => `${v.plugin}: ${v.verdict}`));
+ * ```
  */
 export async function runVote(plugins: readonly Plugin[], ctx: PluginContext, opts: { force?: boolean; timeoutMs?: number } = {}): Promise<VoteReport> {
   const timeoutMs = opts.timeoutMs ?? DEFAULT_PLUGIN_TIMEOUT_MS;
@@ -171,6 +176,10 @@ export async function runVote(plugins: readonly Plugin[], ctx: PluginContext, op
  * Runs every plugin's `deployFinish`; the first failure rejects (the set is then not
  * committed). After each plugin the state directory is made canonical, or refused with
  * `STATE_REFUSED` (see {@link canonicalizeState}).
+ * @example
+ * ```ts
+ * await runDeployFinish(plugins, { osname: 'fedora', base, extensions, systemdVersion: 256, merged, stateDir: '/tmp/state' });
+ * ```
  */
 export async function runDeployFinish(plugins: readonly Plugin[], ctx: DeployContext, opts: { timeoutMs?: number } = {}): Promise<void> {
   const timeoutMs = opts.timeoutMs ?? DEFAULT_PLUGIN_TIMEOUT_MS;
@@ -213,6 +222,11 @@ export { executablePlugin, modulePlugin, canonicalizeState, PLUGIN_PROTOCOL, MAX
  * export) is a {@link Plugin}, run in worker threads as {@link modulePlugin}s, and executable
  * files as {@link executablePlugin}s. Sorted by file name. A module that fails to load
  * becomes a plugin that vetoes (fail closed).
+ * @example
+ * ```ts
+ * const plugins = await loadPluginDirectory('/usr/lib/ostree-sysext/plugins');
+ * const report = await runVote(plugins, ctx);
+ * ```
  */
 export async function loadPluginDirectory(dir: string): Promise<Plugin[]> {
   let names: string[];

@@ -20,6 +20,10 @@ const PLAIN = /[A-Za-z0-9.-]/;
  * Escapes a name into one ref component: letters, digits, `.` and `-` stay (a leading `.` or
  * `-` does not, since a ref component must start with a letter or digit); every other byte,
  * `_` included, becomes `_XX` (hex). Reversible with {@link unescapeRefComponent}.
+ * @example
+ * ```ts
+ * escapeRefComponent('my_tool@2'); // 'my_5ftool_402'
+ * ```
  */
 export function escapeRefComponent(name: string): string {
   let out = '';
@@ -32,7 +36,13 @@ export function escapeRefComponent(name: string): string {
   return out;
 }
 
-/** Reverses {@link escapeRefComponent}; returns null for text it could not have produced. */
+/**
+ * Reverses {@link escapeRefComponent}; returns null for text it could not have produced.
+ * @example
+ * ```ts
+ * unescapeRefComponent('my_5ftool_402'); // 'my_tool@2'
+ * ```
+ */
 export function unescapeRefComponent(component: string): string | null {
   const bytes: number[] = [];
   for (let i = 0; i < component.length; i++) {
@@ -52,22 +62,47 @@ export function unescapeRefComponent(component: string): string | null {
   return escapeRefComponent(s) === component ? s : null;
 }
 
-/** The ref of an installed extension. */
+/**
+ * The ref of an installed extension.
+ * @example
+ * ```ts
+ * extensionRef('tools'); // 'ostree-sysext/ext/tools'
+ * ```
+ */
 export function extensionRef(name: string): string {
   return `${EXTENSION_REF_PREFIX}/${escapeRefComponent(name)}`;
 }
 
-/** The ref of the deployment set of an OS name. */
+/**
+ * The ref of the deployment set of an OS name.
+ * @example
+ * ```ts
+ * setRef('fedora'); // 'ostree-sysext/set/fedora'
+ * ```
+ */
 export function setRef(osname: string): string {
   return `${SET_REF_PREFIX}/${escapeRefComponent(osname)}`;
 }
 
-/** The keep ref of an extension commit a set names. */
+/**
+ * The keep ref of an extension commit a set names.
+ * @example
+ * ```ts
+ * keepRef(commit); // 'ostree-sysext/keep/' + commit
+ * ```
+ */
 export function keepRef(commit: string): string {
   return `${KEEP_REF_PREFIX}/${commit}`;
 }
 
-/** The name behind an extension ref, or null if `ref` is not one. */
+/**
+ * The name behind an extension ref, or null if `ref` is not one.
+ * @example
+ * ```ts
+ * nameFromExtensionRef('ostree-sysext/ext/tools'); // 'tools'
+ * nameFromExtensionRef('os/x86_64/stable');        // null
+ * ```
+ */
 export function nameFromExtensionRef(ref: string): string | null {
   const prefix = `${EXTENSION_REF_PREFIX}/`;
   if (!ref.startsWith(prefix)) return null;

@@ -44,7 +44,13 @@ function args(action: string, root: string | undefined): string[] {
   return root && root !== '/' ? [`--root=${root}`, action] : [action];
 }
 
-/** Runs `systemd-sysext [--root=ROOT] ACTION` and returns its output; failures are {@link SysextError}s. */
+/**
+ * Runs `systemd-sysext [--root=ROOT] ACTION` and returns its output; failures are {@link SysextError}s.
+ * @example
+ * ```ts
+ * const { stdout } = await sysext('status', { root: '/mnt/image' });
+ * ```
+ */
 export async function sysext(action: SysextAction | 'list', opts: SysextOptions = {}): Promise<{ stdout: string; stderr: string }> {
   const bin = opts.binary ?? 'systemd-sysext';
   try {
@@ -61,7 +67,13 @@ export async function sysext(action: SysextAction | 'list', opts: SysextOptions 
   }
 }
 
-/** Which extensions are merged into each hierarchy, read from the merged trees themselves. */
+/**
+ * Which extensions are merged into each hierarchy, read from the merged trees themselves.
+ * @example
+ * ```ts
+ * await mergedExtensions('/'); // { usr: ['tools'], opt: [] }
+ * ```
+ */
 export async function mergedExtensions(root = '/', hierarchies: readonly string[] = ['usr', 'opt']): Promise<Record<string, string[]>> {
   const out: Record<string, string[]> = {};
   for (const h of hierarchies) {
@@ -75,7 +87,13 @@ export async function mergedExtensions(root = '/', hierarchies: readonly string[
   return out;
 }
 
-/** Images systemd-sysext sees (its `list`), with 252's `"none"` normalised to an empty list. */
+/**
+ * Images systemd-sysext sees (its `list`), with 252's `"none"` normalised to an empty list.
+ * @example
+ * ```ts
+ * for (const image of await listImages()) console.log(image.name, image.path);
+ * ```
+ */
 export async function listImages(opts: SysextOptions = {}): Promise<Array<{ name: string; type: string; path: string }>> {
   const { stdout } = await sysext('list', opts);
   const t = stdout.trim();
@@ -87,6 +105,10 @@ export async function listImages(opts: SysextOptions = {}): Promise<Array<{ name
 /**
  * Merges (or refreshes) and checks that `expected` sysexts really are merged into /usr
  * afterwards: systemd 252 can print errors and still exit 0 having merged nothing.
+ * @example
+ * ```ts
+ * await mergeAndVerify('refresh', ['tools', 'debug-tools'], { root: '/' });
+ * ```
  */
 export async function mergeAndVerify(action: 'merge' | 'refresh', expected: readonly string[], opts: SysextOptions = {}): Promise<string[]> {
   const r = await sysext(action, opts);
