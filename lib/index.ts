@@ -1,13 +1,27 @@
 /**
  * ostree-sysext: manage systemd system extensions on OSTree systems, over a native
- * libostree binding.
+ * libostree binding. The reference is grouped by what you are doing:
  *
- * - {@link Repo}, {@link Sysroot}: the libostree binding.
- * - {@link parseRelease}, {@link checkCompatibility}, {@link validateExtension}: what an
- *   extension is and whether it fits an OS, exactly as systemd-sysext decides.
- * - {@link ExtensionStore}, builders: installed extensions and where they came from.
- * - {@link DeploymentSet}, plugins, {@link applySet}, {@link mergeOffline}: sets for a base,
- *   voted on and merged live or offline.
+ * - **Binding**: {@link Repo}, {@link Sysroot} — repositories, commits, pulls, signatures.
+ * - **Extensions**: {@link parseRelease}, {@link checkCompatibility}, {@link validateExtension},
+ *   {@link ExtensionStore} and builders — what an extension is, whether it fits an OS exactly
+ *   as systemd-sysext decides, installed extensions and where they came from.
+ * - **Sets and plugins**: {@link Host}, {@link DeploymentSet}, plugins, {@link applySet} — the
+ *   extensions chosen for a base, voted on and applied.
+ * - **Merging**: {@link mergeOffline}, {@link overlayView}, {@link sysext} — the merged view,
+ *   offline or live with systemd-sysext.
+ * - **Errors**: {@link OstreeError}, {@link ExtensionError} and their stable codes.
+ *
+ * @categoryDescription Binding
+ * The libostree binding: {@link Repo} (commits, reads, checkouts, pulls, signatures) and {@link Sysroot}.
+ * @categoryDescription Extensions
+ * What an extension is and whether it fits an OS ({@link checkCompatibility}), installed extensions ({@link ExtensionStore}) and builders.
+ * @categoryDescription Sets and plugins
+ * Deployment sets for a base, the plugins that vote on them, and applying them on a host ({@link Host}).
+ * @categoryDescription Merging
+ * The merged view systemd-sysext shows: offline into a directory or commit, or live with systemd-sysext.
+ * @categoryDescription Errors
+ * Error classes with a stable `code` to branch on.
  * @module
  */
 export { AbortError, ArgumentError, OstreeError, isOstreeError, codeFromGError } from './errors.js';
