@@ -10,7 +10,7 @@ import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { NativeCancellable, NativePullOptions, NativePullProgress, NativeRepo, NativeSignature } from './native-contract.js';
 import * as is from './args.js';
-import { AbortError, ArgumentError, OstreeError } from './errors.js';
+import { AbortError, ArgumentError, BINDING_ERROR_DOMAIN, OstreeError } from './errors.js';
 import type { CallOptions } from './repo.js';
 import { native } from './native.js';
 import { cancellable } from './signal.js';
@@ -151,7 +151,25 @@ export interface PullOptions extends CallOptions {
   onProgress?: (progress: PullProgress) => void;
   /** How often libostree samples progress, in milliseconds. Default 100. */
   progressInterval?: number;
+  /**
+   * Most bytes the whole pull may receive before it is cancelled with `TOO_LARGE` (a mirror
+   * that serves an endless or huge object). Default {@link DEFAULT_PULL_MAX_BYTES} (4 GiB);
+   * 0 disables.
+   */
+  maxBytes?: number;
+  /**
+   * Most bytes that may arrive while no object completes, per object being fetched, before
+   * the pull is cancelled with `TOO_LARGE`: a bound on one object's size, measured from the
+   * pull's progress (libostree reports no per-object sizes). Default
+   * {@link DEFAULT_PULL_MAX_OBJECT_BYTES} (1 GiB); 0 disables.
+   */
+  maxObjectBytes?: number;
 }
+
+/** Default {@link PullOptions.maxBytes}: 4 GiB. */
+export const DEFAULT_PULL_MAX_BYTES = 4 * 1024 ** 3;
+/** Default {@link PullOptions.maxObjectBytes}: 1 GiB. */
+export const DEFAULT_PULL_MAX_OBJECT_BYTES = 1024 ** 3;
 
 /** Options for {@link Repo.pullLocal}. */
 export interface PullLocalOptions extends CallOptions {
@@ -586,16 +604,43 @@ interface PullPlan {
   refPrefix: string;
   /** The commits the refs are known to be pulled at (pullLocal resolves them first). */
   expected?: Record<string, string>;
+  /** Byte budgets (0: none), see {@link PullOptions.maxBytes}. */
+  maxBytes?: number;
+  maxObjectBytes?: number;
+}
+
+/** Watches a pull's progress against its byte budgets; returns the error to stop it with, if any. */
+function budget(plan: PullPlan): (p: NativePullProgress) => OstreeError | null {
+  let fetched = -1;
+  let since = 0;
+  const tooLarge = (message: string) => new OstreeError(message, { domain: BINDING_ERROR_DOMAIN, gerrorCode: 3, code: 'TOO_LARGE', operation: plan.operation });
+  return (p) => {
+    if (plan.maxBytes && p.bytesTransferred > plan.maxBytes) {
+      return tooLarge(`received ${p.bytesTransferred} bytes, more than the pull's budget of ${plan.maxBytes} (maxBytes); cancelled`);
+    }
+    if (p.fetched !== fetched) {
+      fetched = p.fetched;
+      since = p.bytesTransferred;
+    }
+    const perObject = (plan.maxObjectBytes ?? 0) * Math.max(1, p.outstandingFetches);
+    if (plan.maxObjectBytes && p.bytesTransferred - since > perObject) {
+      return tooLarge(`received ${p.bytesTransferred - since} bytes while no object completed (${p.outstandingFetches} being fetched), more than maxObjectBytes (${plan.maxObjectBytes}) each; cancelled`);
+    }
+    return null;
+  };
 }
 
 async function runPull(access: RepoAccess, plan: PullPlan, signal: AbortSignal | undefined): Promise<PullResult> {
   const started = performance.now();
+  const overBudget = budget(plan);
   const final = await withDeadline(plan.operation, signal, plan.total, plan.stall, (c, d) =>
     access.native.pull(
       {
         ...plan.native,
         onProgress: (p) => {
           d.touch();
+          const over = overBudget(p);
+          if (over) d.fail(over);
           if (!plan.onProgress) return;
           try {
             plan.onProgress(toProgress(p, started));
@@ -673,12 +718,14 @@ export async function pull(access: RepoAccess, remote: string, opts: PullOptions
   n.updateFrequencyMs = is.optInteger('progressInterval', o.progressInterval, 10, 60_000) ?? 100;
   const total = timeoutMs('timeout', o.timeout, 0);
   const stall = timeoutMs('stallTimeout', o.stallTimeout, 60_000);
+  const maxBytes = is.optInteger('maxBytes', o.maxBytes, 0, Number.MAX_SAFE_INTEGER) ?? DEFAULT_PULL_MAX_BYTES;
+  const maxObjectBytes = is.optInteger('maxObjectBytes', o.maxObjectBytes, 0, Number.MAX_SAFE_INTEGER) ?? DEFAULT_PULL_MAX_OBJECT_BYTES;
   const onProgress = callback<(p: PullProgress) => void>('onProgress', o.onProgress);
   const signal = is.signal(o.signal);
   const what = n.refs ? n.refs.join(', ') : 'all refs';
   const from = n.overrideUrl ? `${describeSource(access, source)} via ${n.overrideUrl}` : describeSource(access, source);
   const refPrefix = n.mirror || isUrl ? '' : `${source}:`;
-  return runPull(access, { native: n, operation: `pull ${what} from ${from}`, total, stall, onProgress, refPrefix }, signal);
+  return runPull(access, { native: n, operation: `pull ${what} from ${from}`, total, stall, onProgress, refPrefix, maxBytes, maxObjectBytes }, signal);
 }
 
 /** @internal */

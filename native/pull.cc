@@ -1,6 +1,8 @@
 // Pull: ostree_repo_pull_with_options on a dedicated thread, into a fresh OstreeRepo handle,
 // under its own pushed GMainContext, with coalesced progress snapshots posted to JS.
 #include <fcntl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 
 #include <mutex>
 
@@ -146,6 +148,21 @@ static GVariant* PullOptionsVariant(Napi::Env env, Napi::Object o, guint updateF
   return g_variant_ref_sink(g_variant_builder_end(&b));
 }
 
+// Why: libostree's fetcher keeps reading a response that is still arriving after the pull is
+// cancelled (it looks at the cancellable between requests), so an endless object held a
+// cancelled pull for tens of seconds. The pull's own main context lists the descriptors its
+// fetcher polls; once cancelled, the sockets among them are shut down, the request fails,
+// and the pull returns CANCELLED. Runs on the pull thread, from the progress timer.
+static void ShutdownContextSockets(GMainContext* ctx) {
+  GPollFD fds[128];
+  gint timeout = 0;
+  gint n = g_main_context_query(ctx, G_MAXINT, &timeout, fds, G_N_ELEMENTS(fds));
+  for (gint i = 0; i < n && i < static_cast<gint>(G_N_ELEMENTS(fds)); i++) {
+    struct stat st;
+    if (fds[i].fd >= 0 && fstat(fds[i].fd, &st) == 0 && S_ISSOCK(st.st_mode)) shutdown(fds[i].fd, SHUT_RDWR);
+  }
+}
+
 class PullWorker : public DedicatedWorker {
  public:
   PullWorker(const Napi::CallbackInfo& info, OstreeRepo* repo, Napi::Object o)
@@ -175,6 +192,7 @@ class PullWorker : public DedicatedWorker {
     }
     if (disableFsync_) ostree_repo_set_disable_fsync(repo, TRUE);
     PushedContext ctx;
+    context_ = ctx.get();
     CancelBreaker breaker(cancellable_);
     // Created after the push: the progress object binds to the thread-default context.
     OstreeAsyncProgress* progress = ostree_async_progress_new_and_connect(&PullWorker::OnChanged, this);
@@ -193,7 +211,11 @@ class PullWorker : public DedicatedWorker {
   }
 
  private:
-  static void OnChanged(OstreeAsyncProgress* p, gpointer self) { static_cast<PullWorker*>(self)->Publish(Read(p)); }
+  static void OnChanged(OstreeAsyncProgress* p, gpointer self) {
+    auto* w = static_cast<PullWorker*>(self);
+    if (w->context_ && g_cancellable_is_cancelled(w->cancellable_)) ShutdownContextSockets(w->context_);
+    w->Publish(Read(p));
+  }
 
   // Keeps only the newest snapshot; posts to JS only when no post is pending, so the queue
   // never holds more than one snapshot however fast libostree reports.
@@ -214,6 +236,7 @@ class PullWorker : public DedicatedWorker {
   }
 
   std::string remote_;
+  GMainContext* context_ = nullptr;  // the pushed context, on the pull thread only
   std::string path_;
   bool disableFsync_ = false;
   VariantRef options_;
