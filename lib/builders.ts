@@ -9,6 +9,7 @@ import { createReadStream } from 'node:fs';
 import { lstat, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { OstreeError } from './errors.js';
+import { ExtensionError } from './errors-domain.js';
 import type { PullProgress } from './remote.js';
 import type { Repo } from './repo.js';
 
@@ -43,6 +44,12 @@ export interface BuildRequest {
   signal?: AbortSignal;
   /** Receives download progress (the `remote` builder's pulls). */
   onProgress?: (progress: PullProgress) => void;
+  /**
+   * Accept content older than `current` (a commit with an earlier timestamp). Default false:
+   * the `remote` builder refuses it with `ExtensionError` `DOWNGRADE`, so a mirror replaying
+   * an older, validly signed commit cannot roll an extension back.
+   */
+  allowDowngrade?: boolean;
 }
 
 /** What a builder produced: a directory or archive to commit, or a commit already in the repo. */
@@ -173,6 +180,13 @@ export const archiveBuilder: Builder = {
   },
 };
 
+function downgrade(req: BuildRequest, remote: string, ref: string, to: string, detail: string): ExtensionError {
+  return new ExtensionError(
+    'DOWNGRADE',
+    `${remote}:${ref} offers ${to.slice(0, 12)}, which is older than the installed ${String(req.current).slice(0, 12)} of ${req.name || ref} (${detail}); refusing to go back (allowDowngrade to permit)`,
+  );
+}
+
 function remoteContext(req: BuildRequest): { remote: string; ref: string } {
   const { remote, ref } = req.context as { remote?: unknown; ref?: unknown };
   if (typeof remote !== 'string' || typeof ref !== 'string') throw new TypeError(`the ${req.name} extension's builder context needs remote and ref`);
@@ -195,14 +209,34 @@ export const remoteBuilder: Builder = {
     }
     const head = refs[ref];
     if (head === undefined) return { status: 'unknown', message: `${remote} no longer has ${ref}` };
-    return head === req.current
-      ? { status: 'none', message: `${remote}:${ref} is at the installed commit` }
-      : { status: 'available', message: `${remote}:${ref} moved to ${head.slice(0, 12)}` };
+    if (head === req.current) return { status: 'none', message: `${remote}:${ref} is at the installed commit` };
+    // Never offer going back as an update, when the offered commit is already known here.
+    if (req.current !== null && !req.allowDowngrade) {
+      const [now, next] = await Promise.all([req.repo.loadCommit(req.current).catch(() => null), req.repo.loadCommit(head).catch(() => null)]);
+      if (now && next && next.timestamp < now.timestamp) {
+        return { status: 'veto', message: downgrade(req, remote, ref, head, `${next.timestamp.toISOString()} < ${now.timestamp.toISOString()}`).message };
+      }
+    }
+    return { status: 'available', message: `${remote}:${ref} moved to ${head.slice(0, 12)}` };
   },
   async build(req) {
     const { remote, ref } = remoteContext(req);
-    const r = await req.repo.pull(remote, { refs: [ref], ...(req.signal ? { signal: req.signal } : {}), ...(req.onProgress ? { onProgress: req.onProgress } : {}) });
+    const guard = req.current !== null && !req.allowDowngrade;
+    let r;
+    try {
+      // libostree's own check refuses an older commit than the tracking ref before moving it.
+      r = await req.repo.pull(remote, { refs: [ref], ...(guard ? { timestampCheck: true } : {}), ...(req.signal ? { signal: req.signal } : {}), ...(req.onProgress ? { onProgress: req.onProgress } : {}) });
+    } catch (e) {
+      const m = /Upgrade target revision '([0-9a-f]{64})'.*chronologically older/s.exec((e as Error)?.message ?? '');
+      if (guard && m) throw Object.assign(downgrade(req, remote, ref, m[1]!, 'by commit timestamp'), { cause: e });
+      throw e;
+    }
     const commit = r.refs[`${remote}:${ref}`] ?? (await req.repo.resolve(`${remote}:${ref}`));
+    // And against what is installed, which the tracking ref need not be.
+    if (guard && commit !== req.current) {
+      const [now, next] = await Promise.all([req.repo.loadCommit(req.current!), req.repo.loadCommit(commit)]);
+      if (next.timestamp < now.timestamp) throw downgrade(req, remote, ref, commit, `${next.timestamp.toISOString()} < ${now.timestamp.toISOString()}`);
+    }
     return { commit, context: { remote, ref } };
   },
 };

@@ -16,6 +16,10 @@
  * - `INVALID_FIELD`: a field name or value cannot be written to a release file.
  * - `INVALID_NAME`: an extension name is not a valid image name.
  * - `INVALID_EXTENSION`: validation of an extension tree found errors (listed in `problems`).
+ * - `DOWNGRADE`: an update would install content older than what is installed (refused
+ *   unless `allowDowngrade`).
+ * - `STATE_REFUSED`: a plugin left state files that cannot be committed (devices, FIFOs,
+ *   sockets, links leading outside `state/`; listed in `problems`).
  */
 export type KnownExtensionErrorCode =
   | 'RELEASE_TOO_LARGE'
@@ -31,7 +35,9 @@ export type KnownExtensionErrorCode =
   | 'IN_ACTIVE_SET'
   | 'NOT_IN_HISTORY'
   | 'SET_REFUSED'
-  | 'APPLY_FAILED';
+  | 'APPLY_FAILED'
+  | 'DOWNGRADE'
+  | 'STATE_REFUSED';
 
 /**
  * Stable machine-readable code of an {@link ExtensionError}: one of

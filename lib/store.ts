@@ -66,6 +66,8 @@ export interface InstallOptions extends CallOptions {
   subject?: string;
   /** Refuse warnings too (setuid files, content systemd ignores). Default false. */
   strict?: boolean;
+  /** Accept content older than what is installed (see `BuildRequest.allowDowngrade`). Default false. */
+  allowDowngrade?: boolean;
 }
 
 /** Result of {@link ExtensionStore.upgrade} for one extension. */
@@ -236,6 +238,7 @@ export class ExtensionStore {
         context,
         repo: this.repo,
         current,
+        ...(o.allowDowngrade ? { allowDowngrade: true } : {}),
         ...(o.signal ? { signal: o.signal } : {}),
         ...(typeof opts.onProgress === 'function' ? { onProgress: opts.onProgress } : {}),
       });
@@ -556,7 +559,7 @@ export class ExtensionStore {
    * always, `warn` only with `force`, `veto` never. One outcome per extension; one failure
    * does not stop the others.
    */
-  async upgrade(opts: CallOptions & { force?: boolean; names?: string[] } = {}): Promise<UpgradeOutcome[]> {
+  async upgrade(opts: CallOptions & { force?: boolean; names?: string[]; allowDowngrade?: boolean } = {}): Promise<UpgradeOutcome[]> {
     const force = is.bool('force', opts.force, false);
     const names = opts.names === undefined ? await this.names() : is.stringArray('names', opts.names);
     const outcomes: UpgradeOutcome[] = [];
@@ -570,7 +573,7 @@ export class ExtensionStore {
         outcomes.push({ name, check: { status: 'unknown', message }, result: 'skipped', from, to: from });
         continue;
       }
-      const req = { name, context: origin.context, repo: this.repo, current: from, ...(opts.signal ? { signal: opts.signal } : {}) };
+      const req = { name, context: origin.context, repo: this.repo, current: from, ...(opts.allowDowngrade ? { allowDowngrade: true } : {}), ...(opts.signal ? { signal: opts.signal } : {}) };
       let check: UpdateCheck;
       try {
         check = await builder.checkUpdate(req);
