@@ -1,0 +1,360 @@
+// Differential test of the merged view (issue 11): for seeded and hand-written scenarios, the
+// /usr and /opt that the real systemd-sysext 252 mounts (live, in a private mount namespace)
+// must be identical — type, mode, owner, xattrs, symlink target, content — to what the library
+// produces: mergeOffline into a directory, mergeOffline into a commit (checked out), and the
+// plugins' merged view (overlayView), from `bare` and `bare-user-only` repositories.
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { beforeAll, expect, it } from 'vitest';
+import { baseFromDirectory, type Base } from '../../lib/base.js';
+import { commitReader } from '../../lib/commit-reader.js';
+import { mergeOffline } from '../../lib/merge.js';
+import type { SetMember } from '../../lib/plugins.js';
+import { parseRelease } from '../../lib/release.js';
+import { Repo, type RepoMode } from '../../lib/repo.js';
+import { ExtensionStore } from '../../lib/store.js';
+import type { TreeReader } from '../../lib/validate.js';
+import { generateScenario, handWrittenScenarios, TreeWriter, type Scenario } from '../helpers/overlay-gen.js';
+import { describeAsRoot } from '../helpers/root.js';
+import { runInPrivateMountNamespace } from '../helpers/sysext.js';
+import { tempDir } from '../helpers/tmp.js';
+import { diffManifests, manifestFromDirectory, manifestFromReader, writeManifestScript, type Manifest } from '../helpers/tree-manifest.js';
+
+const GENERATED = 64;
+const FIRST_SEED = 1100;
+const TOPS = ['usr', 'opt'];
+const SHOW = 12; // differences shown per comparison
+// Absolute symlink targets in the bases: a merge that follows them would create these on the host.
+const HOST_CANARIES = ['/some/absolute/dir', '/etc/abs', '/nonexistent', '/does/not/exist', '/usr/share/realdir', '/usr/share/opt-stuff'];
+
+interface Live {
+  log: string;
+  exitCode: number;
+  /** Extensions in systemd's order (bottom first), from its "Using extensions" line; [] when none. */
+  merged: string[];
+  manifest: Manifest;
+}
+
+// The live batch: merge every root (each bind-mounted onto itself, shared), then capture all
+// manifests with one node process. The namespace (and every mount) goes away on exit.
+const LIVE_SCRIPT = `
+out=$1; script=$2; jobs=$3; shift 3
+i=0
+for root in "$@"; do
+  mount --bind "$root" "$root" && mount --make-shared "$root"
+  rc=0
+  SYSTEMD_LOG_LEVEL=debug systemd-sysext --root="$root" merge >"$out/$i.log" 2>&1 || rc=$?
+  echo "$rc" >"$out/$i.rc"
+  i=$((i + 1))
+done
+"${process.execPath}" "$script" "$jobs"
+`;
+
+function mergedFromLog(log: string): string[] {
+  const m = /Using extensions '(.*)'\.\n/.exec(log);
+  return m === null ? [] : m[1]!.split("', '");
+}
+
+const norm = (groups: string[][]): string[][] => groups.map((g) => [...g].sort()).sort((a, b) => (a.join('\0') < b.join('\0') ? -1 : 1));
+
+/** Paths a library result says a repository mode could not represent (any `unrepresentable` list). */
+function reportedPaths(...results: unknown[]): Set<string> {
+  const out = new Set<string>();
+  for (const r of results) {
+    const o = r as { unrepresentable?: unknown; stats?: { unrepresentable?: unknown } } | null;
+    for (const list of [o?.unrepresentable, o?.stats?.unrepresentable]) {
+      if (!Array.isArray(list)) continue;
+      for (const item of list) {
+        const p = typeof item === 'string' ? item : typeof (item as { path?: unknown })?.path === 'string' ? (item as { path: string }).path : null;
+        if (p !== null) out.add(p.replace(/^\/+/, ''));
+      }
+    }
+  }
+  return out;
+}
+
+/** Whether an extension tree holds anything bare-user-only cannot store (owner, xattr, odd mode). */
+function needsFullMetadata(s: Scenario): boolean {
+  const visit = (n: Scenario['base']['children'][string]): boolean => {
+    if (n.type === 'whiteout') return false;
+    if (n.type === 'symlink') return (n.uid ?? 0) !== 0 || (n.gid ?? 0) !== 0;
+    if ((n.uid ?? 0) !== 0 || (n.gid ?? 0) !== 0 || Object.keys(n.xattrs ?? {}).length > 0) return true;
+    if (n.type === 'file') return ![0o644, 0o755].includes(n.mode ?? 0o644);
+    if ((n.mode ?? 0o755) !== 0o755 || n.opaque) return true;
+    return Object.values(n.children).some(visit);
+  };
+  return s.extensions.some((e) => visit(e.tree));
+}
+
+describeAsRoot('the merged view agrees with systemd-sysext 252', () => {
+  const work = tempDir('overlay-systemd-');
+  const scenarios: Scenario[] = [...handWrittenScenarios(), ...Array.from({ length: GENERATED }, (_, i) => generateScenario(FIRST_SEED + i))];
+  const dirOf = (i: number) => join(work, `s${i}`);
+  const live: Live[] = [];
+  let overlayView:
+    ((base: Base, extensions: SetMember[], opts: { repo: Repo; createMissingHierarchies?: boolean }) => Promise<TreeReader & { close?: () => void }>) | null =
+    null;
+  let overlayMissing = '';
+
+  beforeAll(async () => {
+    const writer = new TreeWriter();
+    scenarios.forEach((s, i) => {
+      const d = dirOf(i);
+      mkdirSync(d);
+      writer.write(join(d, 'root'), s.base);
+      writer.write(join(d, 'base'), s.base);
+      mkdirSync(join(d, 'root/var/lib/extensions'), { recursive: true });
+      for (const e of s.extensions) writer.write(join(d, 'root/var/lib/extensions', e.name), e.tree);
+      if (s.immutableRoot) {
+        writer.immutable(join(d, 'root'));
+        writer.immutable(join(d, 'base'));
+      }
+    });
+    writer.finish(work);
+
+    const out = join(work, 'live');
+    mkdirSync(out);
+    const script = writeManifestScript(work);
+    const jobs = join(work, 'live-jobs.json');
+    writeFileSync(jobs, JSON.stringify(scenarios.map((_, i) => ({ root: join(dirOf(i), 'root'), tops: TOPS, out: join(out, `${i}.json`) }))));
+    const run = await runInPrivateMountNamespace(LIVE_SCRIPT, {
+      args: [out, script, jobs, ...scenarios.map((_, i) => join(dirOf(i), 'root'))],
+      timeoutMs: 240_000,
+    });
+    if (run.code !== 0) throw new Error(`the live namespace failed (exit ${run.code ?? run.signal}): ${run.stderr}`);
+    scenarios.forEach((_, i) => {
+      const log = readFileSync(join(out, `${i}.log`), 'utf8');
+      const manifest = JSON.parse(readFileSync(join(out, `${i}.json`), 'utf8')) as Manifest | { error: string };
+      if ('error' in manifest) throw new Error(`capturing scenario ${scenarios[i]!.id}: ${manifest.error}`);
+      live.push({ log, exitCode: Number(readFileSync(join(out, `${i}.rc`), 'utf8').trim()), merged: mergedFromLog(log), manifest });
+    });
+
+    // lib/overlay.ts is the engine being written for issue 11; until it exists this part fails.
+    const present = HOST_CANARIES.filter((p) => existsSync(p));
+    if (present.length > 0) throw new Error(`host paths the scenarios use as canaries exist already: ${present.join(', ')}`);
+    const modulePath = '../../lib/overlay.js';
+    try {
+      const mod = (await import(/* @vite-ignore */ modulePath)) as { overlayView?: typeof overlayView };
+      if (typeof mod.overlayView === 'function') overlayView = mod.overlayView;
+      else overlayMissing = 'lib/overlay.ts does not export overlayView';
+    } catch (e) {
+      overlayMissing = `lib/overlay.ts cannot be loaded: ${(e as Error).message.split('\n')[0]}`;
+    }
+  }, 300_000);
+
+  it(`covers ${GENERATED} generated scenarios plus one per rule, and systemd merged each as expected`, () => {
+    expect(scenarios.filter((s) => s.seed !== undefined).length).toBeGreaterThanOrEqual(60);
+    expect(scenarios.length - GENERATED).toBeGreaterThanOrEqual(15);
+    const bad: string[] = [];
+    scenarios.forEach((s, i) => {
+      const l = live[i]!;
+      const names = s.extensions.map((e) => e.name);
+      const skipped = names.filter((n) => !l.merged.includes(n)).sort();
+      if (l.exitCode !== 0) bad.push(`${s.id}: systemd-sysext exited ${l.exitCode}`);
+      if (/\(sd-sysext\) failed/.test(l.log) && !s.immutableRoot) bad.push(`${s.id}: the merge failed:\n${l.log}`);
+      if (l.merged.length === 0 && !/No suitable extensions found/.test(l.log)) bad.push(`${s.id}: nothing merged:\n${l.log}`);
+      if (JSON.stringify(skipped) !== JSON.stringify([...(s.expectSkipped ?? [])].sort())) {
+        bad.push(`${s.id}: systemd skipped ${JSON.stringify(skipped)}, the scenario expects ${JSON.stringify(s.expectSkipped ?? [])}`);
+      }
+      if (l.merged.length > 0 && JSON.stringify(l.manifest.systemd.usr ?? null) !== JSON.stringify(l.merged)) {
+        bad.push(`${s.id}: usr/.systemd-sysext/extensions ${JSON.stringify(l.manifest.systemd.usr)} vs log ${JSON.stringify(l.merged)}`);
+      }
+    });
+    expect(bad).toEqual([]);
+    // The generated scenarios reach the interesting cases.
+    const gen = scenarios.map((s, i) => ({ s, l: live[i]! })).filter((x) => x.s.seed !== undefined);
+    expect(gen.filter((x) => x.l.manifest.tops.opt === 'var/opt').length).toBeGreaterThanOrEqual(5);
+    expect(gen.filter((x) => (x.l.manifest.systemd.opt ?? x.l.manifest.systemd['var/opt']) !== undefined).length).toBeGreaterThanOrEqual(10);
+    expect(gen.filter((x) => x.s.extensions.length >= 3).length).toBeGreaterThanOrEqual(15);
+  });
+
+  it('systemd 252 shows the edge cases as /tmp/systemd-facts.md records them', () => {
+    const byId = (id: string) => {
+      const i = scenarios.findIndex((s) => s.id === id);
+      return { m: live[i]!.manifest, log: live[i]!.log, get: (p: string) => live[i]!.manifest.entries.find((e) => e.path === p) };
+    };
+    // The hierarchy roots are systemd's meta directory: 0755 root:root, no xattrs.
+    const meta = byId('directory-metadata');
+    expect(meta.get('usr')).toMatchObject({ type: 'dir', mode: 0o755, uid: 0, gid: 0, xattrs: {} });
+    expect(meta.get('opt')).toMatchObject({ type: 'dir', mode: 0o755, uid: 0, gid: 0, xattrs: {} });
+    expect(meta.get('usr/share')).toMatchObject({ mode: 0o1777 });
+    expect(meta.get('usr/share/d')).toMatchObject({ mode: 0o2750, uid: 1000, gid: 1001, xattrs: { 'user.ext': Buffer.from('2').toString('hex') } });
+    // Missing /opt: created on a writable root, not on an immutable one (where /usr still merges).
+    expect(byId('opt-missing-writable-root').get('opt/app/f')).toBeDefined();
+    const imm = byId('opt-missing-immutable-root');
+    expect(imm.m.tops.opt).toBeNull();
+    expect(imm.get('usr/share/s')).toBeDefined();
+    expect(imm.log).toMatch(/Failed to create hierarchy mount point .*opt.*Operation not permitted/);
+    // opt -> var/opt: mounted on var/opt.
+    expect(byId('opt-symlink-target-missing').m.tops.opt).toBe('var/opt');
+    expect(byId('opt-symlink-target-missing').get('var/opt/app/f')).toBeDefined();
+    expect(byId('opt-symlink-absolute').get('var/opt/baseapp/g')).toBeDefined();
+    // An extension's opt symlink is chased inside the extension.
+    expect(byId('symlinks-in-extensions').get('opt/app/f')).toBeDefined();
+    expect(byId('symlinks-in-extensions').get('opt/HOSTONLY')).toBeUndefined();
+    // Whiteouts and opaque dirs.
+    const wh = byId('whiteouts');
+    expect([wh.get('usr/share/dir1'), wh.get('usr/share/gone2'), wh.get('usr/share/nothingbelow')]).toEqual([undefined, undefined, undefined]);
+    expect(wh.get('usr/share/gone')).toMatchObject({ type: 'file' });
+    const op = byId('opaque-dirs');
+    expect(op.get('usr/share/dir2/b')).toBeUndefined();
+    expect(op.get('usr/share/dir2/low')).toBeUndefined();
+    expect(op.get('usr/share/dir2/top')).toBeDefined();
+    expect(op.get('usr/bin/basefile')).toBeDefined(); // opaque on an extension's usr is ignored
+    expect(op.get('usr/share/dir3/k')).toBeDefined(); // user.overlay.opaque is just an xattr
+    // Base symlink with an extension dir of the same name: a plain directory with the extension's content.
+    const k = byId('base-symlink-absolute-with-extension-dir');
+    expect(k.get('usr/share/x')).toMatchObject({ type: 'dir' });
+    expect(k.get('usr/share/x/f')).toBeDefined();
+    // Files' xattrs pass through except trusted.overlay.*.
+    const xa = byId('file-xattrs').get('usr/share/f')!.xattrs!;
+    expect(Object.keys(xa).sort()).toEqual(['trusted.t', 'user.a', 'user.overlay.x']);
+  });
+
+  const modes: RepoMode[] = ['bare', 'bare-user-only'];
+  scenarios.forEach((s, i) => {
+    for (const mode of modes) {
+      it(`${s.id} [${mode}]: ${s.description}`, async () => {
+        const l = live[i]!;
+        const d = dirOf(i);
+        const problems: string[] = [];
+        const lossy = mode === 'bare-user-only';
+        const diffOpts = (side: string, reported: Set<string>) => ({
+          names: ['systemd', side] as [string, string],
+          ignoreOwners: lossy,
+          ignoreXattrs: lossy,
+          modeMayDiffer: new Set([...reported].flatMap((p) => (p.startsWith('opt/') && l.manifest.tops.opt === 'var/opt' ? [p, `var/${p}`] : [p]))),
+        });
+        const compare = (side: string, actual: Manifest, reported: Set<string>) => {
+          const diff = diffManifests(l.manifest, actual, diffOpts(side, reported));
+          if (diff.length > 0)
+            problems.push(`${side}: ${diff.length} difference(s):\n    ${diff.slice(0, SHOW).join('\n    ')}${diff.length > SHOW ? '\n    …' : ''}`);
+        };
+        const liveSkipped = s.extensions.map((e) => e.name).filter((n) => !l.merged.includes(n));
+
+        const t0 = Date.now();
+        const lap = (what: string) => {
+          if (process.env.OVERLAY_TEST_TIMING) process.stderr.write(`${s.id} ${mode} ${what} ${Date.now() - t0}ms\n`);
+        };
+        const repo = await Repo.create(join(d, `repo-${mode}`), { mode });
+        lap('repo');
+        try {
+          const store = new ExtensionStore(repo);
+          const installed: { name: string; commit: string; result: unknown }[] = [];
+          for (const e of s.extensions) {
+            const dir = join(d, 'root/var/lib/extensions', e.name);
+            try {
+              const r = await store.installFromDirectory(dir, { name: e.name });
+              installed.push({ name: e.name, commit: r.commit, result: r });
+            } catch (err) {
+              // The library may refuse to install what systemd ignores; commit it raw then, so
+              // mergeOffline has to skip it itself.
+              if (liveSkipped.includes(e.name)) {
+                installed.push({ name: e.name, commit: await repo.commit({ tree: dir, ref: `test/raw/${e.name}`, subject: e.name }), result: null });
+              } else {
+                problems.push(
+                  `installing ${e.name} failed: ${(err as { code?: string }).code ?? ''} ${(err as Error).message.split('\n').slice(0, 4).join(' | ')}`,
+                );
+              }
+            }
+          }
+          lap('install');
+          if (problems.length === 0) {
+            const base = await baseFromDirectory(join(d, 'base'));
+            const extensions = installed.map((x) => ({ name: x.name, commit: x.commit, kind: 'sysext' as const }));
+            // An immutable root is described to the library as such (systemd cannot create a missing /opt there).
+            const rootOpts = s.immutableRoot ? { createMissingHierarchies: false } : {};
+            const checkResult = (side: string, r: Record<string, unknown>) => {
+              const skipped = r.skipped as { name: string; reason: string }[] | undefined;
+              if (!Array.isArray(skipped)) problems.push(`${side}: the result has no skipped list (systemd skipped ${JSON.stringify(liveSkipped)})`);
+              else if (JSON.stringify(skipped.map((x) => x.name).sort()) !== JSON.stringify([...liveSkipped].sort())) {
+                problems.push(`${side}: skipped ${JSON.stringify(skipped)}, systemd skipped ${JSON.stringify(liveSkipped)}`);
+              }
+              const ambiguous = r.ambiguous as string[][] | undefined;
+              const want = norm(s.expectAmbiguous ?? []);
+              if (!Array.isArray(ambiguous)) problems.push(`${side}: the result has no ambiguous list (expected ${JSON.stringify(want)})`);
+              else if (JSON.stringify(norm(ambiguous)) !== JSON.stringify(want))
+                problems.push(`${side}: ambiguous ${JSON.stringify(ambiguous)}, expected ${JSON.stringify(want)}`);
+              if (want.length === 0 && JSON.stringify(r.order) !== JSON.stringify(l.merged)) {
+                problems.push(`${side}: order ${JSON.stringify(r.order)}, systemd's ${JSON.stringify(l.merged)}`);
+              }
+            };
+            const installReports = installed.map((x) => x.result);
+            const lossReported = (side: string, reported: Set<string>, results: unknown[]) => {
+              if (
+                lossy &&
+                needsFullMetadata(s) &&
+                reported.size === 0 &&
+                !results.some(
+                  (r) =>
+                    Array.isArray((r as { unrepresentable?: unknown } | null)?.unrepresentable) &&
+                    (r as { unrepresentable: unknown[] }).unrepresentable.length > 0,
+                )
+              ) {
+                problems.push(`${side}: owners/xattrs/modes bare-user-only cannot store were not reported (no unrepresentable entries)`);
+              }
+            };
+
+            // 1. Offline merge into a directory.
+            const outDir = join(d, `out-${mode}`);
+            try {
+              const r = (await mergeOffline({ repo, base, extensions, directory: outDir, ...rootOpts })) as unknown as Record<string, unknown>;
+              checkResult('mergeOffline(directory)', r);
+              const reported = reportedPaths(r, ...installReports);
+              lossReported('mergeOffline(directory)', reported, [r, ...installReports]);
+              compare('mergeOffline(directory)', await manifestFromDirectory(work, outDir, TOPS), reported);
+            } catch (err) {
+              problems.push(`mergeOffline(directory) threw ${(err as { code?: string }).code ?? ''}: ${(err as Error).message.split('\n')[0]}`);
+            }
+
+            lap('directory');
+            // 2. Offline merge into a commit, checked out.
+            try {
+              const r = (await mergeOffline({ repo, base, extensions, commit: { ref: 'test/merged' }, ...rootOpts })) as unknown as Record<string, unknown>;
+              checkResult('mergeOffline(commit)', r);
+              const co = join(d, `checkout-${mode}`);
+              await repo.checkout(r.commit as string, co, { mode: 'none' });
+              const reported = reportedPaths(r, ...installReports);
+              compare('mergeOffline(commit)', await manifestFromDirectory(work, co, TOPS), reported);
+            } catch (err) {
+              problems.push(`mergeOffline(commit) threw ${(err as { code?: string }).code ?? ''}: ${(err as Error).message.split('\n')[0]}`);
+            }
+
+            lap('commit');
+            // 3. The plugins' merged view, over the extensions systemd merged, in its order.
+            if (overlayView === null) problems.push(`overlayView: ${overlayMissing}`);
+            else {
+              try {
+                const members: SetMember[] = [];
+                for (const name of l.merged) {
+                  const x = installed.find((y) => y.name === name)!;
+                  const reader = commitReader(repo, x.commit);
+                  const rel = await reader.readFile(`usr/lib/extension-release.d/extension-release.${name}`);
+                  members.push({ name, commit: x.commit, kind: 'sysext', release: rel === null ? {} : parseRelease(rel).fields, reader });
+                }
+                const view = await overlayView(base, members, { repo, ...rootOpts });
+                try {
+                  compare('overlayView', await manifestFromReader(view, TOPS), reportedPaths(...installReports));
+                } finally {
+                  view.close?.();
+                }
+              } catch (err) {
+                problems.push(`overlayView threw ${(err as { code?: string }).code ?? ''}: ${(err as Error).message.split('\n')[0]}`);
+              }
+            }
+          }
+        } finally {
+          repo.close();
+        }
+        lap('view');
+        const leaked = HOST_CANARIES.filter((p) => existsSync(p));
+        if (leaked.length > 0) problems.push(`written outside the merge target, on the host: ${leaked.join(', ')}`);
+        if (problems.length > 0) {
+          expect.fail(
+            `${s.id}${s.seed === undefined ? '' : ` (seed ${s.seed})`} [${mode}] — ${s.description}\n  systemd merged ${JSON.stringify(l.merged)}; files in ${d}\n  ${problems.join('\n  ')}`,
+          );
+        }
+      });
+    }
+  });
+});
