@@ -179,10 +179,11 @@ function parseOptions(
         if (eq !== -1) throw usageError(`option '--${name}' takes no value`, mode.help);
         set(name, spec, true);
       } else if (eq !== -1) {
+        if (eq === a.length - 1) throw usageError(`option '--${name}' needs a value`, mode.help);
         set(name, spec, a.slice(eq + 1));
       } else {
         const next = args[i + 1];
-        if (next === undefined || (next.startsWith('-') && next !== '-')) throw usageError(`option '--${name}' needs a value`, mode.help);
+        if (next === undefined || next === '' || (next.startsWith('-') && next !== '-')) throw usageError(`option '--${name}' needs a value`, mode.help);
         set(name, spec, next);
         i++;
       }
@@ -261,6 +262,7 @@ function resolveCommand(args: string[]): Resolved {
     forCommand(e, command.name);
   }
   if (parsed.values.help) return { text: commandHelp(command), exitCode: EXIT.OK };
+  if (parsed.positionals.includes('')) forCommand(usageError('an argument is empty', command.name), command.name);
   const [min, max] = command.args;
   const n = parsed.positionals.length;
   if (n < min || n > max) {

@@ -75,6 +75,32 @@ const HINTS: Record<string, string> = {
   GPG_REVOKED_KEY: 'the signing key was revoked; do not use this content',
 };
 
+/** What the library's parameter names are called on the command line. */
+const ARGUMENT_WORDS: Record<string, string> = {
+  name: 'the name',
+  names: 'the names',
+  url: 'the URL',
+  rev: 'the revision',
+  to: 'the set id',
+  osname: 'the OS name',
+  remote: 'the remote name',
+  ref: 'the ref',
+  commit: 'the commit',
+  path: 'the path',
+  directory: 'the directory',
+};
+
+/**
+ * The message of an error for the command line: an {@link ArgumentError} from the library
+ * starts with its parameter's name (`name must not be empty`), which says nothing to a person
+ * at a shell; it is replaced by what the command calls it.
+ */
+export function messageFor(e: unknown): string {
+  const message = oneLine(e);
+  if (!(e instanceof ArgumentError)) return message;
+  return message.replace(/^([A-Za-z]+)(?:\[\d+\])?(?:\.[A-Za-z.]+)? (?=must |is |has |contains )/, (_, p: string) => `${ARGUMENT_WORDS[p] ?? 'an argument'} `);
+}
+
 /** Exit code, stable code and hint for any error. */
 export function classify(err: unknown): { exitCode: number; code: string; hint: string | undefined } {
   const e = fromFsError(err); // ENOSPC/EDQUOT: NO_SPACE
@@ -165,8 +191,10 @@ export class Output {
 
   /** Reports a failure: one line on stderr (and the JSON envelope on stdout with --json). */
   fail(command: string, e: unknown): number {
-    const { exitCode, code, hint } = classify(e);
-    const message = oneLine(e);
+    const classified = classify(e);
+    const { exitCode, code } = classified;
+    const hint = e instanceof ArgumentError ? `ostree-sysext ${command ? `${command} ` : ''}--help` : classified.hint;
+    const message = messageFor(e);
     if (process.env.OSTREE_SYSEXT_DEBUG === '1' && e instanceof Error) this.#err.write(`${e.stack ?? e.message}\n`);
     const what = command ? `ostree-sysext ${command}` : 'ostree-sysext';
     this.#err.write(`${what}: ${message}${hint ? ` (try: ${hint})` : ''}\n`);

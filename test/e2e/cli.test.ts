@@ -110,6 +110,12 @@ describe('ostree-sysext on a repository (no root needed)', () => {
     usageLine(['list', 'extra'], "ostree-sysext list: takes no arguments, got 'extra' (try: ostree-sysext list --help)");
     usageLine(['add'], 'ostree-sysext add: missing argument (ostree-sysext add REMOTE:REF | DIR | ARCHIVE) (try: ostree-sysext add --help)');
     usageLine(['rollback', 'a', 'b'], "ostree-sysext rollback: too many arguments: 'b' (ostree-sysext rollback [SET]) (try: ostree-sysext rollback --help)");
+    // Errors from the library's argument checks do not name its parameters.
+    usageLine([...R(), 'remove', ''], 'ostree-sysext remove: an argument is empty (try: ostree-sysext remove --help)');
+    usageLine([...R(), 'check', '--base', ''], "ostree-sysext check: option '--base' needs a value (try: ostree-sysext check --help)");
+    usageLine([...R(), 'check', '--base='], "ostree-sysext check: option '--base' needs a value (try: ostree-sysext check --help)");
+    usageLine([...R(), 'remote', 'add', 'x', 'notaurl'], 'ostree-sysext remote add: the URL is not a valid URL: "notaurl" (try: ostree-sysext remote add --help)');
+    usageLine([...R(), 'remote', 'add', 'a b', 'file:///x'], 'ostree-sysext remote add: the name is not a valid remote name: string "a b" (try: ostree-sysext remote add --help)');
     // With --json the same error is the envelope on stdout.
     const j = cli(['lst', '--json']);
     expect(j.code).toBe(2);
@@ -355,6 +361,11 @@ export default {
       const server = await startNginx({ root: vendor });
       try {
         json([...R(), 'remote', 'add', 'web', server.url, '--no-gpg-verify']);
+        // A pull over HTTP that fails at once: its error line only, no `0/0 objects`.
+        const failed = cli([...R(), 'add', 'web:ext/missing']);
+        expect(failed.code).toBe(4);
+        expect(failed.stderr).toMatch(/^ostree-sysext add: [^\n]*ext\/missing[^\n]*\n$/);
+        expect(failed.stderr).not.toMatch(/objects|B\/s/);
         const bar = /\r\x1b\[2Kpull web:ext\/vendored \[[#-]{24}\] \d+\/\d+ objects, [\d.]+ (B|KiB|MiB), [\d.]+ (B|KiB|MiB)\/s/;
         json([...R(), 'remove', 'vendored']);
         // stdout redirected to a file, stderr on the terminal: the bar is drawn.
@@ -625,6 +636,11 @@ describeAsRoot('ostree-sysext on a sysroot (deploy, apply, boot, live merge)', (
     expect(outputs[2]).toMatch(/fedora-only +sysext +no +ID_MISMATCH/);
     const status = JSON.parse(outputs.at(-1)!);
     expect(status.result.set.order).toEqual(['hello', 'tools']);
+    // The demo forced a warning about hello: undeploying tools is not refused for it.
+    const sysroot = /--sysroot (\S+)/.exec(block)![1]!;
+    const und = cli(['--sysroot', sysroot, 'undeploy', 'tools']);
+    expect(und.code, und.stderr).toBe(0);
+    expect(und.stdout).toMatch(/^accepted with --force before, still accepted: file-conflicts: /m);
   });
 
   it('SIGINT cancels a running pull: exit 130, nothing installed', async () => {
