@@ -173,6 +173,8 @@ export interface NativePullOptions {
   requireStaticDeltas?: boolean;
   overrideCommitIds?: string[];
   timestampCheck?: boolean;
+  /** Cancel (binding error TOO_LARGE) once more bytes than this arrived; 0 or absent: no budget. */
+  maxBytes?: number;
   /** libostree's update-frequency, ms. Default 100. */
   updateFrequencyMs?: number;
   /** Coalesced snapshots; the final one (done: true) arrives before the Promise settles. */

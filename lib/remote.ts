@@ -633,7 +633,9 @@ function budget(plan: PullPlan): (p: NativePullProgress) => OstreeError | null {
 async function runPull(access: RepoAccess, plan: PullPlan, signal: AbortSignal | undefined): Promise<PullResult> {
   const started = performance.now();
   const overBudget = budget(plan);
-  const final = await withDeadline(plan.operation, signal, plan.total, plan.stall, (c, d) =>
+  // A budget must be able to cancel even a pull without signal or deadlines.
+  const watched = signal ?? (plan.maxBytes || plan.maxObjectBytes ? new AbortController().signal : undefined);
+  const final = await withDeadline(plan.operation, watched, plan.total, plan.stall, (c, d) =>
     access.native.pull(
       {
         ...plan.native,
@@ -725,6 +727,7 @@ export async function pull(access: RepoAccess, remote: string, opts: PullOptions
   const what = n.refs ? n.refs.join(', ') : 'all refs';
   const from = n.overrideUrl ? `${describeSource(access, source)} via ${n.overrideUrl}` : describeSource(access, source);
   const refPrefix = n.mirror || isUrl ? '' : `${source}:`;
+  if (maxBytes > 0) n.maxBytes = maxBytes;
   return runPull(access, { native: n, operation: `pull ${what} from ${from}`, total, stall, onProgress, refPrefix, maxBytes, maxObjectBytes }, signal);
 }
 

@@ -4,6 +4,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 
+#include <atomic>
 #include <mutex>
 
 #include "repo.h"
@@ -176,6 +177,7 @@ class PullWorker : public DedicatedWorker {
     disableFsync_ = ostree_repo_get_disable_fsync(repo);
     guint frequency = static_cast<guint>(OptInt(o, "updateFrequencyMs", 100, 10, 60000));
     options_ = VariantRef(PullOptionsVariant(env, o, frequency));
+    maxBytes_ = static_cast<guint64>(OptInt(o, "maxBytes", 0, 0, INT64_MAX));
     Napi::Value cb = o.Get("onProgress");
     if (cb.IsFunction()) onProgress_ = Napi::Persistent(cb.As<Napi::Function>());
     else if (!cb.IsUndefined() && !cb.IsNull()) throw Napi::TypeError::New(env, "onProgress must be a function");
@@ -202,6 +204,12 @@ class PullWorker : public DedicatedWorker {
     g_object_unref(progress);
     last.done = true;
     Publish(last);
+    if (!ok && overBudget_.load()) {
+      g_clear_error(&err);
+      g_set_error(&err, BindingErrorQuark(), BINDING_ERROR_LIMIT,
+                  "received %" G_GUINT64_FORMAT " bytes, more than the pull's budget of %" G_GUINT64_FORMAT " (maxBytes); cancelled",
+                  last.bytesTransferred, maxBytes_);
+    }
     if (!ok) Fail(err);
   }
 
@@ -213,8 +221,14 @@ class PullWorker : public DedicatedWorker {
  private:
   static void OnChanged(OstreeAsyncProgress* p, gpointer self) {
     auto* w = static_cast<PullWorker*>(self);
-    if (w->context_ && g_cancellable_is_cancelled(w->cancellable_)) ShutdownContextSockets(w->context_);
-    w->Publish(Read(p));
+    PullSnapshot s = Read(p);
+    // The byte budget is enforced here, on the pull thread at each progress tick, so that
+    // what arrives past it is bounded by one tick rather than by the JS thread's latency.
+    if (w->maxBytes_ > 0 && s.bytesTransferred > w->maxBytes_ && !w->overBudget_.exchange(true) && w->cancellable_) {
+      g_cancellable_cancel(w->cancellable_);
+    }
+    if (w->context_ && w->cancellable_ && g_cancellable_is_cancelled(w->cancellable_)) ShutdownContextSockets(w->context_);
+    w->Publish(s);
   }
 
   // Keeps only the newest snapshot; posts to JS only when no post is pending, so the queue
@@ -237,6 +251,8 @@ class PullWorker : public DedicatedWorker {
 
   std::string remote_;
   GMainContext* context_ = nullptr;  // the pushed context, on the pull thread only
+  guint64 maxBytes_ = 0;              // 0: no budget
+  std::atomic<bool> overBudget_{false};
   std::string path_;
   bool disableFsync_ = false;
   VariantRef options_;
