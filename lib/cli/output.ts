@@ -246,7 +246,7 @@ export class Progress {
   pull = (p: PullProgress): void => {
     // Nothing counted yet: a pull that fails now (unknown ref, server down) shows no bar; a
     // local (file://) pull counts nothing at all, so its summary is shown when it succeeds.
-    if (p.requested === 0 && p.fetched === 0 && p.bytesTransferred === 0 && !p.scanning) {
+    if (p.requested === 0 && p.fetched === 0 && p.bytesTransferred === 0) {
       this.#pending = p.status;
       return;
     }
