@@ -55,6 +55,23 @@ describeAsRoot('deploy on a full file system', () => {
     makeTree(extDir, spec);
   }, 120_000);
 
+  it("makeDirectory reports a full file system as NO_SPACE where Node's promise mkdir -p says ENOENT", async () => {
+    const mnt = join(dir, 'mnt-mkdir');
+    mkdirSync(mnt);
+    const child = `
+const { makeDirectory } = await import(process.argv[1]);
+const { mkdir, writeFile } = await import('node:fs/promises');
+const mnt = process.argv[2];
+await mkdir(mnt + '/a');
+for (let i = 0; ; i++) { try { await writeFile(mnt + '/fill' + i, ''); } catch { break; } }
+const code = (p) => p.then(() => 'ok', (e) => e.code);
+console.log(JSON.stringify({ node: await code(mkdir(mnt + '/a/b/c', { recursive: true })), ours: await code(makeDirectory(mnt + '/a/b/c')), oursExisting: await code(makeDirectory(mnt + '/a')) }));`;
+    const errorsJs = resolve(import.meta.dirname, '..', '..', 'dist', 'lib', 'errors.js');
+    const run = await runInPrivateMountNamespace('mount -t tmpfs -o size=1m,nr_inodes=64 tmpfs "$1" && exec "$2" --input-type=module -e "$3" "$4" "$1"', { args: [mnt, process.execPath, child, errorsJs] });
+    expect(run.code, run.stderr).toBe(0);
+    expect(JSON.parse(run.stdout.trim().split('\n').pop()!)).toEqual({ node: 'ENOENT', ours: 'NO_SPACE', oursExisting: 'ok' });
+  });
+
   it('reports NO_SPACE (exit 1) at every point, never NOT_FOUND, and the re-run succeeds', async () => {
     const mnt = join(dir, 'mnt');
     const inodes = [2, 3, 4, 5, 6, 7, 8, 9, 10, 12, 14].join(' ');
