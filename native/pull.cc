@@ -7,6 +7,7 @@
 #include <atomic>
 #include <mutex>
 
+#include "objects.h"
 #include "repo.h"
 
 namespace osx {
@@ -193,6 +194,13 @@ class PullWorker : public DedicatedWorker {
       return;
     }
     if (disableFsync_) ostree_repo_set_disable_fsync(repo, TRUE);
+    // A local (file://) source is read by libostree without the checks a network pull
+    // makes: a damaged dirtree crashed it, a FIFO hung it. What will be pulled is
+    // validated first (objects.h).
+    if (!ValidateLocalSource(repo, &err)) {
+      Fail(err);
+      return;
+    }
     PushedContext ctx;
     context_ = ctx.get();
     CancelBreaker breaker(cancellable_);
@@ -216,6 +224,51 @@ class PullWorker : public DedicatedWorker {
   Napi::Value Result(Napi::Env env) override {
     std::lock_guard<std::mutex> lock(mu_);
     return SnapshotToJs(env, latest_);
+  }
+
+  gboolean ValidateLocalSource(OstreeRepo* repo, GError** err) {
+    const char* overrideUrl = nullptr;
+    g_autofree char* configured = nullptr;
+    std::string url;
+    if (g_variant_lookup(options_.v, "override-url", "&s", &overrideUrl)) url = overrideUrl;
+    else if (g_str_has_prefix(remote_.c_str(), "file://")) url = remote_;
+    else if (ostree_repo_remote_get_url(repo, remote_.c_str(), &configured, nullptr)) url = configured;
+    if (!g_str_has_prefix(url.c_str(), "file://")) return TRUE;
+    g_autoptr(GFile) f = g_file_new_for_uri(url.c_str());
+    g_autofree char* path = g_file_get_path(f);
+    if (!path) return TRUE;
+    g_autoptr(OstreeRepo) src = ostree_repo_open_at(AT_FDCWD, path, cancellable_, nullptr);
+    if (!src) return TRUE;  // not a repository: libostree's pull reports it
+    gint32 depth = 0, flags = 0;
+    g_variant_lookup(options_.v, "depth", "i", &depth);
+    g_variant_lookup(options_.v, "flags", "i", &flags);
+    std::vector<std::string> revs;
+    g_autofree const char** refs = nullptr;
+    if (g_variant_lookup(options_.v, "refs", "^a&s", &refs) && refs) {
+      for (const char** r = refs; *r; r++) revs.push_back(*r);
+    } else {
+      g_autoptr(GHashTable) all = nullptr;
+      if (!ostree_repo_list_refs(src, nullptr, &all, cancellable_, err)) return FALSE;
+      GHashTableIter it;
+      gpointer k, v;
+      g_hash_table_iter_init(&it, all);
+      while (g_hash_table_iter_next(&it, &k, &v)) revs.push_back(static_cast<const char*>(v));
+    }
+    ValidatedSet seen;
+    for (const std::string& rev : revs) {
+      g_autofree char* csum = nullptr;
+      if (!ostree_repo_resolve_rev(src, rev.c_str(), TRUE, &csum, nullptr) || !csum) continue;  // pull reports it
+      if (flags & OSTREE_REPO_PULL_FLAGS_COMMIT_ONLY) {
+        g_autoptr(GVariant) c = nullptr;
+        if (!LoadValidMetadata(src, OSTREE_OBJECT_TYPE_COMMIT, csum, &c, err) || !CheckDetachedMetadata(src, csum, err))
+          return FALSE;
+        continue;
+      }
+      if (!CheckDetachedMetadata(src, csum, err) ||
+          !ValidateCommitGraph(src, csum, depth, true, &seen, cancellable_, err))
+        return FALSE;
+    }
+    return TRUE;
   }
 
  private:

@@ -2,6 +2,7 @@
 // and generate static deltas.
 #include <memory>
 
+#include "objects.h"
 #include "repo.h"
 
 namespace osx {
@@ -18,6 +19,11 @@ Napi::Value Repo::SignCommit(const Napi::CallbackInfo& info) {
   RepoHold repo = Hold(Handle(env));
   return (new CallWorker(env, "ostree-sysext:signCommit", info.This(), info[3],
                          [repo, checksum, keyId, homedir](GCancellable* c, GError** err) {
+                           // A damaged commit or a FIFO for its detached metadata: CORRUPT, not a hang.
+                           g_autoptr(GVariant) commit = nullptr;
+                           if (!LoadValidMetadata(repo->get(), OSTREE_OBJECT_TYPE_COMMIT, checksum.c_str(), &commit, err) ||
+                               !CheckDetachedMetadata(repo->get(), checksum.c_str(), err))
+                             return FALSE;
                            return ostree_repo_sign_commit(repo->get(), checksum.c_str(), keyId.c_str(),
                                                           homedir ? homedir->c_str() : nullptr, c, err);
                          }))
@@ -70,6 +76,12 @@ class VerifyWorker : public Worker {
   void Run() override {
     GError* err = nullptr;
     g_autoptr(OstreeGpgVerifyResult) result = nullptr;
+    g_autoptr(GVariant) commit = nullptr;
+    if (!LoadValidMetadata(repo_.get(), OSTREE_OBJECT_TYPE_COMMIT, checksum_.c_str(), &commit, &err) ||
+        !CheckDetachedMetadata(repo_.get(), checksum_.c_str(), &err)) {
+      Fail(err);
+      return;
+    }
     if (remote_) {
       result = ostree_repo_verify_commit_for_remote(repo_.get(), checksum_.c_str(), remote_->c_str(), cancellable_, &err);
     } else {
@@ -137,6 +149,18 @@ Napi::Value Repo::RegenerateSummary(const Napi::CallbackInfo& info) {
   RepoHold repo = Hold(Handle(env));
   return (new CallWorker(env, "ostree-sysext:regenerateSummary", info.This(), info[1],
                          [repo, keyIds, homedir](GCancellable* c, GError** err) -> gboolean {
+                           // The summary reads every ref's commit: each is validated first.
+                           g_autoptr(GHashTable) refs = nullptr;
+                           if (!ostree_repo_list_refs_ext(repo->get(), nullptr, &refs, OSTREE_REPO_LIST_REFS_EXT_NONE, c, err))
+                             return FALSE;
+                           GHashTableIter it;
+                           gpointer k, v;
+                           g_hash_table_iter_init(&it, refs);
+                           while (g_hash_table_iter_next(&it, &k, &v)) {
+                             g_autoptr(GVariant) commit = nullptr;
+                             if (!LoadValidMetadata(repo->get(), OSTREE_OBJECT_TYPE_COMMIT, static_cast<const char*>(v), &commit, err))
+                               return FALSE;
+                           }
                            if (!ostree_repo_regenerate_summary(repo->get(), nullptr, c, err)) return FALSE;
                            if (keyIds.empty()) return TRUE;
                            std::vector<const gchar*> ids;
@@ -172,6 +196,13 @@ class DeltaWorker : public DedicatedWorker {
  protected:
   void Run() override {
     GError* err = nullptr;
+    // A delta reads both commits' whole trees and their content: validated first.
+    ValidatedSet seen;
+    if ((from_ && !ValidateCommitGraph(repo_.get(), from_->c_str(), 0, true, &seen, cancellable_, &err)) ||
+        !ValidateCommitGraph(repo_.get(), to_.c_str(), 0, true, &seen, cancellable_, &err)) {
+      Fail(err);
+      return;
+    }
     if (!ostree_repo_static_delta_generate(repo_.get(), OSTREE_STATIC_DELTA_GENERATE_OPT_MAJOR, from_ ? from_->c_str() : nullptr,
                                            to_.c_str(), nullptr, params_.v, cancellable_, &err)) {
       Fail(err);
