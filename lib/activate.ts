@@ -173,13 +173,15 @@ async function ensureNotForeign(path: string): Promise<void> {
   throw new ExtensionError('APPLY_FAILED', `${path} exists and is not managed by ostree-sysext (a symlink); move its content to /var/lib/extensions or remove it`);
 }
 
+/** A checkout being built (`<set>.0.tmp-<hex>`, or the repository's own `.<dest>.tmp-<hex>`). */
+const CHECKOUT_TEMP = /^\.?[0-9a-f]{64}\.0\.tmp-[0-9a-f]{12}(\.tmp-[0-9a-f]{12})?$/;
+
 /**
  * Makes sure the set checkout exists, complete (built aside and renamed into place); removes
- * what interrupted builds of the same checkout left.
+ * what interrupted builds left (the caller holds the sysroot lock, so none is in progress).
  */
 async function ensureSetCheckout(store: ExtensionStore, dir: string, set: SetRecord, signal?: AbortSignal): Promise<void> {
-  const prefix = `${basename(dir)}.tmp-`;
-  const leftovers = existsSync(dirname(dir)) ? (await readdir(dirname(dir))).filter((e) => e.startsWith(prefix)) : [];
+  const leftovers = existsSync(dirname(dir)) ? (await readdir(dirname(dir))).filter((e) => CHECKOUT_TEMP.test(e)) : [];
   for (const e of leftovers) await rm(join(dirname(dir), e), { recursive: true, force: true });
   if (existsSync(dir)) return;
   await makeDirectory(dirname(dir));

@@ -6,8 +6,8 @@
  * @module
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
-import { resolve } from 'node:path';
+import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { basename, dirname, join, resolve } from 'node:path';
 import * as is from './args.js';
 import { activeSet, applyLocked, boundSet, layout, pickDeployment, type ApplyResult } from './activate.js';
 import { baseFromDeployment } from './base.js';
@@ -85,7 +85,13 @@ async function readPending(path: string): Promise<PendingUpgrade | null> {
   }
 }
 
+const TEMP_SUFFIX = /^\.[0-9a-f]{12}$/;
+
+/** Writes `path` by a rename; first removes the temporaries of interrupted earlier writes. */
 async function writeAtomically(path: string, text: string): Promise<void> {
+  for (const e of await readdir(dirname(path))) {
+    if (e.startsWith(basename(path)) && TEMP_SUFFIX.test(e.slice(basename(path).length))) await rm(join(dirname(path), e), { force: true });
+  }
   const tmp = `${path}.${randomBytes(6).toString('hex')}`;
   await writeFile(tmp, text);
   await rename(tmp, path);
@@ -123,7 +129,16 @@ export class Host {
   }
 
   #locked<T>(opts: HostCallOptions, fn: () => Promise<T>): Promise<T> {
-    return this.#o.sysroot.withLock(fn, { wait: opts.wait ?? false, ...(opts.signal ? { signal: opts.signal } : {}) });
+    const signal = opts.signal;
+    return this.#o.sysroot.withLock(
+      async () => {
+        // What a kill inside libostree's ref replace left (a `tmp.XXXXXX` ref) goes first.
+        const osnames = [...new Set(this.#o.sysroot.deployments().map((d) => d.osname))];
+        await this.#o.store.removeStrayRefs({ osnames, ...(signal ? { signal } : {}) });
+        return fn();
+      },
+      { wait: opts.wait ?? false, ...(signal ? { signal } : {}) },
+    );
   }
 
   /** True when `commit` is bound to the deployment and active under the root. */

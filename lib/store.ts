@@ -11,7 +11,7 @@ import { commitReader } from './commit-reader.js';
 import { checkCompatibility, type CompatibilityOptions, type CompatibilityReason } from './compat.js';
 import { ExtensionError } from './errors-domain.js';
 import { isOstreeError } from './errors.js';
-import { EXTENSION_REF_PREFIX, extensionRef, KEEP_REF_PREFIX, keepRef, nameFromExtensionRef, originSection, SET_REF_PREFIX } from './refs.js';
+import { EXTENSION_REF_PREFIX, extensionRef, KEEP_REF_PREFIX, keepRef, nameFromExtensionRef, originSection, SET_REF_PREFIX, setRef } from './refs.js';
 import { parseRelease } from './release.js';
 import type { PullProgress } from './remote.js';
 import type { CallOptions, Commit, QueryOp, QueryResult, Repo } from './repo.js';
@@ -90,6 +90,15 @@ const META_ORIGIN = 'ostree-sysext.origin';
 const META_SIZE = 'ostree-sysext.size';
 /** Metadata key of a set commit mapping each extension name to its commit. */
 export const META_SET_EXTENSIONS = 'ostree-sysext.extensions';
+/**
+ * True for a ref whose last component is a libglnx temporary name (`tmp.` and six letters or
+ * digits): killed between the link and the rename of an atomic ref replace, libostree leaves
+ * one beside the real ref, and lists it as a ref.
+ */
+export function isStrayRef(ref: string): boolean {
+  return /(^|\/)tmp\.[A-Za-z0-9]{6}$/.test(ref);
+}
+
 /** Key in an origin section marking a removal under way (its value: the removed commit). */
 const REMOVING_KEY = 'removing';
 /** How far back set histories are read for {@link ExtensionStore.keepSetExtensions}. */
@@ -351,13 +360,54 @@ export class ExtensionStore {
     return originFrom(this.repo.config()[originSection(name)]);
   }
 
+  /**
+   * The installed extensions' refs: name → commit. A ref libostree's atomic replace left
+   * behind when killed (its `tmp.XXXXXX` link beside the real ref, see {@link isStrayRef}) is
+   * not an extension.
+   */
+  async #extensionRefs(opts: CallOptions = {}): Promise<Array<{ name: string; commit: string }>> {
+    const refs = await this.repo.listRefs({ prefix: EXTENSION_REF_PREFIX, remotes: false, ...opts });
+    const out: Array<{ name: string; commit: string }> = [];
+    for (const [ref, commit] of Object.entries(refs)) {
+      const name = nameFromExtensionRef(ref);
+      if (name !== null && !(await this.#isStrayExtensionRef(name, commit))) out.push({ name, commit });
+    }
+    return out;
+  }
+
+  /** A `tmp.XXXXXX` link with no origin of its own, to a commit installed under another name. */
+  async #isStrayExtensionRef(name: string, commit: string): Promise<boolean> {
+    if (!isStrayRef(extensionRef(name)) || this.repo.config()[originSection(name)]) return false;
+    const meta = await this.repo.loadCommit(commit).then((c) => c.metadata[META_NAME], () => undefined);
+    return meta !== name;
+  }
+
+  /**
+   * Deletes the refs libostree's atomic ref replace leaves when the process is killed between
+   * its link and its rename (`tmp.XXXXXX` beside the real ref): stray extension refs, and set
+   * refs of such a name for an OS name not in `osnames`. Returns the deleted refs. Keep refs
+   * are reconciled by {@link ExtensionStore.keepSetExtensions}.
+   */
+  async removeStrayRefs(opts: CallOptions & { osnames?: string[] } = {}): Promise<string[]> {
+    const signal = opts.signal;
+    const stray: string[] = [];
+    for (const [ref, commit] of Object.entries(await this.repo.listRefs({ prefix: EXTENSION_REF_PREFIX, remotes: false, ...(signal ? { signal } : {}) }))) {
+      const name = nameFromExtensionRef(ref);
+      if (name !== null && (await this.#isStrayExtensionRef(name, commit))) stray.push(ref);
+    }
+    if (opts.osnames) {
+      const known = new Set(opts.osnames.map((o) => setRef(o)));
+      for (const ref of Object.keys(await this.repo.listRefs({ prefix: SET_REF_PREFIX, remotes: false, ...(signal ? { signal } : {}) }))) {
+        if (isStrayRef(ref) && !known.has(ref)) stray.push(ref);
+      }
+    }
+    if (stray.length > 0) await this.repo.transaction(async (tx) => stray.forEach((ref) => tx.setRef(ref, null)));
+    return stray;
+  }
+
   /** Names of installed extensions, sorted. */
   async names(opts: CallOptions = {}): Promise<string[]> {
-    const refs = await this.repo.listRefs({ prefix: EXTENSION_REF_PREFIX, remotes: false, ...opts });
-    return Object.keys(refs)
-      .map(nameFromExtensionRef)
-      .filter((n): n is string => n !== null)
-      .sort();
+    return (await this.#extensionRefs(opts)).map((e) => e.name).sort();
   }
 
   /** One installed extension; rejects with `NOT_INSTALLED` if absent. */
@@ -374,14 +424,10 @@ export class ExtensionStore {
    * one native call per extension.
    */
   async list(opts: { base?: Base; compatibility?: CompatibilityOptions } & CallOptions = {}): Promise<InstalledExtension[]> {
-    const refs = await this.repo.listRefs({ prefix: EXTENSION_REF_PREFIX, remotes: false });
+    const exts = await this.#extensionRefs();
     const active = await this.#activeSets();
     // One parse of the config for all extensions: it holds two keys per extension.
     const config = this.repo.config();
-    const exts = Object.entries(refs).flatMap(([ref, commit]) => {
-      const name = nameFromExtensionRef(ref);
-      return name === null ? [] : [{ name, commit }];
-    });
     // Every extension's commit and release file in a few native calls, not two per extension.
     const answers = await this.repo.queryMany(exts.map((e) => ({ rev: e.commit, ops: describeOps(e.name) })));
     const out = await Promise.all(exts.map((e, i) => this.#describe(e.name, e.commit, active, config, opts, answers[i]!.results)));

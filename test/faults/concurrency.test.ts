@@ -1,8 +1,9 @@
 // Two processes at once (node children against dist/): set applies on one sysroot are
 // serialized by the sysroot lock (wait: true waits, wait: false fails with LOCKED), and two
 // pulls into one repository both succeed or one fails with a typed error; afterwards fsck is
-// clean and the active set is complete.
-import { spawn, type ChildProcess } from 'node:child_process';
+// clean and the active set is complete. `remove` and `deploy` of one extension race as two
+// CLI processes: one wins, the other is refused, and no set ever names a pruned commit.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -16,6 +17,7 @@ import { makeManyFiles, makeTestSysroot, makeTree } from '../helpers/fixtures.js
 import { describeAsRoot } from '../helpers/root.js';
 import { tempDir } from '../helpers/tmp.js';
 import { childEnv, fsckOk } from '../helpers/child.js';
+import { removeTree } from '../helpers/tmp.js';
 
 const dist = resolve(import.meta.dirname, '../../dist/lib/index.js');
 // Under scripts/test-asan.sh the children load the instrumented addon: the runtime goes first.
@@ -214,4 +216,112 @@ describe('two processes pulling into one repository', () => {
     }
     process.stdout.write(`concurrency: simultaneous pulls (outcomes): ${JSON.stringify(tally)}\n`);
   }, 300_000);
+});
+
+const BIN = resolve(import.meta.dirname, '../../bin/ostree-sysext.js');
+
+interface CliRun {
+  code: number | null;
+  stderr: string;
+}
+
+function cliRun(args: string[]): Promise<CliRun> {
+  return new Promise((res) => {
+    const p = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...childEnv, OSTREE_SYSEXT_DEBUG: '' } });
+    let stderr = '';
+    p.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    p.on('close', (code) => res({ code, stderr }));
+  });
+}
+
+/** Every extension commit that any set of the sysroot names (current or in history), with whether it is still there. */
+async function namedCommits(sysrootPath: string): Promise<Array<{ set: string; name: string; commit: string; present: boolean }>> {
+  const r = await Repo.open(join(sysrootPath, 'ostree/repo'));
+  try {
+    const out = [];
+    for (const head of Object.values(await r.listRefs({ prefix: 'ostree-sysext/set', remotes: false }))) {
+      for (const c of (await r.log(head)).commits) {
+        for (const [name, commit] of Object.entries((c.metadata['ostree-sysext.extensions'] ?? {}) as Record<string, string>)) {
+          out.push({ set: c.checksum, name, commit, present: await r.loadCommit(commit).then(() => true, () => false) });
+        }
+      }
+    }
+    return out;
+  } finally {
+    r.close();
+  }
+}
+
+describeAsRoot('remove and deploy of the same extension at once (two CLI processes)', () => {
+  let fixture: string;
+
+  beforeAll(async () => {
+    // alpha deployed; beta installed, in no set.
+    fixture = join(dir, 'race-fixture');
+    makeTestSysroot(fixture, { osname: 'testos', deployments: 1 });
+    for (const name of ['alpha', 'beta']) {
+      const p = join(dir, `race-src-${name}`);
+      makeTree(p, { [`usr/lib/extension-release.d/extension-release.${name}`]: 'ID=_any\n', [`usr/share/${name}/a`]: `${name}\n` });
+      makeManyFiles(join(p, 'usr/share', name, 'many'), 200);
+      expect((await cliRun(['--sysroot', fixture, 'add', p])).code).toBe(0);
+    }
+    expect((await cliRun(['--sysroot', fixture, 'deploy', 'alpha'])).code).toBe(0);
+  }, 180_000);
+
+  it('one wins, the other is refused (exit 3, 4, or 5 without --wait); no set names a pruned commit; later deploys work', async () => {
+    const tally: Record<string, number> = {};
+    const TRIALS = 20;
+    for (let t = 0; t < TRIALS; t++) {
+      const sysroot = join(dir, `race-${t}`);
+      expect(spawnSync('cp', ['-a', fixture, sysroot]).status).toBe(0);
+      try {
+        const wait = t % 2 === 0 ? ['--wait'] : [];
+        const [rm, dep] = await Promise.all([cliRun(['--sysroot', sysroot, ...wait, 'remove', 'beta']), cliRun(['--sysroot', sysroot, ...wait, 'deploy', 'beta'])]);
+        const key = `${wait.length ? 'wait' : 'nowait'} remove=${rm.code} deploy=${dep.code}`;
+        tally[key] = (tally[key] ?? 0) + 1;
+        // Either order is fine; a refusal is typed: in the set (3), gone (4), or locked (5).
+        // Never both: a remove after the deploy is refused (in the set), a deploy after the remove too (gone).
+        const ok = (rm.code === 0 && [4, 5].includes(dep.code!)) || (dep.code === 0 && [3, 5].includes(rm.code!));
+        expect(ok, `${key}\nremove: ${rm.stderr}\ndeploy: ${dep.stderr}`).toBe(true);
+        const named = await namedCommits(sysroot);
+        expect(named.filter((x) => !x.present), JSON.stringify(named)).toEqual([]);
+        await fsckOk(join(sysroot, 'ostree/repo'));
+        // Later deploys work (the symptom was: every later deploy fails).
+        const later = await cliRun(['--sysroot', sysroot, 'deploy', 'alpha']);
+        expect(later.code, later.stderr).toBe(0);
+      } finally {
+        removeTree(sysroot);
+      }
+    }
+    process.stdout.write(`concurrency: remove+deploy race, ${TRIALS} trials: ${JSON.stringify(tally)}\n`);
+  }, 600_000);
+
+  it('prune keeps every commit a set names: removed with --force, or only in the history, it can still be rolled back to', async () => {
+    const sysroot = join(dir, 'keep');
+    expect(spawnSync('cp', ['-a', fixture, sysroot]).status).toBe(0);
+    try {
+      const S = ['--sysroot', sysroot];
+      // beta in a set of the history only: deploy, undeploy, then remove (allowed: not in the current set).
+      expect((await cliRun([...S, 'deploy', 'beta'])).code).toBe(0);
+      expect((await cliRun([...S, 'undeploy', 'beta'])).code).toBe(0);
+      const rm = await cliRun([...S, 'remove', 'beta']);
+      expect(rm.code, rm.stderr).toBe(0);
+      // alpha in the current set, removed with --force.
+      const forced = await cliRun([...S, '--force', 'remove', 'alpha']);
+      expect(forced.code, forced.stderr).toBe(0);
+      const named = await namedCommits(sysroot);
+      expect(new Set(named.map((x) => x.name))).toEqual(new Set(['alpha', 'beta']));
+      expect(named.filter((x) => !x.present)).toEqual([]);
+      await fsckOk(join(sysroot, 'ostree/repo'));
+      // The set with beta (the deploy) is still whole: roll back to it and apply it.
+      const withBeta = named.find((x) => x.name === 'beta')!.set;
+      const back = await cliRun([...S, 'rollback', withBeta]);
+      expect(back.code, back.stderr).toBe(0);
+      const staged = join(sysroot, 'run/extensions');
+      expect(readdirSync(staged).sort()).toEqual(['alpha', 'beta']);
+      expect(existsSync(join(staged, 'beta/usr/share/beta/a'))).toBe(true);
+    } finally {
+      removeTree(sysroot);
+    }
+  }, 180_000);
 });
