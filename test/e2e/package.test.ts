@@ -83,7 +83,9 @@ const { join } = require('node:path');
 `;
 
 beforeAll(() => {
-  const packed = ok(run('npm', ['pack', '--silent', '--pack-destination', dir], ROOT), 'npm pack').trim().split('\n').pop()!;
+  // --ignore-scripts: dist/ is built by the global setup; `prepare` would rewrite it under the
+  // feet of test files running at the same time.
+  const packed = ok(run('npm', ['pack', '--silent', '--ignore-scripts', '--pack-destination', dir], ROOT), 'npm pack').trim().split('\n').pop()!;
   tarball = join(dir, packed);
   mkdirSync(app);
   writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'consumer', private: true, type: 'module' }));
