@@ -19,6 +19,7 @@ static const char* TypeName(OstreeObjectType type) {
     case OSTREE_OBJECT_TYPE_DIR_TREE: return "dirtree";
     case OSTREE_OBJECT_TYPE_DIR_META: return "dirmeta";
     case OSTREE_OBJECT_TYPE_COMMIT: return "commit";
+    case OSTREE_OBJECT_TYPE_COMMIT_META: return "commitmeta";
     default: return "metadata";
   }
 }
@@ -244,9 +245,11 @@ gboolean CheckContentObject(OstreeRepo* repo, const char* checksum, GError** err
       return (SetCorrupt(error, OSTREE_OBJECT_TYPE_FILE, checksum, "fstatat: %s", g_strerror(e)), FALSE);
     }
     if (S_ISREG(st.st_mode)) return TRUE;
-    if (S_ISLNK(st.st_mode) && mode == OSTREE_REPO_MODE_BARE) return TRUE;
+    // bare and bare-user-only store symlinks as symlinks; bare-user and archive as files.
+    bool symlinks = mode == OSTREE_REPO_MODE_BARE || mode == OSTREE_REPO_MODE_BARE_USER_ONLY;
+    if (S_ISLNK(st.st_mode) && symlinks) return TRUE;
     return (SetCorrupt(error, OSTREE_OBJECT_TYPE_FILE, checksum, "loose object is not a regular file%s (mode 0%o)",
-                       mode == OSTREE_REPO_MODE_BARE ? " or symlink" : "", st.st_mode & S_IFMT),
+                       symlinks ? " or symlink" : "", st.st_mode & S_IFMT),
             FALSE);
   }
   return TRUE;

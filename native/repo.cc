@@ -1195,6 +1195,13 @@ class FsckWorker : public RepoWorker {
         g_clear_error(&err);
         continue;
       }
+      // Detached metadata (signatures) is not checked by libostree's fsck: a FIFO or garbage
+      // in its place is reported here.
+      if (!CheckDetachedMetadata(repo(), csum, &err) || !DetachedMetadataNormal(csum, &err)) {
+        problems_.push_back({csum, "commitmeta", err->message});
+        corrupt_.push_back(problems_.size() - 1);
+        g_clear_error(&err);
+      }
       if (state & OSTREE_REPO_COMMIT_STATE_PARTIAL) {
         partial_++;
         continue;
@@ -1244,6 +1251,16 @@ class FsckWorker : public RepoWorker {
         g_clear_error(&err);
       }
     }
+  }
+  gboolean DetachedMetadataNormal(const char* csum, GError** err) {
+    g_autoptr(GVariant) meta = nullptr;
+    if (!ostree_repo_read_commit_detached_metadata(repo(), csum, &meta, cancellable_, err)) return FALSE;
+    if (!meta) return TRUE;
+    g_autoptr(GBytes) bytes = g_variant_get_data_as_bytes(meta);
+    g_autoptr(GVariant) untrusted = g_variant_ref_sink(g_variant_new_from_bytes(G_VARIANT_TYPE_VARDICT, bytes, FALSE));
+    if (g_variant_is_normal_form(untrusted)) return TRUE;
+    SetCorrupt(err, OSTREE_OBJECT_TYPE_COMMIT_META, csum, "detached metadata is not in normal form");
+    return FALSE;
   }
   Napi::Value ProblemsToJs(Napi::Env env, const std::vector<size_t>& idx) {
     Napi::Array a = Napi::Array::New(env, idx.size());

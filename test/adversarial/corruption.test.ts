@@ -145,6 +145,9 @@ describe.concurrent('corruption corpus: no damaged object takes the process down
         results[`${mode} ${damage}`] = attempts;
         const bad = attempts.filter((a) => a.outcome !== 'ok' && a.outcome !== 'typed');
         expect(bad, JSON.stringify(bad)).toEqual([]);
+        // fsck finds every damage (as corrupt or missing objects, or a typed refusal).
+        const fsck = attempts.find((a) => a.entry === 'fsck')!;
+        if (damage !== 'none' && fsck.outcome === 'ok') expect((fsck.detail as { ok: boolean }).ok, `fsck missed ${damage}`).toBe(false);
         if (damage === 'none') {
           // The control: every entry point really works on the undamaged repository.
           expect(attempts.filter((a) => a.outcome !== 'ok').map((a) => `${a.entry}: ${a.code} ${a.message}`)).toEqual([]);
