@@ -190,7 +190,9 @@ async function ensureSetCheckout(store: ExtensionStore, dir: string, set: SetRec
     await store.repo.checkout(set.commit, tmp, { ...(signal ? { signal } : {}) });
     await makeDirectory(join(tmp, 'staged'));
     for (const name of set.order) {
-      await store.repo.checkout(set.extensions[name]!, join(tmp, 'staged', name), { ...(signal ? { signal } : {}) });
+      // Whiteouts stored as `.ostree-wh.` markers become char 0:0 again, so the live overlay
+      // hides what they hide (creating devices needs root, as the live merge does).
+      await store.repo.checkout(set.extensions[name]!, join(tmp, 'staged', name), { processPassthroughWhiteouts: process.getuid?.() === 0, ...(signal ? { signal } : {}) });
     }
     await rename(tmp, dir);
   } catch (e) {

@@ -13,8 +13,10 @@ import { baseFromCommit, type Base } from './base.js';
 import { checkCompatibility, compareVersions, DEFAULT_SYSTEMD_VERSION, sortExtensionNames } from './compat.js';
 import { ExtensionError } from './errors-domain.js';
 import { OstreeError } from './errors.js';
-import { mergedHierarchies, Overlay, type OverlayWriteStats, type SkippedHierarchy } from './overlay.js';
+import { mergedHierarchies, Overlay, unrepresentable, type OverlayWriteStats, type SkippedHierarchy } from './overlay.js';
+import { commitReader } from './commit-reader.js';
 import { parseRelease } from './release.js';
+import { chaseInTree } from './validate.js';
 import type { CallOptions, MetadataValue, Repo } from './repo.js';
 
 export { mergedHierarchies };
@@ -84,6 +86,11 @@ export interface MergeResult {
   hierarchies: SkippedHierarchy[];
   /** What was written. */
   stats: OverlayWriteStats;
+  /**
+   * What the repository could not keep of a directory base committed for a commit merge (in a
+   * bare-user-only repository: owners, modes other than 0644/0755, xattrs), path by path.
+   */
+  unrepresentable: Array<{ path: string; lost: string }>;
 }
 
 /** Names that systemd's version compare cannot order, in groups (each sorted as `order` is). */
@@ -149,7 +156,13 @@ export async function mergeOffline(opts: MergeOptions): Promise<MergeResult> {
   const order: string[] = [];
   for (const [i, name] of all.entries()) {
     const ext = byName.get(name)!;
-    const data = reads[i]!.results[0] as Buffer | null;
+    let data = reads[i]!.results[0] as Buffer | null;
+    if (data === null) {
+      // Not at its usual path: systemd chases the release directory (an extension's usr may be a symlink).
+      const reader = commitReader(repo, ext.commit);
+      const found = await chaseInTree(reader, releasePath(ext.kind, name));
+      if (found !== null && found.type === 'file') data = await reader.readFile(found.path, 65536);
+    }
     const release = data === null ? {} : parseRelease(data).fields;
     const r = checkCompatibility(release, o.base.osRelease, { kind: ext.kind, name, systemdVersion });
     if (r.compatible || incompatible === 'include') {
@@ -175,7 +188,7 @@ export async function mergeOffline(opts: MergeOptions): Promise<MergeResult> {
       const { skipped: hierarchies } = await view.mounts();
       const stats = await view.writeDirectory(work, signal ? { signal } : {});
       await rename(work, target);
-      return { order, directory: target, skipped, ambiguous, hierarchies, stats };
+      return { order, directory: target, skipped, ambiguous, hierarchies, stats, unrepresentable: [] };
     } finally {
       view.close();
       if (existsSync(work)) await rm(work, { recursive: true, force: true });
@@ -186,10 +199,12 @@ export async function mergeOffline(opts: MergeOptions): Promise<MergeResult> {
   return repo.transaction(async (tx) => {
     // A directory base is committed first (no ref), so every layer is in the repository.
     let base: Base = inputBase;
+    let lost: Array<{ path: string; lost: string }> = [];
     if (base.source.type !== 'commit') {
       const path = base.source.type === 'directory' ? base.source.path : base.source.sysroot.deploymentPath(base.source.deployment);
       const baseCommit = await tx.commit({ tree: path, subject: `base of a merge: ${path}`, ...(signal ? { signal } : {}) });
       base = { ...(await baseFromCommit(repo, baseCommit)), id: inputBase.id };
+      if (repo.mode === 'bare-user-only') lost = await unrepresentable(path, repo, baseCommit);
     }
     const view = await Overlay.open(base, layers, { ...overlayOpts, ...(inputBase.source.type === 'deployment' && o.createMissingHierarchies === undefined ? { createMissingHierarchies: false } : {}) });
     try {
@@ -205,7 +220,7 @@ export async function mergeOffline(opts: MergeOptions): Promise<MergeResult> {
         metadata: { ...c.metadata, 'ostree-sysext.merge.base': inputBase.id, 'ostree-sysext.merge.extensions': parts, 'ostree-sysext.merge.order': order },
         ...(signal ? { signal } : {}),
       });
-      return { order, commit, skipped, ambiguous, hierarchies, stats };
+      return { order, commit, skipped, ambiguous, hierarchies, stats, unrepresentable: lost };
     } finally {
       view.close();
     }

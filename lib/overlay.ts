@@ -49,6 +49,8 @@ export interface OverlayEntry extends TreeEntry {
   layer: string;
   /** The OSTree content (or dirtree) checksum, when the layer is a commit. */
   checksum?: string;
+  /** How many extended attributes it has (from {@link Overlay.walk} with `xattrCount`). */
+  xattrCount?: number;
 }
 
 /** How a path is provided differently by several layers. */
@@ -133,6 +135,7 @@ function toEntry(e: NativeEntry): OverlayEntry {
   if (e.type === 'file') out.size = e.size;
   if (e.target !== undefined) out.target = e.target;
   if (e.checksum !== undefined) out.checksum = e.checksum;
+  if (e.xattrCount !== undefined) out.xattrCount = e.xattrCount;
   return out;
 }
 
@@ -206,9 +209,9 @@ export class Overlay implements TreeReader {
     return new Overlay(new Ctor(source.repo._native, [{ name: 'base', commit: is.checksum('commit', source.commit) }], { createMissing: false }), source.repo);
   }
 
-  async #query(op: string, path: string, maxBytes?: number): Promise<unknown> {
+  async #query(op: string, path: string, maxBytes?: number, xattrs = false): Promise<unknown> {
     const p = treePath(path);
-    const ops = [maxBytes === undefined ? { op, path: p } : { op, path: p, maxBytes }];
+    const ops = [{ op, path: p, ...(maxBytes === undefined ? {} : { maxBytes }), ...(xattrs ? { xattrs } : {}) }];
     const [r] = await cancellable(`read ${op} /${p} in the merged view`, undefined, (c) => this.#n.query(ops, c));
     return r;
   }
@@ -232,8 +235,8 @@ export class Overlay implements TreeReader {
   }
 
   /** Every visible entry below the directory `path`, depth first in name order, in one call; null if it is not a directory. */
-  async walk(path: string): Promise<OverlayEntry[] | null> {
-    const r = (await this.#query('walk', path)) as NativeEntry[] | null;
+  async walk(path: string, opts: { xattrCount?: boolean } = {}): Promise<OverlayEntry[] | null> {
+    const r = (await this.#query('walk', path, undefined, opts.xattrCount === true)) as NativeEntry[] | null;
     return r === null ? null : r.map(toEntry);
   }
 
@@ -347,3 +350,41 @@ export const fileConflictPlugin: Plugin = {
     }
   },
 };
+
+/**
+ * Paths whose owner, mode or extended attributes the commit `committed` does not keep from the
+ * directory `source` (a bare-user-only repository stores canonical 0644/0755 root-owned files
+ * without xattrs): what a repository mode cannot represent, to report rather than hide.
+ * @example
+ * ```ts
+ * const lost = await unrepresentable(dir, repo, commit); // [{ path: 'usr/bin/tool', lost: 'mode 4755 stored as 0755' }]
+ * ```
+ */
+export async function unrepresentable(source: string, repo: Repo, committed: string): Promise<Array<{ path: string; lost: string }>> {
+  const a = Overlay.tree({ path: source });
+  const b = Overlay.tree({ repo, commit: committed });
+  try {
+    const [before, after, rootBefore, rootAfter] = await Promise.all([
+      a.walk('', { xattrCount: true }),
+      b.walk('', { xattrCount: true }),
+      a.stat(''),
+      b.stat(''),
+    ]);
+    const stored = new Map((after ?? []).map((e) => [e.path, e]));
+    if (rootAfter !== null) stored.set('', rootAfter);
+    const out: Array<{ path: string; lost: string }> = [];
+    for (const e of [...(rootBefore === null ? [] : [rootBefore]), ...(before ?? [])]) {
+      const s = stored.get(e.path);
+      if (s === undefined || s.type !== e.type) continue;
+      const what: string[] = [];
+      if (e.type !== 'symlink' && s.mode !== e.mode) what.push(`mode ${e.mode.toString(8).padStart(4, '0')} stored as ${s.mode.toString(8).padStart(4, '0')}`);
+      if (s.uid !== e.uid || s.gid !== e.gid) what.push(`owner ${e.uid}:${e.gid} stored as ${s.uid}:${s.gid}`);
+      if ((e.xattrCount ?? 0) > (s.xattrCount ?? 0)) what.push(`${(e.xattrCount ?? 0) - (s.xattrCount ?? 0)} xattr(s) dropped`);
+      if (what.length > 0) out.push({ path: e.path, lost: what.join(', ') });
+    }
+    return out;
+  } finally {
+    a.close();
+    b.close();
+  }
+}

@@ -8,6 +8,7 @@ import { archiveBuilder, directoryBuilder, remoteBuilder, type Builder, type Bui
 import * as is from './args.js';
 import type { Base } from './base.js';
 import { commitReader } from './commit-reader.js';
+import { unrepresentable } from './overlay.js';
 import { checkCompatibility, type CompatibilityOptions, type CompatibilityReason } from './compat.js';
 import { ExtensionError } from './errors-domain.js';
 import { isOstreeError } from './errors.js';
@@ -54,6 +55,11 @@ export interface InstalledExtension {
   outdated: boolean;
   /** Names of the OS deployment sets (osnames) that include this extension's commit. */
   activeIn: string[];
+  /**
+   * From an install only: what the repository mode could not store of the source tree (in a
+   * bare-user-only repository owners, modes other than 0644/0755, and xattrs), path by path.
+   */
+  unrepresentable?: Array<{ path: string; lost: string }>;
 }
 
 /** Options for installs. */
@@ -267,18 +273,31 @@ export class ExtensionStore {
       await this.#checkReplace(name, o.replace);
       const size = await treeSize(directoryReader(out.tree));
       const origin: ExtensionOrigin = { builder: builderName, context: recordedContext };
-      await this.repo.commit({
+      // Committed without a ref first, then what was committed is validated again: a tree
+      // changed on disk between the check above and the commit is caught before it is installed.
+      const previous = await this.repo.resolve(extensionRef(name), { allowMissing: true });
+      const commit = await this.repo.commit({
         tree: out.tree,
-        ref: extensionRef(name),
+        parent: previous,
         subject: o.subject ?? out.subject ?? `Install ${name}`,
         metadata: { [META_NAME]: name, [META_KIND]: result.kind, [META_ORIGIN]: JSON.stringify(origin), [META_SIZE]: size },
         ...(versionOf(result.kind, result.release, null) ? { version: versionOf(result.kind, result.release, null)! } : {}),
         ...(o.signal ? { signal: o.signal } : {}),
       });
+      const stored = await validateExtension(commitReader(this.repo, commit), { strict, name });
+      const changed = invalid(name, stored, strict);
+      if (changed) throw changed;
+      if (nameOf(stored, name) !== name || stored.kind !== result.kind) {
+        throw new ExtensionError('INVALID_EXTENSION', `${out.tree} changed while it was installed (it is now ${stored.kind} ${nameOf(stored, name)}); nothing was installed`);
+      }
+      // What the repository mode cannot keep (bare-user-only: owners, modes, xattrs) is reported.
+      const lost = this.repo.mode === 'bare-user-only' ? await unrepresentable(out.tree, this.repo, commit) : [];
+      await this.repo.setRef(extensionRef(name), commit);
       // The origin goes after the ref: recorded first, a kill before the commit would make the
       // next upgrade believe it was already built ("none") and never build it.
       await this.#writeOrigin(name, origin);
-      return this.get(name);
+      const installed = await this.get(name);
+      return lost.length > 0 ? { ...installed, unrepresentable: lost } : installed;
     }
     // Archives and pulled commits are validated in the repository, before any ref points at them.
     let commit: string;

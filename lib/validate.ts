@@ -394,9 +394,10 @@ export async function validateExtension(
   // Find the release files of both kinds.
   const found: Record<ExtensionKind, TreeEntry[]> = { sysext: [], confext: [] };
   for (const kind of ['sysext', 'confext'] as const) {
-    const dir = RELEASE_DIRS[kind];
-    const dirEntry = await reader.stat(dir);
+    // systemd chases the release directory inside the image (an extension's usr may be a symlink).
+    const dirEntry = await chaseInTree(reader, RELEASE_DIRS[kind]);
     if (dirEntry === null) continue;
+    const dir = dirEntry.path;
     if (dirEntry.type !== 'dir') {
       error('RELEASE_DIR_NOT_DIRECTORY', dir, `${dir} is a ${dirEntry.type}, not a directory`);
       continue;
@@ -487,7 +488,7 @@ export async function validateExtension(
     }
   }
 
-  if ((await reader.stat('usr/lib/os-release')) !== null) {
+  if ((await chaseInTree(reader, 'usr/lib/os-release')) !== null) {
     error(
       'OS_RELEASE_PRESENT',
       'usr/lib/os-release',
@@ -630,8 +631,12 @@ const MAX_SYMLINK_HOPS = 32;
  * Follows `path` through symlinks inside the tree, the way systemd's `chase_symlinks()` does with
  * the tree as root (absolute targets and `..` stay inside it). Returns the final entry or `null`
  * when something along the way is missing, or after 32 symlinks.
+ * @example
+ * ```ts
+ * (await chaseInTree(reader, 'usr/lib/extension-release.d'))?.path; // 'real/lib/extension-release.d' when usr -> real
+ * ```
  */
-async function chaseInTree(reader: TreeReader, path: string): Promise<TreeEntry | null> {
+export async function chaseInTree(reader: TreeReader, path: string): Promise<TreeEntry | null> {
   const todo = treePathParts(path);
   const done: string[] = [];
   let hops = 0;

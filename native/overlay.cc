@@ -8,6 +8,7 @@
 // Policy (which layers, which hierarchies, what systemd would skip) lives in lib/overlay.ts;
 // this file only applies overlayfs' rules to the layers it is given.
 #include "common.h"
+#include "objects.h"
 #include "repo.h"
 
 #include <dirent.h>
@@ -38,6 +39,9 @@ namespace {
 constexpr const char* kWhiteoutPrefix = ".ostree-wh.";
 constexpr size_t kWhiteoutPrefixLen = 11;
 constexpr const char* kOpaqueXattr = "trusted.overlay.opaque";
+// Where a repository cannot store xattrs (bare-user-only), an opaque directory is committed
+// with this empty file in it instead (this library's encoding; libostree has none).
+constexpr const char* kOpaqueMarker = ".ostree-sysext-opaque";
 constexpr int kMaxDepth = 2048;       // PATH_MAX allows at most 2048 components
 constexpr int kMaxSymlinkHops = 32;   // systemd's CHASE_MAX
 
@@ -79,6 +83,7 @@ struct LEntry {
 
 struct LDir {
   std::vector<LEntry> entries;  // sorted by name (strcmp)
+  bool opaqueMarker = false;    // commit layers: held kOpaqueMarker (not listed)
   const LEntry* Find(const std::string& name) const {
     auto it = std::lower_bound(entries.begin(), entries.end(), name, [](const LEntry& e, const std::string& n) { return e.name < n; });
     return it != entries.end() && it->name == name ? &*it : nullptr;
@@ -126,46 +131,15 @@ bool IsWhiteoutName(const std::string& n) {
   return n.size() > kWhiteoutPrefixLen && n.compare(0, kWhiteoutPrefixLen, kWhiteoutPrefix) == 0;
 }
 
-// The loose path of an object, relative to the repository's dfd.
-std::string LoosePath(OstreeRepo* repo, const std::string& csum, OstreeObjectType type) {
+// The loose path of a content object, relative to the repository's dfd (hardlink source).
+std::string LoosePath(OstreeRepo* repo, const std::string& csum) {
   bool archive = ostree_repo_get_mode(repo) == OSTREE_REPO_MODE_ARCHIVE;
-  const char* ext = type == OSTREE_OBJECT_TYPE_FILE ? (archive ? "filez" : "file")
-                    : type == OSTREE_OBJECT_TYPE_DIR_TREE ? "dirtree"
-                    : type == OSTREE_OBJECT_TYPE_DIR_META ? "dirmeta"
-                                                          : "commit";
-  return "objects/" + csum.substr(0, 2) + "/" + csum.substr(2) + "." + ext;
+  return "objects/" + csum.substr(0, 2) + "/" + csum.substr(2) + (archive ? ".filez" : ".file");
 }
 
-// Refuses a loose object that is not what its type says (a FIFO blocks a read forever, a
-// directory or device makes libostree misbehave). Missing objects are left to libostree.
-bool CheckLoose(OstreeRepo* repo, const std::string& csum, OstreeObjectType type, GError** err) {
-  struct stat st;
-  std::string p = LoosePath(repo, csum, type);
-  if (fstatat(ostree_repo_get_dfd(repo), p.c_str(), &st, AT_SYMLINK_NOFOLLOW) < 0) return true;
-  bool symlinkOk = type == OSTREE_OBJECT_TYPE_FILE && ostree_repo_get_mode(repo) == OSTREE_REPO_MODE_BARE;
-  if (S_ISREG(st.st_mode) || (symlinkOk && S_ISLNK(st.st_mode))) return true;
-  return Invalid(err, "object " + csum + "." + ostree_object_type_to_string(type) + " is not a regular file in the repository (damaged repository)");
-}
-
-// Loads a dirtree or dirmeta after the checks libostree's fsck makes: file type, normal
-// form, structure (names, 32-byte checksums).
+// Metadata objects and content objects are checked as libostree's fsck does (objects.h).
 bool LoadMeta(OstreeRepo* repo, OstreeObjectType type, const std::string& csum, GVariant** out, GError** err) {
-  if (!ostree_validate_checksum_string(csum.c_str(), err)) return false;
-  if (!CheckLoose(repo, csum, type, err)) return false;
-  GVariant* v = nullptr;
-  if (!ostree_repo_load_variant(repo, type, csum.c_str(), &v, err)) return false;
-  VariantRef owned(v);
-  if (!g_variant_is_normal_form(v)) return Invalid(err, "object " + csum + "." + ostree_object_type_to_string(type) + " is not in normal form (damaged repository)");
-  GError* e = nullptr;
-  gboolean ok = type == OSTREE_OBJECT_TYPE_DIR_TREE ? ostree_validate_structureof_dirtree(v, &e) : ostree_validate_structureof_dirmeta(v, &e);
-  if (!ok) {
-    std::string m = e->message;
-    g_error_free(e);
-    return Invalid(err, "object " + csum + "." + ostree_object_type_to_string(type) + " is damaged: " + m);
-  }
-  *out = owned.v;
-  owned.v = nullptr;
-  return true;
+  return LoadValidMetadata(repo, type, csum.c_str(), out, err);
 }
 
 std::string CsumFromBytes(GVariant* bytes) {
@@ -323,8 +297,7 @@ class OverlayEngine {
       e.details = true;
       return true;
     }
-    if (!ostree_validate_checksum_string(e.csum.c_str(), err)) return false;
-    if (!CheckLoose(repo, e.csum, OSTREE_OBJECT_TYPE_FILE, err)) return false;
+    if (!CheckContentObject(repo, e.csum.c_str(), err)) return false;
     g_autoptr(GFileInfo) fi = nullptr;
     g_autoptr(GVariant) xv = nullptr;
     if (!ostree_repo_load_file(repo, e.csum.c_str(), nullptr, &fi, &xv, nullptr, err)) return false;
@@ -370,6 +343,10 @@ class OverlayEngine {
       e.opaque = 0;
       for (auto& x : e.xattrs)
         if (x.first == kOpaqueXattr && x.second == "y") e.opaque = 1;
+      if (l.isCommit) {
+        if (!LoadDir(l, e, lpath, err)) return false;
+        if (e.dir->opaqueMarker) e.opaque = 1;
+      }
     }
     *out = e.opaque == 1;
     return true;
@@ -434,6 +411,10 @@ class OverlayEngine {
         const char* name;
         g_autoptr(GVariant) c = nullptr;
         g_variant_get_child(files, i, "(&s@ay)", &name, &c);
+        if (strcmp(name, kOpaqueMarker) == 0) {
+          d->opaqueMarker = true;
+          continue;
+        }
         LEntry x;
         x.name = name;
         x.csum = CsumFromBytes(c);
@@ -602,15 +583,8 @@ class OverlayEngine {
   // each extension) once, before the first read.
   bool LoadRoot(Layer& l, GError** err) {
     if (!l.isCommit || !l.root.csum.empty()) return true;
-    if (!ostree_validate_checksum_string(l.commit.c_str(), err) || !CheckLoose(repo, l.commit, OSTREE_OBJECT_TYPE_COMMIT, err)) return false;
     g_autoptr(GVariant) v = nullptr;
-    if (!ostree_repo_load_variant(repo, OSTREE_OBJECT_TYPE_COMMIT, l.commit.c_str(), &v, err)) return false;
-    GError* e = nullptr;
-    if (!g_variant_is_normal_form(v) || !ostree_validate_structureof_commit(v, &e)) {
-      std::string m = e ? e->message : "not in normal form";
-      if (e) g_error_free(e);
-      return Invalid(err, "commit " + l.commit + " is damaged: " + m);
-    }
+    if (!LoadMeta(repo, OSTREE_OBJECT_TYPE_COMMIT, l.commit, &v, err)) return false;
     g_autoptr(GVariant) t = g_variant_get_child_value(v, 6);
     g_autoptr(GVariant) m = g_variant_get_child_value(v, 7);
     l.root.csum = CsumFromBytes(t);
@@ -1001,7 +975,7 @@ class OverlayEngine {
     // as root); otherwise write the content with the recorded metadata.
     OstreeRepoMode mode = ostree_repo_get_mode(repo);
     if (mode == OSTREE_REPO_MODE_BARE && euidRoot && e.size > 0 && !HasOverlayXattr(e.xattrs)) {
-      std::string lp = LoosePath(repo, e.csum, OSTREE_OBJECT_TYPE_FILE);
+      std::string lp = LoosePath(repo, e.csum);
       if (linkat(ostree_repo_get_dfd(repo), lp.c_str(), dfd, name.c_str(), 0) == 0) return true;
       if (errno != EXDEV && errno != EMLINK && errno != EPERM) return SetErrno(err, "link " + path);
     }
@@ -1056,7 +1030,7 @@ class OverlayEngine {
       return true;
     }
     if (!LoadDetails(l, e, err) || !LoadDir(l, e, lpath, err)) return false;
-    bool ok = !HasOverlayXattr(e.xattrs);
+    bool ok = !HasOverlayXattr(e.xattrs) && !e.dir->opaqueMarker;
     for (LEntry& c : e.dir->entries) {
       if (!ok) break;
       if (c.type == EType::Whiteout || IsWhiteoutName(c.name)) ok = false;
@@ -1188,12 +1162,14 @@ Napi::Object EntryToJs(Napi::Env env, OverlayEngine& eng, const MView& v) {
   if (e.type == EType::Symlink) o.Set("target", e.target);
   o.Set("layer", eng.LayerName(r.layer));
   if (!e.csum.empty() && eng.layers[r.layer].isCommit) o.Set("checksum", e.csum);
+  if (e.xattrsLoaded) o.Set("xattrCount", static_cast<double>(e.xattrs.size()));
   return o;
 }
 
 struct OpResult {
   std::string op, path;
   uint64_t max = UINT64_MAX;
+  bool withXattrs = false;
   bool missing = false;
   MView entry;
   std::vector<MView> children;
@@ -1332,6 +1308,7 @@ class Overlay : public Napi::ObjectWrap<Overlay> {
       (*ops)[i].path = OptString(o, "path").value_or("");
       int64_t max = OptInt(o, "maxBytes", 0, 0, INT64_C(1) << 40);
       if (max > 0) (*ops)[i].max = static_cast<uint64_t>(max);
+      (*ops)[i].withXattrs = OptBool(o, "xattrs", false);
     }
     return (new OverlayWorker(
                 env, info.This(), info[1], eng,
@@ -1382,6 +1359,7 @@ class Overlay : public Napi::ObjectWrap<Overlay> {
                         if (!k.visible) continue;
                         if (depth > static_cast<size_t>(kMaxDepth)) return Invalid(err, "tree deeper than " + std::to_string(kMaxDepth) + " levels");
                         if (!e.LoadDetails(e.layers[k.stack[0].layer], *k.stack[0].e, err)) return false;
+                        if (op.withXattrs && !e.LoadXattrs(e.layers[k.stack[0].layer], *k.stack[0].e, k.stack[0].lpath, err)) return false;
                         if (k.type() == EType::Dir) {
                           std::vector<MView> sub;
                           if (!e.Children(k, &sub, err)) return false;
@@ -1541,10 +1519,21 @@ void InitOverlay(Napi::Env env, Napi::Object exports) { Overlay::Init(env, expor
 namespace osx {
 
 // Whether the tree under `dfd` holds an overlay whiteout (char 0:0); symlinks not followed.
-static bool HasWhiteouts(int dfd, int depth, GError** err, bool* found) {
+static bool IsOpaqueDir(int fd) {
+  char v[2];
+  ssize_t n = fgetxattr(fd, kOpaqueXattr, v, sizeof v);
+  return n == 1 && v[0] == 'y';
+}
+
+static bool HasWhiteouts(int dfd, int depth, bool markOpaque, GError** err, bool* found) {
   if (depth > kMaxDepth) return Invalid(err, "directory tree deeper than " + std::to_string(kMaxDepth) + " levels");
   int fd = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0) return SetErrno(err, "open");
+  if (markOpaque && depth > 0 && IsOpaqueDir(fd)) {
+    *found = true;
+    close(fd);
+    return true;
+  }
   DIR* dp = fdopendir(fd);
   if (!dp) {
     close(fd);
@@ -1568,7 +1557,7 @@ static bool HasWhiteouts(int dfd, int depth, GError** err, bool* found) {
         ok = SetErrno(err, de->d_name);
         break;
       }
-      ok = HasWhiteouts(sub, depth + 1, err, found);
+      ok = HasWhiteouts(sub, depth + 1, markOpaque, err, found);
       close(sub);
       if (!ok || *found) break;
     }
@@ -1581,7 +1570,7 @@ static bool HasWhiteouts(int dfd, int depth, GError** err, bool* found) {
 // files as hardlinks, symlinks and devices recreated, and every whiteout as libostree's
 // `.ostree-wh.NAME` marker (an empty file with the whiteout's owner and mode), so a
 // libostree that refuses devices can commit it.
-static bool ShadowTree(int src, int dst, int depth, GError** err) {
+static bool ShadowTree(int src, int dst, int depth, bool markOpaque, GError** err) {
   if (depth > kMaxDepth) return Invalid(err, "directory tree deeper than " + std::to_string(kMaxDepth) + " levels");
   int fd = openat(src, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0) return SetErrno(err, "open");
@@ -1615,7 +1604,12 @@ static bool ShadowTree(int src, int dst, int depth, GError** err) {
         ok = SetErrno(err, n);
         break;
       }
-      ok = ShadowTree(s2, d2, depth + 1, err);
+      ok = ShadowTree(s2, d2, depth + 1, markOpaque, err);
+      if (ok && markOpaque && IsOpaqueDir(s2)) {
+        int m = openat(d2, kOpaqueMarker, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+        if (m < 0) ok = SetErrno(err, std::string(n) + "/" + kOpaqueMarker);
+        else close(m);
+      }
       Xattrs xs;
       if (ok) ok = ReadFdXattrs(s2, xs, err, n);
       for (auto& [k, v] : xs)
@@ -1661,7 +1655,8 @@ bool PrepareWhiteoutTree(OstreeRepo* repo, const std::string& tree, std::string*
   int src = open(tree.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (src < 0) return SetErrno(err, tree);
   bool found = false;
-  bool ok = HasWhiteouts(src, 0, err, &found);
+  bool markOpaque = ostree_repo_get_mode(repo) == OSTREE_REPO_MODE_BARE_USER_ONLY;
+  bool ok = HasWhiteouts(src, 0, markOpaque, err, &found);
   if (!ok || !found) {
     close(src);
     return ok;
@@ -1680,7 +1675,7 @@ bool PrepareWhiteoutTree(OstreeRepo* repo, const std::string& tree, std::string*
   struct stat st;
   ok = dst >= 0 && fstat(src, &st) == 0;
   if (!ok) SetErrno(err, *shadow);
-  if (ok) ok = ShadowTree(src, dst, 0, err);
+  if (ok) ok = ShadowTree(src, dst, 0, markOpaque, err);
   if (ok) {
     Xattrs xs;
     ok = ReadFdXattrs(src, xs, err, tree);

@@ -134,8 +134,13 @@ describe('validateExtension: release files and names', () => {
   });
 
   it('refuses a release directory that is not a directory', async () => {
-    const r = await validate({ 'usr/lib/extension-release.d': { symlink: '/somewhere' } });
+    const r = await validate({ 'usr/lib/extension-release.d': 'a file' });
     expect(errors(r)).toEqual(['RELEASE_DIR_NOT_DIRECTORY', 'RELEASE_MISSING']);
+    // A symlink is chased inside the tree, as systemd does: dangling there means no release file.
+    expect(errors(await validate({ 'usr/lib/extension-release.d': { symlink: '/somewhere' } }))).toEqual(['RELEASE_MISSING']);
+    const chased = await validate({ usr: { symlink: 'real' }, [`real/lib/extension-release.d/extension-release.x`]: 'ID=_any\n' });
+    expect(chased.name).toBe('x');
+    expect(errors(chased)).toEqual([]);
   });
 
   it('refuses release files that are too large, hold NUL, or are not UTF-8', async () => {
