@@ -2,7 +2,7 @@
 // sets voted on by plugins (one executable plugin writes a state file), applied, merged by the
 // real systemd-sysext in a private mount namespace, rolled back, unmerged; an OS upgrade
 // re-checks the set; the offline merge equals what systemd-sysext shows.
-import { chmodSync, existsSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, expect, it } from 'vitest';
 import { applySet, boundSet } from '../../lib/activate.js';
@@ -229,6 +229,28 @@ console.log(JSON.stringify(out));
     expect(out.missing.slice(0, 2)).toEqual([true, 'APPLY_FAILED']);
     expect(out.missing[2]).toMatch(/did not merge not-there/);
     expect(out.after).toEqual({ usr: [], opt: [] });
+  });
+
+  it('migrates the layout where run/extensions was switched on its own: one fixed link, and systemd-sysext still merges', async () => {
+    const d = sysroot.deployments().find((x) => x.checksum === s.commits[0])!;
+    const deployDir = sysroot.deploymentPath(d);
+    const bound = (await boundSet(sysroot, d))!;
+    // The old apply: both links absolute inside the deployment, each renamed on its own.
+    for (const [link, target] of [
+      ['run/extensions', `/ostree/deploy/testos/extensions/${bound}.0/staged`],
+      ['run/ostree/extensions', `/ostree/deploy/testos/extensions/${bound}.0`],
+    ] as const) {
+      rmSync(join(deployDir, link), { force: true });
+      symlinkSync(target, join(deployDir, link));
+    }
+    const r = await applySet({ sysroot, store, osname: 'testos', deployment: d, root: deployDir });
+    expect(r.set.commit).toBe(bound);
+    expect(readlinkSync(join(deployDir, 'run/extensions'))).toBe('ostree/extensions/staged');
+    expect(readlinkSync(join(deployDir, 'run/ostree/extensions'))).toBe(`/ostree/deploy/testos/extensions/${bound}.0`);
+    const live = await liveMerge(s.path, deployDir, ['usr/share/hello/msg']);
+    expect(live.code, live.stderr).toBe(0);
+    expect(live.merged.sort()).toEqual(['hello', 'world']);
+    expect(live.files['usr/share/hello/msg']).toBe('hello from an extension');
   });
 
   it('allows one apply at a time per sysroot', async () => {

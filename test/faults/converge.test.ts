@@ -8,7 +8,7 @@
 // its threads, with one counter, and kills the process at the Nth. (strace's inject counts per
 // syscall and per thread, so "the Nth event" is not one point there.)
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, readlinkSync, readFileSync, writeFileSync, lstatSync } from 'node:fs';
+import { existsSync, lstatSync, readdirSync, readlinkSync, readFileSync, realpathSync, renameSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -21,7 +21,7 @@ import { childEnv } from '../helpers/child.js';
 const BIN = resolve(import.meta.dirname, '..', '..', 'bin', 'ostree-sysext.js');
 const dir = tempDir('converge-');
 /** Kill points tried per command, at most (chosen from the event log, see `killPoints`); CONVERGE_MAX_POINTS=Infinity tries all distinct ones. */
-const MAX_POINTS = Number(process.env.CONVERGE_MAX_POINTS ?? 48);
+const MAX_POINTS = Number(process.env.CONVERGE_MAX_POINTS ?? 30);
 /** CONVERGE_EVERY_EVENT=1: every event is a kill point (no thinning of runs of like events). */
 const EVERY_EVENT = process.env.CONVERGE_EVERY_EVENT === '1';
 const PARALLEL = 2;
@@ -189,6 +189,18 @@ async function snapshot(sysroot: string): Promise<Record<string, unknown>> {
   }
 }
 
+/** Null when run/extensions shows `<the set run/ostree/extensions names>/staged` (or nothing is active); else what it shows. */
+function mixedView(sysroot: string): string | null {
+  let state: string;
+  try {
+    state = realpathSync(join(sysroot, 'run/ostree/extensions'));
+  } catch {
+    return existsSync(join(sysroot, 'run/extensions')) ? `run/extensions without run/ostree/extensions` : null;
+  }
+  const ext = realpathSync(join(sysroot, 'run/extensions'));
+  return ext === join(state, 'staged') ? null : `run/extensions shows ${ext}, run/ostree/extensions ${state}`;
+}
+
 /**
  * The kill points: every event, except that in a run of consecutive events of one kind on
  * paths that differ only in checksums or file names (objects written, files checked out)
@@ -266,6 +278,17 @@ describeAsRoot('every CLI command converges after a kill at any event', () => {
     copyTree(f0, fixtures.f1);
     const r = await cli(['--sysroot', fixtures.f1, 'deploy', 'beta']);
     expect(r.code, r.stderr).toBe(0);
+    // F0old: F0 in the layout before one-rename activation (run/extensions switched on its own).
+    fixtures.f0old = join(dir, 'f0old');
+    copyTree(f0, fixtures.f0old);
+    const active = readlinkSync(join(fixtures.f0old, 'run/ostree/extensions'));
+    const oldLink = join(fixtures.f0old, 'run/.extensions-old');
+    // The old apply wrote both links relative: run/ostree/extensions -> ../../ostree/…/<set>.0, run/extensions -> ../ostree/…/<set>.0/staged.
+    expect(active).toMatch(/^\.\.\/\.\.\/ostree\//);
+    symlinkSync(`${active.slice(3)}/staged`, oldLink);
+    renameSync(oldLink, join(fixtures.f0old, 'run/extensions'));
+    expect(readlinkSync(join(fixtures.f0old, 'run/extensions'))).toMatch(/^\.\.\/ostree\/deploy\/testos\/extensions\/[0-9a-f]{64}\.0\/staged$/);
+    expect(readdirSync(join(fixtures.f0old, 'run/extensions'))).toEqual(['alpha']);
     // alpha's source changes: every copy's upgrade finds an update.
     writeFileSync(join(alphaSrc, 'usr/lib/extension-release.d/extension-release.alpha'), 'ID=_any\nSYSEXT_VERSION_ID=2\n');
     writeFileSync(join(alphaSrc, 'usr/share/alpha/c'), 'c\n');
@@ -273,6 +296,12 @@ describeAsRoot('every CLI command converges after a kill at any event', () => {
 
   const cases: Array<{ name: string; fixture: string; args: string[]; check: (s: Record<string, any>) => void }> = [
     { name: 'deploy', fixture: 'f0', args: ['deploy', 'beta'], check: (s) => expect(Object.keys(s.sets[0].extensions).sort()).toEqual(['alpha', 'beta']) },
+    {
+      name: 'deploy over the old layout (migration)',
+      fixture: 'f0old',
+      args: ['deploy', 'beta'],
+      check: (s) => expect([Object.keys(s.sets[0].extensions).sort(), s.runExtensions]).toEqual([['alpha', 'beta'], 'ostree/extensions/staged']),
+    },
     { name: 'undeploy', fixture: 'f1', args: ['undeploy', 'beta'], check: (s) => expect(Object.keys(s.sets[0].extensions)).toEqual(['alpha']) },
     { name: 'rollback', fixture: 'f1', args: ['rollback'], check: (s) => expect([Object.keys(s.sets[0].extensions), s.sets[0].rollbackOf, s.sets.length]).toEqual([['alpha'], 2, 3]) },
     { name: 'remove', fixture: 'f0', args: ['remove', 'beta'], check: (s) => expect([Object.keys(s.installed), s.origins]).toEqual([['ostree-sysext/ext/alpha'], ['alpha']]) },
@@ -312,10 +341,11 @@ describeAsRoot('every CLI command converges after a kill at any event', () => {
         copyTree(fixtures[c.fixture]!, trial);
         try {
           const killed = await cli(['--sysroot', trial, ...c.args], { CONVERGE_KILL_AT: String(n) });
+          const mixed = mixedView(trial);
           const complete = isDeepStrictEqual(await snapshot(trial), want);
           const again = await cli(['--sysroot', trial, ...c.args]);
           const got = await snapshot(trial);
-          return { n, killed: killed.signal === 'SIGKILL', complete, firstCode: killed.code, firstStderr: killed.stderr, code: again.code, stderr: again.stderr, got };
+          return { n, killed: killed.signal === 'SIGKILL', complete, mixed, firstCode: killed.code, firstStderr: killed.stderr, code: again.code, stderr: again.stderr, got };
         } finally {
           removeTree(trial);
         }
@@ -323,6 +353,8 @@ describeAsRoot('every CLI command converges after a kill at any event', () => {
       const killedCount = results.filter((r) => r.killed).length;
       for (const r of results) {
         // An uninterrupted first run (the event count moved) must have succeeded.
+        // Whatever the kill left, run/extensions shows the staged dir of the set run/ostree/extensions names.
+        expect(r.mixed, `after a kill at ${at(r.n)}`).toBeNull();
         if (!r.killed) expect(r.firstCode, `kill point ${r.n} (${at(r.n)}) was not reached: ${r.firstStderr}`).toBe(0);
         if (r.complete) {
           expect(r.code, `second run after a kill at ${at(r.n)} (the first had finished its changes): ${r.stderr}`).toBe(second.code);
