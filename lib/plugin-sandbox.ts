@@ -63,13 +63,18 @@ keeps=(); while [ "$1" != -- ]; do keeps+=("$1"); shift; done; shift
 fds=()
 for k in "\${keeps[@]}"; do exec {fd}<"$k"; fds+=("$fd"); done
 if [ -n "$state" ]; then exec {statefd}<"$state"; fi
+# Opened once: /dev/null cannot be opened again once /dev is remounted nodev.
+exec {null}<>/dev/null
 # Mount points and their per-mount options (read once: the table changes as we go).
 mounts=$(cat /proc/self/mountinfo)
 while read -r _id _parent _dev _root mp opts _rest; do
   printf -v mp '%b' "\${mp//\\\\/\\\\0}"
-  mountpoint -q -- "$mp" 2>/dev/null || continue
-  keep=$(printf '%s' "$opts" | tr ',' '\\n' | grep -v -x -e rw -e ro -e suid -e dev | paste -sd, -)
-  mount -o "remount,bind,ro,nosuid,nodev\${keep:+,$keep}" -- "$mp" 2>/dev/null || umount -l -- "$mp" 2>/dev/null || { echo "confinement: cannot make $mp read-only" >&2; exit 125; }
+  keep=""
+  for o in \${opts//,/ }; do case "$o" in rw|ro|suid|nosuid|dev|nodev) ;; *) keep+=",$o" ;; esac; done
+  mount -o "remount,bind,ro,nosuid,nodev$keep" -- "$mp" 2>&$null && continue
+  # Gone with a parent detached before, or no longer a mount point: nothing to do.
+  mountpoint -q -- "$mp" 2>&$null || continue
+  umount -l -- "$mp" 2>&$null || { echo "confinement: cannot make $mp read-only" >&2; exit 125; }
 done <<< "$mounts"
 mount -t tmpfs -o mode=1777,size=64m,nosuid,nodev tmpfs /tmp
 mount -t tmpfs -o mode=0755,size=1m,nosuid,nodev tmpfs /run
@@ -93,6 +98,7 @@ if [ -n "$state" ]; then
 fi
 mount -o remount,ro,nosuid,nodev -- /run
 if [ -n "$state" ]; then cd -- ${CONFINED_STATE_DIR}; else cd /; fi
+exec {null}<&-
 exec setpriv --reuid=${PLUGIN_UID} --regid=${PLUGIN_UID} --clear-groups --no-new-privs --bounding-set=-all --inh-caps=-all --ambient-caps=-all --reset-env -- "$@"
 `;
 

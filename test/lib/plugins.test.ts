@@ -94,7 +94,8 @@ describe('vote rounds', () => {
     const crash = script('crash', 'echo dying >&2; exit 3');
     const hang = script('hang', 'sleep 30');
     const junk = script('junk', 'echo not json');
-    const r = await runVote([executablePlugin(ok), executablePlugin(crash), executablePlugin(hang), executablePlugin(junk)], c, { timeoutMs: 1500 });
+    // Confinement (as root) costs about half a second per call on a busy machine.
+    const r = await runVote([executablePlugin(ok), executablePlugin(crash), executablePlugin(hang), executablePlugin(junk)], c, { timeoutMs: 5000 });
     expect(r.votes.map((v) => [v.plugin, v.verdict])).toEqual([
       ['ok', 'warn'],
       ['crash', 'veto'],

@@ -14,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeTree } from '../helpers/fixtures.js';
 import { describeAsRoot, isRoot } from '../helpers/root.js';
 import { tempDir } from '../helpers/tmp.js';
+import { childEnv } from '../helpers/child.js';
 import { attack, dist } from './attack.js';
 
 const dir = tempDir('plugin-sandbox-');
@@ -281,16 +282,20 @@ r['ids'] = [os.getuid(), os.geteuid(), os.getgid(), os.getgroups()]
 status = dict(l.split(':\t', 1) for l in open('/proc/self/status').read().splitlines() if ':\t' in l)
 r['caps'] = [status['CapEff'].strip(), status['CapBnd'].strip(), status['NoNewPrivs'].strip()]
 r['dev'] = sorted(os.listdir('/dev'))
+# Every mount it can reach is read-only, but its private /tmp (mounts stacked under /dev are hidden by the new /dev).
+# Of mounts stacked on one path the last listed is on top, the one visible.
+top = dict(l.split()[4:6] for l in open('/proc/self/mountinfo'))
+r['rw_mounts'] = sorted(mp for mp, opts in top.items() if opts.split(',')[0] != 'ro' and mp != '/tmp' and not mp.startswith('/dev/'))
 print(json.dumps({'verdict': 'approve', 'message': json.dumps(r)}))
 `;
   // The same program as a plugin (argv[1] is the action) and as a control run directly on the host.
   const probeArgs = () => [unixPath, abstractName, String(tcpPort)];
 
   /** Runs `cmd` with a controlling terminal (script(1) allocates a pty) and returns its stdout. */
-  function withTty(cmd: string[]): Promise<string> {
+  function withTty(cmd: string[], env: NodeJS.ProcessEnv = process.env): Promise<string> {
     return new Promise((resolve, reject) => {
       const quoted = cmd.map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
-      const child = spawn('script', ['-qefc', quoted, '/dev/null'], { stdio: ['pipe', 'pipe', 'pipe'] });
+      const child = spawn('script', ['-qefc', quoted, '/dev/null'], { stdio: ['pipe', 'pipe', 'pipe'], env });
       let out = '';
       child.stdout.on('data', (d: Buffer) => (out += d.toString('utf8')));
       child.on('error', reject);
@@ -315,7 +320,7 @@ print(json.dumps({'verdict': 'approve', 'message': json.dumps(r)}))
   it('confined, the probe gets no terminal, no socket, no network, no device, no privilege', async () => {
     const p = program(PROBE.replace('sys.argv[2]', `'${unixPath}'`).replace("sys.argv[3]", `'${abstractName}'`).replace('int(sys.argv[4])', String(tcpPort)), '/usr/bin/python3');
     // The host child itself has a controlling terminal, as an admin's shell would.
-    const out = await withTty([process.execPath, '--input-type=module', '-e', `const lib = await import(process.argv[1]); const args = process.argv.slice(2);\n${HOST}`, dist, baseDir, p, 'vote', '20000']);
+    const out = await withTty([process.execPath, '--input-type=module', '-e', `const lib = await import(process.argv[1]); const args = process.argv.slice(2);\n${HOST}`, dist, baseDir, p, 'vote', '20000'], childEnv);
     const line = out.split('\n').find((l) => l.startsWith('{"votes"'));
     expect(line, out.slice(-2000)).toBeDefined();
     const vote = (JSON.parse(line!) as HostReport).votes![0]!;
@@ -334,6 +339,7 @@ print(json.dumps({'verdict': 'approve', 'message': json.dumps(r)}))
     expect(r.ids).toEqual([65534, 65534, 65534, []]);
     expect(r.caps).toEqual(['0000000000000000', '0000000000000000', '1']);
     expect(r.dev).toEqual(['fd', 'full', 'null', 'random', 'stderr', 'stdin', 'stdout', 'urandom', 'zero']);
+    expect(r.rw_mounts).toEqual([]);
   });
 
   it('confined, a setuid file in state/ is committed canonical, owned by root; a device node cannot be made', async () => {
