@@ -16,7 +16,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync, readlinkSync } from 'node:fs';
-import { lstat, mkdir, readdir, readlink, rename, rm, rmdir, symlink } from 'node:fs/promises';
+import { lstat, readdir, readlink, rename, rm, rmdir, symlink } from 'node:fs/promises';
 import { basename, dirname, join, relative, resolve } from 'node:path';
 import * as is from './args.js';
 import { baseFromDeployment } from './base.js';
@@ -377,7 +377,7 @@ export async function cleanupSetCheckouts(sysroot: Sysroot, osname: string, root
     // nothing active
   }
   const removed: string[] = [];
-  let entries: string[] = [];
+  let entries: string[];
   try {
     entries = await readdir(paths.setsDir);
   } catch {
