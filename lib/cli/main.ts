@@ -336,7 +336,8 @@ export async function main(argv: string[], io: { stdout?: NodeJS.WriteStream; st
     if (isExtensionError(e) && e.code === 'SET_REFUSED' && command.name === 'deploy') {
       // The exact command that shows the votes deploy just got.
       const see = ['ostree-sysext', ...(opts.sysroot !== '/' ? ['--sysroot', opts.sysroot] : []), ...(opts.repo ? ['--repo', opts.repo] : []), ...(opts.os ? ['--os', opts.os] : []), 'check', '--vote', ...parsed.positionals].join(' ');
-      return out.fail(command.name, new CliError(e.message, EXIT.REFUSED, e.code, `see every vote with \`${see}\`; warnings (not vetoes) pass with --force`));
+      const refused = new CliError(e.message, EXIT.REFUSED, e.code, `see every vote with \`${see}\`; warnings (not vetoes) pass with --force`);
+      return out.fail(command.name, Object.assign(refused, { report: (e as { report?: unknown }).report }));
     }
     return out.fail(command.name, e);
   } finally {

@@ -199,7 +199,9 @@ export class Output {
     const what = command ? `ostree-sysext ${command}` : 'ostree-sysext';
     this.#err.write(`${what}: ${message}${hint ? ` (try: ${hint})` : ''}\n`);
     if (this.json) {
-      this.#out.write(JSON.stringify({ ok: false, command, exitCode, error: { code, exitCode, message, ...(hint ? { hint } : {}) } }, null, 2) + '\n');
+      // A refused set carries its vote round: every plugin's vote, as the refusal printed them.
+      const votes = (e as { report?: unknown } | null)?.report;
+      this.#out.write(JSON.stringify({ ok: false, command, exitCode, error: { code, exitCode, message, ...(hint ? { hint } : {}), ...(votes ? { votes } : {}) } }, null, 2) + '\n');
     }
     return exitCode;
   }

@@ -513,6 +513,9 @@ describeAsRoot('ostree-sysext on a sysroot (deploy, apply, boot, live merge)', (
     const see = `ostree-sysext --sysroot ${s.path} check --vote shadow`;
     expect(refused.stderr).toMatch(/^ostree-sysext deploy: the set was refused \(warnings pass with force\): /);
     expect(refused.stderr).toContain(` (try: see every vote with \`${see}\`; warnings (not vetoes) pass with --force)\n`);
+    // With --json the refusal carries the votes.
+    const refusedJson = json([...S(), 'deploy', 'shadow'], 3);
+    expect(refusedJson.error).toMatchObject({ code: 'SET_REFUSED', votes: { verdict: 'warn', accepted: false } });
     // That command shows the same vote.
     const shown = cli(see.split(' ').slice(1));
     expect(shown.code).toBe(3);
