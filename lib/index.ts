@@ -68,6 +68,7 @@ export type {
   SummaryOptions,
   DeltaOptions,
 } from './remote.js';
+export { DEFAULT_PULL_MAX_BYTES, DEFAULT_PULL_MAX_OBJECT_BYTES } from './remote.js';
 export { Sysroot } from './sysroot.js';
 export type { Deployment } from './sysroot.js';
 
@@ -111,6 +112,8 @@ export {
   loadPluginDirectory,
   releaseCompatibilityPlugin,
   DEFAULT_PLUGIN_TIMEOUT_MS,
+  modulePlugin,
+  canonicalizeState,
   PLUGIN_PROTOCOL,
 } from './plugins.js';
 export type { Plugin, PluginContext, DeployContext, SetMember, Vote, VoteAnswer, VoteReport, Verdict } from './plugins.js';

@@ -11,7 +11,7 @@ import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { ExtensionError, type ExtensionErrorProblem } from './errors-domain.js';
-import type { DeployContext, Plugin, PluginContext, VoteAnswer } from './plugins.js';
+import type { DeployContext, Plugin, PluginContext, VoteAnswer, runDeployFinish } from './plugins.js';
 import type { TreeReader } from './validate.js';
 
 /** Version of the JSON protocol spoken with executable plugins. */
@@ -414,6 +414,11 @@ function workerContext(ctx: PluginContext | DeployContext): { plain: WorkerConte
  * `osRelease`, `source.type` and `path` or `commit`; the extensions without their `repo`)
  * and readers (`base.reader`, each extension's `reader`, `merged`) proxied to the host.
  * Rejects when the module cannot be loaded or exports no plugin.
+ * @example
+ * ```ts
+ * const plugin = await modulePlugin('/etc/ostree-sysext/plugins/10-policy.mjs');
+ * const set = new DeploymentSet({ store, osname: 'debian', base, plugins: [plugin] });
+ * ```
  */
 export async function modulePlugin(path: string): Promise<Plugin> {
   const url = pathToFileURL(path).href;
@@ -478,6 +483,11 @@ async function linkEscapes(root: string, rel: string, target: string): Promise<b
  * every problem listed: device nodes, FIFOs and sockets; symlinks that resolve outside
  * `state/` (absolute, or through `..`, also via other links); files with hard links outside
  * `state/` (more links than names inside it). `who` names the plugin in the message.
+ * {@link runDeployFinish} calls it after each plugin.
+ * @example
+ * ```ts
+ * await canonicalizeState('/tmp/set-work/state', 'my-plugin'); // throws STATE_REFUSED on a FIFO
+ * ```
  */
 export async function canonicalizeState(stateDir: string, who: string): Promise<void> {
   const problems: ExtensionErrorProblem[] = [];
