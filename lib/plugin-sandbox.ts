@@ -20,6 +20,8 @@ export const PLUGIN_PROTOCOL = 1;
 export const MAX_PLUGIN_OUTPUT = 1 << 20;
 /** The unprivileged user and group confined executables run as (`nobody`/`nogroup`). */
 export const PLUGIN_UID = 65534;
+/** Most processes uid 65534 may have while a confined plugin runs (RLIMIT_NPROC): no fork bomb. */
+export const PLUGIN_MAX_PROCESSES = 512;
 /** Where a confined plugin sees the set's state directory (its working directory). */
 export const CONFINED_STATE_DIR = '/run/ostree-sysext/state';
 /** Heap limit of the worker a module plugin call runs in. */
@@ -52,7 +54,8 @@ function describeContext(ctx: PluginContext): Record<string, unknown> {
 // urandom only); the paths the plugin is given (its program, the base and the extensions)
 // are bound back read-only from descriptors opened before; the state directory is bound
 // writable at CONFINED_STATE_DIR. The plugin execs as uid/gid 65534 with no supplementary
-// groups, no capabilities (empty bounding set) and no_new_privs.
+// groups, no capabilities (empty bounding set), no_new_privs, at most PLUGIN_MAX_PROCESSES
+// processes and no core dumps.
 // The script is a constant: paths reach it as arguments, never inside the script text.
 // Arguments: STATE (or ''), KEEP... , '--', COMMAND...
 const CONFINE_SCRIPT = `set -eu
@@ -99,7 +102,7 @@ fi
 mount -o remount,ro,nosuid,nodev -- /run
 if [ -n "$state" ]; then cd -- ${CONFINED_STATE_DIR}; else cd /; fi
 exec {null}<&-
-exec setpriv --reuid=${PLUGIN_UID} --regid=${PLUGIN_UID} --clear-groups --no-new-privs --bounding-set=-all --inh-caps=-all --ambient-caps=-all --reset-env -- "$@"
+exec prlimit --nproc=${PLUGIN_MAX_PROCESSES} --core=0 -- setpriv --reuid=${PLUGIN_UID} --regid=${PLUGIN_UID} --clear-groups --no-new-privs --bounding-set=-all --inh-caps=-all --ambient-caps=-all --reset-env -- "$@"
 `;
 
 const UNSHARE = ['--mount', '--propagation', 'private', '--pid', '--fork', '--mount-proc', '--net', '--ipc', '--uts', '--kill-child=SIGKILL', '--'];

@@ -342,6 +342,28 @@ print(json.dumps({'verdict': 'approve', 'message': json.dumps(r)}))
     expect(r.rw_mounts).toEqual([]);
   });
 
+  it('confined, a fork bomb stops at the process limit', async () => {
+    const p = program(String.raw`
+import json, os, sys, time
+sys.stdin.read()
+n = 0
+for i in range(2000):
+    try:
+        pid = os.fork()
+    except OSError:
+        break
+    if pid == 0:
+        time.sleep(5)
+        os._exit(0)
+    n += 1
+print(json.dumps({'verdict': 'approve', 'message': str(n)}))
+`, '/usr/bin/python3');
+    const r = await host(p, 'vote', { timeoutMs: 20_000 });
+    const forked = Number(r.votes![0]!.message);
+    expect(forked).toBeGreaterThan(0);
+    expect(forked).toBeLessThan(512);
+  });
+
   it('confined, a setuid file in state/ is committed canonical, owned by root; a device node cannot be made', async () => {
     const state = join(dir, `state-${++n}`);
     mkdirSync(state);
