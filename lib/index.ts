@@ -122,7 +122,7 @@ export type { OverlayEntry, OverlayConflict, OverlayConflictKind, OverlayExtensi
 export { DeploymentSet, SetRefusedError, META_SET_BASE, META_SET_VOTES, META_SET_ROLLBACK_OF, BASE_PLUGIN_DIR } from './deployment-set.js';
 export type { DeploymentSetOptions, SetCommitResult, SetRecord } from './deployment-set.js';
 export { mergeOffline, mergedHierarchies } from './merge.js';
-export type { MergeExtension, MergeOptions, MergeResult } from './merge.js';
+export type { MergeExtension, MergeOptions, MergeResult, SkippedExtension } from './merge.js';
 export { applySet, deactivate, boundSet, activeSet, cleanupSetCheckouts, layout, replaceSymlink, ACTIVE_SET_LINK, ACTIVATION_LINKS } from './activate.js';
 export type { ApplyOptions, ApplyResult, SetLayout } from './activate.js';
 export { Host } from './host.js';
