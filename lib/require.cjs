@@ -5,14 +5,16 @@
 try {
   module.exports = require('../dist/lib/index.js');
 } catch (err) {
-  if (err && (err.code === 'ERR_REQUIRE_ESM' || err.code === 'ERR_REQUIRE_ASYNC_MODULE')) {
-    const e = new Error(
-      `ostree-sysext is an ES module and this Node.js (${process.version}) cannot require() ES modules ` +
-        '(that needs Node.js >= 20.19 or >= 22.12 without --no-experimental-require-module). ' +
-        "Use `const sysext = await import('ostree-sysext')`, or upgrade Node.js.",
-      { cause: err },
-    );
-    e.code = 'ERR_REQUIRE_ESM';
+  const code = err && err.code;
+  if (code === 'ERR_REQUIRE_ESM' || code === 'ERR_REQUIRE_ASYNC_MODULE') {
+    const why =
+      code === 'ERR_REQUIRE_ESM'
+        ? `this Node.js (${process.version}) cannot require() ES modules (that needs Node.js >= 20.19 or >= 22.12 without --no-experimental-require-module)`
+        : 'it waits for something at load time (top-level await), which require() cannot';
+    const e = new Error(`ostree-sysext is an ES module and ${why}. Use \`const sysext = await import('ostree-sysext')\`${code === 'ERR_REQUIRE_ESM' ? ', or upgrade Node.js' : ''}.`, {
+      cause: err,
+    });
+    e.code = code;
     throw e;
   }
   throw err;
