@@ -319,6 +319,28 @@ if (want('merge')) {
   row(`offline merge of ${P.exts} × ${P.extFiles} files onto ${P.tree}, with conflict check`, 'union checkouts with the CLI (no conflict check)', r, 'lib', 'cli', 'time', 1.2);
   const split = (k) => fmt(stats(r.lib.values.map((v) => v[k])).median);
   notes.push(`Offline merge (${P.exts} × ${P.extFiles} onto ${P.tree}): of the library's ${fmt(r.lib.median)} ms, the file-conflict vote took ${split('voteMs')} ms and mergeOffline ${split('mergeMs')} ms (medians); the CLI side does no conflict check.`);
+
+  // Into a commit: the library writes only the dirtrees that change (from the layers'
+  // checksums); the CLI has to check the union out and commit it again.
+  let n = 0;
+  const r2 = await alternate({
+    lib: {
+      run: libRun(async () => {
+        await mergeOffline({ repo: main, base: await baseFromCommit(main, baseCommit), extensions: exts.map((e) => ({ ...e, kind: 'sysext' })), commit: { ref: `merged/lib${n++}` } });
+      }),
+    },
+    cli: {
+      run: () => {
+        const t = cliMerge(MAIN, baseCommit, exts, dest);
+        const c = timeProcess(OSTREE, [`--repo=${MAIN}`, 'commit', '--link-checkout-speedup', `--branch=merged/cli${n++}`, `--tree=dir=${dest}`]);
+        t.ms += c.ms;
+        t.cpu += c.cpu;
+        return t;
+      },
+      teardown: () => rmrf(dest),
+    },
+  }, P.runs, verbose);
+  row(`offline merge into a commit, ${P.exts} × ${P.extFiles} files onto ${P.tree}`, 'CLI union checkouts + ostree commit', r2, 'lib', 'cli', 'time', 0.1);
 }
 
 main.close();
