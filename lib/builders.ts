@@ -187,15 +187,26 @@ function downgrade(req: BuildRequest, remote: string, ref: string, to: string, d
   );
 }
 
-function remoteContext(req: BuildRequest): { remote: string; ref: string } {
-  const { remote, ref } = req.context as { remote?: unknown; ref?: unknown };
+function remoteContext(req: BuildRequest): { remote: string; ref: string; budgets: { maxBytes?: number; maxObjectBytes?: number } } {
+  const { remote, ref, maxBytes, maxObjectBytes } = req.context as { remote?: unknown; ref?: unknown; maxBytes?: unknown; maxObjectBytes?: unknown };
   if (typeof remote !== 'string' || typeof ref !== 'string') throw new TypeError(`the ${req.name} extension's builder context needs remote and ref`);
-  return { remote, ref };
+  const budgets: { maxBytes?: number; maxObjectBytes?: number } = {};
+  if (typeof maxBytes === 'number') budgets.maxBytes = maxBytes;
+  if (typeof maxObjectBytes === 'number') budgets.maxObjectBytes = maxObjectBytes;
+  return { remote, ref, budgets };
 }
 
 /**
  * Built-in builder: a ref of an OSTree remote, pulled (signature checks as the remote is
- * configured: `gpg-verify` is on by default). Context `{ remote, ref }`.
+ * configured: `gpg-verify` is on by default). Context `{ remote, ref }`, optionally with the
+ * pull's byte budgets `maxBytes` and `maxObjectBytes` (see `PullOptions`; recorded with the
+ * extension, so upgrades use them too). Never goes back to an older commit than the installed
+ * one unless `allowDowngrade`.
+ * @example
+ * ```ts
+ * // An extension with one file larger than the default 1 GiB per-object budget.
+ * await store.build('remote', { remote: 'vendor', ref: 'ext/big', maxObjectBytes: 8 * 1024 ** 3 });
+ * ```
  */
 export const remoteBuilder: Builder = {
   name: 'remote',
@@ -220,12 +231,12 @@ export const remoteBuilder: Builder = {
     return { status: 'available', message: `${remote}:${ref} moved to ${head.slice(0, 12)}` };
   },
   async build(req) {
-    const { remote, ref } = remoteContext(req);
+    const { remote, ref, budgets } = remoteContext(req);
     const guard = req.current !== null && !req.allowDowngrade;
     let r;
     try {
       // libostree's own check refuses an older commit than the tracking ref before moving it.
-      r = await req.repo.pull(remote, { refs: [ref], ...(guard ? { timestampCheck: true } : {}), ...(req.signal ? { signal: req.signal } : {}), ...(req.onProgress ? { onProgress: req.onProgress } : {}) });
+      r = await req.repo.pull(remote, { refs: [ref], ...budgets, ...(guard ? { timestampCheck: true } : {}), ...(req.signal ? { signal: req.signal } : {}), ...(req.onProgress ? { onProgress: req.onProgress } : {}) });
     } catch (e) {
       const m = /Upgrade target revision '([0-9a-f]{64})'.*chronologically older/s.exec((e as Error)?.message ?? '');
       if (guard && m) throw Object.assign(downgrade(req, remote, ref, m[1]!, 'by commit timestamp'), { cause: e });
@@ -237,6 +248,6 @@ export const remoteBuilder: Builder = {
       const [now, next] = await Promise.all([req.repo.loadCommit(req.current!), req.repo.loadCommit(commit)]);
       if (next.timestamp < now.timestamp) throw downgrade(req, remote, ref, commit, `${next.timestamp.toISOString()} < ${now.timestamp.toISOString()}`);
     }
-    return { commit, context: { remote, ref } };
+    return { commit, context: { remote, ref, ...budgets } };
   },
 };

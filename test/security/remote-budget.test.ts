@@ -162,6 +162,23 @@ describe('an endless object from a mirror', () => {
     await serverQuiet();
   });
 
+  it('installing through the store (remote builder) honours budgets recorded in its context', async () => {
+    const body = `${REPORT}
+const [path, url] = args;
+const repo = await lib.Repo.create(path, { mode: 'bare-user-only', disableFsync: true });
+await repo.addRemote('mirror', { url, gpgVerify: false });
+const store = new lib.ExtensionStore(repo);
+const t0 = performance.now();
+const e = await store.build('remote', { remote: 'mirror', ref: 'ext/big', maxObjectBytes: 4 * 1048576 }).then(() => null, (x) => x);
+console.log(JSON.stringify({ code: e?.code ?? null, message: String(e?.message), ms: Math.round(performance.now() - t0), names: await store.names() }));`;
+    const r = await attack(body, [join(dir, `client-store-${randomBytes(4).toString('hex')}`), url], { timeoutMs: 90_000 });
+    expect(r.code, r.stderr.slice(-1500)).toBe(0);
+    expect(r.report).toMatchObject({ code: 'TOO_LARGE', names: [] });
+    expect((r.report as { message: string }).message).toMatch(/maxObjectBytes \(4194304\)/);
+    expect((r.report as { ms: number }).ms).toBeLessThan(20_000);
+    await serverQuiet();
+  });
+
   it('control: the genuine object pulls within the default budgets', async () => {
     const saved = endlessPath;
     endlessPath = '/nothing-is-endless';
