@@ -542,7 +542,8 @@ static const char* kQueryAttrs = "standard::name,standard::type,standard::size,s
 
 static void FillEntry(Entry& e, GFile* f, GFileInfo* fi, const std::string& path) {
   // The root of a commit has no name (NULL): std::string would crash on it.
-  const char* name = g_file_info_get_name(fi);
+  // GLib >= 2.76 logs a critical for every getter of an attribute the info lacks: ask first.
+  const char* name = g_file_info_has_attribute(fi, G_FILE_ATTRIBUTE_STANDARD_NAME) ? g_file_info_get_name(fi) : nullptr;
   e.name = name ? name : "";
   e.path = path;
   switch (g_file_info_get_file_type(fi)) {
@@ -554,8 +555,8 @@ static void FillEntry(Entry& e, GFile* f, GFileInfo* fi, const std::string& path
   e.mode = g_file_info_get_attribute_uint32(fi, "unix::mode");
   e.uid = g_file_info_get_attribute_uint32(fi, "unix::uid");
   e.gid = g_file_info_get_attribute_uint32(fi, "unix::gid");
-  e.size = static_cast<uint64_t>(g_file_info_get_size(fi));
-  const char* target = g_file_info_get_symlink_target(fi);
+  e.size = g_file_info_has_attribute(fi, G_FILE_ATTRIBUTE_STANDARD_SIZE) ? static_cast<uint64_t>(g_file_info_get_size(fi)) : 0;
+  const char* target = g_file_info_has_attribute(fi, G_FILE_ATTRIBUTE_STANDARD_SYMLINK_TARGET) ? g_file_info_get_symlink_target(fi) : nullptr;
   if (target) e.target = target;
   if (OSTREE_IS_REPO_FILE(f)) {
     OstreeRepoFile* rf = OSTREE_REPO_FILE(f);
