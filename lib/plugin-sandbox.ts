@@ -396,7 +396,8 @@ function workerContext(ctx: PluginContext | DeployContext): { plain: WorkerConte
   const readers = new Map<string, TreeReader>([['base', ctx.base.reader]]);
   ctx.extensions.forEach((e, i) => readers.set(`ext:${i}`, e.reader));
   if ('merged' in ctx) readers.set('merged', ctx.merged);
-  const base = { ...(d.base as Record<string, unknown>), source: { type: ctx.base.source.type, ...(d.base as object) } };
+  const { path, commit, ...rest } = d.base as { path?: string; commit?: string };
+  const base = { ...rest, ...(path ? { path } : {}), source: { type: ctx.base.source.type, ...(path ? { path } : {}), ...(commit ? { commit } : {}) } };
   return {
     plain: {
       osname: ctx.osname,
