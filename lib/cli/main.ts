@@ -232,7 +232,7 @@ function resolveCommand(args: string[]): Resolved {
   }
   if (word === 'help') {
     const topic = first.rest.slice(1).filter((a) => !a.startsWith('-'));
-    if (topic.length === 0) return { text: mainHelp(), exitCode: EXIT.OK };
+    if (topic.length === 0 || topic[0] === 'help') return { text: mainHelp(), exitCode: EXIT.OK };
     if (topic.length === 1 && GROUPS.includes(topic[0]!)) return { text: groupHelp(topic[0]!), exitCode: EXIT.OK };
     const target = ALL_COMMANDS.find((c) => c.name === topic.join(' '));
     if (!target) throw notACommand(topic.length > 1 && GROUPS.includes(topic[0]!) ? topic.slice(0, 2) : topic.slice(0, 1));
