@@ -444,9 +444,21 @@ export function handWrittenScenarios(): Scenario[] {
   });
 
   add('whiteouts', 'char 0:0 whiteouts over a file, a dir and nothing; a higher extension re-adds a whited-out path', {
-    base: baseTree({ share: dir({ dir1: dir({ a: file('x\n') }), gone: file('q\n'), gone2: file('q2\n'), keep: file('k\n') }) }),
+    base: baseTree({
+      share: dir({ dir1: dir({ a: file('x\n') }), gone: file('q\n'), gone2: file('q2\n'), keep: file('k\n'), opq: dir({ keep: file('k\n') }) }),
+    }),
     extensions: [
-      extTree('ext', { share: dir({ gone: whiteout(), dir1: whiteout(), nothingbelow: whiteout(), gone2: whiteout() }) }),
+      extTree('ext', {
+        share: dir({
+          gone: whiteout(),
+          dir1: whiteout(),
+          nothingbelow: whiteout(),
+          gone2: whiteout(),
+          // Whiteouts in directories the overlay does not merge: readdir still lists them live.
+          newdir: dir({ w: whiteout(), k: file('k\n') }),
+          opq: dir({ keep: whiteout(), mine: file('m\n') }, { opaque: true }),
+        }),
+      }),
       extTree('zzz', { share: dir({ gone: file('back\n') }) }),
     ],
   });
@@ -471,6 +483,27 @@ export function handWrittenScenarios(): Scenario[] {
         { usrMeta: { opaque: true } },
       ),
       extTree('top', { share: dir({ dir2: dir({ top: file('top\n') }) }) }),
+    ],
+  });
+
+  add('merge-stops-at-lower-whiteout-or-opaque', 'a dir over a lower whiteout or a lower opaque dir merges down to that layer only', {
+    base: baseTree({ share: dir({ w: dir({ basefile: file('b\n') }), o: dir({ basefile: file('b\n') }) }) }),
+    extensions: [
+      extTree('aa', { share: dir({ w: whiteout(), o: dir({ aafile: file('a\n') }, { opaque: true }) }) }),
+      extTree('zz', { share: dir({ w: dir({ new: file('z\n') }), o: dir({ zzfile: file('z\n') }) }) }),
+    ],
+  });
+
+  add('extension-usr-symlink', 'an extension whose usr is a symlink (usr -> real) is chased inside the extension and merges', {
+    base: baseTree({ share: dir({ basefile: file('b\n') }) }),
+    extensions: [
+      {
+        name: 'uu',
+        tree: dir({
+          real: dir({ lib: dir({ 'extension-release.d': dir({ 'extension-release.uu': file(OS_RELEASE) }) }), share: dir({ uufile: file('u\n') }) }),
+          usr: link('real'),
+        }),
+      },
     ],
   });
 
