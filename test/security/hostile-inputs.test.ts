@@ -231,9 +231,9 @@ const cases: Case[] = [
   C('names', 'build(unknown builder)', 'ExtensionError:UNKNOWN_BUILDER', () => store.build('nope', {})),
   C('names', 'install a second time', 'ExtensionError:ALREADY_INSTALLED', () => store.installFromDirectory(dirs.good!)),
   // ---- Extension trees
-  C('tree', 'symlink escaping the tree', INVALID, () => store.installFromDirectory(dirs.esc!), () => {
-    dirs.esc = fixture(ext('esc', 'ID=_any\n', { 'usr/lib/evil': { symlink: '../../../../etc/shadow' } }));
-  }),
+  // Symlinks pointing anywhere are valid content since df53189 (they resolve in the merged
+  // root, as systemd shows them); what they must not do is make a merge write outside its
+  // target, which the offline-merge tests attack.
   C('tree', 'usr is a file', INVALID, () => store.installFromDirectory(dirs.usrfile!), () => {
     dirs.usrfile = fixture({ [rel('usrfile').replace('usr/', 'usr2/')]: 'x', usr: 'a file\n' });
   }),
@@ -262,9 +262,6 @@ const cases: Case[] = [
   }),
   C('archive', 'archive with absolute paths', [INVALID, 'OstreeError:FAILED', 'OstreeError:INVALID_ARGUMENT', 'OstreeError:INVALID_DATA'], () => store.installFromArchive(v.abs!), () => {
     v.abs = tar([{ name: '/etc/passwd', data: 'x' }, { name: '/' + rel('abs'), data: 'ID=_any\n' }, { name: '/usr/lib/os-release', data: 'ID=evil\n' }]);
-  }),
-  C('archive', 'archive with an escaping symlink', INVALID, () => store.installFromArchive(v.sl!), () => {
-    v.sl = tar([{ name: rel('sl'), data: 'ID=_any\n' }, { name: 'usr/lib/x', symlink: '../../../../../etc/shadow' }]);
   }),
   C('archive', 'archive that is garbage', ['OstreeError:FAILED', 'OstreeError:INVALID_DATA', 'OstreeError:NOT_SUPPORTED'], () => store.installFromArchive(v.garbage!), () => {
     v.garbage = join(dir, 'fixtures', 'garbage.tar');
