@@ -114,6 +114,43 @@ function mergedPathsOf(s: Scenario, liveOptAt: string | null, reported: Iterable
   return out;
 }
 
+type AnyNode = Scenario['base']['children'][string];
+
+function flatten(n: AnyNode, prefix: string, out: Map<string, AnyNode>): Map<string, AnyNode> {
+  if (n.type !== 'dir') return out;
+  for (const [name, child] of Object.entries(n.children)) {
+    const p = prefix === '' ? name : `${prefix}/${name}`;
+    out.set(p, child);
+    flatten(child, p, out);
+  }
+  return out;
+}
+
+/** How often a scenario's extensions hit each overlay rule (paths, from the specs; order as given). */
+function scenarioFeatures(s: Scenario) {
+  const f = { replacesBase: 0, replacesLowerExtension: 0, whiteoutOverSomething: 0, opaqueOverDir: 0, dirOverBaseSymlink: 0, deep: 0 };
+  const base = flatten(s.base, '', new Map());
+  const lower: Map<string, AnyNode>[] = [];
+  for (const e of s.extensions) {
+    const mine = flatten(e.tree, '', new Map());
+    for (const [p, n] of mine) {
+      const b = base.get(p);
+      const below = lower.map((m) => m.get(p)).filter((x): x is AnyNode => x !== undefined);
+      if (n.type === 'whiteout') {
+        if (b !== undefined || below.length > 0) f.whiteoutOverSomething++;
+        continue;
+      }
+      if (b !== undefined && b.type !== n.type) f.replacesBase++;
+      if (below.some((x) => x.type !== n.type && x.type !== 'whiteout')) f.replacesLowerExtension++;
+      if (n.type === 'dir' && n.opaque && [b, ...below].some((x) => x?.type === 'dir')) f.opaqueOverDir++;
+      if (n.type === 'dir' && b?.type === 'symlink') f.dirOverBaseSymlink++;
+      if ((b !== undefined || below.length > 0) && p.split('/').length >= 4) f.deep++;
+    }
+    lower.push(mine);
+  }
+  return f;
+}
+
 describeAsRoot('the merged view agrees with systemd-sysext 252', () => {
   const work = tempDir('overlay-systemd-');
   const scenarios: Scenario[] = [...handWrittenScenarios(), ...Array.from({ length: GENERATED }, (_, i) => generateScenario(FIRST_SEED + i))];
@@ -200,6 +237,20 @@ describeAsRoot('the merged view agrees with systemd-sysext 252', () => {
     expect(gen.filter((x) => x.l.manifest.tops.opt === 'var/opt').length).toBeGreaterThanOrEqual(5);
     expect(gen.filter((x) => (x.l.manifest.systemd.opt ?? x.l.manifest.systemd['var/opt']) !== undefined).length).toBeGreaterThanOrEqual(10);
     expect(gen.filter((x) => x.s.extensions.length >= 3).length).toBeGreaterThanOrEqual(15);
+    // ... and the overlay rules: type replacements against the base and against lower
+    // extensions, whiteouts and opaque dirs over something, extension dirs over base symlinks.
+    const features = gen.map((x) => scenarioFeatures(x.s));
+    const count = (k: keyof ReturnType<typeof scenarioFeatures>) => features.filter((f) => f[k] > 0).length;
+    if (process.env.OVERLAY_TEST_TIMING) {
+      const keys = Object.keys(features[0]!) as (keyof (typeof features)[number])[];
+      process.stderr.write(`generated scenarios per feature: ${keys.map((k) => `${k} ${count(k)}`).join(', ')}\n`);
+    }
+    expect(count('replacesBase')).toBeGreaterThanOrEqual(40);
+    expect(count('replacesLowerExtension')).toBeGreaterThanOrEqual(25);
+    expect(count('whiteoutOverSomething')).toBeGreaterThanOrEqual(20);
+    expect(count('opaqueOverDir')).toBeGreaterThanOrEqual(10);
+    expect(count('dirOverBaseSymlink')).toBeGreaterThanOrEqual(20);
+    expect(count('deep')).toBeGreaterThanOrEqual(40);
   });
 
   it('systemd 252 shows the edge cases as /tmp/systemd-facts.md records them', () => {
