@@ -342,6 +342,18 @@ print(json.dumps({'verdict': 'approve', 'message': json.dumps(r)}))
     expect(r.rw_mounts).toEqual([]);
   });
 
+  it('unconfined too, the plugin runs in a new session: no controlling terminal to inject into', async () => {
+    const p = program(PROBE.replace('sys.argv[2]', `'${unixPath}'`).replace("sys.argv[3]", `'${abstractName}'`).replace('int(sys.argv[4])', String(tcpPort)), '/usr/bin/python3');
+    const out = await withTty([process.execPath, '--input-type=module', '-e', `const lib = await import(process.argv[1]); const args = process.argv.slice(2);\n${HOST}`, dist, baseDir, p, 'vote', '20000'], { ...childEnv, OSTREE_SYSEXT_PLUGIN_CONFINEMENT: 'off' });
+    const line = out.split('\n').find((l) => l.startsWith('{"votes"'));
+    expect(line, out.slice(-2000)).toBeDefined();
+    const r = JSON.parse((JSON.parse(line!) as HostReport).votes![0]!.message) as Record<string, string>;
+    // /dev/tty exists here, but the plugin has no controlling terminal (ENXIO).
+    expect(r.tiocsti).toBe('err:No such device or address');
+    // Everything else is the caller's to give: unconfined means the host's rights.
+    expect(r.unix).toBe('ok:hello');
+  });
+
   it('confined, a fork bomb stops at the process limit', async () => {
     const p = program(String.raw`
 import json, os, sys, time
