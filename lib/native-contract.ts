@@ -215,6 +215,8 @@ export interface NativeRepo {
   writeDetachedMetadata(checksum: string, metadata: Record<string, unknown> | null, c?: NativeCancellable): Promise<void>;
   query(rev: string, ops: NativeQueryOp[], c?: NativeCancellable): Promise<{ commit: string; results: NativeQueryResult[] }>;
   queryMany(requests: { rev: string; ops: NativeQueryOp[] }[], c?: NativeCancellable): Promise<{ commit: string; results: NativeQueryResult[] }[]>;
+  querySync(rev: string, ops: NativeQueryOp[]): { commit: string; results: NativeQueryResult[] };
+  resolveRevSync(rev: string, allowNoent: boolean): string | null;
   prepareTransaction(c?: NativeCancellable): Promise<void>;
   commitTransaction(c?: NativeCancellable): Promise<NativeTransactionStats>;
   abortTransaction(): Promise<void>;

@@ -273,6 +273,18 @@ function toEntry(e: NativeEntry): CommitEntry {
 
 const MAX_HISTORY = 1_000_000;
 
+/** The largest file the synchronous read path reads (1 MiB); bigger files take the async path. */
+export const SYNC_READ_LIMIT = 1 << 20;
+
+/** Runs a synchronous native call, naming the operation in its error as the async path does. */
+function syncCall<T>(operation: string, fn: () => T): T {
+  try {
+    return fn();
+  } catch (e) {
+    throw annotate(e, operation);
+  }
+}
+
 /**
  * An open transaction; valid only inside {@link Repo.transaction}'s callback.
  */
@@ -557,6 +569,104 @@ export class Repo {
   async readLink(rev: string, path: string, opts: CallOptions = {}): Promise<string> {
     const { results } = await this.query(rev, [{ op: 'readlink', path }], opts);
     return results[0] as string;
+  }
+
+  // ---- the synchronous path: microsecond reads on the calling thread ----
+  //
+  // The better-sqlite3 / fs.statSync lesson: a thread hop costs more than a cached read. These
+  // run libostree on the calling thread, with no hop, and the handle keeps the directories it
+  // has read (validated once). Use them for small metadata reads in loops; use the async
+  // methods for anything that can take milliseconds (big files, whole trees, locks, networks).
+  // File reads here are bounded ({@link SYNC_READ_LIMIT} unless a smaller `maxBytes` is given).
+
+  /**
+   * {@link Repo.resolve} on the calling thread.
+   * @example
+   * ```ts
+   * const c = repo.resolveSync('ostree-sysext/ext/htop');
+   * ```
+   */
+  resolveSync(rev: string, opts: { allowMissing: true }): string | null;
+  resolveSync(rev: string, opts?: { allowMissing?: false }): string;
+  resolveSync(rev: string, opts: { allowMissing?: boolean } = {}): string | null {
+    is.rev('rev', rev);
+    const allow = is.bool('allowMissing', is.options<{ allowMissing?: boolean }>('options', opts).allowMissing, false);
+    return syncCall(`resolve ${rev}`, () => this._native.resolveRevSync(rev, allow));
+  }
+
+  /**
+   * {@link Repo.query} on the calling thread; `read` ops are bounded by {@link SYNC_READ_LIMIT}.
+   * @example
+   * ```ts
+   * const { results: [commit, release] } = repo.querySync('ostree-sysext/ext/htop', [
+   *   { op: 'commit' },
+   *   { op: 'read', path: '/usr/lib/extension-release.d/extension-release.htop', optional: true },
+   * ]);
+   * ```
+   */
+  querySync(rev: string, ops: QueryOp[]): { commit: string; results: QueryResult[] } {
+    is.rev('rev', rev);
+    const clean = queryOps('ops', ops).map((op) =>
+      op.op === 'read' ? { ...op, maxBytes: Math.min(op.maxBytes ?? SYNC_READ_LIMIT, SYNC_READ_LIMIT) } : op,
+    );
+    return withCommits(syncCall(`read in ${rev}`, () => this._native.querySync(rev, clean)), clean);
+  }
+
+  /**
+   * {@link Repo.loadCommit} on the calling thread.
+   * @example
+   * ```ts
+   * const { subject, metadata } = repo.loadCommitSync(checksum);
+   * ```
+   */
+  loadCommitSync(rev: string): Commit {
+    return this.querySync(rev, [{ op: 'commit' }]).results[0] as Commit;
+  }
+
+  /**
+   * {@link Repo.stat} on the calling thread.
+   * @example
+   * ```ts
+   * const e = repo.statSync(commit, '/usr/bin/htop'); // { type: 'file', mode, size, … }
+   * ```
+   */
+  statSync(rev: string, path: string): CommitEntry {
+    return toEntry(this.querySync(rev, [{ op: 'stat', path }]).results[0] as NativeEntry);
+  }
+
+  /**
+   * {@link Repo.listDir} on the calling thread.
+   * @example
+   * ```ts
+   * const names = repo.listDirSync(commit, '/usr/bin').map((e) => e.name);
+   * ```
+   */
+  listDirSync(rev: string, path: string): CommitEntry[] {
+    return (this.querySync(rev, [{ op: 'list', path }]).results[0] as NativeEntry[]).map(toEntry);
+  }
+
+  /**
+   * {@link Repo.readFile} on the calling thread, for files up to {@link SYNC_READ_LIMIT} bytes
+   * (a larger one is refused with `TOO_LARGE`: read it with the async `readFile`).
+   * @example
+   * ```ts
+   * const text = repo.readFileSync(commit, '/usr/lib/os-release').toString();
+   * ```
+   */
+  readFileSync(rev: string, path: string, opts: { maxBytes?: number } = {}): Buffer {
+    const maxBytes = is.optInteger('maxBytes', is.options<{ maxBytes?: number }>('options', opts).maxBytes, 1, SYNC_READ_LIMIT);
+    return this.querySync(rev, [maxBytes === undefined ? { op: 'read', path } : { op: 'read', path, maxBytes }]).results[0] as Buffer;
+  }
+
+  /**
+   * {@link Repo.readLink} on the calling thread.
+   * @example
+   * ```ts
+   * const target = repo.readLinkSync(commit, '/usr/lib/libfoo.so');
+   * ```
+   */
+  readLinkSync(rev: string, path: string): string {
+    return this.querySync(rev, [{ op: 'readlink', path }]).results[0] as string;
   }
 
   /**

@@ -6,6 +6,7 @@
 #include <ostree.h>
 
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -214,5 +215,19 @@ void InitOverlay(Napi::Env env, Napi::Object exports);
 // `shadow` (empty when there is none); RemoveTree deletes it.
 bool PrepareWhiteoutTree(OstreeRepo* repo, const std::string& tree, std::string* shadow, GError** err);
 void RemoveTree(const std::string& path);
+
+// overlay.cc: a commit's tree read the way the overlay engine reads layers (validated
+// dirtree/dirmeta variants, loaded once and kept by the handle; no GFile), for the
+// repository's own stat/list/read/readlink.
+struct CommitTree;
+struct CommitTreeEntry {
+  std::string name, path, type, target, checksum;
+  uint32_t mode = 0, uid = 0, gid = 0;
+  uint64_t size = 0;
+};
+std::shared_ptr<CommitTree> OpenCommitTree(OstreeRepo* repo, const std::string& commit);
+// op: stat | list | read | readlink. A missing path is G_IO_ERROR_NOT_FOUND.
+bool CommitTreeOp(CommitTree& tree, const std::string& op, const std::string& path, int64_t maxBytes, CommitTreeEntry* entry,
+                  std::vector<CommitTreeEntry>* children, std::vector<uint8_t>* data, GError** err);
 
 }  // namespace osx

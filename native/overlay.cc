@@ -262,6 +262,7 @@ class OverlayEngine {
   OstreeRepo* repo = nullptr;  // owned reference (may be null when every layer is a directory)
   std::vector<Layer> layers;   // index 0 is the base (bottom)
   bool createMissing = true;
+  bool raw = false;  // repository reads: markers are plain files, nothing is interpreted
   std::mutex mu;
   bool prepared = false;
   std::map<std::string, std::vector<LRef>> mounts;  // merged path -> extension refs, topmost first
@@ -411,7 +412,7 @@ class OverlayEngine {
         const char* name;
         g_autoptr(GVariant) c = nullptr;
         g_variant_get_child(files, i, "(&s@ay)", &name, &c);
-        if (strcmp(name, kOpaqueMarker) == 0) {
+        if (!raw && strcmp(name, kOpaqueMarker) == 0) {
           d->opaqueMarker = true;
           continue;
         }
@@ -419,7 +420,7 @@ class OverlayEngine {
         x.name = name;
         x.csum = CsumFromBytes(c);
         x.type = EType::File;  // file or symlink: decided by LoadDetails
-        if (IsWhiteoutName(x.name) && !real.count(x.name.substr(kWhiteoutPrefixLen))) {
+        if (!raw && IsWhiteoutName(x.name) && !real.count(x.name.substr(kWhiteoutPrefixLen))) {
           x.name = x.name.substr(kWhiteoutPrefixLen);
           x.type = EType::Whiteout;
         }
@@ -742,6 +743,32 @@ class OverlayEngine {
     return true;
   }
 
+  // One child of a merged directory, without building its siblings (path lookups).
+  bool Child(const MView& m, const std::string& name, MView* out, bool* found, GError** err) {
+    *found = false;
+    if (!m.visible || m.type() != EType::Dir) return true;
+    MView c;
+    c.name = name;
+    c.path = Join(m.path, name);
+    auto mit = mounts.find(c.path);
+    if (mit != mounts.end()) {
+      c.all = mit->second;
+    } else {
+      for (const LRef& r : m.stack) {
+        Layer& l = layers[r.layer];
+        if (!LoadDir(l, *r.e, r.lpath, err)) return false;
+        if (LEntry* e = r.e->dir->Find(name)) c.all.push_back({r.layer, e, Join(r.lpath, name)});
+      }
+    }
+    c.mountAncestor = mountAncestors.count(c.path) > 0;
+    if (c.all.empty() && c.mountAncestor) c.all.push_back({metaLayer, &layers[metaLayer].root, ""});
+    if (c.all.empty()) return true;
+    if (!Resolve(c, err)) return false;
+    *found = c.visible;
+    *out = std::move(c);
+    return true;
+  }
+
   // The merged entry at `path`; *found=false when nothing is visible there. Symlinks on the
   // way are not followed (the view is lstat-like at every component).
   bool Find(const std::string& path, MView* out, bool* found, GError** err) {
@@ -751,14 +778,14 @@ class OverlayEngine {
     if (parts.size() > static_cast<size_t>(kMaxDepth)) return Invalid(err, "path has more than " + std::to_string(kMaxDepth) + " components");
     for (auto& p : parts) {
       if (p == "..") return Invalid(err, "path must not contain '..'");
-      std::vector<MView> kids;
-      if (!Children(cur, &kids, err)) return false;
-      auto it = std::find_if(kids.begin(), kids.end(), [&](const MView& k) { return k.name == p; });
-      if (it == kids.end() || !it->visible) {
+      MView next;
+      bool ok = false;
+      if (!Child(cur, p, &next, &ok, err)) return false;
+      if (!ok) {
         *found = false;
         return true;
       }
-      cur = std::move(*it);
+      cur = std::move(next);
     }
     *found = cur.visible;
     *out = std::move(cur);
@@ -1695,6 +1722,92 @@ static int RemoveEntry(const char* p, const struct stat*, int type, struct FTW*)
 
 void RemoveTree(const std::string& path) {
   if (!path.empty()) nftw(path.c_str(), RemoveEntry, 32, FTW_DEPTH | FTW_PHYS);
+}
+
+}  // namespace osx
+
+namespace osx {
+
+struct CommitTree {
+  OverlayEngine eng;
+};
+
+std::shared_ptr<CommitTree> OpenCommitTree(OstreeRepo* repo, const std::string& commit) {
+  auto t = std::make_shared<CommitTree>();
+  t->eng.repo = static_cast<OstreeRepo*>(g_object_ref(repo));
+  t->eng.raw = true;
+  t->eng.createMissing = false;
+  Layer l;
+  l.name = "base";
+  l.isCommit = true;
+  l.commit = commit;
+  l.root.type = EType::Dir;
+  t->eng.layers.push_back(std::move(l));
+  return t;
+}
+
+static void FillTreeEntry(OverlayEngine& e, const MView& v, const std::string& path, CommitTreeEntry* out) {
+  const LEntry& x = *v.stack[0].e;
+  out->name = v.name;
+  out->path = path;
+  out->type = x.type == EType::Dir ? "dir" : x.type == EType::Symlink ? "symlink" : x.type == EType::File ? "file" : "special";
+  out->mode = x.mode;
+  out->uid = x.uid;
+  out->gid = x.gid;
+  out->size = x.type == EType::File ? x.size : 0;
+  out->target = x.type == EType::Symlink ? x.target : "";
+  out->checksum = x.csum;
+  (void)e;
+}
+
+bool CommitTreeOp(CommitTree& t, const std::string& op, const std::string& path, int64_t maxBytes, CommitTreeEntry* entry,
+                  std::vector<CommitTreeEntry>* children, std::vector<uint8_t>* data, GError** err) {
+  OverlayEngine& e = t.eng;
+  std::lock_guard<std::mutex> lock(e.mu);
+  MView v;
+  bool found = false;
+  if (!e.Find(path, &v, &found, err)) return false;
+  if (!found) {
+    g_set_error(err, G_IO_ERROR, G_IO_ERROR_NOT_FOUND, "No such file or directory");
+    return false;
+  }
+  LRef& r = v.stack[0];
+  if (!e.LoadDetails(e.layers[r.layer], *r.e, err)) return false;
+  FillTreeEntry(e, v, path, entry);
+  if (op == "stat") return true;
+  if (op == "readlink") {
+    if (r.e->type != EType::Symlink) {
+      g_set_error(err, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "not a symbolic link");
+      return false;
+    }
+    return true;
+  }
+  if (op == "list") {
+    if (r.e->type != EType::Dir) {
+      g_set_error(err, G_IO_ERROR, G_IO_ERROR_NOT_DIRECTORY, "not a directory");
+      return false;
+    }
+    std::vector<MView> kids;
+    if (!e.Children(v, &kids, err)) return false;
+    children->reserve(kids.size());
+    for (MView& k : kids) {
+      if (!k.visible) continue;
+      if (!e.LoadDetails(e.layers[k.stack[0].layer], *k.stack[0].e, err)) return false;
+      CommitTreeEntry c;
+      FillTreeEntry(e, k, path.empty() || path == "/" ? "/" + k.name : path + "/" + k.name, &c);
+      children->push_back(std::move(c));
+    }
+    return true;
+  }
+  // read
+  if (r.e->type != EType::File) {
+    g_set_error(err, G_IO_ERROR, G_IO_ERROR_IS_DIRECTORY, "not a regular file");
+    return false;
+  }
+  std::string buf;
+  if (!e.ReadAll(e.layers[r.layer], *r.e, r.lpath, maxBytes > 0 ? static_cast<uint64_t>(maxBytes) : UINT64_MAX, &buf, err)) return false;
+  data->assign(buf.begin(), buf.end());
+  return true;
 }
 
 }  // namespace osx

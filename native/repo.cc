@@ -8,7 +8,9 @@
 #include <algorithm>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <set>
+#include <unordered_set>
 
 namespace osx {
 
@@ -32,6 +34,8 @@ void Repo::Init(Napi::Env env, Napi::Object exports) {
           InstanceMethod<&Repo::LoadCommits>("loadCommits"),
           InstanceMethod<&Repo::Query>("query"),
           InstanceMethod<&Repo::QueryMany>("queryMany"),
+          InstanceMethod<&Repo::QuerySync>("querySync"),
+          InstanceMethod<&Repo::ResolveRevSync>("resolveRevSync"),
           InstanceMethod<&Repo::PrepareTransaction>("prepareTransaction"),
           InstanceMethod<&Repo::CommitTransaction>("commitTransaction"),
           InstanceMethod<&Repo::AbortTransaction>("abortTransaction"),
@@ -356,18 +360,6 @@ Napi::Value Repo::SetRefImmediate(const Napi::CallbackInfo& info) {
 // libostree 2022.7 loads commits as trusted variants and reads their checksums unchecked, so a
 // damaged commit crashes it (the CLI too): every path that walks a commit's tree checks it
 // first (objects.h: hash, normal form, structure, not its own parent).
-static gboolean ValidateCommit(const char* checksum, GVariant* commit, GError** err) {
-  g_autoptr(GBytes) bytes = g_variant_get_data_as_bytes(commit);
-  gsize size = 0;
-  const void* data = g_bytes_get_data(bytes, &size);
-  g_autofree char* actual = g_compute_checksum_for_data(G_CHECKSUM_SHA256, static_cast<const guchar*>(data ? data : ""), size);
-  if (strcmp(actual, checksum) != 0) {
-    SetCorrupt(err, OSTREE_OBJECT_TYPE_COMMIT, checksum, "checksum mismatch (content hashes to %s)", actual);
-    return FALSE;
-  }
-  g_autoptr(GVariant) untrusted = g_variant_ref_sink(g_variant_new_from_bytes(OSTREE_COMMIT_GVARIANT_FORMAT, bytes, FALSE));
-  return ValidateMetadata(OSTREE_OBJECT_TYPE_COMMIT, checksum, untrusted, err);
-}
 
 static gboolean LoadValidCommit(OstreeRepo* repo, const char* checksum, GError** err) {
   g_autoptr(GVariant) commit = nullptr;
@@ -427,11 +419,12 @@ class LoadCommitsWorker : public RepoWorker {
     // has one), and no walk follows more than kMaxHistoryDepth parents.
     std::set<std::string> seen;
     while (!next.empty() && static_cast<int64_t>(commits_.size()) < max_) {
-      if (!seen.insert(next).second || seen.size() > kMaxHistoryDepth) {
-        if (seen.size() > kMaxHistoryDepth)
-          SetCorrupt(&err, OSTREE_OBJECT_TYPE_COMMIT, next.c_str(), "history longer than %u commits", kMaxHistoryDepth);
-        else
-          SetCorrupt(&err, OSTREE_OBJECT_TYPE_COMMIT, next.c_str(), "parent cycle in history");
+      if (seen.size() >= kMaxHistoryDepth) {
+        truncated_ = true;  // longer than any walk follows: reported like a shallow history
+        break;
+      }
+      if (!seen.insert(next).second) {
+        SetCorrupt(&err, OSTREE_OBJECT_TYPE_COMMIT, next.c_str(), "parent cycle in history");
         Fail(err);
         return;
       }
@@ -538,49 +531,179 @@ struct QueryRequest {
   std::string commit;  // resolved checksum
 };
 
-static const char* kQueryAttrs = "standard::name,standard::type,standard::size,standard::symlink-target,unix::mode,unix::uid,unix::gid";
-
-static void FillEntry(Entry& e, GFile* f, GFileInfo* fi, const std::string& path) {
-  // The root of a commit has no name (NULL): std::string would crash on it.
-  // GLib >= 2.76 logs a critical for every getter of an attribute the info lacks: ask first.
-  const char* name = g_file_info_has_attribute(fi, G_FILE_ATTRIBUTE_STANDARD_NAME) ? g_file_info_get_name(fi) : nullptr;
-  e.name = name ? name : "";
-  e.path = path;
-  switch (g_file_info_get_file_type(fi)) {
-    case G_FILE_TYPE_DIRECTORY: e.type = "dir"; break;
-    case G_FILE_TYPE_SYMBOLIC_LINK: e.type = "symlink"; break;
-    case G_FILE_TYPE_REGULAR: e.type = "file"; break;
-    default: e.type = "special"; break;
-  }
-  e.mode = g_file_info_get_attribute_uint32(fi, "unix::mode");
-  e.uid = g_file_info_get_attribute_uint32(fi, "unix::uid");
-  e.gid = g_file_info_get_attribute_uint32(fi, "unix::gid");
-  e.size = g_file_info_has_attribute(fi, G_FILE_ATTRIBUTE_STANDARD_SIZE) ? static_cast<uint64_t>(g_file_info_get_size(fi)) : 0;
-  const char* target = g_file_info_has_attribute(fi, G_FILE_ATTRIBUTE_STANDARD_SYMLINK_TARGET) ? g_file_info_get_symlink_target(fi) : nullptr;
-  if (target) e.target = target;
-  if (OSTREE_IS_REPO_FILE(f)) {
-    OstreeRepoFile* rf = OSTREE_REPO_FILE(f);
-    const char* csum = e.type == "dir" ? ostree_repo_file_tree_get_contents_checksum(rf) : ostree_repo_file_get_checksum(rf);
-    if (csum) e.checksum = csum;
-  }
-}
-
 static std::string JoinPath(const std::string& dir, const char* name) {
   if (dir.empty() || dir == "/") return std::string("/") + name;
   return dir + "/" + name;
+}
+
+// Commit trees a handle has read (validated dirtrees kept), most recent first: repeated small
+// reads in one commit load each directory once.
+struct TreeCache {
+  std::mutex mu;
+  std::vector<std::pair<std::string, std::shared_ptr<CommitTree>>> items;
+  std::unordered_set<std::string> validCommits;  // commits this handle has checked (objects.h)
+  // LoadValidCommit once per handle and commit: objects are content-addressed, so a commit
+  // that was whole when checked is the same commit on the next read.
+  bool CheckCommit(OstreeRepo* repo, const std::string& commit, GError** err) {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      if (validCommits.count(commit)) return true;
+    }
+    if (!LoadValidCommit(repo, commit.c_str(), err)) return false;
+    std::lock_guard<std::mutex> lock(mu);
+    if (validCommits.size() > 4096) validCommits.clear();
+    validCommits.insert(commit);
+    return true;
+  }
+  std::shared_ptr<CommitTree> Get(OstreeRepo* repo, const std::string& commit) {
+    std::lock_guard<std::mutex> lock(mu);
+    for (size_t i = 0; i < items.size(); i++) {
+      if (items[i].first == commit) {
+        auto hit = items[i];
+        items.erase(items.begin() + static_cast<long>(i));
+        items.insert(items.begin(), hit);
+        return hit.second;
+      }
+    }
+    auto t = OpenCommitTree(repo, commit);
+    items.insert(items.begin(), {commit, t});
+    if (items.size() > 32) items.pop_back();
+    return t;
+  }
+};
+
+std::shared_ptr<TreeCache> Repo::Trees() {
+  if (!trees_) trees_ = std::make_shared<TreeCache>();
+  return trees_;
+}
+
+static bool LoadCommitInfo(OstreeRepo* repo, TreeCache& trees, const std::string& checksum, std::unique_ptr<CommitInfo>& out, GCancellable* c,
+                           GError** err) {
+  GVariant* commit = nullptr;
+  OstreeRepoCommitState state;
+  if (!trees.CheckCommit(repo, checksum, err)) return false;
+  if (!ostree_repo_load_commit(repo, checksum.c_str(), &commit, &state, err)) return false;
+  out = std::make_unique<CommitInfo>();
+  out->checksum = checksum;
+  out->commit = VariantRef(commit);
+  out->partial = (state & OSTREE_REPO_COMMIT_STATE_PARTIAL) != 0;
+  GVariant* detached = nullptr;
+  if (!ostree_repo_read_commit_detached_metadata(repo, checksum.c_str(), &detached, c, err)) return false;
+  out->detached = VariantRef(detached);
+  return true;
+}
+
+static void CopyTreeEntry(Entry& e, const CommitTreeEntry& t) {
+  e.name = t.name;
+  e.path = t.path;
+  e.type = t.type;
+  e.mode = t.mode;
+  e.uid = t.uid;
+  e.gid = t.gid;
+  e.size = t.size;
+  e.target = t.target;
+  e.checksum = t.checksum;
+}
+
+// The reads of one commit: resolved and checked once, then every op through the cached tree.
+static bool RunQueryRequest(OstreeRepo* repo, TreeCache& trees, QueryRequest& r, GCancellable* c, GError** errp) {
+  GError* err = nullptr;
+  g_autofree char* resolved = nullptr;
+  std::unique_ptr<CommitInfo> loaded;
+  bool wantCommit = std::any_of(r.ops.begin(), r.ops.end(), [](const QueryOp& op) { return op.op == "commit"; });
+  if (!ResolveRefFirst(repo, r.rev.c_str(), FALSE, &resolved, &err) ||
+      !(wantCommit ? LoadCommitInfo(repo, trees, resolved, loaded, c, &err) : trees.CheckCommit(repo, resolved, &err))) {
+    g_propagate_error(errp, err);
+    return false;
+  }
+  r.commit = resolved;
+  std::shared_ptr<CommitTree> tree;
+  for (QueryOp& op : r.ops) {
+    if (g_cancellable_set_error_if_cancelled(c, errp)) return false;
+    if (op.op == "commit") {
+      op.commit = std::move(loaded);
+      continue;
+    }
+    if (!tree) tree = trees.Get(repo, r.commit);
+    CommitTreeEntry entry;
+    std::vector<CommitTreeEntry> kids;
+    std::string path = op.path.empty() ? "/" : op.path;
+    if (!CommitTreeOp(*tree, op.op, path, op.maxBytes, &entry, &kids, &op.data, &err)) {
+      if (op.optional && g_error_matches(err, G_IO_ERROR, G_IO_ERROR_NOT_FOUND)) {
+        g_clear_error(&err);
+        op.missing = true;
+        continue;
+      }
+      g_prefix_error(&err, "%s: ", op.path.c_str());
+      g_propagate_error(errp, err);
+      return false;
+    }
+    CopyTreeEntry(op.entry, entry);
+    op.entry.path = op.path;
+    op.children.reserve(kids.size());
+    for (auto& k : kids) {
+      Entry e;
+      CopyTreeEntry(e, k);
+      e.path = JoinPath(op.path, k.name.c_str());
+      op.children.push_back(std::move(e));
+    }
+  }
+  return true;
+}
+
+static Napi::Value EntryToJs(Napi::Env env, const Entry& e) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("name", e.name);
+  o.Set("path", e.path);
+  o.Set("type", e.type);
+  o.Set("mode", e.mode);
+  o.Set("uid", e.uid);
+  o.Set("gid", e.gid);
+  o.Set("size", Napi::Number::New(env, static_cast<double>(e.size)));
+  if (!e.target.empty()) o.Set("target", e.target);
+  if (!e.checksum.empty()) o.Set("checksum", e.checksum);
+  return o;
+}
+
+static Napi::Value QueryRequestToJs(Napi::Env env, QueryRequest& r) {
+  Napi::Array results = Napi::Array::New(env, r.ops.size());
+  for (size_t i = 0; i < r.ops.size(); i++) {
+    QueryOp& op = r.ops[i];
+    Napi::Value v;
+    if (op.missing) {
+      v = env.Null();
+    } else if (op.op == "commit") {
+      v = CommitToJs(env, *op.commit);
+    } else if (op.op == "stat") {
+      v = EntryToJs(env, op.entry);
+    } else if (op.op == "readlink") {
+      v = Napi::String::New(env, op.entry.target);
+    } else if (op.op == "list") {
+      Napi::Array a = Napi::Array::New(env, op.children.size());
+      for (size_t j = 0; j < op.children.size(); j++) a.Set(static_cast<uint32_t>(j), EntryToJs(env, op.children[j]));
+      v = a;
+    } else {
+      v = Napi::Buffer<uint8_t>::Copy(env, op.data.data(), op.data.size());
+    }
+    results.Set(static_cast<uint32_t>(i), v);
+  }
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("commit", r.commit);
+  out.Set("results", results);
+  return out;
 }
 
 // Runs the reads of one or many commits in one thread hop; `many` answers with an array.
 class QueryWorker : public RepoWorker {
  public:
   QueryWorker(const Napi::CallbackInfo& info, Repo* self, Napi::Value c, std::vector<QueryRequest> requests, bool many)
-      : RepoWorker(info, "ostree-sysext:query", self, c), requests_(std::move(requests)), many_(many) {}
+      : RepoWorker(info, "ostree-sysext:query", self, c), trees_(self->Trees()), requests_(std::move(requests)), many_(many) {}
 
  protected:
   void Run() override {
     for (QueryRequest& r : requests_) {
       GError* err = nullptr;
-      if (!RunRequest(r, &err)) {
+      if (!RunQueryRequest(repo(), *trees_, r, cancellable_, &err)) {
         if (many_) g_prefix_error(&err, "%s: ", r.rev.c_str());
         Fail(err);
         return;
@@ -588,164 +711,15 @@ class QueryWorker : public RepoWorker {
     }
   }
 
-  bool RunRequest(QueryRequest& r, GError** errp) {
-    GError* err = nullptr;
-    g_autoptr(GFile) root = nullptr;
-    g_autofree char* commit = nullptr;
-    g_autofree char* resolved = nullptr;
-    // A `commit` op loads (and checks) the commit once for both itself and the walk below.
-    std::unique_ptr<CommitInfo> loaded;
-    bool wantCommit = std::any_of(r.ops.begin(), r.ops.end(), [](const QueryOp& op) { return op.op == "commit"; });
-    if (!ResolveRefFirst(repo(), r.rev.c_str(), FALSE, &resolved, &err) ||
-        !(wantCommit ? LoadCommitInfo(resolved, loaded, &err) : LoadValidCommit(repo(), resolved, &err)) ||
-        !ostree_repo_read_commit(repo(), resolved, &root, &commit, cancellable_, &err)) {
-      g_propagate_error(errp, err);
-      return false;
-    }
-    r.commit = commit;
-    for (QueryOp& op : r.ops) {
-      if (op.op == "commit") {
-        if (loaded) {
-          op.commit = std::move(loaded);
-        } else if (!LoadCommitInfo(r.commit, op.commit, &err)) {
-          g_propagate_error(errp, err);
-          return false;
-        }
-        continue;
-      }
-      if (!RunOp(root, op, &err)) {
-        if (op.optional && g_error_matches(err, G_IO_ERROR, G_IO_ERROR_NOT_FOUND)) {
-          g_clear_error(&err);
-          op.missing = true;
-          continue;
-        }
-        g_prefix_error(&err, "%s: ", op.path.c_str());
-        g_propagate_error(errp, err);
-        return false;
-      }
-    }
-    return true;
-  }
-
-  bool LoadCommitInfo(const std::string& checksum, std::unique_ptr<CommitInfo>& out, GError** err) {
-    GVariant* commit = nullptr;
-    OstreeRepoCommitState state;
-    if (!ostree_repo_load_commit(repo(), checksum.c_str(), &commit, &state, err)) return false;
-    out = std::make_unique<CommitInfo>();
-    out->checksum = checksum;
-    out->commit = VariantRef(commit);
-    if (!ValidateCommit(checksum.c_str(), commit, err)) return false;
-    out->partial = (state & OSTREE_REPO_COMMIT_STATE_PARTIAL) != 0;
-    GVariant* detached = nullptr;
-    if (!ostree_repo_read_commit_detached_metadata(repo(), checksum.c_str(), &detached, cancellable_, err)) return false;
-    out->detached = VariantRef(detached);
-    return true;
-  }
-
-  bool RunOp(GFile* root, QueryOp& op, GError** err) {
-    g_autoptr(GFile) f = op.path.empty() || op.path == "/" ? static_cast<GFile*>(g_object_ref(root))
-                                                           : g_file_resolve_relative_path(root, op.path.c_str() + (op.path[0] == '/' ? 1 : 0));
-    g_autoptr(GFileInfo) fi = g_file_query_info(f, kQueryAttrs, G_FILE_QUERY_INFO_NOFOLLOW_SYMLINKS, cancellable_, err);
-    if (!fi) return false;
-    FillEntry(op.entry, f, fi, op.path);
-    if (op.op == "stat") return true;
-    if (op.op == "readlink") {
-      if (op.entry.type != "symlink") {
-        g_set_error(err, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "not a symbolic link");
-        return false;
-      }
-      return true;
-    }
-    if (op.op == "list") {
-      if (op.entry.type != "dir") {
-        g_set_error(err, G_IO_ERROR, G_IO_ERROR_NOT_DIRECTORY, "not a directory");
-        return false;
-      }
-      g_autoptr(GFileEnumerator) en =
-          g_file_enumerate_children(f, kQueryAttrs, G_FILE_QUERY_INFO_NOFOLLOW_SYMLINKS, cancellable_, err);
-      if (!en) return false;
-      while (true) {
-        GFileInfo* ci = nullptr;
-        GFile* child = nullptr;
-        if (!g_file_enumerator_iterate(en, &ci, &child, cancellable_, err)) return false;
-        if (!ci) break;
-        Entry e;
-        FillEntry(e, child, ci, JoinPath(op.path, g_file_info_get_name(ci)));
-        op.children.push_back(std::move(e));
-      }
-      return true;
-    }
-    // read
-    if (op.entry.type != "file") {
-      g_set_error(err, G_IO_ERROR, G_IO_ERROR_IS_DIRECTORY, "not a regular file");
-      return false;
-    }
-    if (op.maxBytes > 0 && op.entry.size > static_cast<uint64_t>(op.maxBytes)) {
-      g_set_error(err, BindingErrorQuark(), BINDING_ERROR_LIMIT, "file is %" G_GUINT64_FORMAT " bytes, over the limit of %" G_GINT64_FORMAT,
-                  op.entry.size, op.maxBytes);
-      return false;
-    }
-    g_autoptr(GFileInputStream) in = g_file_read(f, cancellable_, err);
-    if (!in) return false;
-    op.data.resize(op.entry.size);
-    // An empty vector's data() is NULL, which g_input_stream_read_all refuses without an error.
-    if (op.data.empty()) return true;
-    gsize got = 0;
-    if (!g_input_stream_read_all(G_INPUT_STREAM(in), op.data.data(), op.data.size(), &got, cancellable_, err)) return false;
-    op.data.resize(got);
-    return true;
-  }
-
-  Napi::Value EntryToJs(Napi::Env env, const Entry& e) {
-    Napi::Object o = Napi::Object::New(env);
-    o.Set("name", e.name);
-    o.Set("path", e.path);
-    o.Set("type", e.type);
-    o.Set("mode", e.mode);
-    o.Set("uid", e.uid);
-    o.Set("gid", e.gid);
-    o.Set("size", Napi::Number::New(env, static_cast<double>(e.size)));
-    if (!e.target.empty()) o.Set("target", e.target);
-    if (!e.checksum.empty()) o.Set("checksum", e.checksum);
-    return o;
-  }
-
   Napi::Value Result(Napi::Env env) override {
-    if (!many_) return RequestToJs(env, requests_[0]);
+    if (!many_) return QueryRequestToJs(env, requests_[0]);
     Napi::Array out = Napi::Array::New(env, requests_.size());
-    for (size_t i = 0; i < requests_.size(); i++) out.Set(static_cast<uint32_t>(i), RequestToJs(env, requests_[i]));
-    return out;
-  }
-
-  Napi::Value RequestToJs(Napi::Env env, QueryRequest& r) {
-    Napi::Array results = Napi::Array::New(env, r.ops.size());
-    for (size_t i = 0; i < r.ops.size(); i++) {
-      QueryOp& op = r.ops[i];
-      Napi::Value v;
-      if (op.missing) {
-        v = env.Null();
-      } else if (op.op == "commit") {
-        v = CommitToJs(env, *op.commit);
-      } else if (op.op == "stat") {
-        v = EntryToJs(env, op.entry);
-      } else if (op.op == "readlink") {
-        v = Napi::String::New(env, op.entry.target);
-      } else if (op.op == "list") {
-        Napi::Array a = Napi::Array::New(env, op.children.size());
-        for (size_t j = 0; j < op.children.size(); j++) a.Set(static_cast<uint32_t>(j), EntryToJs(env, op.children[j]));
-        v = a;
-      } else {
-        v = Napi::Buffer<uint8_t>::Copy(env, op.data.data(), op.data.size());
-      }
-      results.Set(static_cast<uint32_t>(i), v);
-    }
-    Napi::Object out = Napi::Object::New(env);
-    out.Set("commit", r.commit);
-    out.Set("results", results);
+    for (size_t i = 0; i < requests_.size(); i++) out.Set(static_cast<uint32_t>(i), QueryRequestToJs(env, requests_[i]));
     return out;
   }
 
  private:
+  std::shared_ptr<TreeCache> trees_;
   std::vector<QueryRequest> requests_;
   bool many_;
 };
@@ -760,6 +734,39 @@ Napi::Value Repo::Query(const Napi::CallbackInfo& info) {
   requests[0].rev = ArgString(info, 0, "rev");
   requests[0].ops = OpsFromJs(env, info.Length() < 2 ? env.Undefined() : info[1]);
   return (new QueryWorker(info, this, info[2], std::move(requests), false))->Start();
+}
+
+// querySync(rev, ops) -> { commit, results }: the same reads on the calling thread, for
+// microsecond work (no thread hop; lib/ keeps big reads off this path).
+Napi::Value Repo::QuerySync(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  OstreeRepo* repo = Handle(env);
+  QueryRequest r;
+  r.rev = ArgString(info, 0, "rev");
+  r.ops = OpsFromJs(env, info.Length() < 2 ? env.Undefined() : info[1]);
+  GError* err = nullptr;
+  if (!RunQueryRequest(repo, *Trees(), r, nullptr, &err)) {
+    ErrorInfo ei;
+    ei.Take(err);
+    throw Napi::Error(env, MakeError(env, ei));
+  }
+  return QueryRequestToJs(env, r);
+}
+
+// resolveRevSync(rev, allowNoent) -> checksum | null, on the calling thread.
+Napi::Value Repo::ResolveRevSync(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  OstreeRepo* repo = Handle(env);
+  std::string rev = ArgString(info, 0, "rev");
+  bool allowNoent = info.Length() > 1 && info[1].IsBoolean() && info[1].As<Napi::Boolean>().Value();
+  g_autofree char* out = nullptr;
+  GError* err = nullptr;
+  if (!ResolveRefFirst(repo, rev.c_str(), allowNoent, &out, &err)) {
+    ErrorInfo ei;
+    ei.Take(err);
+    throw Napi::Error(env, MakeError(env, ei));
+  }
+  return out ? Napi::Value(Napi::String::New(env, out)) : env.Null();
 }
 
 // queryMany([{ rev, ops }], cancellable) -> [{ commit, results }]: many commits, one thread hop.

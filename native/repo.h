@@ -6,6 +6,8 @@
 
 namespace osx {
 
+struct TreeCache;
+
 class Repo : public Napi::ObjectWrap<Repo> {
  public:
   static void Init(Napi::Env env, Napi::Object exports);
@@ -35,6 +37,8 @@ class Repo : public Napi::ObjectWrap<Repo> {
   Napi::Value LoadCommits(const Napi::CallbackInfo& info);
   Napi::Value Query(const Napi::CallbackInfo& info);
   Napi::Value QueryMany(const Napi::CallbackInfo& info);
+  Napi::Value QuerySync(const Napi::CallbackInfo& info);
+  Napi::Value ResolveRevSync(const Napi::CallbackInfo& info);
   Napi::Value PrepareTransaction(const Napi::CallbackInfo& info);
   Napi::Value CommitTransaction(const Napi::CallbackInfo& info);
   Napi::Value AbortTransaction(const Napi::CallbackInfo& info);
@@ -62,6 +66,13 @@ class Repo : public Napi::ObjectWrap<Repo> {
   Napi::Value GenerateDelta(const Napi::CallbackInfo& info);
 
   OstreeRepo* repo_ = nullptr;
+
+ public:
+  // The commit trees this handle has read (repo.cc), shared with its workers.
+  std::shared_ptr<TreeCache> Trees();
+
+ private:
+  std::shared_ptr<TreeCache> trees_;
 };
 
 }  // namespace osx
