@@ -135,7 +135,7 @@ export function codeFromGError(domain: string, gerrorCode: number, message: stri
   else if (domain === 'g-file-error-quark') code = FILE_CODES[gerrorCode];
   else if (domain === BINDING_ERROR_DOMAIN) code = BINDING_CODES[gerrorCode];
   // native/objects.cc reports a damaged repository object as INVALID_DATA "corrupted <type> object …".
-  if (code === 'INVALID_DATA' && /^corrupted \w+ object /.test(message)) return 'CORRUPT';
+  if (code === 'INVALID_DATA' && /(^|: )corrupted \w+ object [0-9a-f]{64}: /.test(message)) return 'CORRUPT';
   if (code === undefined || code === 'FAILED') {
     for (const [re, c] of FAILED_PATTERNS) if (re.test(message)) return c;
   }

@@ -34,7 +34,7 @@ const base = async () => {
 // deletes) come last. Exported names only: what a caller of the package can reach.
 const ENTRY_POINTS = [
   ['loadCommit', async () => (await open()).loadCommit(REF)],
-  ['log', async () => (await open()).log(REF, { maxCount: 1000 })],
+  ['log', async () => (await open()).log(REF)],
   ['stat', async () => (await open()).stat(REF, FILE)],
   ['readFile', async () => (await open()).readFile(REF, FILE)],
   ['listDir', async () => (await open()).listDir(REF, '/usr/share/ext')],
@@ -70,6 +70,7 @@ const ENTRY_POINTS = [
   }],
   ['store.list', async () => new ExtensionStore(await open()).list()],
   ['store.get', async () => new ExtensionStore(await open()).get('ext')],
+  ['store.history', async () => new ExtensionStore(await open()).history('ext')],
   ['checkout', async () => (await open()).checkout(REF, join(work, 'co'))],
   ['checkoutSubpath', async () => (await open()).checkout(REF, join(work, 'co-sub'), { subpath: '/usr/share' })],
   ['fsck', async () => {
