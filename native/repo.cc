@@ -588,7 +588,10 @@ static bool LoadCommitInfo(OstreeRepo* repo, TreeCache& trees, const std::string
   out->commit = VariantRef(commit);
   out->partial = (state & OSTREE_REPO_COMMIT_STATE_PARTIAL) != 0;
   GVariant* detached = nullptr;
-  if (!ostree_repo_read_commit_detached_metadata(repo, checksum.c_str(), &detached, c, err)) return false;
+  // A FIFO in place of the .commitmeta file would block libostree's open() forever.
+  if (!CheckDetachedMetadata(repo, checksum.c_str(), err) ||
+      !ostree_repo_read_commit_detached_metadata(repo, checksum.c_str(), &detached, c, err))
+    return false;
   out->detached = VariantRef(detached);
   return true;
 }
