@@ -5,8 +5,8 @@
  * @module
  */
 import { spawn } from 'node:child_process';
-import { chmod, chown, lchown, lstat, readdir, readlink } from 'node:fs/promises';
-import { statSync } from 'node:fs';
+import { chmod, chown, lchown, lstat, open, readdir, readlink } from 'node:fs/promises';
+import { constants, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
@@ -497,6 +497,26 @@ export async function canonicalizeState(stateDir: string, who: string): Promise<
   const problems: ExtensionErrorProblem[] = [];
   const asRoot = process.getuid?.() === 0;
   const names = new Map<number, { rel: string; count: number; nlink: number }>();
+  // Modes and owners are set through a descriptor opened without following links, and only
+  // if it is still the inode just examined: nothing outside state/ is ever changed.
+  const settle = async (abs: string, ino: number, mode: number, dir: boolean): Promise<void> => {
+    let fh;
+    try {
+      fh = await open(abs, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK | (dir ? constants.O_DIRECTORY : 0));
+    } catch (e) {
+      // Not root, and a file its owner cannot read: the owner may still chmod it by name.
+      if ((e as NodeJS.ErrnoException).code !== 'EACCES' || asRoot) throw e;
+      await chmod(abs, mode);
+      return;
+    }
+    try {
+      if ((await fh.stat()).ino !== ino) throw new Error(`${abs} changed while state/ was checked`);
+      if (asRoot) await fh.chown(0, 0);
+      await fh.chmod(mode);
+    } finally {
+      await fh.close();
+    }
+  };
   const visit = async (rel: string): Promise<void> => {
     const abs = rel === '' ? stateDir : join(stateDir, rel);
     const st = await lstat(abs);
@@ -508,8 +528,7 @@ export async function canonicalizeState(stateDir: string, who: string): Promise<
       return;
     }
     if (st.isDirectory()) {
-      if (asRoot) await chown(abs, 0, 0);
-      await chmod(abs, 0o755);
+      await settle(abs, st.ino, 0o755, true);
       for (const e of (await readdir(abs)).sort()) await visit(rel === '' ? e : `${rel}/${e}`);
       return;
     }
@@ -523,8 +542,7 @@ export async function canonicalizeState(stateDir: string, who: string): Promise<
       seen.count++;
       names.set(st.ino, seen);
     }
-    if (asRoot) await chown(abs, 0, 0);
-    await chmod(abs, st.mode & 0o111 ? 0o755 : 0o644);
+    await settle(abs, st.ino, st.mode & 0o111 ? 0o755 : 0o644, false);
   };
   await visit('');
   for (const { rel, count, nlink } of names.values()) {

@@ -174,11 +174,12 @@ describe('state files are canonical or refused', () => {
 
   it('setuid, setgid and sticky bits are cleared, modes normalised (unconfined, as the caller)', async () => {
     const state = stateOf();
-    const r = await host(deployer('mkdir d; chmod 1777 d; echo x > d/suid; chmod 6755 d/suid; echo y > plain; chmod 0600 plain'), 'deploy', { stateDir: state, env: { OSTREE_SYSEXT_PLUGIN_CONFINEMENT: 'off' } });
+    const r = await host(deployer('mkdir d; chmod 1777 d; echo x > d/suid; chmod 6755 d/suid; echo y > plain; chmod 0600 plain; echo z > locked; chmod 0000 locked'), 'deploy', { stateDir: state, env: { OSTREE_SYSEXT_PLUGIN_CONFINEMENT: 'off' } });
     expect(r.ok, r.message).toBe(true);
     expect((statSync(join(state, 'd')).mode & 0o7777).toString(8)).toBe('755');
     expect((statSync(join(state, 'd/suid')).mode & 0o7777).toString(8)).toBe('755');
     expect((statSync(join(state, 'plain')).mode & 0o7777).toString(8)).toBe('644');
+    expect((statSync(join(state, 'locked')).mode & 0o7777).toString(8)).toBe('644');
   });
 
   const refusals: Array<[string, string, string]> = [
