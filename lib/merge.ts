@@ -206,7 +206,9 @@ export async function mergeOffline(opts: MergeOptions): Promise<MergeResult> {
       base = { ...(await baseFromCommit(repo, baseCommit)), id: inputBase.id };
       if (repo.mode === 'bare-user-only') lost = await unrepresentable(path, repo, baseCommit);
     }
-    const view = await Overlay.open(base, layers, { ...overlayOpts, ...(inputBase.source.type === 'deployment' && o.createMissingHierarchies === undefined ? { createMissingHierarchies: false } : {}) });
+    // The base was committed for this merge: whether its root was immutable is the directory's answer.
+    const immutable = inputBase.source.type !== 'commit' && o.createMissingHierarchies === undefined ? await rootIsImmutable(inputBase) : false;
+    const view = await Overlay.open(base, layers, { ...overlayOpts, ...(immutable ? { createMissingHierarchies: false } : {}) });
     try {
       const { skipped: hierarchies } = await view.mounts();
       const { tree, meta, stats } = await view.writeTree(signal ? { signal } : {});
@@ -225,4 +227,14 @@ export async function mergeOffline(opts: MergeOptions): Promise<MergeResult> {
       view.close();
     }
   }, signal ? { signal } : {});
+}
+
+/** Whether systemd could not create a missing hierarchy in this directory or deployment base. */
+async function rootIsImmutable(base: Base): Promise<boolean> {
+  const view = await Overlay.open(base, []);
+  try {
+    return !(await view.mounts()).createsMissingHierarchies;
+  } finally {
+    view.close();
+  }
 }

@@ -95,7 +95,8 @@ export interface OverlayOptions {
   confextTarget?: 'etc' | 'usr/etc';
   /**
    * Whether a hierarchy the base lacks is created, as systemd does on a writable root.
-   * Default: false for a deployment base (its root is immutable), true otherwise.
+   * Default: what systemd would do — not when the base directory's root is immutable
+   * (`chattr +i`, as an OSTree deployment's is), else yes (a commit base counts as writable).
    */
   createMissingHierarchies?: boolean;
 }
@@ -122,7 +123,7 @@ export interface OverlayWriteStats {
 interface NativeOverlay {
   query(ops: Array<{ op: string; path: string; maxBytes?: number }>, c?: unknown): Promise<unknown[]>;
   conflicts(c?: unknown): Promise<OverlayConflict[]>;
-  mounts(c?: unknown): Promise<{ mounts: Record<string, string[]>; skipped: Array<{ layer: string; hierarchy: string; reason: string }> }>;
+  mounts(c?: unknown): Promise<{ mounts: Record<string, string[]>; skipped: Array<{ layer: string; hierarchy: string; reason: string }>; createMissing: boolean }>;
   writeDirectory(dest: string, opts: { mode?: 'none' | 'user' }, c?: unknown): Promise<OverlayWriteStats>;
   writeTree(c?: unknown): Promise<{ tree: string; meta: string; stats: OverlayWriteStats }>;
   close(): void;
@@ -192,10 +193,12 @@ export class Overlay implements TreeReader {
       const hierarchies = mergedHierarchies(e.kind).map((h) => (h === 'etc' && confextTarget === 'usr/etc' ? 'etc:usr/etc' : h));
       layers.push({ name: e.name, commit: e.commit, hierarchies });
     }
-    const createMissing = is.bool('createMissingHierarchies', o.createMissingHierarchies, base.source.type !== 'deployment');
-    type Ctor = new (repo: unknown, layers: unknown[], opts: { createMissing: boolean }) => NativeOverlay;
+    // Default: what systemd would do, i.e. create it unless the base's root is immutable
+    // (detected natively for a directory or deployment base; a commit is taken as writable).
+    const createMissing = o.createMissingHierarchies === undefined ? undefined : is.bool('createMissingHierarchies', o.createMissingHierarchies, true);
+    type Ctor = new (repo: unknown, layers: unknown[], opts: { createMissing?: boolean }) => NativeOverlay;
     const Ctor = (native() as unknown as { Overlay: Ctor }).Overlay;
-    return new Overlay(new Ctor(repo?._native ?? null, layers, { createMissing }), repo);
+    return new Overlay(new Ctor(repo?._native ?? null, layers, createMissing === undefined ? {} : { createMissing }), repo);
   }
 
   /**
@@ -203,7 +206,7 @@ export class Overlay implements TreeReader {
    * validated, symlink-free reads, and {@link Overlay.walk} in one call.
    */
   static tree(source: { repo: Repo; commit: string } | { path: string }): Overlay {
-    type Ctor = new (repo: unknown, layers: unknown[], opts: { createMissing: boolean }) => NativeOverlay;
+    type Ctor = new (repo: unknown, layers: unknown[], opts: { createMissing?: boolean }) => NativeOverlay;
     const Ctor = (native() as unknown as { Overlay: Ctor }).Overlay;
     if ('path' in source) return new Overlay(new Ctor(null, [{ name: 'base', path: source.path }], { createMissing: false }), undefined);
     return new Overlay(new Ctor(source.repo._native, [{ name: 'base', commit: is.checksum('commit', source.commit) }], { createMissing: false }), source.repo);
@@ -250,10 +253,17 @@ export class Overlay implements TreeReader {
     return (await this.#query('xattrs', path)) as Record<string, Buffer> | null;
   }
 
-  /** Where each hierarchy is mounted (path → layers, topmost first) and what takes no part. */
-  async mounts(): Promise<{ mounts: Record<string, string[]>; skipped: SkippedHierarchy[] }> {
+  /**
+   * Where each hierarchy is mounted (path → layers, topmost first), what takes no part, and
+   * whether a hierarchy the base lacks is created (false on an immutable root).
+   */
+  async mounts(): Promise<{ mounts: Record<string, string[]>; skipped: SkippedHierarchy[]; createsMissingHierarchies: boolean }> {
     const r = await cancellable('merged view', undefined, (c) => this.#n.mounts(c));
-    return { mounts: r.mounts, skipped: r.skipped.map((s) => ({ extension: s.layer, hierarchy: s.hierarchy, reason: s.reason })) };
+    return {
+      mounts: r.mounts,
+      skipped: r.skipped.map((s) => ({ extension: s.layer, hierarchy: s.hierarchy, reason: s.reason })),
+      createsMissingHierarchies: r.createMissing,
+    };
   }
 
   /**

@@ -12,6 +12,8 @@
 #include "repo.h"
 
 #include <dirent.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
 #include <ftw.h>
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -1280,7 +1282,19 @@ class Overlay : public Napi::ObjectWrap<Overlay> {
       }
       eng_->layers.push_back(std::move(l));
     }
-    if (info[2].IsObject()) eng_->createMissing = OptBool(info[2].As<Napi::Object>(), "createMissing", true);
+    // Whether systemd could create a missing hierarchy: not on an immutable root (an OSTree
+    // deployment's is chattr +i), unless the caller says.
+    Layer& base = eng_->layers[0];
+    bool immutable = false;
+    if (!base.isCommit) {
+      int flags = 0;
+      if (ioctl(base.rootFd, FS_IOC_GETFLAGS, &flags) == 0) immutable = (flags & FS_IMMUTABLE_FL) != 0;
+    }
+    eng_->createMissing = !immutable;
+    if (info[2].IsObject()) {
+      Napi::Object o = info[2].As<Napi::Object>();
+      if (o.Has("createMissing") && o.Get("createMissing").IsBoolean()) eng_->createMissing = o.Get("createMissing").As<Napi::Boolean>().Value();
+    }
   }
 
  private:
@@ -1317,6 +1331,7 @@ class Overlay : public Napi::ObjectWrap<Overlay> {
                     s.Set(s.Length(), x);
                   }
                   o.Set("skipped", s);
+                  o.Set("createMissing", Napi::Boolean::New(env, eng->createMissing));
                   return o;
                 }))
         ->Start();
