@@ -117,14 +117,19 @@ const MAX_META_MEMBER = 1 << 20; // a pax header or GNU long name over 1 MiB is 
  * gzip-compressed tar are refused with `NOT_SUPPORTED`: they cannot be checked.
  */
 export async function scanArchive(path: string, signal?: AbortSignal): Promise<void> {
-  const fh = await open(path, 'r');
-  let magic: Buffer;
+  let magic = Buffer.alloc(BLOCK);
   try {
-    magic = Buffer.alloc(BLOCK);
-    const { bytesRead } = await fh.read(magic, 0, BLOCK, 0);
-    magic = magic.subarray(0, bytesRead);
-  } finally {
-    await fh.close();
+    const fh = await open(path, 'r');
+    try {
+      const { bytesRead } = await fh.read(magic, 0, BLOCK, 0);
+      magic = magic.subarray(0, bytesRead);
+    } finally {
+      await fh.close();
+    }
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    const gerrorCode = code === 'ENOENT' ? 1 : code === 'EACCES' || code === 'EPERM' ? 14 : code === 'EISDIR' ? 3 : 0;
+    throw refuse(path, `cannot read: ${(e as Error).message}`, gerrorCode);
   }
   let source: AsyncIterable<Buffer>;
   const raw = createReadStream(path, { highWaterMark: 1 << 20, signal });
@@ -200,8 +205,13 @@ export async function scanArchive(path: string, signal?: AbortSignal): Promise<v
       if (!Number.isSafeInteger(skipPadded)) throw refuse(path, 'a member has an invalid size');
       if (!(await r.skip(skipPadded))) return;
     }
+  } catch (e) {
+    if (e instanceof OstreeError || signal?.aborted) throw e;
+    // A damaged gzip stream or a read error: what libostree would have failed on too, typed.
+    const code = (e as NodeJS.ErrnoException).code;
+    throw refuse(path, `cannot read: ${(e as Error).message}`, code === 'EACCES' ? 14 : code === 'EISDIR' ? 3 : 35);
   } finally {
-    await r.close();
+    await r.close().catch(() => undefined);
     raw.destroy();
   }
 }

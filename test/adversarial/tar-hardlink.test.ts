@@ -121,6 +121,19 @@ describe('hostile tar archives are refused with a typed error, the process survi
     }
   });
 
+  it('a truncated gzip stream, a directory and a missing file are typed errors too', () => {
+    const good = join(dir, 'trunc-src.tar.gz');
+    makeTar(good, [...RELEASE, ['f', 'usr/a']], { gzip: true });
+    const truncated = join(dir, 'trunc.tar.gz');
+    execFileSync('sh', ['-c', `head -c 60 ${good} > ${truncated}`]);
+    for (const [archive, code] of [[truncated, /CORRUPT|INVALID_DATA|FAILED/], [dir, /IS_DIRECTORY|FAILED/], [join(dir, 'nope.tar'), /NOT_FOUND/]] as const) {
+      const r = libraryAttempt(archive);
+      expect(r.signal).toBeNull();
+      expect(r.out.typed, JSON.stringify(r.out)).toBe(true);
+      expect(r.out.code).toMatch(code);
+    }
+  });
+
   it('an archive format the scan cannot read is refused (NOT_SUPPORTED), not imported unchecked', () => {
     const archive = join(dir, 'x.tar.xz');
     makeTar(join(dir, 'x.tar'), [...RELEASE, ['f', 'usr/a'], ['h', 'usr/b', '../x']]);
