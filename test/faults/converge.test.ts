@@ -8,7 +8,7 @@
 // its threads, with one counter, and kills the process at the Nth. (strace's inject counts per
 // syscall and per thread, so "the Nth event" is not one point there.)
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, lstatSync, readdirSync, readlinkSync, readFileSync, realpathSync, renameSync, symlinkSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, lstatSync, mkdirSync, readdirSync, readlinkSync, readFileSync, realpathSync, renameSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -18,8 +18,12 @@ import { describeAsRoot } from '../helpers/root.js';
 import { removeTree, tempDir } from '../helpers/tmp.js';
 import { childEnv } from '../helpers/child.js';
 
-const BIN = resolve(import.meta.dirname, '..', '..', 'bin', 'ostree-sysext.js');
+const ROOT = resolve(import.meta.dirname, '..', '..');
 const dir = tempDir('converge-');
+// The children run a private copy of the package (dist/, bin/, the addon) taken when the test
+// starts: other test runs rebuild dist/ meanwhile, and a half-emitted dist/ is not this test's.
+const PKG = join(dir, 'pkg');
+const BIN = join(PKG, 'bin', 'ostree-sysext.js');
 /** Kill points tried per command, at most (chosen from the event log, see `killPoints`); CONVERGE_MAX_POINTS=Infinity tries all distinct ones. */
 const MAX_POINTS = Number(process.env.CONVERGE_MAX_POINTS ?? 30);
 /** CONVERGE_EVERY_EVENT=1: every event is a kill point (no thinning of runs of like events). */
@@ -259,6 +263,10 @@ describeAsRoot('every CLI command converges after a kill at any event', () => {
   const summary: string[] = [];
 
   beforeAll(async () => {
+    mkdirSync(join(PKG, 'build', 'Release'), { recursive: true });
+    for (const p of ['package.json', 'dist', 'bin']) copyTree(join(ROOT, p), join(PKG, p));
+    copyFileSync(join(ROOT, 'build', 'Release', 'ostree_sysext.node'), join(PKG, 'build', 'Release', 'ostree_sysext.node'));
+    symlinkSync(join(ROOT, 'node_modules'), join(PKG, 'node_modules'));
     shim = join(dir, 'event-kill.so');
     writeFileSync(join(dir, 'event-kill.c'), SHIM);
     const cc = spawnSync('cc', ['-shared', '-fPIC', '-O1', '-o', shim, join(dir, 'event-kill.c'), '-ldl'], { encoding: 'utf8' });
