@@ -117,7 +117,7 @@ export {
   PLUGIN_PROTOCOL,
 } from './plugins.js';
 export type { Plugin, PluginContext, DeployContext, SetMember, Vote, VoteAnswer, VoteReport, Verdict } from './plugins.js';
-export { Overlay, overlayView, fileConflictPlugin, walk, HIERARCHIES } from './overlay.js';
+export { Overlay, overlayView, fileConflictPlugin, ambiguousNames, unrepresentable, walk, HIERARCHIES } from './overlay.js';
 export type { OverlayEntry, OverlayConflict, OverlayConflictKind, OverlayExtension, OverlayMember, OverlayOptions, OverlayWriteStats, SkippedHierarchy, FileConflict } from './overlay.js';
 export { DeploymentSet, SetRefusedError, META_SET_BASE, META_SET_VOTES, META_SET_ROLLBACK_OF, BASE_PLUGIN_DIR } from './deployment-set.js';
 export type { DeploymentSetOptions, SetCommitResult, SetRecord } from './deployment-set.js';

@@ -10,16 +10,16 @@ import { rename, rm } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import * as is from './args.js';
 import { baseFromCommit, type Base } from './base.js';
-import { checkCompatibility, compareVersions, DEFAULT_SYSTEMD_VERSION, sortExtensionNames } from './compat.js';
+import { checkCompatibility, DEFAULT_SYSTEMD_VERSION, sortExtensionNames } from './compat.js';
 import { ExtensionError } from './errors-domain.js';
 import { OstreeError } from './errors.js';
-import { mergedHierarchies, Overlay, unrepresentable, type OverlayWriteStats, type SkippedHierarchy } from './overlay.js';
+import { ambiguousNames, mergedHierarchies, Overlay, unrepresentable, type OverlayWriteStats, type SkippedHierarchy } from './overlay.js';
 import { commitReader } from './commit-reader.js';
 import { parseRelease } from './release.js';
 import { chaseInTree } from './validate.js';
 import type { CallOptions, MetadataValue, Repo } from './repo.js';
 
-export { mergedHierarchies };
+export { ambiguousNames, mergedHierarchies };
 
 /** One extension to merge: its name and commit (in the same repository as a commit base). */
 export interface MergeExtension {
@@ -91,17 +91,6 @@ export interface MergeResult {
    * bare-user-only repository: owners, modes other than 0644/0755, xattrs), path by path.
    */
   unrepresentable: Array<{ path: string; lost: string }>;
-}
-
-/** Names that systemd's version compare cannot order, in groups (each sorted as `order` is). */
-export function ambiguousNames(order: readonly string[]): string[][] {
-  const groups: string[][] = [];
-  for (const name of order) {
-    const g = groups.find((x) => compareVersions(x[0]!, name) === 0);
-    if (g) g.push(name);
-    else groups.push([name]);
-  }
-  return groups.filter((g) => g.length > 1);
 }
 
 function releasePath(kind: 'sysext' | 'confext', name: string): string {

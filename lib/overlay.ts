@@ -20,6 +20,7 @@
  * @module
  */
 import * as is from './args.js';
+import { compareVersions } from './compat.js';
 import type { Base } from './base.js';
 import { native } from './native.js';
 import type { Repo } from './repo.js';
@@ -340,21 +341,25 @@ export type FileConflict = OverlayConflict;
 /**
  * Built-in plugin: warns about every path the layers provide differently (content, type
  * replacements, whiteouts, opaque directories, replaced directory metadata), naming the
- * layer systemd shows. Computed by the same engine as the merged view.
+ * layer systemd shows, and about names systemd cannot order (`{ kind: 'ambiguous-order',
+ * names }` in its details). Computed by the same engine as the merged view.
  */
 export const fileConflictPlugin: Plugin = {
   name: 'file-conflicts',
   async checkCompatible(ctx) {
     const view = await overlayView(ctx.base, ctx.extensions, ctx.repo === undefined ? {} : { repo: ctx.repo });
     try {
-      const conflicts = await view.conflicts(ctx.signal === undefined ? {} : { signal: ctx.signal });
-      if (conflicts.length === 0) return { verdict: 'approve', message: 'no file conflicts' };
-      const shown = conflicts.slice(0, 10).map((c) => `/${c.path} (${c.kind}: ${c.providers.join(', ')}; ${c.winner} wins)`);
-      return {
-        verdict: 'warn',
-        message: `${conflicts.length} conflicting path(s): ${shown.join('; ')}${conflicts.length > 10 ? '; …' : ''}`,
-        details: conflicts,
-      };
+      const conflicts: Array<OverlayConflict | { kind: 'ambiguous-order'; names: string[] }> = await view.conflicts(ctx.signal === undefined ? {} : { signal: ctx.signal });
+      // Names systemd cannot order: which of them is on top changes from merge to merge.
+      const groups = ambiguousNames(ctx.extensions.map((e) => e.name));
+      if (conflicts.length === 0 && groups.length === 0) return { verdict: 'approve', message: 'no file conflicts' };
+      const shown = (conflicts as OverlayConflict[]).slice(0, 10).map((c) => `/${c.path} (${c.kind}: ${c.providers.join(', ')}; ${c.winner} wins)`);
+      const parts = [
+        ...(conflicts.length === 0 ? [] : [`${conflicts.length} conflicting path(s): ${shown.join('; ')}${conflicts.length > 10 ? '; …' : ''}`]),
+        ...groups.map((g) => `systemd-sysext has no fixed order between ${g.join(' and ')} (their names compare equal): rename one`),
+      ];
+      for (const g of groups) conflicts.push({ kind: 'ambiguous-order', names: g });
+      return { verdict: 'warn', message: parts.join('; '), details: conflicts };
     } finally {
       view.close();
     }
@@ -398,3 +403,23 @@ export async function unrepresentable(source: string, repo: Repo, committed: str
     b.close();
   }
 }
+
+/**
+ * Groups of names that compare equal in systemd's version compare (`a1`/`a_1`,
+ * `foo-01`/`foo-1`), each in the order given: systemd's order between them changes from run
+ * to run (a hashmap and an unstable sort), so where they overlap the merged tree is undefined.
+ * @example
+ * ```ts
+ * ambiguousNames(['a1', 'a_1', 'b']); // [['a1', 'a_1']]
+ * ```
+ */
+export function ambiguousNames(order: readonly string[]): string[][] {
+  const groups: string[][] = [];
+  for (const name of order) {
+    const g = groups.find((x) => compareVersions(x[0]!, name) === 0);
+    if (g) g.push(name);
+    else groups.push([name]);
+  }
+  return groups.filter((g) => g.length > 1);
+}
+

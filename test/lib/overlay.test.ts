@@ -5,7 +5,7 @@ import { execFileSync } from 'node:child_process';
 import { lstatSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { baseFromDirectory, ExtensionStore, mergeOffline, Overlay, Repo, type Base } from '../../lib/index.js';
+import { ambiguousNames, baseFromDirectory, ExtensionStore, fileConflictPlugin, mergeOffline, Overlay, Repo, type Base } from '../../lib/index.js';
 import { makeTree } from '../helpers/fixtures.js';
 import { isRoot } from '../helpers/root.js';
 import { removeTree, tempDir } from '../helpers/tmp.js';
@@ -85,6 +85,26 @@ describe('Overlay', () => {
       expect(await immutable.stat('opt')).toBeNull();
       expect((await immutable.mounts()).skipped).toEqual([{ extension: 'o', hierarchy: 'opt', reason: 'the base has no opt and its root is immutable' }]);
       immutable.close();
+    } finally {
+      repo.close();
+    }
+  });
+});
+
+describe('names systemd cannot order', () => {
+  it('are reported by mergeOffline and as a warning vote, never decided silently', async () => {
+    expect(ambiguousNames(['a1', 'a_1', 'b', 'foo-01', 'foo-1'])).toEqual([['a1', 'a_1'], ['foo-01', 'foo-1']]);
+    const repo = await Repo.create(join(dir, 'r3'), { mode: 'bare-user' });
+    try {
+      const a1 = await install(repo, 'a1', { 'usr/share/who': 'a1\n' });
+      const a_1 = await install(repo, 'a_1', { 'usr/share/who': 'a_1\n' });
+      const exts = [{ name: 'a1', commit: a1, kind: 'sysext' as const }, { name: 'a_1', commit: a_1, kind: 'sysext' as const }];
+      const r = await mergeOffline({ repo, base, extensions: exts, directory: join(dir, 'amb') });
+      expect(r.ambiguous).toEqual([['a1', 'a_1']]);
+      const vote = await fileConflictPlugin.checkCompatible!({ osname: 'x', base, repo, systemdVersion: 252, extensions: exts.map((e) => ({ ...e, release: { ID: 'testos' }, reader: null as never })) });
+      expect(vote.verdict).toBe('warn');
+      expect(vote.message).toMatch(/no fixed order between a1 and a_1/);
+      expect(vote.details).toContainEqual({ kind: 'ambiguous-order', names: ['a1', 'a_1'] });
     } finally {
       repo.close();
     }
