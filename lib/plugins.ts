@@ -12,7 +12,7 @@ import type { Base } from './base.js';
 import type { Repo } from './repo.js';
 import { checkCompatibility } from './compat.js';
 import { canonicalizeState, executablePlugin, modulePlugin } from './plugin-sandbox.js';
-import type { TreeEntry, TreeReader } from './validate.js';
+import type { TreeReader } from './validate.js';
 
 /** A plugin's verdict. `warn` passes only with `force`; `veto` never passes. */
 export type Verdict = 'approve' | 'warn' | 'veto';

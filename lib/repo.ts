@@ -540,7 +540,7 @@ export class Repo {
     const size = Math.ceil(clean.length / chunks);
     const parts = await Promise.all(
       Array.from({ length: chunks }, (_, k) => clean.slice(k * size, (k + 1) * size)).map((part) =>
-        part.length === 0 ? [] : cancellable(`read in ${part.length} commits`, signal, (c) => this._native.queryMany(part, c)),
+        part.length === 0 ? Promise.resolve([]) : cancellable(`read in ${part.length} commits`, signal, (c) => this._native.queryMany(part, c)),
       ),
     );
     return parts.flat().map((r, i) => withCommits(r, clean[i]!.ops));
@@ -702,7 +702,7 @@ export class Repo {
         } catch (abortError) {
           // Closed mid-transaction: the transaction ended with the handle; the first error says why.
           if (abortError instanceof OstreeError && abortError.code === 'CLOSED') throw e;
-          throw new AggregateError([e, abortError], 'the transaction failed, and aborting it failed too');
+          throw new AggregateError([e, abortError], 'the transaction failed, and aborting it failed too', { cause: e });
         }
         throw e;
       } finally {

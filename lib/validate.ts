@@ -8,7 +8,7 @@
 
 import { lstat, open, readdir, readlink } from 'node:fs/promises';
 import { constants, type Stats } from 'node:fs';
-import { join, posix } from 'node:path';
+import { join } from 'node:path';
 import { ExtensionError, MAX_RELEASE_BYTES, isExtensionError } from './errors-domain.js';
 import { parseRelease, type ParsedRelease } from './release.js';
 import type { ExtensionKind } from './compat.js';
