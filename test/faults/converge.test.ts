@@ -211,7 +211,7 @@ function mixedView(sysroot: string): string | null {
  * The kill points: every event, except that in a run of consecutive events of one kind on
  * paths that differ only in checksums or file names (objects written, files checked out)
  * the first and last stand for the run; then at most MAX_POINTS, evenly spread, always with
- * every rename and symlink (the state transitions).
+ * every rename and symlink (the state transitions) and the last event.
  */
 function killPoints(log: string): { total: number; points: number[]; candidates: number } {
   const events = log
@@ -233,7 +233,9 @@ function killPoints(log: string): { total: number; points: number[]; candidates:
   }
   let points = candidates;
   if (points.length > MAX_POINTS) {
-    const must = points.filter((e) => e.kind === 'rename' || e.kind === 'symlink');
+    // The state transitions, and the last event (after it only the exit: a completed run).
+    const last = points[points.length - 1]!;
+    const must = points.filter((e) => e.kind === 'rename' || e.kind === 'symlink' || e === last);
     const rest = points.filter((e) => !must.includes(e));
     const room = Math.max(0, MAX_POINTS - must.length);
     const picked = room === 0 ? [] : Array.from({ length: room }, (_, i) => rest[Math.floor((i * rest.length) / room)]!);
