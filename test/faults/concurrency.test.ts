@@ -270,7 +270,7 @@ describeAsRoot('remove and deploy of the same extension at once (two CLI process
 
   it('one wins, the other is refused (exit 3, 4, or 5 without --wait); no set names a pruned commit; later deploys work', async () => {
     const tally: Record<string, number> = {};
-    const TRIALS = 20;
+    const TRIALS = 32;
     for (let t = 0; t < TRIALS; t++) {
       const sysroot = join(dir, `race-${t}`);
       expect(spawnSync('cp', ['-a', fixture, sysroot]).status).toBe(0);
