@@ -218,7 +218,8 @@ describe('two processes pulling into one repository', () => {
   }, 300_000);
 });
 
-const BIN = resolve(import.meta.dirname, '../../bin/ostree-sysext.js');
+// OSX_RACE_BIN: race another build of the command (e.g. an older commit, to see the test fail there).
+const BIN = process.env.OSX_RACE_BIN ?? resolve(import.meta.dirname, '../../bin/ostree-sysext.js');
 
 interface CliRun {
   code: number | null;
