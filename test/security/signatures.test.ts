@@ -176,8 +176,16 @@ describeAsRoot('signature enforcement end to end (nginx)', () => {
 
   it('refuses a tampered commit object (signature no longer matches)', async () => {
     const c = await publish('tampcommit', vendorKey);
-    corrupt(join(vendorPath, 'objects', c.slice(0, 2), `${c.slice(2)}.commit`));
+    const file = join(vendorPath, 'objects', c.slice(0, 2), `${c.slice(2)}.commit`);
+    const saved = join(dir, 'tampcommit.saved');
+    copyFileSync(file, saved);
+    corrupt(file);
     await expectRefused('vendor', 'ext/tampcommit');
+    // The publisher's tools refuse the damaged commit too (the summary is built from every
+    // ref's commit), so the server is repaired before the next test publishes again.
+    await expect(vendor.regenerateSummary({ keyIds: [vendorKey.keyId], homedir: vendorKey.homedir })).rejects.toMatchObject({ code: 'CORRUPT' });
+    chmodSync(file, 0o644);
+    copyFileSync(saved, file);
   });
 
   it('refuses a tampered summary with gpg-verify-summary', async () => {
