@@ -11,7 +11,7 @@ import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { ExtensionError, type ExtensionErrorProblem } from './errors-domain.js';
-import type { DeployContext, Plugin, PluginContext, VoteAnswer, runDeployFinish } from './plugins.js';
+import type { DeployContext, Plugin, PluginContext, VoteAnswer } from './plugins.js';
 import type { TreeReader } from './validate.js';
 
 /** Version of the JSON protocol spoken with executable plugins. */
@@ -138,7 +138,7 @@ function confinement(): Promise<Confinement> {
 /** What a confined plugin must still see: its program (or its directory, when others may search it) and the trees it is given. */
 function keptPaths(program: string, input: Record<string, unknown>): string[] {
   const dir = dirname(program);
-  let searchable = false;
+  let searchable: boolean;
   try {
     searchable = (statSync(dir).mode & 0o001) !== 0;
   } catch {

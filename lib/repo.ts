@@ -702,7 +702,7 @@ export class Repo {
         } catch (abortError) {
           // Closed mid-transaction: the transaction ended with the handle; the first error says why.
           if (abortError instanceof OstreeError && abortError.code === 'CLOSED') throw e;
-          throw new AggregateError([e, abortError], 'the transaction failed, and aborting it failed too', { cause: e });
+          throw new AggregateError([e, abortError], 'the transaction failed, and aborting it failed too', { cause: abortError });
         }
         throw e;
       } finally {

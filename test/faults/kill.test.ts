@@ -105,7 +105,7 @@ function runChild(args: string[], delayMs: number, attempt = 0): Promise<Outcome
       clearTimeout(timer);
       if (sig === 'SIGKILL') resolvePromise({ killed: !out.includes('DONE'), output: out, opMs });
       else if (code === 0) resolvePromise({ killed: false, output: out, opMs });
-      else if (!out.includes('START') && attempt < 2) setTimeout(() => runChild(args, delayMs, attempt + 1).then(resolvePromise, reject), 1000);
+      else if (!out.includes('START') && attempt < 2) setTimeout(() => void runChild(args, delayMs, attempt + 1).then(resolvePromise, reject), 1000);
       else reject(new Error(`child ${args[0]} failed (${code}): ${err}`));
     });
   });

@@ -5,7 +5,7 @@ import { chownSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { DevInoCache, OstreeError, Repo, variant, type RepoMode } from '../../lib/index.js';
-import { makeManyFiles, makeTree, readXattrs, snapshotTree, type SnapshotEntry, type TreeSpec } from '../helpers/fixtures.js';
+import { makeTree, readXattrs, snapshotTree, type SnapshotEntry, type TreeSpec } from '../helpers/fixtures.js';
 import { run } from '../helpers/ostree-cli.js';
 import { tempDir } from '../helpers/tmp.js';
 

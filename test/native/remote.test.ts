@@ -4,7 +4,7 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ArgumentError, OstreeError } from '../../lib/errors.js';
+import { OstreeError } from '../../lib/errors.js';
 import { Repo } from '../../lib/repo.js';
 import { makeTree } from '../helpers/fixtures.js';
 import { generateKey, type GpgKey } from '../helpers/gpg.js';

@@ -42,11 +42,11 @@ export function attack(body: string, args: string[] = [], opts: { timeoutMs?: nu
     child.on('close', (code, signal) => {
       clearTimeout(timer);
       if (code !== 0 && attempt < 2 && /SyntaxError|ERR_MODULE_NOT_FOUND|does not provide an export/.test(stderr) && !stdout) {
-        setTimeout(() => attack(body, args, opts, attempt + 1).then(resolvePromise, reject), 1000);
+        setTimeout(() => void attack(body, args, opts, attempt + 1).then(resolvePromise, reject), 1000);
         return;
       }
       const last = stdout.trim().split('\n').pop() ?? '';
-      let report: unknown = null;
+      let report: unknown;
       try {
         report = JSON.parse(last);
       } catch {

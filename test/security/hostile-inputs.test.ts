@@ -3,7 +3,7 @@
 // unchanged: refs, repo config, fsck, and every file under the test directory (except
 // libostree's own scratch space, repo/tmp).
 import { spawnSync } from 'node:child_process';
-import { chmodSync, cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -77,7 +77,7 @@ with tarfile.open(sys.argv[1], 'w') as t:
   return p;
 }
 
-let v: Record<string, string> = {};
+const v: Record<string, string> = {};
 const dirs: Record<string, string> = {};
 const C = (group: string, name: string, code: string | string[], run: () => unknown, setup?: () => void | Promise<void>): Case => ({ group, name, code, run, ...(setup ? { setup } : {}) });
 const ARG = ['ArgumentError:ERR_INVALID_ARG_TYPE', 'ArgumentError:ERR_INVALID_ARG_VALUE', 'RangeError:ERR_OUT_OF_RANGE'];
