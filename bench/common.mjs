@@ -42,9 +42,11 @@ export function makeRepo(path, mode) {
 function rng(seed) {
   let x = seed >>> 0 || 1;
   return () => {
-    x ^= x << 13; x >>>= 0;
+    x ^= x << 13;
+    x >>>= 0;
     x ^= x >>> 17;
-    x ^= x << 5; x >>>= 0;
+    x ^= x << 5;
+    x >>>= 0;
     return x / 4294967296;
   };
 }
@@ -190,15 +192,38 @@ export function environment() {
   const cpu = /model name\s*:\s*(.*)/.exec(sh('cat', ['/proc/cpuinfo']))?.[1] ?? 'unknown';
   let gi = 'not installed';
   try {
-    gi = sh(PYTHON, ['-c', "import gi; gi.require_version('OSTree','1.0'); from gi.repository import OSTree; print(gi.__version__, 'libostree', OSTree.YEAR_VERSION, OSTree.RELEASE_VERSION)"]).trim();
+    gi = sh(PYTHON, [
+      '-c',
+      "import gi; gi.require_version('OSTree','1.0'); from gi.repository import OSTree; print(gi.__version__, 'libostree', OSTree.YEAR_VERSION, OSTree.RELEASE_VERSION)",
+    ]).trim();
   } catch {
     // no PyGObject: reported as not installed
   }
-  const libostree = (() => { try { return sh('pkg-config', ['--modversion', 'ostree-1']).trim(); } catch { return /Version: '?([\d.]+)/.exec(sh(OSTREE, ['--version']))?.[1] ?? '?'; } })();
+  const libostree = (() => {
+    try {
+      return sh('pkg-config', ['--modversion', 'ostree-1']).trim();
+    } catch {
+      return /Version: '?([\d.]+)/.exec(sh(OSTREE, ['--version']))?.[1] ?? '?';
+    }
+  })();
   const cli = /Version: '?([\d.]+)/.exec(sh(OSTREE, ['--version']))?.[1] ?? '?';
   let load = '';
-  try { load = sh('cat', ['/proc/loadavg']).split(' ').slice(0, 3).join(' '); } catch { /* no /proc: load unknown */ }
-  return { nproc: sh('nproc', []).trim(), cpu, memGiB: (mem / 1048576).toFixed(1), node: process.version, libostree, cli, gi, load, kernel: sh('uname', ['-r']).trim() };
+  try {
+    load = sh('cat', ['/proc/loadavg']).split(' ').slice(0, 3).join(' ');
+  } catch {
+    /* no /proc: load unknown */
+  }
+  return {
+    nproc: sh('nproc', []).trim(),
+    cpu,
+    memGiB: (mem / 1048576).toFixed(1),
+    node: process.version,
+    libostree,
+    cli,
+    gi,
+    load,
+    kernel: sh('uname', ['-r']).trim(),
+  };
 }
 
 export { appendFileSync, execFileSync };

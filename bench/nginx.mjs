@@ -21,7 +21,10 @@ function freePort() {
 
 function canConnect(port) {
   return new Promise((resolve) => {
-    const c = connect({ host: '127.0.0.1', port }, () => { c.destroy(); resolve(true); });
+    const c = connect({ host: '127.0.0.1', port }, () => {
+      c.destroy();
+      resolve(true);
+    });
     c.once('error', () => resolve(false));
   });
 }
@@ -33,7 +36,9 @@ export async function startNginx(root) {
   for (let attempt = 0; attempt < 5; attempt++) {
     const port = await freePort();
     const conf = join(prefix, 'nginx.conf');
-    writeFileSync(conf, `daemon off;
+    writeFileSync(
+      conf,
+      `daemon off;
 master_process on;
 worker_processes 1;
 ${process.getuid?.() === 0 ? 'user root root;' : ''}
@@ -52,7 +57,8 @@ http {
   scgi_temp_path ${prefix}/tmp/scgi;
   server { listen 127.0.0.1:${port}; root ${root}; }
 }
-`);
+`,
+    );
     const child = spawn(NGINX, ['-p', prefix, '-c', conf, '-e', join(prefix, 'error.log')], { stdio: 'ignore' });
     let exited = false;
     child.once('exit', () => (exited = true));

@@ -7,12 +7,19 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
 import {
-  Repo, ExtensionStore, DevInoCache, baseFromCommit, commitReader, runVote, fileConflictPlugin, mergeOffline, extensionRef, sortExtensionNames,
+  Repo,
+  ExtensionStore,
+  DevInoCache,
+  baseFromCommit,
+  commitReader,
+  runVote,
+  fileConflictPlugin,
+  mergeOffline,
+  extensionRef,
+  sortExtensionNames,
 } from '../dist/lib/index.js';
 import { originSection } from '../dist/lib/refs.js';
-import {
-  PYTHON, OSTREE, sh, timeProcess, ostree, rmrf, makeRepo, makeBaseTree, makeExtensionTree, alternate, timeLib, environment, stats,
-} from './common.mjs';
+import { PYTHON, OSTREE, sh, timeProcess, ostree, rmrf, makeRepo, makeBaseTree, makeExtensionTree, alternate, timeLib, environment, stats } from './common.mjs';
 import { startNginx } from './nginx.mjs';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -23,7 +30,18 @@ const OUT = argv.includes('--out') ? argv[argv.indexOf('--out') + 1] : QUICK ? n
 const ONLY = argv.includes('--only') ? argv[argv.indexOf('--only') + 1].split(',') : null;
 const P = QUICK
   ? { tree: 1000, exts: 20, extFiles: 50, listExts: 20, queries: 100, cliQueries: 5, runs: 2, scaling: [500, 2000], scalingRuns: 2, rss: 1000 }
-  : { tree: 10000, exts: 20, extFiles: 1000, listExts: 200, queries: 1000, cliQueries: 30, runs: 5, scaling: [1000, 10000, 100000], scalingRuns: 3, rss: 10000 };
+  : {
+      tree: 10000,
+      exts: 20,
+      extFiles: 1000,
+      listExts: 200,
+      queries: 1000,
+      cliQueries: 30,
+      runs: 5,
+      scaling: [1000, 10000, 100000],
+      scalingRuns: 3,
+      rss: 10000,
+    };
 
 const started = performance.now();
 const log = (s) => console.error(s);
@@ -57,7 +75,9 @@ function row(work, other, r, libName, otherName, kind, target) {
   const ratioText = kind === 'time' ? ratio.toFixed(2) : `${ratio.toFixed(3)} (${(1 / ratio).toFixed(1)}× faster)`;
   const cpuRatio = lib.cpu && o.cpu ? lib.cpu.median / o.cpu.median : null;
   rows.push({ work, other, lib, o, ratioText, targetText, met, eld: lib.eld, cpuRatio });
-  log(`  ${work} vs ${other}: lib ${fmt(lib.median)} ms, ${other} ${fmt(o.median)} ms, ratio ${ratioText} → ${met ? 'met' : 'MISSED'}${cpuRatio === null ? '' : `; CPU ratio ${cpuRatio.toFixed(2)}`}`);
+  log(
+    `  ${work} vs ${other}: lib ${fmt(lib.median)} ms, ${other} ${fmt(o.median)} ms, ratio ${ratioText} → ${met ? 'met' : 'MISSED'}${cpuRatio === null ? '' : `; CPU ratio ${cpuRatio.toFixed(2)}`}`,
+  );
 }
 
 const libRun = (fn) => () => timeLib(fn);
@@ -78,30 +98,42 @@ for (const mode of ['bare', 'archive']) {
   log(`commit ${P.tree} files (${mode})`);
   const rl = join(W, `commit-lib-${mode}`);
   const rc = join(W, `commit-cli-${mode}`);
-  const r = await alternate({
-    lib: {
-      setup: () => makeRepo(rl, mode),
-      run: libRun(async () => {
-        const repo = await Repo.open(rl, { disableFsync: true });
-        await repo.commit({ tree: TREE, ref: 'bench', subject: 'bench' });
-        repo.close();
-      }),
+  const r = await alternate(
+    {
+      lib: {
+        setup: () => makeRepo(rl, mode),
+        run: libRun(async () => {
+          const repo = await Repo.open(rl, { disableFsync: true });
+          await repo.commit({ tree: TREE, ref: 'bench', subject: 'bench' });
+          repo.close();
+        }),
+      },
+      cli: {
+        setup: () => makeRepo(rc, mode),
+        run: proc(OSTREE, [`--repo=${rc}`, 'commit', '--fsync=false', '-b', 'bench', '-s', 'bench', `--tree=dir=${TREE}`]),
+      },
     },
-    cli: { setup: () => makeRepo(rc, mode), run: proc(OSTREE, [`--repo=${rc}`, 'commit', '--fsync=false', '-b', 'bench', '-s', 'bench', `--tree=dir=${TREE}`]) },
-  }, P.runs, verbose);
+    P.runs,
+    verbose,
+  );
   row(`commit ${P.tree} files (${mode})`, '`ostree commit`', r, 'lib', 'cli', 'time', 1.05);
-  rmrf(rl); rmrf(rc);
+  rmrf(rl);
+  rmrf(rc);
 }
 
 // ---------------------------------------------------------------- checkout
 if (want('checkout')) {
   log(`hardlink checkout of ${P.tree} files`);
   const dest = join(W, 'co');
-  const r = await alternate({
-    lib: { run: libRun(() => main.checkout(baseCommit, dest, { mode: 'none', hardlinks: 'require' })), teardown: () => rmrf(dest) },
-    cli: { run: proc(OSTREE, [`--repo=${MAIN}`, 'checkout', '-H', baseCommit, dest]), teardown: () => rmrf(dest) },
-    cp: { run: proc('cp', ['-al', SRC_CO, dest]), teardown: () => rmrf(dest) },
-  }, P.runs, verbose);
+  const r = await alternate(
+    {
+      lib: { run: libRun(() => main.checkout(baseCommit, dest, { mode: 'none', hardlinks: 'require' })), teardown: () => rmrf(dest) },
+      cli: { run: proc(OSTREE, [`--repo=${MAIN}`, 'checkout', '-H', baseCommit, dest]), teardown: () => rmrf(dest) },
+      cp: { run: proc('cp', ['-al', SRC_CO, dest]), teardown: () => rmrf(dest) },
+    },
+    P.runs,
+    verbose,
+  );
   row(`hardlink checkout of ${P.tree} files`, '`ostree checkout -H`', r, 'lib', 'cli', 'time', 1.0);
   row(`hardlink checkout of ${P.tree} files`, '`cp -al`', r, 'lib', 'cp', 'time', 1.5);
 }
@@ -113,10 +145,17 @@ if (want('recommit')) {
   const cache = new DevInoCache();
   await main.checkout(baseCommit, co, { mode: 'none', devinoCache: cache });
   let n = 0;
-  const r = await alternate({
-    lib: { run: libRun(() => main.commit({ tree: co, devinoCache: cache, ref: `re/lib${n++}`, subject: 're' })) },
-    cli: { run: () => timeProcess(OSTREE, [`--repo=${MAIN}`, 'commit', '--fsync=false', '--link-checkout-speedup', '-b', `re/cli${n++}`, '-s', 're', `--tree=dir=${co}`]) },
-  }, P.runs, verbose);
+  const r = await alternate(
+    {
+      lib: { run: libRun(() => main.commit({ tree: co, devinoCache: cache, ref: `re/lib${n++}`, subject: 're' })) },
+      cli: {
+        run: () =>
+          timeProcess(OSTREE, [`--repo=${MAIN}`, 'commit', '--fsync=false', '--link-checkout-speedup', '-b', `re/cli${n++}`, '-s', 're', `--tree=dir=${co}`]),
+      },
+    },
+    P.runs,
+    verbose,
+  );
   row(`re-commit a hardlink checkout (${P.tree} files, devino cache)`, '`ostree commit --link-checkout-speedup`', r, 'lib', 'cli', 'time', 1.05);
   rmrf(co);
 }
@@ -126,17 +165,21 @@ if (want('pull')) {
   log(`pull-local of ${P.tree} files`);
   const tl = join(W, 'pl-lib');
   const tc = join(W, 'pl-cli');
-  let r = await alternate({
-    lib: {
-      setup: () => makeRepo(tl, 'bare'),
-      run: libRun(async () => {
-        const repo = await Repo.open(tl, { disableFsync: true });
-        await repo.pullLocal(MAIN, { refs: ['main'] });
-        repo.close();
-      }),
+  let r = await alternate(
+    {
+      lib: {
+        setup: () => makeRepo(tl, 'bare'),
+        run: libRun(async () => {
+          const repo = await Repo.open(tl, { disableFsync: true });
+          await repo.pullLocal(MAIN, { refs: ['main'] });
+          repo.close();
+        }),
+      },
+      cli: { setup: () => makeRepo(tc, 'bare'), run: proc(OSTREE, [`--repo=${tc}`, 'pull-local', '--disable-fsync', MAIN, 'main']) },
     },
-    cli: { setup: () => makeRepo(tc, 'bare'), run: proc(OSTREE, [`--repo=${tc}`, 'pull-local', '--disable-fsync', MAIN, 'main']) },
-  }, P.runs, verbose);
+    P.runs,
+    verbose,
+  );
   row(`pull-local of ${P.tree} files (bare → bare)`, '`ostree pull-local`', r, 'lib', 'cli', 'time', 1.05);
 
   log(`HTTP pull of ${P.tree} files`);
@@ -150,23 +193,29 @@ if (want('pull')) {
       makeRepo(p, 'bare');
       ostree(p, 'remote', 'add', '--no-gpg-verify', 'origin', nginx.url);
     };
-    r = await alternate({
-      lib: {
-        setup: () => target(tl),
-        run: libRun(async () => {
-          const repo = await Repo.open(tl, { disableFsync: true });
-          await repo.pull('origin', { refs: ['main'] });
-          repo.close();
-        }),
+    r = await alternate(
+      {
+        lib: {
+          setup: () => target(tl),
+          run: libRun(async () => {
+            const repo = await Repo.open(tl, { disableFsync: true });
+            await repo.pull('origin', { refs: ['main'] });
+            repo.close();
+          }),
+        },
+        cli: { setup: () => target(tc), run: proc(OSTREE, [`--repo=${tc}`, 'pull', '--disable-fsync', 'origin', 'main']) },
       },
-      cli: { setup: () => target(tc), run: proc(OSTREE, [`--repo=${tc}`, 'pull', '--disable-fsync', 'origin', 'main']) },
-    }, P.runs, verbose);
+      P.runs,
+      verbose,
+    );
     row(`HTTP pull of ${P.tree} files (nginx, archive → bare)`, '`ostree pull`', r, 'lib', 'cli', 'time', 1.05);
   } finally {
     cleanups.pop();
     await nginx.stop();
   }
-  rmrf(tl); rmrf(tc); rmrf(served);
+  rmrf(tl);
+  rmrf(tc);
+  rmrf(served);
 }
 
 // ---------------------------------------------------------------- installed extensions: queries and list
@@ -181,7 +230,10 @@ if (want('queries') || want('list')) {
       makeExtensionTree(small, name, 5, i + 10);
       const origin = { builder: 'directory', context: { path: `/srv/ext/${name}` } };
       await tx.commit({
-        tree: small, ref: extensionRef(name), subject: `Install ${name}`, version: `${i}.0`,
+        tree: small,
+        ref: extensionRef(name),
+        subject: `Install ${name}`,
+        version: `${i}.0`,
         metadata: { 'ostree-sysext.name': name, 'ostree-sysext.kind': 'sysext', 'ostree-sysext.origin': JSON.stringify(origin), 'ostree-sysext.size': 1000 },
       });
     }
@@ -201,58 +253,72 @@ if (want('queries') || want('list')) {
       const [commit, data] = await Promise.all([ext.loadCommit(c), ext.readFile(c, relPath(name))]);
       return data.length + commit.subject.length;
     };
-    const r = await alternate({
-      'lib (one call at a time)': {
-        run: libRun(async () => {
-          for (let i = 0; i < N; i++) {
-            const name = names[i % names.length];
-            const c = await ext.resolve(extensionRef(name));
-            const commit = await ext.loadCommit(c);
-            const data = await ext.readFile(c, relPath(name));
-            if (data.length === 0 || !commit) throw new Error('empty');
-          }
-        }),
-      },
-      'lib (sync)': {
-        run: libRun(async () => {
-          for (let i = 0; i < N; i++) {
-            const name = names[i % names.length];
-            const c = ext.resolveSync(extensionRef(name));
-            const commit = ext.loadCommitSync(c);
-            const data = ext.readFileSync(c, relPath(name));
-            if (data.length === 0 || !commit) throw new Error('empty');
-          }
-        }),
-      },
-      'lib (concurrent)': { run: libRun(() => Promise.all(Array.from({ length: N }, (_, i) => one(i)))) },
-      'lib (queryMany)': {
-        run: libRun(async () => {
-          const answers = await ext.queryMany(Array.from({ length: N }, (_, i) => {
-            const name = names[i % names.length];
-            return { rev: extensionRef(name), ops: [{ op: 'commit' }, { op: 'read', path: relPath(name) }] };
-          }));
-          if (answers.length !== N) throw new Error('short answer');
-        }),
-      },
-      pygobject: { run: () => JSON.parse(sh(PYTHON, [join(HERE, 'py/queries.py'), EXT, String(N), JSON.stringify(names)])) },
-      cli: {
-        // Three processes per query (rev-parse, show, cat); timed on a sample, scaled to N.
-        run: () => {
-          const t0 = performance.now();
-          for (let i = 0; i < P.cliQueries; i++) {
-            const name = names[i % names.length];
-            const c = ostree(EXT, 'rev-parse', extensionRef(name)).trim();
-            ostree(EXT, 'show', c);
-            ostree(EXT, 'cat', c, relPath(name));
-          }
-          return ((performance.now() - t0) * N) / P.cliQueries;
+    const r = await alternate(
+      {
+        'lib (one call at a time)': {
+          run: libRun(async () => {
+            for (let i = 0; i < N; i++) {
+              const name = names[i % names.length];
+              const c = await ext.resolve(extensionRef(name));
+              const commit = await ext.loadCommit(c);
+              const data = await ext.readFile(c, relPath(name));
+              if (data.length === 0 || !commit) throw new Error('empty');
+            }
+          }),
+        },
+        'lib (sync)': {
+          run: libRun(async () => {
+            for (let i = 0; i < N; i++) {
+              const name = names[i % names.length];
+              const c = ext.resolveSync(extensionRef(name));
+              const commit = ext.loadCommitSync(c);
+              const data = ext.readFileSync(c, relPath(name));
+              if (data.length === 0 || !commit) throw new Error('empty');
+            }
+          }),
+        },
+        'lib (concurrent)': { run: libRun(() => Promise.all(Array.from({ length: N }, (_, i) => one(i)))) },
+        'lib (queryMany)': {
+          run: libRun(async () => {
+            const answers = await ext.queryMany(
+              Array.from({ length: N }, (_, i) => {
+                const name = names[i % names.length];
+                return { rev: extensionRef(name), ops: [{ op: 'commit' }, { op: 'read', path: relPath(name) }] };
+              }),
+            );
+            if (answers.length !== N) throw new Error('short answer');
+          }),
+        },
+        pygobject: { run: () => JSON.parse(sh(PYTHON, [join(HERE, 'py/queries.py'), EXT, String(N), JSON.stringify(names)])) },
+        cli: {
+          // Three processes per query (rev-parse, show, cat); timed on a sample, scaled to N.
+          run: () => {
+            const t0 = performance.now();
+            for (let i = 0; i < P.cliQueries; i++) {
+              const name = names[i % names.length];
+              const c = ostree(EXT, 'rev-parse', extensionRef(name)).trim();
+              ostree(EXT, 'show', c);
+              ostree(EXT, 'cat', c, relPath(name));
+            }
+            return ((performance.now() - t0) * N) / P.cliQueries;
+          },
         },
       },
-    }, P.runs, verbose);
+      P.runs,
+      verbose,
+    );
     const w = `${N} metadata queries (resolve, load commit, read release file)`;
     row(w, `\`ostree\` CLI, 3 processes per query (${P.cliQueries} timed, scaled)`, r, 'lib (one call at a time)', 'cli', 'speedup', 100);
     row(w, 'PyGObject, one process (in-process time)', r, 'lib (one call at a time)', 'pygobject', 'speedup', 1.0);
-    row(`${N} metadata queries, sync path (resolveSync, loadCommitSync, readFileSync)`, 'PyGObject, one process (in-process time)', r, 'lib (sync)', 'pygobject', 'speedup', 1.5);
+    row(
+      `${N} metadata queries, sync path (resolveSync, loadCommitSync, readFileSync)`,
+      'PyGObject, one process (in-process time)',
+      r,
+      'lib (sync)',
+      'pygobject',
+      'speedup',
+      1.5,
+    );
     row(`${N} metadata queries, concurrent calls`, `\`ostree\` CLI (${P.cliQueries} timed, scaled)`, r, 'lib (concurrent)', 'cli', 'speedup', 100);
     row(`${N} metadata queries, concurrent calls`, 'PyGObject, one process (in-process time)', r, 'lib (concurrent)', 'pygobject', 'speedup', 1.5);
     row(`${N} metadata queries, batched (repo.queryMany)`, `\`ostree\` CLI (${P.cliQueries} timed, scaled)`, r, 'lib (queryMany)', 'cli', 'speedup', 100);
@@ -263,18 +329,30 @@ if (want('queries') || want('list')) {
     log(`list ${P.listExts} installed extensions`);
     const store = new ExtensionStore(ext);
     let count = 0;
-    const r = await alternate({
-      lib: {
-        run: libRun(async () => {
-          const base = await baseFromCommit(ext, 'base/os');
-          const list = await store.list({ base });
-          count = list.filter((e) => e.state === 'compatible').length;
-        }),
+    const r = await alternate(
+      {
+        lib: {
+          run: libRun(async () => {
+            const base = await baseFromCommit(ext, 'base/os');
+            const list = await store.list({ base });
+            count = list.filter((e) => e.state === 'compatible').length;
+          }),
+        },
+        pygobject: { run: () => JSON.parse(sh(PYTHON, [join(HERE, 'py/list.py'), EXT, 'base/os'])) },
       },
-      pygobject: { run: () => JSON.parse(sh(PYTHON, [join(HERE, 'py/list.py'), EXT, 'base/os'])) },
-    }, P.runs, verbose);
+      P.runs,
+      verbose,
+    );
     if (count !== P.listExts) throw new Error(`list found ${count} compatible extensions, expected ${P.listExts}`);
-    row(`list ${P.listExts} installed extensions with release and compatibility`, 'PyGObject, same reads (in-process time)', r, 'lib', 'pygobject', 'speedup', 1.5);
+    row(
+      `list ${P.listExts} installed extensions with release and compatibility`,
+      'PyGObject, same reads (in-process time)',
+      r,
+      'lib',
+      'pygobject',
+      'speedup',
+      1.5,
+    );
   }
   ext.close();
   if (!KEEP) rmrf(EXT);
@@ -324,34 +402,57 @@ if (want('merge')) {
   log(`offline merge of ${P.exts} × ${P.extFiles} files onto ${P.tree}`);
   const exts = await commitExtensions(main, P.exts, P.extFiles, 'm');
   const dest = join(W, 'merged');
-  const r = await alternate({
-    lib: { run: libRun(() => libMerge(main, baseCommit, exts, dest)), teardown: () => rmrf(dest) },
-    cli: { run: () => cliMerge(MAIN, baseCommit, exts, dest), teardown: () => rmrf(dest) },
-  }, P.runs, verbose);
-  row(`offline merge of ${P.exts} × ${P.extFiles} files onto ${P.tree}, with conflict check`, 'union checkouts with the CLI (no conflict check)', r, 'lib', 'cli', 'time', 1.2);
+  const r = await alternate(
+    {
+      lib: { run: libRun(() => libMerge(main, baseCommit, exts, dest)), teardown: () => rmrf(dest) },
+      cli: { run: () => cliMerge(MAIN, baseCommit, exts, dest), teardown: () => rmrf(dest) },
+    },
+    P.runs,
+    verbose,
+  );
+  row(
+    `offline merge of ${P.exts} × ${P.extFiles} files onto ${P.tree}, with conflict check`,
+    'union checkouts with the CLI (no conflict check)',
+    r,
+    'lib',
+    'cli',
+    'time',
+    1.2,
+  );
   const split = (k) => fmt(stats(r.lib.values.map((v) => v[k])).median);
-  notes.push(`Offline merge (${P.exts} × ${P.extFiles} onto ${P.tree}): of the library's ${fmt(r.lib.median)} ms, the file-conflict vote took ${split('voteMs')} ms and mergeOffline ${split('mergeMs')} ms (medians); the CLI side does no conflict check.`);
+  notes.push(
+    `Offline merge (${P.exts} × ${P.extFiles} onto ${P.tree}): of the library's ${fmt(r.lib.median)} ms, the file-conflict vote took ${split('voteMs')} ms and mergeOffline ${split('mergeMs')} ms (medians); the CLI side does no conflict check.`,
+  );
 
   // Into a commit: the library writes only the dirtrees that change (from the layers'
   // checksums); the CLI has to check the union out and commit it again.
   let n = 0;
-  const r2 = await alternate({
-    lib: {
-      run: libRun(async () => {
-        await mergeOffline({ repo: main, base: await baseFromCommit(main, baseCommit), extensions: exts.map((e) => ({ ...e, kind: 'sysext' })), commit: { ref: `merged/lib${n++}` } });
-      }),
-    },
-    cli: {
-      run: () => {
-        const t = cliMerge(MAIN, baseCommit, exts, dest);
-        const c = timeProcess(OSTREE, [`--repo=${MAIN}`, 'commit', '--link-checkout-speedup', `--branch=merged/cli${n++}`, `--tree=dir=${dest}`]);
-        t.ms += c.ms;
-        t.cpu += c.cpu;
-        return t;
+  const r2 = await alternate(
+    {
+      lib: {
+        run: libRun(async () => {
+          await mergeOffline({
+            repo: main,
+            base: await baseFromCommit(main, baseCommit),
+            extensions: exts.map((e) => ({ ...e, kind: 'sysext' })),
+            commit: { ref: `merged/lib${n++}` },
+          });
+        }),
       },
-      teardown: () => rmrf(dest),
+      cli: {
+        run: () => {
+          const t = cliMerge(MAIN, baseCommit, exts, dest);
+          const c = timeProcess(OSTREE, [`--repo=${MAIN}`, 'commit', '--link-checkout-speedup', `--branch=merged/cli${n++}`, `--tree=dir=${dest}`]);
+          t.ms += c.ms;
+          t.cpu += c.cpu;
+          return t;
+        },
+        teardown: () => rmrf(dest),
+      },
     },
-  }, P.runs, verbose);
+    P.runs,
+    verbose,
+  );
   row(`offline merge into a commit, ${P.exts} × ${P.extFiles} files onto ${P.tree}`, 'CLI union checkouts + ostree commit', r2, 'lib', 'cli', 'time', 0.1);
 }
 
@@ -370,19 +471,23 @@ if (want('scaling')) {
     const c = await repo.commit({ tree, ref: 'main', subject: 'base' });
     const exts = await commitExtensions(repo, P.exts, extFiles, 's');
     const dest = join(W, `scale-out-${n}`);
-    const r = await alternate({
-      commit: {
-        setup: () => makeRepo(commitR, 'bare'),
-        run: libRun(async () => {
-          const x = await Repo.open(commitR, { disableFsync: true });
-          await x.commit({ tree, ref: 'bench', subject: 'bench' });
-          x.close();
-        }),
-        teardown: () => rmrf(commitR),
+    const r = await alternate(
+      {
+        commit: {
+          setup: () => makeRepo(commitR, 'bare'),
+          run: libRun(async () => {
+            const x = await Repo.open(commitR, { disableFsync: true });
+            await x.commit({ tree, ref: 'bench', subject: 'bench' });
+            x.close();
+          }),
+          teardown: () => rmrf(commitR),
+        },
+        checkout: { run: libRun(() => repo.checkout(c, dest, { mode: 'none', hardlinks: 'require' })), teardown: () => rmrf(dest) },
+        merge: { run: libRun(() => libMerge(repo, c, exts, dest)), teardown: () => rmrf(dest) },
       },
-      checkout: { run: libRun(() => repo.checkout(c, dest, { mode: 'none', hardlinks: 'require' })), teardown: () => rmrf(dest) },
-      merge: { run: libRun(() => libMerge(repo, c, exts, dest)), teardown: () => rmrf(dest) },
-    }, n >= 100000 ? Math.min(P.scalingRuns, 3) : P.scalingRuns, verbose);
+      n >= 100000 ? Math.min(P.scalingRuns, 3) : P.scalingRuns,
+      verbose,
+    );
     const files = { commit: n, checkout: n, merge: n + P.exts * (extFiles + 11) };
     scaling.push({ n, r, files });
     repo.close();
@@ -413,7 +518,9 @@ out();
 out(`Every contender ran ${P.runs} times on the same data, alternately (order rotated each round); times are medians in ms with min–max.`);
 out('fsync is off everywhere: `core.fsync=false` in every repo config, `disableFsync` / `--fsync=false` / `--disable-fsync` on top.');
 out('Ratio = this library ÷ contender (lower is better); for the "faster" targets the speedup is contender ÷ library.');
-out('CPU-time ratio: user + sys time of the library\'s process (all threads) ÷ the contender\'s (from wait4), medians; it moves much less than wall time when the machine is busy. Only where both sides are measured that way.');
+out(
+  "CPU-time ratio: user + sys time of the library's process (all threads) ÷ the contender's (from wait4), medians; it moves much less than wall time when the machine is busy. Only where both sides are measured that way.",
+);
 out('Event loop: `monitorEventLoopDelay` while the library call ran, worst p99 / worst max over all runs, in ms (target p99 ≤ 10, max ≤ 50).');
 out();
 out('| work | compared with | library ms (min–max) | contender ms (min–max) | ratio | target | met | CPU-time ratio | event loop p99 / max |');
@@ -421,7 +528,9 @@ out('|---|---|---|---|---|---|---|---|---|');
 for (const x of rows) {
   const e = x.eld ? `${x.eld.p99.toFixed(1)} / ${x.eld.max.toFixed(1)}${x.eld.p99 <= 10 && x.eld.max <= 50 ? '' : ' **over**'}` : '—';
   const cpu = x.cpuRatio === null ? '—' : `${x.cpuRatio.toFixed(2)} (${fmt(x.lib.cpu.median)} / ${fmt(x.o.cpu.median)} ms)`;
-  out(`| ${x.work} | ${x.other} | ${fmt(x.lib.median)} (${range(x.lib)}) | ${fmt(x.o.median)} (${range(x.o)}) | ${x.ratioText} | ${x.targetText} | ${x.met ? 'yes' : '**no**'} | ${cpu} | ${e} |`);
+  out(
+    `| ${x.work} | ${x.other} | ${fmt(x.lib.median)} (${range(x.lib)}) | ${fmt(x.o.median)} (${range(x.o)}) | ${x.ratioText} | ${x.targetText} | ${x.met ? 'yes' : '**no**'} | ${cpu} | ${e} |`,
+  );
 }
 if (scaling.length) {
   out();
@@ -429,9 +538,15 @@ if (scaling.length) {
   out();
   const ref = scaling.find((s) => s.n === P.tree) ?? scaling[Math.floor(scaling.length / 2)];
   out(`Deviation is against the ${ref.n}-file run; target within ±25%. Merge counts base + extension files (conflict vote included).`);
-  out('Marginal: (time difference) ÷ (file-count difference) between consecutive sizes, i.e. the per-file cost with the fixed cost of an operation (open, transaction, refs) taken out.');
+  out(
+    'Marginal: (time difference) ÷ (file-count difference) between consecutive sizes, i.e. the per-file cost with the fixed cost of an operation (open, transaction, refs) taken out.',
+  );
   out();
-  out('| operation | ' + scaling.map((s) => `${s.n} files: µs/file (ms median, min–max)`).join(' | ') + ' | worst deviation | met | marginal µs/file | event loop p99 / max |');
+  out(
+    '| operation | ' +
+      scaling.map((s) => `${s.n} files: µs/file (ms median, min–max)`).join(' | ') +
+      ' | worst deviation | met | marginal µs/file | event loop p99 / max |',
+  );
   out('|---|' + scaling.map(() => '---|').join('') + '---|---|---|---|');
   for (const op of ['commit', 'checkout', 'merge']) {
     const per = scaling.map((s) => (s.r[op].median * 1000) / s.files[op]);
@@ -443,15 +558,20 @@ if (scaling.length) {
       const prev = scaling[i];
       return `${prev.n}→${s.n}: ${(((s.r[op].median - prev.r[op].median) * 1000) / (s.files[op] - prev.files[op])).toFixed(1)}`;
     });
-    out(`| ${op} | ` + scaling.map((s, i) => `${per[i].toFixed(1)} (${fmt(s.r[op].median)}, ${range(s.r[op])})`).join(' | ') +
-      ` | ${(dev * 100).toFixed(0)}% | ${dev <= 0.25 ? 'yes' : '**no**'} | ${marginal.join('; ')} | ${p99.toFixed(1)} / ${mx.toFixed(1)}${p99 <= 10 && mx <= 50 ? '' : ' **over**'} |`);
+    out(
+      `| ${op} | ` +
+        scaling.map((s, i) => `${per[i].toFixed(1)} (${fmt(s.r[op].median)}, ${range(s.r[op])})`).join(' | ') +
+        ` | ${(dev * 100).toFixed(0)}% | ${dev <= 0.25 ? 'yes' : '**no**'} | ${marginal.join('; ')} | ${p99.toFixed(1)} / ${mx.toFixed(1)}${p99 <= 10 && mx <= 50 ? '' : ' **over**'} |`,
+    );
   }
 }
 if (rss) {
   out();
   out('## Memory');
   out();
-  out(`${rss.cycles} open → read → close cycles (after 500 warm-up cycles, GC before each reading): RSS ${rss.before.toFixed(1)} → ${rss.after.toFixed(1)} MB, growth ${rss.growth.toFixed(1)} MB (target ≤ 10 MB: ${rss.growth <= 10 ? 'met' : '**missed**'}); ${(rss.ms * 1000 / rss.cycles).toFixed(0)} µs per cycle.`);
+  out(
+    `${rss.cycles} open → read → close cycles (after 500 warm-up cycles, GC before each reading): RSS ${rss.before.toFixed(1)} → ${rss.after.toFixed(1)} MB, growth ${rss.growth.toFixed(1)} MB (target ≤ 10 MB: ${rss.growth <= 10 ? 'met' : '**missed**'}); ${((rss.ms * 1000) / rss.cycles).toFixed(0)} µs per cycle.`,
+  );
 }
 if (notes.length) {
   out();

@@ -113,7 +113,9 @@ export const ACTIVE_SET_LINK = 'run/ostree/extensions';
  * switching that one link switches them all. Created once, never changed afterwards.
  * (Confexts will get `run/confexts` → `ostree/extensions/confexts` the same way.)
  */
-export const ACTIVATION_LINKS: ReadonlyArray<{ readonly link: string; readonly target: string }> = [{ link: 'run/extensions', target: 'ostree/extensions/staged' }];
+export const ACTIVATION_LINKS: ReadonlyArray<{ readonly link: string; readonly target: string }> = [
+  { link: 'run/extensions', target: 'ostree/extensions/staged' },
+];
 
 const TMP_SUFFIX = /^[0-9a-f]{12}$/;
 
@@ -170,7 +172,10 @@ async function ensureNotForeign(path: string): Promise<void> {
     await rmdir(path);
     return;
   }
-  throw new ExtensionError('APPLY_FAILED', `${path} exists and is not managed by ostree-sysext (a symlink); move its content to /var/lib/extensions or remove it`);
+  throw new ExtensionError(
+    'APPLY_FAILED',
+    `${path} exists and is not managed by ostree-sysext (a symlink); move its content to /var/lib/extensions or remove it`,
+  );
 }
 
 /** A checkout being built (`<set>.0.tmp-<hex>`, or the repository's own `.<dest>.tmp-<hex>`). */
@@ -192,7 +197,10 @@ async function ensureSetCheckout(store: ExtensionStore, dir: string, set: SetRec
     for (const name of set.order) {
       // Whiteouts stored as `.ostree-wh.` markers become char 0:0 again, so the live overlay
       // hides what they hide (creating devices needs root, as the live merge does).
-      await store.repo.checkout(set.extensions[name]!, join(tmp, 'staged', name), { processPassthroughWhiteouts: process.getuid?.() === 0, ...(signal ? { signal } : {}) });
+      await store.repo.checkout(set.extensions[name]!, join(tmp, 'staged', name), {
+        processPassthroughWhiteouts: process.getuid?.() === 0,
+        ...(signal ? { signal } : {}),
+      });
     }
     await rename(tmp, dir);
   } catch (e) {
@@ -331,7 +339,10 @@ export async function applySet(opts: ApplyOptions): Promise<ApplyResult> {
   if (!o.sysroot || !o.store) throw new TypeError('sysroot and store are required');
   const osname = is.nonEmpty('osname', o.osname);
   const signal = is.signal(o.signal);
-  return o.sysroot.withLock(() => applyLocked({ ...(o as ApplyOptions), osname, ...(signal ? { signal } : {}) }), { wait: o.wait ?? false, ...(signal ? { signal } : {}) });
+  return o.sysroot.withLock(() => applyLocked({ ...(o as ApplyOptions), osname, ...(signal ? { signal } : {}) }), {
+    wait: o.wait ?? false,
+    ...(signal ? { signal } : {}),
+  });
 }
 
 /**

@@ -52,7 +52,10 @@ export function optInteger(name: string, v: unknown, min: number, max: number): 
 export function oneOf<T extends string>(name: string, v: unknown, allowed: readonly T[], fallback?: T): T {
   if (v === undefined && fallback !== undefined) return fallback;
   if (typeof v !== 'string' || !(allowed as readonly string[]).includes(v)) {
-    throw new ArgumentError(`${name} must be one of ${allowed.join(', ')}, got ${describe(v)}`, typeof v === 'string' ? 'ERR_INVALID_ARG_VALUE' : 'ERR_INVALID_ARG_TYPE');
+    throw new ArgumentError(
+      `${name} must be one of ${allowed.join(', ')}, got ${describe(v)}`,
+      typeof v === 'string' ? 'ERR_INVALID_ARG_VALUE' : 'ERR_INVALID_ARG_TYPE',
+    );
   }
   return v as T;
 }
@@ -95,7 +98,10 @@ const REMOTE = /^[\w\d][-._\w\d]*$/;
 export function refName(name: string, v: unknown): string {
   const s = string(name, v);
   if (!REF.test(s) || s.length > 1024) {
-    throw new ArgumentError(`${name} is not a valid ref name (components of letters, digits, '-', '.', '_' separated by '/'): ${describe(s)}`, 'ERR_INVALID_ARG_VALUE');
+    throw new ArgumentError(
+      `${name} is not a valid ref name (components of letters, digits, '-', '.', '_' separated by '/'): ${describe(s)}`,
+      'ERR_INVALID_ARG_VALUE',
+    );
   }
   return s;
 }
@@ -133,7 +139,8 @@ export function treePath(name: string, v: unknown): string {
   const parts = s.split('/').filter((p) => p !== '' && p !== '.');
   if (parts.some((p) => p === '..')) throw new ArgumentError(`${name} must not contain '..': ${describe(s)}`, 'ERR_INVALID_ARG_VALUE');
   const long = parts.find((p) => Buffer.byteLength(p) > NAME_MAX);
-  if (long !== undefined) throw new ArgumentError(`${name} has a component longer than ${NAME_MAX} bytes (NAME_MAX): ${describe(long)}`, 'ERR_INVALID_ARG_VALUE');
+  if (long !== undefined)
+    throw new ArgumentError(`${name} has a component longer than ${NAME_MAX} bytes (NAME_MAX): ${describe(long)}`, 'ERR_INVALID_ARG_VALUE');
   return '/' + parts.join('/');
 }
 
@@ -163,7 +170,8 @@ function typedValue(name: string, v: { $variant?: unknown; value?: unknown }, de
   if (typeof t !== 'string') throw new ArgumentError(`${name}.$variant must be a string, got ${describe(t)}`);
   const range = INT_RANGES[t];
   if (range) {
-    if (typeof value !== 'bigint' && (typeof value !== 'number' || !Number.isInteger(value))) throw new ArgumentError(`${name} ('${t}') must be an integer, got ${describe(value)}`);
+    if (typeof value !== 'bigint' && (typeof value !== 'number' || !Number.isInteger(value)))
+      throw new ArgumentError(`${name} ('${t}') must be an integer, got ${describe(value)}`);
     if (typeof value === 'number' && !Number.isSafeInteger(value)) throw outOfRange(`${name} ('${t}') must be a safe integer or a bigint, got ${value}`);
     const b = BigInt(value);
     if (b < range[0] || b > range[1]) throw outOfRange(`${name} ('${t}') must be between ${range[0]} and ${range[1]}, got ${b}`);
@@ -171,7 +179,8 @@ function typedValue(name: string, v: { $variant?: unknown; value?: unknown }, de
   }
   if (t === 's' || t === 'o' || t === 'g') {
     const s = string(name, value);
-    if ((t === 'o' && !OBJECT_PATH.test(s)) || (t === 'g' && !SIGNATURE.test(s))) throw new ArgumentError(`${name} is not a valid '${t}' value: ${describe(s)}`, 'ERR_INVALID_ARG_VALUE');
+    if ((t === 'o' && !OBJECT_PATH.test(s)) || (t === 'g' && !SIGNATURE.test(s)))
+      throw new ArgumentError(`${name} is not a valid '${t}' value: ${describe(s)}`, 'ERR_INVALID_ARG_VALUE');
   } else if (t === 'b') {
     if (typeof value !== 'boolean') throw new ArgumentError(`${name} ('b') must be a boolean, got ${describe(value)}`);
   } else if (t === 'd') {

@@ -13,9 +13,7 @@ import { directoryReader, findOsRelease, type TreeReader } from './validate.js';
 
 /** Where a {@link Base} comes from. */
 export type BaseSource =
-  | { type: 'directory'; path: string }
-  | { type: 'commit'; repo: Repo; commit: string }
-  | { type: 'deployment'; sysroot: Sysroot; deployment: Deployment };
+  { type: 'directory'; path: string } | { type: 'commit'; repo: Repo; commit: string } | { type: 'deployment'; sysroot: Sysroot; deployment: Deployment };
 
 /** An OS tree extensions are checked against and merged onto. */
 export interface Base {

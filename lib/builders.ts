@@ -174,7 +174,11 @@ export const archiveBuilder: Builder = {
     } catch (e) {
       // A typed error like every other failed build: the archive is missing or unreadable.
       const code = (e as NodeJS.ErrnoException).code;
-      throw new OstreeError(`cannot read archive ${path}: ${(e as Error).message}`, { domain: 'g-io-error-quark', gerrorCode: code === 'ENOENT' ? 1 : code === 'EACCES' ? 14 : code === 'EISDIR' ? 3 : 0, operation: 'archive build' });
+      throw new OstreeError(`cannot read archive ${path}: ${(e as Error).message}`, {
+        domain: 'g-io-error-quark',
+        gerrorCode: code === 'ENOENT' ? 1 : code === 'EACCES' ? 14 : code === 'EISDIR' ? 3 : 0,
+        operation: 'archive build',
+      });
     }
     return { archive: path, context: { path, sha256 }, subject: `Build ${req.name} from archive ${path}` };
   },
@@ -236,7 +240,13 @@ export const remoteBuilder: Builder = {
     let r;
     try {
       // libostree's own check refuses an older commit than the tracking ref before moving it.
-      r = await req.repo.pull(remote, { refs: [ref], ...budgets, ...(guard ? { timestampCheck: true } : {}), ...(req.signal ? { signal: req.signal } : {}), ...(req.onProgress ? { onProgress: req.onProgress } : {}) });
+      r = await req.repo.pull(remote, {
+        refs: [ref],
+        ...budgets,
+        ...(guard ? { timestampCheck: true } : {}),
+        ...(req.signal ? { signal: req.signal } : {}),
+        ...(req.onProgress ? { onProgress: req.onProgress } : {}),
+      });
     } catch (e) {
       const m = /Upgrade target revision '([0-9a-f]{64})'.*chronologically older/s.exec((e as Error)?.message ?? '');
       if (guard && m) throw Object.assign(downgrade(req, remote, ref, m[1]!, 'by commit timestamp'), { cause: e });

@@ -148,20 +148,14 @@ export function checkCompatibility(
   const levelField = kind === 'confext' ? 'CONFEXT_LEVEL' : 'SYSEXT_LEVEL';
   const scopeField = kind === 'confext' ? 'CONFEXT_SCOPE' : 'SYSEXT_SCOPE';
 
-  const refuse = (
-    code: CompatibilityCode,
-    field: string | null,
-    expected: string | null,
-    actual: string | null,
-    message: string,
-  ): CompatibilityResult => ({ compatible: false, reason: { code, field, expected, actual, message } });
-  const accept = (
-    code: CompatibilityCode,
-    field: string | null,
-    expected: string | null,
-    actual: string | null,
-    message: string,
-  ): CompatibilityResult => ({ compatible: true, reason: { code, field, expected, actual, message } });
+  const refuse = (code: CompatibilityCode, field: string | null, expected: string | null, actual: string | null, message: string): CompatibilityResult => ({
+    compatible: false,
+    reason: { code, field, expected, actual, message },
+  });
+  const accept = (code: CompatibilityCode, field: string | null, expected: string | null, actual: string | null, message: string): CompatibilityResult => ({
+    compatible: true,
+    reason: { code, field, expected, actual, message },
+  });
 
   if (kind === 'confext' && version < 254) {
     return refuse('CONFEXT_UNSUPPORTED', null, null, null, `systemd ${version} has no confext support (added in 254)`);
@@ -170,7 +164,7 @@ export function checkCompatibility(
   // systemd reads these before looking at any extension and fails the whole merge without an ID.
   const hostId = get(hostOsRelease, 'ID');
   if (isEmpty(hostId)) {
-    return refuse('HOST_ID_MISSING', 'ID', null, null, "the host os-release has no ID; systemd-sysext refuses to merge anything");
+    return refuse('HOST_ID_MISSING', 'ID', null, null, 'the host os-release has no ID; systemd-sysext refuses to merge anything');
   }
 
   if (Object.keys(extensionRelease).length === 0) {
@@ -180,25 +174,13 @@ export function checkCompatibility(
   const extScope = get(extensionRelease, scopeField);
   const scopes = extScope === undefined ? ['system', 'portable'] : splitWhitespace(extScope);
   if (!scopes.includes(scope)) {
-    return refuse(
-      'SCOPE_MISMATCH',
-      scopeField,
-      scope,
-      extScope ?? null,
-      `${label} is for scope(s) '${scopes.join(' ')}', not '${scope}'`,
-    );
+    return refuse('SCOPE_MISMATCH', scopeField, scope, extScope ?? null, `${label} is for scope(s) '${scopes.join(' ')}', not '${scope}'`);
   }
 
   const hostArch = opts.architecture ?? systemdArchitecture();
   const extArch = get(extensionRelease, 'ARCHITECTURE');
   if (!isEmpty(extArch) && extArch !== '_any' && extArch !== hostArch) {
-    return refuse(
-      'ARCHITECTURE_MISMATCH',
-      'ARCHITECTURE',
-      hostArch,
-      extArch,
-      `${label} is for architecture '${extArch}', but the host is '${hostArch}'`,
-    );
+    return refuse('ARCHITECTURE_MISMATCH', 'ARCHITECTURE', hostArch, extArch, `${label} is for architecture '${extArch}', but the host is '${hostArch}'`);
   }
 
   const extId = get(extensionRelease, 'ID');
@@ -219,13 +201,7 @@ export function checkCompatibility(
   const hostVersionId = get(hostOsRelease, 'VERSION_ID');
   const hostLevel = get(hostOsRelease, levelField);
   if (isEmpty(hostVersionId) && isEmpty(hostLevel)) {
-    return accept(
-      'ROLLING_HOST',
-      null,
-      null,
-      null,
-      `the host has neither VERSION_ID nor ${levelField} (rolling release), and the ID matches`,
-    );
+    return accept('ROLLING_HOST', null, null, null, `the host has neither VERSION_ID nor ${levelField} (rolling release), and the ID matches`);
   }
 
   const extLevel = get(extensionRelease, levelField);

@@ -15,15 +15,7 @@ import { DEFAULT_SYSTEMD_VERSION, sortExtensionNames } from './compat.js';
 import { ExtensionError } from './errors-domain.js';
 import { extensionRef, setRef } from './refs.js';
 import { fileConflictPlugin, overlayView } from './overlay.js';
-import {
-  loadPluginDirectory,
-  releaseCompatibilityPlugin,
-  runDeployFinish,
-  runVote,
-  type Plugin,
-  type SetMember,
-  type VoteReport,
-} from './plugins.js';
+import { loadPluginDirectory, releaseCompatibilityPlugin, runDeployFinish, runVote, type Plugin, type SetMember, type VoteReport } from './plugins.js';
 import { parseRelease } from './release.js';
 import type { CallOptions, Commit } from './repo.js';
 import { META_SET_EXTENSIONS, type ExtensionStore } from './store.js';
@@ -183,7 +175,10 @@ export class DeploymentSet {
     if (wanted !== undefined && (head.commit === wanted || head.rollbackOf === wanted)) return head;
     const target = wanted === undefined ? history[1] : history.find((r) => r.commit === wanted);
     if (!target) {
-      throw new ExtensionError('NOT_IN_HISTORY', to === undefined ? `the set of ${osname} has no earlier state` : `${to.slice(0, 12)} is not in the set history of ${osname}`);
+      throw new ExtensionError(
+        'NOT_IN_HISTORY',
+        to === undefined ? `the set of ${osname} has no earlier state` : `${to.slice(0, 12)} is not in the set history of ${osname}`,
+      );
     }
     const meta = await store.repo.loadCommit(target.commit);
     const commit = await store.repo.commit({

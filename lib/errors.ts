@@ -230,8 +230,7 @@ export function fromFsError(e: unknown): unknown {
   if (!(e instanceof Error)) return e;
   const err = e as NodeJS.ErrnoException;
   const what = [err.syscall, err.path].filter(Boolean).join(' ');
-  const full = (message: string) =>
-    new OstreeError(message, { domain: G_IO_ERROR_DOMAIN, gerrorCode: 12, code: 'NO_SPACE', cause: e });
+  const full = (message: string) => new OstreeError(message, { domain: G_IO_ERROR_DOMAIN, gerrorCode: 12, code: 'NO_SPACE', cause: e });
   if (err.code === 'ENOSPC' || err.code === 'EDQUOT') {
     return full(`no space left on the device${err.code === 'EDQUOT' ? ' (disk quota exceeded)' : ' (or no free inodes)'}${what ? ` (${what})` : ''}`);
   }

@@ -169,7 +169,13 @@ export class Host {
   async #commit(change: (set: DeploymentSet) => void, subject: string, opts: HostCallOptions): Promise<SetChange> {
     const { sysroot, store, osname } = this.#o;
     const base = await baseFromDeployment(sysroot, this.deployment);
-    const set = await DeploymentSet.fromCurrent({ store, osname, base, ...(opts.plugins ? { plugins: opts.plugins } : {}), ...(this.#o.systemdVersion === undefined ? {} : { systemdVersion: this.#o.systemdVersion }) });
+    const set = await DeploymentSet.fromCurrent({
+      store,
+      osname,
+      base,
+      ...(opts.plugins ? { plugins: opts.plugins } : {}),
+      ...(this.#o.systemdVersion === undefined ? {} : { systemdVersion: this.#o.systemdVersion }),
+    });
     change(set);
     const { record, report } = await set.commit({ force: opts.force ?? false, subject, ...(opts.signal ? { signal: opts.signal } : {}) });
     return this.#apply(record, report, true, opts);

@@ -103,7 +103,17 @@ export { ExtensionStore, META_SET_EXTENSIONS } from './store.js';
 export type { ExtensionOrigin, ExtensionState, InstalledExtension, InstallOptions, UpgradeOutcome } from './store.js';
 export { directoryBuilder, archiveBuilder, remoteBuilder, directoryFingerprint, fileSha256 } from './builders.js';
 export type { Builder, BuilderContext, BuildOutput, BuildRequest, UpdateCheck, UpdateStatus } from './builders.js';
-export { extensionRef, setRef, escapeRefComponent, unescapeRefComponent, nameFromExtensionRef, EXTENSION_REF_PREFIX, SET_REF_PREFIX, KEEP_REF_PREFIX, keepRef } from './refs.js';
+export {
+  extensionRef,
+  setRef,
+  escapeRefComponent,
+  unescapeRefComponent,
+  nameFromExtensionRef,
+  EXTENSION_REF_PREFIX,
+  SET_REF_PREFIX,
+  KEEP_REF_PREFIX,
+  keepRef,
+} from './refs.js';
 
 export {
   runVote,
@@ -118,7 +128,17 @@ export {
 } from './plugins.js';
 export type { Plugin, PluginContext, DeployContext, SetMember, Vote, VoteAnswer, VoteReport, Verdict } from './plugins.js';
 export { Overlay, overlayView, fileConflictPlugin, ambiguousNames, unrepresentable, walk, HIERARCHIES } from './overlay.js';
-export type { OverlayEntry, OverlayConflict, OverlayConflictKind, OverlayExtension, OverlayMember, OverlayOptions, OverlayWriteStats, SkippedHierarchy, FileConflict } from './overlay.js';
+export type {
+  OverlayEntry,
+  OverlayConflict,
+  OverlayConflictKind,
+  OverlayExtension,
+  OverlayMember,
+  OverlayOptions,
+  OverlayWriteStats,
+  SkippedHierarchy,
+  FileConflict,
+} from './overlay.js';
 export { DeploymentSet, SetRefusedError, META_SET_BASE, META_SET_VOTES, META_SET_ROLLBACK_OF, BASE_PLUGIN_DIR } from './deployment-set.js';
 export type { DeploymentSetOptions, SetCommitResult, SetRecord } from './deployment-set.js';
 export { mergeOffline, mergedHierarchies } from './merge.js';

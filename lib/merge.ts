@@ -141,7 +141,13 @@ export async function mergeOffline(opts: MergeOptions): Promise<MergeResult> {
   // systemd's choice: every extension whose release the target systemd would refuse is left out.
   const skipped: SkippedExtension[] = [];
   const all = sortExtensionNames(byName.keys());
-  const reads = await repo.queryMany(all.map((n) => ({ rev: byName.get(n)!.commit, ops: [{ op: 'read' as const, path: releasePath(byName.get(n)!.kind, n), optional: true, maxBytes: 65536 }] })), signal ? { signal } : {});
+  const reads = await repo.queryMany(
+    all.map((n) => ({
+      rev: byName.get(n)!.commit,
+      ops: [{ op: 'read' as const, path: releasePath(byName.get(n)!.kind, n), optional: true, maxBytes: 65536 }],
+    })),
+    signal ? { signal } : {},
+  );
   const order: string[] = [];
   for (const [i, name] of all.entries()) {
     const ext = byName.get(name)!;
@@ -158,7 +164,8 @@ export async function mergeOffline(opts: MergeOptions): Promise<MergeResult> {
       order.push(name);
       continue;
     }
-    if (incompatible === 'refuse') throw new ExtensionError('INCOMPATIBLE', `${name}: systemd-sysext ${systemdVersion} would not merge it: ${r.reason.message}`);
+    if (incompatible === 'refuse')
+      throw new ExtensionError('INCOMPATIBLE', `${name}: systemd-sysext ${systemdVersion} would not merge it: ${r.reason.message}`);
     skipped.push({ name, code: r.reason.code, reason: r.reason.message });
   }
   const ambiguous = ambiguousNames(order);
@@ -185,37 +192,40 @@ export async function mergeOffline(opts: MergeOptions): Promise<MergeResult> {
   }
 
   const c = o.commit!;
-  return repo.transaction(async (tx) => {
-    // A directory base is committed first (no ref), so every layer is in the repository.
-    let base: Base = inputBase;
-    let lost: Array<{ path: string; lost: string }> = [];
-    if (base.source.type !== 'commit') {
-      const path = base.source.type === 'directory' ? base.source.path : base.source.sysroot.deploymentPath(base.source.deployment);
-      const baseCommit = await tx.commit({ tree: path, subject: `base of a merge: ${path}`, ...(signal ? { signal } : {}) });
-      base = { ...(await baseFromCommit(repo, baseCommit)), id: inputBase.id };
-      if (repo.mode === 'bare-user-only') lost = await unrepresentable(path, repo, baseCommit);
-    }
-    // The base was committed for this merge: whether its root was immutable is the directory's answer.
-    const immutable = inputBase.source.type !== 'commit' && o.createMissingHierarchies === undefined ? await rootIsImmutable(inputBase) : false;
-    const view = await Overlay.open(base, layers, { ...overlayOpts, ...(immutable ? { createMissingHierarchies: false } : {}) });
-    try {
-      const { skipped: hierarchies } = await view.mounts();
-      const { tree, meta, stats } = await view.writeTree(signal ? { signal } : {});
-      const parts: Record<string, MetadataValue> = Object.fromEntries(order.map((n) => [n, byName.get(n)!.commit]));
-      const commit = await tx.commit({
-        fromTree: { tree, meta },
-        subject: c.subject ?? `Merge ${order.join(', ') || 'no extensions'} onto ${inputBase.id.slice(0, 12)}`,
-        ...(c.body === undefined ? {} : { body: c.body }),
-        ...(c.version === undefined ? {} : { version: c.version }),
-        ...(c.ref === undefined ? {} : { ref: c.ref }),
-        metadata: { ...c.metadata, 'ostree-sysext.merge.base': inputBase.id, 'ostree-sysext.merge.extensions': parts, 'ostree-sysext.merge.order': order },
-        ...(signal ? { signal } : {}),
-      });
-      return { order, commit, skipped, ambiguous, hierarchies, stats, unrepresentable: lost };
-    } finally {
-      view.close();
-    }
-  }, signal ? { signal } : {});
+  return repo.transaction(
+    async (tx) => {
+      // A directory base is committed first (no ref), so every layer is in the repository.
+      let base: Base = inputBase;
+      let lost: Array<{ path: string; lost: string }> = [];
+      if (base.source.type !== 'commit') {
+        const path = base.source.type === 'directory' ? base.source.path : base.source.sysroot.deploymentPath(base.source.deployment);
+        const baseCommit = await tx.commit({ tree: path, subject: `base of a merge: ${path}`, ...(signal ? { signal } : {}) });
+        base = { ...(await baseFromCommit(repo, baseCommit)), id: inputBase.id };
+        if (repo.mode === 'bare-user-only') lost = await unrepresentable(path, repo, baseCommit);
+      }
+      // The base was committed for this merge: whether its root was immutable is the directory's answer.
+      const immutable = inputBase.source.type !== 'commit' && o.createMissingHierarchies === undefined ? await rootIsImmutable(inputBase) : false;
+      const view = await Overlay.open(base, layers, { ...overlayOpts, ...(immutable ? { createMissingHierarchies: false } : {}) });
+      try {
+        const { skipped: hierarchies } = await view.mounts();
+        const { tree, meta, stats } = await view.writeTree(signal ? { signal } : {});
+        const parts: Record<string, MetadataValue> = Object.fromEntries(order.map((n) => [n, byName.get(n)!.commit]));
+        const commit = await tx.commit({
+          fromTree: { tree, meta },
+          subject: c.subject ?? `Merge ${order.join(', ') || 'no extensions'} onto ${inputBase.id.slice(0, 12)}`,
+          ...(c.body === undefined ? {} : { body: c.body }),
+          ...(c.version === undefined ? {} : { version: c.version }),
+          ...(c.ref === undefined ? {} : { ref: c.ref }),
+          metadata: { ...c.metadata, 'ostree-sysext.merge.base': inputBase.id, 'ostree-sysext.merge.extensions': parts, 'ostree-sysext.merge.order': order },
+          ...(signal ? { signal } : {}),
+        });
+        return { order, commit, skipped, ambiguous, hierarchies, stats, unrepresentable: lost };
+      } finally {
+        view.close();
+      }
+    },
+    signal ? { signal } : {},
+  );
 }
 
 /** Whether systemd could not create a missing hierarchy in this directory or deployment base. */

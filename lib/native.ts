@@ -38,7 +38,9 @@ function explain(err: Error): string {
     tips.push(
       'npm 11 skips the build when install scripts are denied or ignored: `npm install-scripts approve ostree-sysext` (after removing a `false` entry for it from allowScripts in package.json), then `npm rebuild ostree-sysext`',
     );
-    tips.push('building needs pkg-config, a C++ compiler and libostree >= 2022.7 headers: Debian `apt-get install libostree-dev`, Fedora `dnf install ostree-devel`');
+    tips.push(
+      'building needs pkg-config, a C++ compiler and libostree >= 2022.7 headers: Debian `apt-get install libostree-dev`, Fedora `dnf install ostree-devel`',
+    );
   } else if (/libostree-1\.so|cannot open shared object file/.test(m)) {
     tips.push('the libostree shared library is missing: Debian `apt-get install libostree-1-1`, Fedora `dnf install ostree-libs`');
   } else if (/NODE_MODULE_VERSION|was compiled against a different Node\.js version/.test(m)) {

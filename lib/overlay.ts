@@ -124,7 +124,9 @@ export interface OverlayWriteStats {
 interface NativeOverlay {
   query(ops: Array<{ op: string; path: string; maxBytes?: number }>, c?: unknown): Promise<unknown[]>;
   conflicts(c?: unknown): Promise<OverlayConflict[]>;
-  mounts(c?: unknown): Promise<{ mounts: Record<string, string[]>; skipped: Array<{ layer: string; hierarchy: string; reason: string }>; createMissing: boolean }>;
+  mounts(
+    c?: unknown,
+  ): Promise<{ mounts: Record<string, string[]>; skipped: Array<{ layer: string; hierarchy: string; reason: string }>; createMissing: boolean }>;
   writeDirectory(dest: string, opts: { mode?: 'none' | 'user' }, c?: unknown): Promise<OverlayWriteStats>;
   writeTree(c?: unknown): Promise<{ tree: string; meta: string; stats: OverlayWriteStats }>;
   close(): void;
@@ -349,7 +351,9 @@ export const fileConflictPlugin: Plugin = {
   async checkCompatible(ctx) {
     const view = await overlayView(ctx.base, ctx.extensions, ctx.repo === undefined ? {} : { repo: ctx.repo });
     try {
-      const conflicts: Array<OverlayConflict | { kind: 'ambiguous-order'; names: string[] }> = await view.conflicts(ctx.signal === undefined ? {} : { signal: ctx.signal });
+      const conflicts: Array<OverlayConflict | { kind: 'ambiguous-order'; names: string[] }> = await view.conflicts(
+        ctx.signal === undefined ? {} : { signal: ctx.signal },
+      );
       // Names systemd cannot order: which of them is on top changes from merge to merge.
       const groups = ambiguousNames(ctx.extensions.map((e) => e.name));
       if (conflicts.length === 0 && groups.length === 0) return { verdict: 'approve', message: 'no file conflicts' };
@@ -422,4 +426,3 @@ export function ambiguousNames(order: readonly string[]): string[][] {
   }
   return groups.filter((g) => g.length > 1);
 }
-

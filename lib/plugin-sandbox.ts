@@ -129,7 +129,9 @@ function confinement(): Promise<Confinement> {
   });
   return confinementProbe.then((c) => {
     if (c === 'none' && want === 'required') {
-      throw new Error('plugin confinement is required (OSTREE_SYSEXT_PLUGIN_CONFINEMENT=required) but unavailable: it needs root, unshare, setpriv and mount namespaces');
+      throw new Error(
+        'plugin confinement is required (OSTREE_SYSEXT_PLUGIN_CONFINEMENT=required) but unavailable: it needs root, unshare, setpriv and mount namespaces',
+      );
     }
     return c;
   });
@@ -167,7 +169,13 @@ function killGroup(pid: number | undefined): void {
  * `stateDir` (when given) is writable. The whole process group is killed when the program
  * exits, times out, or prints more than {@link MAX_PLUGIN_OUTPUT} bytes.
  */
-async function callExecutable(path: string, action: string, input: Record<string, unknown>, stateDir: string | undefined, signal: AbortSignal): Promise<unknown> {
+async function callExecutable(
+  path: string,
+  action: string,
+  input: Record<string, unknown>,
+  stateDir: string | undefined,
+  signal: AbortSignal,
+): Promise<unknown> {
   const how = await confinement();
   signal.throwIfAborted();
   const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', LANG: 'C.UTF-8' };
@@ -180,7 +188,21 @@ async function callExecutable(path: string, action: string, input: Record<string
       payload = { ...input, stateDir: CONFINED_STATE_DIR };
     }
     command = 'unshare';
-    args = [...UNSHARE, 'bash', '-c', CONFINE_SCRIPT, 'confine', stateDir ?? '', ...keptPaths(path, input), '--', 'env', `PATH=${env.PATH}`, `LANG=${env.LANG}`, path, action];
+    args = [
+      ...UNSHARE,
+      'bash',
+      '-c',
+      CONFINE_SCRIPT,
+      'confine',
+      stateDir ?? '',
+      ...keptPaths(path, input),
+      '--',
+      'env',
+      `PATH=${env.PATH}`,
+      `LANG=${env.LANG}`,
+      path,
+      action,
+    ];
   } else {
     command = path;
     args = [action];
@@ -267,11 +289,14 @@ export function executablePlugin(path: string, name = path.split('/').pop() ?? p
       return callExecutable(path, 'check', describeContext(ctx), undefined, ctx.signal ?? new AbortController().signal) as Promise<VoteAnswer>;
     },
     async deployFinish(ctx) {
-      const layers = [
-        ...(ctx.base.source.type === 'directory' ? [ctx.base.source.path] : []),
-        ...ctx.extensions.filter((e) => e.path).map((e) => e.path!),
-      ];
-      await callExecutable(path, 'deploy-finish', { ...describeContext(ctx), stateDir: ctx.stateDir, layers }, ctx.stateDir, ctx.signal ?? new AbortController().signal);
+      const layers = [...(ctx.base.source.type === 'directory' ? [ctx.base.source.path] : []), ...ctx.extensions.filter((e) => e.path).map((e) => e.path!)];
+      await callExecutable(
+        path,
+        'deploy-finish',
+        { ...describeContext(ctx), stateDir: ctx.stateDir, layers },
+        ctx.stateDir,
+        ctx.signal ?? new AbortController().signal,
+      );
     },
   };
 }
@@ -347,7 +372,13 @@ interface WorkerContext {
 }
 
 /** Runs one action of the module at `url` in a fresh worker; readers are served from `readers`. */
-function inWorker(url: string, action: 'describe' | 'check' | 'deploy', ctx: WorkerContext | null, readers: Map<string, TreeReader>, signal?: AbortSignal): Promise<unknown> {
+function inWorker(
+  url: string,
+  action: 'describe' | 'check' | 'deploy',
+  ctx: WorkerContext | null,
+  readers: Map<string, TreeReader>,
+  signal?: AbortSignal,
+): Promise<unknown> {
   return new Promise((resolvePromise, reject) => {
     const worker = new Worker(new URL(`data:text/javascript,${encodeURIComponent(WORKER_SOURCE)}`), {
       workerData: { url, action, ctx },
@@ -533,7 +564,15 @@ export async function canonicalizeState(stateDir: string, who: string): Promise<
       return;
     }
     if (!st.isFile()) {
-      const kind = st.isFIFO() ? 'a FIFO' : st.isSocket() ? 'a socket' : st.isBlockDevice() ? 'a block device' : st.isCharacterDevice() ? 'a character device' : 'not a regular file';
+      const kind = st.isFIFO()
+        ? 'a FIFO'
+        : st.isSocket()
+          ? 'a socket'
+          : st.isBlockDevice()
+            ? 'a block device'
+            : st.isCharacterDevice()
+              ? 'a character device'
+              : 'not a regular file';
       problems.push({ code: 'STATE_SPECIAL_FILE', path: shown, message: `${shown} is ${kind}` });
       return;
     }
@@ -546,10 +585,19 @@ export async function canonicalizeState(stateDir: string, who: string): Promise<
   };
   await visit('');
   for (const { rel, count, nlink } of names.values()) {
-    if (count < nlink) problems.push({ code: 'STATE_HARDLINK_OUTSIDE', path: rel, message: `${rel} has ${nlink} hard links but only ${count} inside state/ (a link to a file outside it)` });
+    if (count < nlink)
+      problems.push({
+        code: 'STATE_HARDLINK_OUTSIDE',
+        path: rel,
+        message: `${rel} has ${nlink} hard links but only ${count} inside state/ (a link to a file outside it)`,
+      });
   }
   if (problems.length > 0) {
     const shown = problems.slice(0, 10).map((p) => p.message);
-    throw new ExtensionError('STATE_REFUSED', `plugin ${who} left state files that cannot be committed: ${shown.join('; ')}${problems.length > 10 ? '; …' : ''}`, { problems, path: stateDir });
+    throw new ExtensionError(
+      'STATE_REFUSED',
+      `plugin ${who} left state files that cannot be committed: ${shown.join('; ')}${problems.length > 10 ? '; …' : ''}`,
+      { problems, path: stateDir },
+    );
   }
 }

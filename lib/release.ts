@@ -26,13 +26,7 @@ import { ExtensionError, MAX_RELEASE_BYTES } from './errors-domain.js';
  *   next line as comment too; 254 and later do not.
  * - `DUPLICATE_KEY`: a key is assigned twice; the later assignment wins.
  */
-export type ReleaseProblemCode =
-  | 'NO_EQUALS'
-  | 'INVALID_KEY'
-  | 'UNTERMINATED_QUOTE'
-  | 'INVALID_UTF8'
-  | 'COMMENT_CONTINUATION'
-  | 'DUPLICATE_KEY';
+export type ReleaseProblemCode = 'NO_EQUALS' | 'INVALID_KEY' | 'UNTERMINATED_QUOTE' | 'INVALID_UTF8' | 'COMMENT_CONTINUATION' | 'DUPLICATE_KEY';
 
 /** One problem found by {@link parseRelease}. */
 export interface ReleaseProblem {
@@ -120,8 +114,7 @@ const isNewline = (c: number): boolean => c === CH_NL || c === CH_CR;
 const isWhitespace = (c: number): boolean => c === CH_SPACE || c === CH_TAB || c === CH_NL || c === CH_CR;
 const isComment = (c: number): boolean => c === CH_HASH || c === CH_SEMI;
 // SHELL_NEED_ESCAPE in systemd: the only characters a backslash escapes inside double quotes.
-const isShellNeedEscape = (c: number): boolean =>
-  c === CH_DQUOTE || c === CH_BACKSLASH || c === CH_BACKTICK || c === CH_DOLLAR;
+const isShellNeedEscape = (c: number): boolean => c === CH_DQUOTE || c === CH_BACKSLASH || c === CH_BACKTICK || c === CH_DOLLAR;
 
 // ignoreBOM keeps a leading U+FEFF: systemd does not strip it, so it becomes part of the first key.
 const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
@@ -189,7 +182,8 @@ function checkLimits(bytes: Uint8Array, path: string | undefined): void {
  * ```
  */
 export function parseRelease(text: string | Uint8Array, opts: ParseReleaseOptions = {}): ParsedRelease {
-  if (typeof text !== 'string' && !(text instanceof Uint8Array)) throw new ArgumentError(`text must be a string or bytes, got ${text === null ? 'null' : typeof text}`);
+  if (typeof text !== 'string' && !(text instanceof Uint8Array))
+    throw new ArgumentError(`text must be a string or bytes, got ${text === null ? 'null' : typeof text}`);
   const bytes = typeof text === 'string' ? Buffer.from(text, 'utf8') : text;
   checkLimits(bytes, opts.path);
   const commentContinues = (opts.systemdVersion ?? 252) < 254;
@@ -442,20 +436,14 @@ export function formatRelease(fields: Readonly<Record<string, string>>): string 
       throw new ExtensionError('INVALID_FIELD', `value of ${name} contains a NUL character`);
     }
     if (LONE_SURROGATE.test(value) || hasNonCharacter(value)) {
-      throw new ExtensionError(
-        'INVALID_FIELD',
-        `value of ${name} holds a lone surrogate or a Unicode non-character, which systemd rejects as invalid UTF-8`,
-      );
+      throw new ExtensionError('INVALID_FIELD', `value of ${name} holds a lone surrogate or a Unicode non-character, which systemd rejects as invalid UTF-8`);
     }
     lines.push(`${name}=${quoteValue(value)}\n`);
   }
   const text = lines.join('');
   const size = Buffer.byteLength(text, 'utf8');
   if (size > MAX_RELEASE_BYTES) {
-    throw new ExtensionError(
-      'RELEASE_TOO_LARGE',
-      `the release file would be ${size} bytes, over the ${MAX_RELEASE_BYTES}-byte limit`,
-    );
+    throw new ExtensionError('RELEASE_TOO_LARGE', `the release file would be ${size} bytes, over the ${MAX_RELEASE_BYTES}-byte limit`);
   }
   return text;
 }

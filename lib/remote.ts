@@ -531,7 +531,12 @@ export async function importRemoteKeys(access: RepoAccess, name: string, keys: U
       data = await readFile(keys);
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code === 'ENOENT' ? 1 : 0;
-      throw new OstreeError(`cannot read ${keys}: ${(e as Error).message}`, { domain: 'g-io-error-quark', gerrorCode: code, operation: `import GPG keys for remote '${name}'`, cause: e });
+      throw new OstreeError(`cannot read ${keys}: ${(e as Error).message}`, {
+        domain: 'g-io-error-quark',
+        gerrorCode: code,
+        operation: `import GPG keys for remote '${name}'`,
+        cause: e,
+      });
     }
   } else if (keys instanceof Uint8Array) {
     data = Buffer.from(keys.buffer, keys.byteOffset, keys.byteLength);
@@ -624,7 +629,9 @@ function budget(plan: PullPlan): (p: NativePullProgress) => OstreeError | null {
     }
     const perObject = (plan.maxObjectBytes ?? 0) * Math.max(1, p.outstandingFetches);
     if (plan.maxObjectBytes && p.bytesTransferred - since > perObject) {
-      return tooLarge(`received ${p.bytesTransferred - since} bytes while no object completed (${p.outstandingFetches} being fetched), more than maxObjectBytes (${plan.maxObjectBytes}) each; cancelled`);
+      return tooLarge(
+        `received ${p.bytesTransferred - since} bytes while no object completed (${p.outstandingFetches} being fetched), more than maxObjectBytes (${plan.maxObjectBytes}) each; cancelled`,
+      );
     }
     return null;
   };
@@ -664,7 +671,11 @@ async function runPull(access: RepoAccess, plan: PullPlan, signal: AbortSignal |
       if (all[full] === undefined && plan.refPrefix === '') {
         // libostree 2022.7 skips writing a local ref when resolve_rev's fallback to a remote
         // ref of the same name already yields the pulled commit; write it as it meant to.
-        const candidates = new Set(Object.entries(all).filter(([k]) => k.endsWith(`:${r}`)).map(([, v]) => v));
+        const candidates = new Set(
+          Object.entries(all)
+            .filter(([k]) => k.endsWith(`:${r}`))
+            .map(([, v]) => v),
+        );
         const c = plan.expected?.[r] ?? (candidates.size === 1 ? [...candidates][0]! : null);
         if (c !== null) {
           await access.write(`set ref ${r}`, undefined, (cc) => access.native.setRefImmediate(null, r, c, cc));
@@ -685,7 +696,10 @@ export async function pull(access: RepoAccess, remote: string, opts: PullOptions
   const source = isUrl ? remoteUrl('remote', remote) : is.remoteName('remote', remote);
   // libostree takes a URL in place of a remote name only for file:// (as pull-local does).
   if (isUrl && !source.startsWith('file:')) {
-    throw new ArgumentError(`remote: pull from ${source} through a configured remote (addRemote), or its url option; only file:// URLs can stand for a remote`, 'ERR_INVALID_ARG_VALUE');
+    throw new ArgumentError(
+      `remote: pull from ${source} through a configured remote (addRemote), or its url option; only file:// URLs can stand for a remote`,
+      'ERR_INVALID_ARG_VALUE',
+    );
   }
   const o = is.options<PullOptions>('options', opts);
   const n: NativePullOptions = { remote: source };
@@ -715,7 +729,8 @@ export async function pull(access: RepoAccess, remote: string, opts: PullOptions
   }
   if (o.disableStaticDeltas !== undefined) n.disableStaticDeltas = is.bool('disableStaticDeltas', o.disableStaticDeltas, false);
   if (o.requireStaticDeltas !== undefined) n.requireStaticDeltas = is.bool('requireStaticDeltas', o.requireStaticDeltas, false);
-  if (n.disableStaticDeltas && n.requireStaticDeltas) throw new ArgumentError('disableStaticDeltas and requireStaticDeltas exclude each other', 'ERR_INVALID_ARG_VALUE');
+  if (n.disableStaticDeltas && n.requireStaticDeltas)
+    throw new ArgumentError('disableStaticDeltas and requireStaticDeltas exclude each other', 'ERR_INVALID_ARG_VALUE');
   if (o.timestampCheck !== undefined) n.timestampCheck = is.bool('timestampCheck', o.timestampCheck, false);
   n.updateFrequencyMs = is.optInteger('progressInterval', o.progressInterval, 10, 60_000) ?? 100;
   const total = timeoutMs('timeout', o.timeout, 0);
@@ -745,7 +760,8 @@ export async function pullLocal(access: RepoAccess, sourcePath: string, opts: Pu
   const signal = is.signal(o.signal);
   if (o.remote !== undefined) n.overrideRemoteName = is.remoteName('remote', o.remote);
   n.gpgVerify = is.bool('gpgVerify', o.gpgVerify, false);
-  if (n.gpgVerify && n.overrideRemoteName === undefined) throw new ArgumentError('gpgVerify needs remote: the remote whose imported keys to trust', 'ERR_INVALID_ARG_VALUE');
+  if (n.gpgVerify && n.overrideRemoteName === undefined)
+    throw new ArgumentError('gpgVerify needs remote: the remote whose imported keys to trust', 'ERR_INVALID_ARG_VALUE');
   n.updateFrequencyMs = 100;
   const total = timeoutMs('timeout', o.timeout, 0);
   const onProgress = callback<(p: PullProgress) => void>('onProgress', o.onProgress);
@@ -767,9 +783,20 @@ export async function pullLocal(access: RepoAccess, sourcePath: string, opts: Pu
   }
   if (n.refs.length === 0) {
     const none: NativePullProgress = {
-      fetched: 0, requested: 0, scannedMetadata: 0, metadataFetched: 0, outstandingFetches: 0, outstandingWrites: 0,
-      fetchedDeltaParts: 0, totalDeltaParts: 0, bytesTransferred: 0, fetchedDeltaPartSize: 0, totalDeltaPartSize: 0,
-      scanning: false, status: `${sourcePath} has no refs`, done: true,
+      fetched: 0,
+      requested: 0,
+      scannedMetadata: 0,
+      metadataFetched: 0,
+      outstandingFetches: 0,
+      outstandingWrites: 0,
+      fetchedDeltaParts: 0,
+      totalDeltaParts: 0,
+      bytesTransferred: 0,
+      fetchedDeltaPartSize: 0,
+      totalDeltaPartSize: 0,
+      scanning: false,
+      status: `${sourcePath} has no refs`,
+      done: true,
     };
     return { refs: {}, progress: toProgress(none, performance.now()) };
   }

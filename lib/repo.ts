@@ -71,15 +71,7 @@ export interface CreateOptions extends OpenOptions {
  * other number → `d`, bigint → `x`, Uint8Array → `ay`, string[] → `as`, other arrays → `av`,
  * plain object → `a{sv}`; {@link variant} picks an exact type.
  */
-export type MetadataValue =
-  | string
-  | number
-  | bigint
-  | boolean
-  | Uint8Array
-  | TypedVariant
-  | MetadataValue[]
-  | { [key: string]: MetadataValue };
+export type MetadataValue = string | number | bigint | boolean | Uint8Array | TypedVariant | MetadataValue[] | { [key: string]: MetadataValue };
 
 /** A value with an explicit GVariant type, made by {@link variant}. */
 export interface TypedVariant {
@@ -305,7 +297,8 @@ export class Transaction {
   }
 
   #check(): void {
-    if (!this.#open) throw new OstreeError('the transaction is already finished', { domain: 'ostree-sysext-binding-error', gerrorCode: 2, code: 'INVALID_ARGUMENT' });
+    if (!this.#open)
+      throw new OstreeError('the transaction is already finished', { domain: 'ostree-sysext-binding-error', gerrorCode: 2, code: 'INVALID_ARGUMENT' });
   }
 
   /** Writes a commit (see {@link CommitOptions}); `ref` is set when the transaction commits. */
@@ -411,9 +404,13 @@ export class Repo {
     is.nonEmpty('key', key);
     // GKeyFile's own rules (gkeyfile.c is_group_name / is_key_name), plus what would split a line
     // or turn the key into a comment when the file is read again.
-    if (/[[\]\p{Cc}]/u.test(section)) throw new ArgumentError(`config group ${JSON.stringify(section)} must not contain '[', ']' or control characters`, 'ERR_INVALID_ARG_VALUE');
+    if (/[[\]\p{Cc}]/u.test(section))
+      throw new ArgumentError(`config group ${JSON.stringify(section)} must not contain '[', ']' or control characters`, 'ERR_INVALID_ARG_VALUE');
     if (!/^[^=[\]\p{Cc}#\s](?:[^=[\]\p{Cc}]*[^=[\]\p{Cc}\s])?$/u.test(key)) {
-      throw new ArgumentError(`config key ${JSON.stringify(key)} is not a key GKeyFile reads back (no '=', '[', ']', control characters, leading '#' or surrounding spaces)`, 'ERR_INVALID_ARG_VALUE');
+      throw new ArgumentError(
+        `config key ${JSON.stringify(key)} is not a key GKeyFile reads back (no '=', '[', ']', control characters, leading '#' or surrounding spaces)`,
+        'ERR_INVALID_ARG_VALUE',
+      );
     }
     if (!['string', 'number', 'boolean'].includes(typeof value)) throw new ArgumentError('value must be a string, number or boolean');
     const v = String(value);
@@ -606,10 +603,11 @@ export class Repo {
    */
   querySync(rev: string, ops: QueryOp[]): { commit: string; results: QueryResult[] } {
     is.rev('rev', rev);
-    const clean = queryOps('ops', ops).map((op) =>
-      op.op === 'read' ? { ...op, maxBytes: Math.min(op.maxBytes ?? SYNC_READ_LIMIT, SYNC_READ_LIMIT) } : op,
+    const clean = queryOps('ops', ops).map((op) => (op.op === 'read' ? { ...op, maxBytes: Math.min(op.maxBytes ?? SYNC_READ_LIMIT, SYNC_READ_LIMIT) } : op));
+    return withCommits(
+      syncCall(`read in ${rev}`, () => this._native.querySync(rev, clean)),
+      clean,
     );
-    return withCommits(syncCall(`read in ${rev}`, () => this._native.querySync(rev, clean)), clean);
   }
 
   /**
@@ -759,7 +757,8 @@ export class Repo {
     // libostree compares files by inode here and refuses (a g_return_if_fail) without hardlinks.
     if (n.overwrite === 'union-identical') {
       if (o.hardlinks === undefined) n.hardlinks = 'require';
-      else if (n.hardlinks !== 'require') throw new ArgumentError(`overwrite 'union-identical' needs hardlinks 'require', got '${n.hardlinks}'`, 'ERR_INVALID_ARG_VALUE');
+      else if (n.hardlinks !== 'require')
+        throw new ArgumentError(`overwrite 'union-identical' needs hardlinks 'require', got '${n.hardlinks}'`, 'ERR_INVALID_ARG_VALUE');
     }
     if (o.subpath !== undefined) n.subpath = is.treePath('subpath', o.subpath);
     if (o.devinoCache !== undefined) {
@@ -989,4 +988,3 @@ function toCommit(c: { timestamp: number } & Omit<Commit, 'timestamp'>): Commit 
   const d = c.detachedMetadata;
   return { ...c, timestamp: new Date(c.timestamp * 1000), detachedMetadata: d && Object.keys(d).length > 0 ? d : null };
 }
-

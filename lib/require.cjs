@@ -11,9 +11,12 @@ try {
       code === 'ERR_REQUIRE_ESM'
         ? `this Node.js (${process.version}) cannot require() ES modules (that needs Node.js >= 20.19 or >= 22.12 without --no-experimental-require-module)`
         : 'it waits for something at load time (top-level await), which require() cannot';
-    const e = new Error(`ostree-sysext is an ES module and ${why}. Use \`const sysext = await import('ostree-sysext')\`${code === 'ERR_REQUIRE_ESM' ? ', or upgrade Node.js' : ''}.`, {
-      cause: err,
-    });
+    const e = new Error(
+      `ostree-sysext is an ES module and ${why}. Use \`const sysext = await import('ostree-sysext')\`${code === 'ERR_REQUIRE_ESM' ? ', or upgrade Node.js' : ''}.`,
+      {
+        cause: err,
+      },
+    );
     e.code = code;
     throw e;
   }

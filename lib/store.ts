@@ -150,11 +150,7 @@ function originFrom(section: Record<string, string> | undefined): ExtensionOrigi
 /** What describing an extension reads: its commit, then its sysext and confext release files. */
 function describeOps(name: string): QueryOp[] {
   const [sysPath, confPath] = releasePaths(name);
-  return [
-    { op: 'commit' },
-    { op: 'read', path: sysPath!, optional: true, maxBytes: 65536 },
-    { op: 'read', path: confPath!, optional: true, maxBytes: 65536 },
-  ];
+  return [{ op: 'commit' }, { op: 'read', path: sysPath!, optional: true, maxBytes: 65536 }, { op: 'read', path: confPath!, optional: true, maxBytes: 65536 }];
 }
 
 async function treeSize(reader: TreeReader, path = ''): Promise<number> {
@@ -195,8 +191,14 @@ export class ExtensionStore {
 
   /** Adds (or replaces) a builder, so {@link ExtensionStore.build} and `upgrade` can use it. */
   registerBuilder(builder: Builder): void {
-    if (typeof builder !== 'object' || builder === null || typeof builder.name !== 'string' || builder.name === '' ||
-        typeof builder.checkUpdate !== 'function' || typeof builder.build !== 'function') {
+    if (
+      typeof builder !== 'object' ||
+      builder === null ||
+      typeof builder.name !== 'string' ||
+      builder.name === '' ||
+      typeof builder.checkUpdate !== 'function' ||
+      typeof builder.build !== 'function'
+    ) {
       throw new TypeError('a builder needs a name, checkUpdate() and build()');
     }
     this.#builders.set(builder.name, builder);
@@ -230,7 +232,11 @@ export class ExtensionStore {
    * await store.installFromRemote('vendor', 'extensions/x86_64/tools', { onProgress: (p) => console.log(p.status) });
    * ```
    */
-  async installFromRemote(remote: string, ref: string, opts: InstallOptions & { onProgress?: (progress: PullProgress) => void } = {}): Promise<InstalledExtension> {
+  async installFromRemote(
+    remote: string,
+    ref: string,
+    opts: InstallOptions & { onProgress?: (progress: PullProgress) => void } = {},
+  ): Promise<InstalledExtension> {
     is.remoteName('remote', remote);
     is.refName('ref', ref);
     return this.build('remote', { remote, ref }, opts);
@@ -240,7 +246,11 @@ export class ExtensionStore {
    * Runs builder `builderName` with `context`, validates what it produced, and installs it;
    * the builder and its (updated) context are recorded as the extension's origin.
    */
-  async build(builderName: string, context: BuilderContext, opts: InstallOptions & { onProgress?: (progress: PullProgress) => void } = {}): Promise<InstalledExtension> {
+  async build(
+    builderName: string,
+    context: BuilderContext,
+    opts: InstallOptions & { onProgress?: (progress: PullProgress) => void } = {},
+  ): Promise<InstalledExtension> {
     const builder = this.#builders.get(is.nonEmpty('builder', builderName));
     if (!builder) throw new ExtensionError('UNKNOWN_BUILDER', `no builder named '${builderName}' is registered`);
     is.options('context', context);
@@ -288,7 +298,10 @@ export class ExtensionStore {
       const changed = invalid(name, stored, strict);
       if (changed) throw changed;
       if (nameOf(stored, name) !== name || stored.kind !== result.kind) {
-        throw new ExtensionError('INVALID_EXTENSION', `${out.tree} changed while it was installed (it is now ${stored.kind} ${nameOf(stored, name)}); nothing was installed`);
+        throw new ExtensionError(
+          'INVALID_EXTENSION',
+          `${out.tree} changed while it was installed (it is now ${stored.kind} ${nameOf(stored, name)}); nothing was installed`,
+        );
       }
       // What the repository mode cannot keep (bare-user-only: owners, modes, xattrs) is reported.
       const lost = this.repo.mode === 'bare-user-only' ? await unrepresentable(out.tree, this.repo, commit) : [];
@@ -397,7 +410,10 @@ export class ExtensionStore {
   /** A `tmp.XXXXXX` link with no origin of its own, to a commit installed under another name. */
   async #isStrayExtensionRef(name: string, commit: string): Promise<boolean> {
     if (!isStrayRef(extensionRef(name)) || this.repo.config()[originSection(name)]) return false;
-    const meta = await this.repo.loadCommit(commit).then((c) => c.metadata[META_NAME], () => undefined);
+    const meta = await this.repo.loadCommit(commit).then(
+      (c) => c.metadata[META_NAME],
+      () => undefined,
+    );
     return meta !== name;
   }
 
@@ -575,7 +591,13 @@ export class ExtensionStore {
     for (const c of named) {
       if (existing[keepRef(c)] === c) continue;
       // A commit already lost (pruned by an older version) cannot be kept; it is skipped.
-      if (await this.repo.loadCommit(c).then(() => true, () => false)) add.push(c);
+      if (
+        await this.repo.loadCommit(c).then(
+          () => true,
+          () => false,
+        )
+      )
+        add.push(c);
     }
     const stale = Object.keys(existing).filter((ref) => !named.has(ref.slice(KEEP_REF_PREFIX.length + 1)));
     if (add.length > 0 || stale.length > 0) {
@@ -638,7 +660,14 @@ export class ExtensionStore {
         outcomes.push({ name, check: { status: 'unknown', message }, result: 'skipped', from, to: from });
         continue;
       }
-      const req = { name, context: origin.context, repo: this.repo, current: from, ...(opts.allowDowngrade ? { allowDowngrade: true } : {}), ...(opts.signal ? { signal: opts.signal } : {}) };
+      const req = {
+        name,
+        context: origin.context,
+        repo: this.repo,
+        current: from,
+        ...(opts.allowDowngrade ? { allowDowngrade: true } : {}),
+        ...(opts.signal ? { signal: opts.signal } : {}),
+      };
       let check: UpdateCheck;
       try {
         check = await builder.checkUpdate(req);
@@ -655,7 +684,9 @@ export class ExtensionStore {
         continue;
       }
       try {
-        const info = await this.#writes.run(async () => this.#install(builder.name, await builder.build(req), origin.context, { name, replace: true, ...(opts.signal ? { signal: opts.signal } : {}) }));
+        const info = await this.#writes.run(async () =>
+          this.#install(builder.name, await builder.build(req), origin.context, { name, replace: true, ...(opts.signal ? { signal: opts.signal } : {}) }),
+        );
         outcomes.push({ name, check, result: 'updated', from, to: info.commit });
       } catch (e) {
         outcomes.push({ name, check, result: 'failed', from, to: from, error: e as Error });

@@ -79,7 +79,10 @@ export async function mergedExtensions(root = '/', hierarchies: readonly string[
   for (const h of hierarchies) {
     try {
       const text = await readFile(join(root, h, '.systemd-sysext', 'extensions'), 'utf8');
-      out[h] = text.split('\n').map((s) => s.trim()).filter(Boolean);
+      out[h] = text
+        .split('\n')
+        .map((s) => s.trim())
+        .filter(Boolean);
     } catch {
       out[h] = [];
     }

@@ -147,10 +147,7 @@ export function directoryReader(root: string): TreeReader {
       const st = await lstatChain(parts);
       if (st === null || !st.isFile()) return null;
       // O_NONBLOCK: a FIFO swapped in after the lstat must not hang the open.
-      const handle = await open(
-        join(root, ...parts),
-        constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK,
-      ).catch((err: unknown) => {
+      const handle = await open(join(root, ...parts), constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK).catch((err: unknown) => {
         if (isMissing(err) || (err as NodeJS.ErrnoException).code === 'ELOOP') return null;
         throw err;
       });
@@ -357,10 +354,7 @@ function symlinkOddity(linkPath: string, target: string): string | null {
  * if (!v.ok) process.exitCode = 1;
  * ```
  */
-export async function validateExtension(
-  reader: TreeReader,
-  opts: ValidateExtensionOptions = {},
-): Promise<ValidationResult> {
+export async function validateExtension(reader: TreeReader, opts: ValidateExtensionOptions = {}): Promise<ValidationResult> {
   opts.signal?.throwIfAborted();
   const problems: ValidationProblem[] = [];
   const error = (code: ValidationCode, path: string, message: string): void => {
@@ -407,11 +401,7 @@ export async function validateExtension(
 
   let kind: ExtensionKind;
   if (found.sysext.length > 0 && found.confext.length > 0) {
-    error(
-      'MIXED_KIND',
-      '',
-      `the tree has both ${RELEASE_DIRS.sysext} and ${RELEASE_DIRS.confext} release files; an extension is either a sysext or a confext`,
-    );
+    error('MIXED_KIND', '', `the tree has both ${RELEASE_DIRS.sysext} and ${RELEASE_DIRS.confext} release files; an extension is either a sysext or a confext`);
     kind = 'sysext';
   } else if (found.confext.length > 0) kind = 'confext';
   else if (found.sysext.length > 0) kind = 'sysext';
@@ -492,7 +482,7 @@ export async function validateExtension(
     error(
       'OS_RELEASE_PRESENT',
       'usr/lib/os-release',
-      'an extension must not carry usr/lib/os-release (it would replace the host\'s); systemd-sysext refuses it',
+      "an extension must not carry usr/lib/os-release (it would replace the host's); systemd-sysext refuses it",
     );
   }
 
@@ -501,7 +491,8 @@ export async function validateExtension(
     const nameBytes = Buffer.byteLength(entry.name);
     if (nameBytes > NAME_MAX) error('NAME_TOO_LONG', entry.path, `the name is ${nameBytes} bytes; file systems hold at most ${NAME_MAX}`);
     const pathBytes = Buffer.byteLength(entry.path);
-    if (pathBytes > PATH_MAX_IN_TREE) error('PATH_TOO_LONG', entry.path.slice(0, 200) + '…', `the path is ${pathBytes} bytes; at most ${PATH_MAX_IN_TREE} can be checked out`);
+    if (pathBytes > PATH_MAX_IN_TREE)
+      error('PATH_TOO_LONG', entry.path.slice(0, 200) + '…', `the path is ${pathBytes} bytes; at most ${PATH_MAX_IN_TREE} can be checked out`);
     switch (entry.type) {
       case 'symlink': {
         const why = symlinkOddity(entry.path, entry.target ?? '');
@@ -516,9 +507,7 @@ export async function validateExtension(
         break;
       case 'file':
         if ((entry.mode & 0o6000) !== 0) {
-          const bits = [(entry.mode & 0o4000) !== 0 ? 'setuid' : '', (entry.mode & 0o2000) !== 0 ? 'setgid' : '']
-            .filter((b) => b !== '')
-            .join(' and ');
+          const bits = [(entry.mode & 0o4000) !== 0 ? 'setuid' : '', (entry.mode & 0o2000) !== 0 ? 'setgid' : ''].filter((b) => b !== '').join(' and ');
           const message = `file is ${bits} (mode ${entry.mode.toString(8).padStart(4, '0')})`;
           if (opts.strict === true) error('SETUID', entry.path, message);
           else warning('SETUID', entry.path, message);
@@ -599,10 +588,7 @@ async function readRelease(
  * const { name, kind } = await assertValidExtension(directoryReader(dir));
  * ```
  */
-export async function assertValidExtension(
-  reader: TreeReader,
-  opts: ValidateExtensionOptions = {},
-): Promise<ValidationResult> {
+export async function assertValidExtension(reader: TreeReader, opts: ValidateExtensionOptions = {}): Promise<ValidationResult> {
   const result = await validateExtension(reader, opts);
   if (!result.ok) {
     const errors = result.problems.filter((p) => p.severity === 'error');

@@ -12,7 +12,9 @@ if (report.numTotalTests === 0) {
   process.exit(1);
 }
 if (skipped > 0 && process.argv.includes('--no-skips')) {
-  const names = report.testResults.flatMap((f) => f.assertionResults.filter((a) => a.status === 'pending' || a.status === 'skipped' || a.status === 'todo').map((a) => `${f.name}: ${a.fullName}`));
+  const names = report.testResults.flatMap((f) =>
+    f.assertionResults.filter((a) => a.status === 'pending' || a.status === 'skipped' || a.status === 'todo').map((a) => `${f.name}: ${a.fullName}`),
+  );
   console.error(`test-summary: ${skipped} test(s) skipped, which CI does not allow:\n  ${names.slice(0, 20).join('\n  ')}`);
   process.exit(1);
 }

@@ -17,7 +17,10 @@ function example(name: string): string {
 
 describe('examples', () => {
   it('covers every example directory', () => {
-    const dirs = readdirSync(resolve(ROOT, 'examples'), { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => d.name).sort();
+    const dirs = readdirSync(resolve(ROOT, 'examples'), { withFileTypes: true })
+      .filter((d) => d.isDirectory())
+      .map((d) => d.name)
+      .sort();
     expect(dirs).toEqual(['builder-custom', 'image-build', 'plugin-executable', 'plugin-module', 'updater']);
   });
 

@@ -27,18 +27,24 @@ try {
 
   // The extensions of this image: a sysext, a confext (configuration) and one for another release.
   const store = new ExtensionStore(repo);
-  await store.installFromDirectory(tree(join(work, 'ext-debug'), {
-    'usr/lib/extension-release.d/extension-release.debug-tools': 'ID=vendoros\nVERSION_ID=42\nSYSEXT_VERSION_ID=1.4\n',
-    'usr/bin/strace': 'fake strace\n',
-  }));
-  await store.installFromDirectory(tree(join(work, 'ext-conf'), {
-    'etc/extension-release.d/extension-release.site-config': 'ID=vendoros\nVERSION_ID=42\n',
-    'etc/vendor.conf': 'mode=site\n',
-  }));
-  await store.installFromDirectory(tree(join(work, 'ext-old'), {
-    'usr/lib/extension-release.d/extension-release.legacy': 'ID=vendoros\nVERSION_ID=41\n',
-    'usr/bin/legacy': 'old\n',
-  }));
+  await store.installFromDirectory(
+    tree(join(work, 'ext-debug'), {
+      'usr/lib/extension-release.d/extension-release.debug-tools': 'ID=vendoros\nVERSION_ID=42\nSYSEXT_VERSION_ID=1.4\n',
+      'usr/bin/strace': 'fake strace\n',
+    }),
+  );
+  await store.installFromDirectory(
+    tree(join(work, 'ext-conf'), {
+      'etc/extension-release.d/extension-release.site-config': 'ID=vendoros\nVERSION_ID=42\n',
+      'etc/vendor.conf': 'mode=site\n',
+    }),
+  );
+  await store.installFromDirectory(
+    tree(join(work, 'ext-old'), {
+      'usr/lib/extension-release.d/extension-release.legacy': 'ID=vendoros\nVERSION_ID=41\n',
+      'usr/bin/legacy': 'old\n',
+    }),
+  );
 
   // Only what fits this OS goes into the image. The image ships systemd 254 (confexts need 254+),
   // whatever the build machine runs.

@@ -18,11 +18,18 @@ try {
   const base = await baseFromDirectory(tree(join(work, 'base'), { 'usr/lib/os-release': 'ID=pyos\nVERSION_ID=7\n' }));
   const repo = await Repo.create(join(work, 'repo'), { mode: 'bare-user-only', disableFsync: true });
   const store = new ExtensionStore(repo);
-  for (const [name, version] of [['editor', '9.0'], ['compilers', '12.2'], ['docs', '1'], ['games', '0.1']]) {
-    await store.installFromDirectory(tree(join(work, name), {
-      [`usr/lib/extension-release.d/extension-release.${name}`]: `ID=pyos\nVERSION_ID=7\nSYSEXT_VERSION_ID=${version}\n`,
-      [`usr/share/${name}/README`]: `${name}\n`,
-    }));
+  for (const [name, version] of [
+    ['editor', '9.0'],
+    ['compilers', '12.2'],
+    ['docs', '1'],
+    ['games', '0.1'],
+  ]) {
+    await store.installFromDirectory(
+      tree(join(work, name), {
+        [`usr/lib/extension-release.d/extension-release.${name}`]: `ID=pyos\nVERSION_ID=7\nSYSEXT_VERSION_ID=${version}\n`,
+        [`usr/share/${name}/README`]: `${name}\n`,
+      }),
+    );
   }
   const plugin = executablePlugin(join(import.meta.dirname, 'plugins', 'manifest.py'), 'manifest');
 

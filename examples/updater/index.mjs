@@ -39,12 +39,24 @@ async function serve(dir) {
   });
   const prefix = join(work, 'nginx');
   mkdirSync(join(prefix, 'tmp'), { recursive: true });
-  writeFileSync(join(prefix, 'nginx.conf'), `daemon off; user root root; pid ${prefix}/nginx.pid; error_log ${prefix}/error.log;
+  writeFileSync(
+    join(prefix, 'nginx.conf'),
+    `daemon off; user root root; pid ${prefix}/nginx.pid; error_log ${prefix}/error.log;
 events {} http { access_log off; client_body_temp_path ${prefix}/tmp; proxy_temp_path ${prefix}/tmp;
 fastcgi_temp_path ${prefix}/tmp; uwsgi_temp_path ${prefix}/tmp; scgi_temp_path ${prefix}/tmp;
-server { listen 127.0.0.1:${port}; root ${dir}; } }`);
+server { listen 127.0.0.1:${port}; root ${dir}; } }`,
+  );
   const child = spawn('/usr/sbin/nginx', ['-p', prefix, '-c', join(prefix, 'nginx.conf'), '-e', join(prefix, 'error.log')], { stdio: 'ignore' });
-  for (let i = 0; i < 200 && !(await fetch(`http://127.0.0.1:${port}/config`).then(() => true, () => false)); i++) await new Promise((r) => setTimeout(r, 25));
+  for (
+    let i = 0;
+    i < 200 &&
+    !(await fetch(`http://127.0.0.1:${port}/config`).then(
+      () => true,
+      () => false,
+    ));
+    i++
+  )
+    await new Promise((r) => setTimeout(r, 25));
   return { url: `http://127.0.0.1:${port}`, stop: () => child.kill('SIGTERM') };
 }
 
@@ -73,14 +85,19 @@ try {
   mkdirSync(sysrootPath);
   ostree('admin', 'init-fs', '--modern', sysrootPath);
   ostree('admin', 'os-init', `--sysroot=${sysrootPath}`, 'hostos');
-  ostree(`--repo=${sysrootPath}/ostree/repo`, 'commit', '--branch=hostos/stable', `--tree=dir=${tree(join(work, 'os'), {
-    'usr/lib/modules/6.1.0/vmlinuz': 'kernel\n',
-    'usr/lib/modules/6.1.0/initramfs.img': 'initramfs\n',
-    'usr/lib/os-release': 'ID=hostos\nVERSION_ID=1\n',
-    'usr/etc/os-release': { link: '../lib/os-release' },
-    // The deployment root is immutable: run/ (where run/extensions goes) must come with the OS.
-    run: null,
-  })}`);
+  ostree(
+    `--repo=${sysrootPath}/ostree/repo`,
+    'commit',
+    '--branch=hostos/stable',
+    `--tree=dir=${tree(join(work, 'os'), {
+      'usr/lib/modules/6.1.0/vmlinuz': 'kernel\n',
+      'usr/lib/modules/6.1.0/initramfs.img': 'initramfs\n',
+      'usr/lib/os-release': 'ID=hostos\nVERSION_ID=1\n',
+      'usr/etc/os-release': { link: '../lib/os-release' },
+      // The deployment root is immutable: run/ (where run/extensions goes) must come with the OS.
+      run: null,
+    })}`,
+  );
   ostree('admin', 'deploy', `--sysroot=${sysrootPath}`, '--os=hostos', '--karg-none', 'hostos/stable');
   const sysroot = await Sysroot.load(sysrootPath);
   const deployment = sysroot.deployments()[0];
@@ -119,7 +136,8 @@ try {
   const set = new DeploymentSet({ store, osname: 'hostos', base }).add('vendor-tools');
   const first = await set.commit();
   await applySet({ sysroot, store, osname: 'hostos', deployment, root });
-  const active = () => readFileSync(join(sysrootPath, readlinkSync(join(root, 'run/extensions')), 'vendor-tools/usr/share/vendor-tools/version'), 'utf8').trim();
+  const active = () =>
+    readFileSync(join(sysrootPath, readlinkSync(join(root, 'run/extensions')), 'vendor-tools/usr/share/vendor-tools/version'), 'utf8').trim();
   console.log(`applied set ${first.record.commit.slice(0, 12)}: vendor-tools ${active()}`);
 
   // 3. The vendor publishes 1.1: upgrade, then a new set with it, applied.

@@ -65,10 +65,20 @@ const refreshOptions: Record<string, OptionSpec> = {
   'no-refresh': { type: 'boolean', description: 'do not run `systemd-sysext refresh`' },
 };
 const pluginOption: Record<string, OptionSpec> = {
-  plugin: { type: 'string', multiple: true, arg: 'PATH', description: 'also run this plugin: a .js/.mjs module exporting a plugin, or an executable (repeatable)' },
+  plugin: {
+    type: 'string',
+    multiple: true,
+    arg: 'PATH',
+    description: 'also run this plugin: a .js/.mjs module exporting a plugin, or an executable (repeatable)',
+  },
 };
 const moduleOption: Record<string, OptionSpec> = {
-  module: { type: 'string', multiple: true, arg: 'FILE', description: 'load builders from this module (default export or `builders`: a builder or an array; repeatable)' },
+  module: {
+    type: 'string',
+    multiple: true,
+    arg: 'FILE',
+    description: 'load builders from this module (default export or `builders`: a builder or an array; repeatable)',
+  },
 };
 
 function wantRefresh(ctx: Context, v: Values, dflt = ctx.root === '/'): boolean {
@@ -148,7 +158,9 @@ async function changeSet(ctx: Context, run: () => Promise<SetChange>): Promise<{
     throw e;
   });
   const { set: record, votes: report, applied } = change;
-  ctx.out.info(`set ${short(record.commit)} for ${record.osname}: ${record.order.join(', ') || '(empty)'}${change.committed ? '' : change.completed ? ' (already committed; now applied)' : ' (unchanged)'}`);
+  ctx.out.info(
+    `set ${short(record.commit)} for ${record.osname}: ${record.order.join(', ') || '(empty)'}${change.committed ? '' : change.completed ? ' (already committed; now applied)' : ' (unchanged)'}`,
+  );
   if (report) printVotes(ctx, report);
   ctx.out.info(`applied: ${ctx.root}/run/extensions -> ${applied.checkout}/staged${applied.merged ? ` (merged: ${applied.merged.join(', ') || 'none'})` : ''}`);
   return { set: record, votes: report, applied: applyJson(applied) };
@@ -177,7 +189,13 @@ async function checkOne(ctx: Context, target: string, base: Base): Promise<Check
     const errors = r.problems.filter((p) => p.severity === 'error');
     if (!r.name || !r.kind || errors.length > 0) {
       const message = errors.map((p) => `${p.code}: ${p.message}`).join('; ') || 'no extension-release file';
-      return { name: r.name ?? basename(target), source: resolve(target), kind: r.kind ?? null, compatible: false, reason: { code: 'INVALID_EXTENSION', message } };
+      return {
+        name: r.name ?? basename(target),
+        source: resolve(target),
+        kind: r.kind ?? null,
+        compatible: false,
+        reason: { code: 'INVALID_EXTENSION', message },
+      };
     }
     const c = checkCompatibility(r.release, base.osRelease, { kind: r.kind, name: r.name });
     return { name: r.name, source: resolve(target), kind: r.kind, compatible: c.compatible, reason: c.reason };
@@ -198,7 +216,8 @@ export const COMMANDS: Command[] = [
     name: 'list',
     summary: 'list installed extensions, with their state against the OS',
     synopsis: '[--base DIR|REV]',
-    description: 'Lists the installed extensions: kind, version, compatibility with the base (default: the OS deployment), the sets that use them, and where they came from.',
+    description:
+      'Lists the installed extensions: kind, version, compatibility with the base (default: the OS deployment), the sets that use them, and where they came from.',
     options: { base: { type: 'string', arg: 'DIR|REV', description: 'judge compatibility against this OS tree or commit' } },
     examples: ['ostree-sysext list', 'ostree-sysext list --json', 'ostree-sysext --repo /srv/repo list --base os/x86_64/stable'],
     args: [0, 0],
@@ -208,13 +227,21 @@ export const COMMANDS: Command[] = [
       const exts = await store.list({ ...(base ? { base } : {}), signal: ctx.signal });
       if (exts.length === 0) ctx.out.info('no extensions installed');
       else {
-        ctx.out.result(table(
-          ['NAME', 'KIND', 'VERSION', 'STATE', 'COMMIT', 'SIZE', 'ACTIVE IN', 'ORIGIN'],
-          exts.map((e) => [
-            e.name, e.kind, e.version ?? '-', e.state ?? '-', short(e.commit), e.size === null ? '-' : formatBytes(e.size),
-            e.activeIn.join(',') || '-', e.origin ? `${e.origin.builder}${e.outdated ? ' (update pulled)' : ''}` : '-',
-          ]),
-        ));
+        ctx.out.result(
+          table(
+            ['NAME', 'KIND', 'VERSION', 'STATE', 'COMMIT', 'SIZE', 'ACTIVE IN', 'ORIGIN'],
+            exts.map((e) => [
+              e.name,
+              e.kind,
+              e.version ?? '-',
+              e.state ?? '-',
+              short(e.commit),
+              e.size === null ? '-' : formatBytes(e.size),
+              e.activeIn.join(',') || '-',
+              e.origin ? `${e.origin.builder}${e.outdated ? ' (update pulled)' : ''}` : '-',
+            ]),
+          ),
+        );
       }
       return { base: base?.id ?? null, extensions: exts.map(extJson) };
     },
@@ -223,7 +250,8 @@ export const COMMANDS: Command[] = [
     name: 'status',
     summary: 'show the deployments, their sets and what is active',
     synopsis: '',
-    description: 'Shows the OS deployments, the set bound to each, the current set with its votes, what run/extensions points to, and what systemd-sysext has merged under --root.',
+    description:
+      'Shows the OS deployments, the set bound to each, the current set with its votes, what run/extensions points to, and what systemd-sysext has merged under --root.',
     options: {},
     examples: ['ostree-sysext status', 'ostree-sysext --sysroot /mnt/image status --json'],
     args: [0, 0],
@@ -241,7 +269,8 @@ export const COMMANDS: Command[] = [
       const activeSet = active ? (/([0-9a-f]{64})\.0$/.exec(active)?.[1] ?? null) : null;
       const merged = await mergedExtensions(ctx.root, ['usr', 'opt', 'etc']);
       ctx.out.result(`OS ${osname} on ${sysroot.path}`);
-      for (const d of deployments) ctx.out.result(`  deployment ${d.index}: ${short(d.checksum)}.${d.serial}${d.booted ? ' (booted)' : ''}  set ${short(d.set)}`);
+      for (const d of deployments)
+        ctx.out.result(`  deployment ${d.index}: ${short(d.checksum)}.${d.serial}${d.booted ? ' (booted)' : ''}  set ${short(d.set)}`);
       if (current) {
         ctx.out.result(`current set ${short(current.commit)} (${current.timestamp.toISOString()}): ${current.order.join(', ') || '(empty)'}`);
         if (current.votes) printVotes(ctx, current.votes);
@@ -282,10 +311,26 @@ export const COMMANDS: Command[] = [
       store.registerBuilder(remoteWithProgress(ctx));
       const src = source!;
       const isPath = existsSync(src);
-      const kind = v.directory ? 'directory' : v.archive ? 'archive' : v.remote ? 'remote'
-        : isPath ? (statSync(src).isDirectory() ? 'directory' : 'archive')
-        : /^[^/:]+:[^:]+$/.test(src) ? 'remote' : null;
-      if (kind === null) throw new CliError(`${src} is not a directory, an archive or REMOTE:REF`, EXIT.NOT_FOUND, 'NOT_FOUND', 'check the path, or give REMOTE:REF of a configured remote');
+      const kind = v.directory
+        ? 'directory'
+        : v.archive
+          ? 'archive'
+          : v.remote
+            ? 'remote'
+            : isPath
+              ? statSync(src).isDirectory()
+                ? 'directory'
+                : 'archive'
+              : /^[^/:]+:[^:]+$/.test(src)
+                ? 'remote'
+                : null;
+      if (kind === null)
+        throw new CliError(
+          `${src} is not a directory, an archive or REMOTE:REF`,
+          EXIT.NOT_FOUND,
+          'NOT_FOUND',
+          'check the path, or give REMOTE:REF of a configured remote',
+        );
       const opts = { replace: Boolean(v.replace), strict: Boolean(v.strict), signal: ctx.signal, ...(str(v, 'name') ? { name: str(v, 'name')! } : {}) };
       let ext: InstalledExtension;
       if (kind === 'remote') {
@@ -323,7 +368,7 @@ export const COMMANDS: Command[] = [
     summary: 'add extensions to the active set (plugins vote), then apply it',
     synopsis: 'NAME...',
     description:
-      'Adds installed extensions to the OS deployment\'s current set (at their installed commits), lets the plugins vote (built-in release compatibility and file conflicts, the base\'s plugins, and --plugin), commits the set, and applies it: run/extensions points to it atomically. A veto is final; warnings pass with --force.',
+      "Adds installed extensions to the OS deployment's current set (at their installed commits), lets the plugins vote (built-in release compatibility and file conflicts, the base's plugins, and --plugin), commits the set, and applies it: run/extensions points to it atomically. A veto is final; warnings pass with --force.",
     options: { ...refreshOptions, ...pluginOption },
     examples: ['ostree-sysext deploy tools', 'ostree-sysext deploy --force tools debug-tools', 'ostree-sysext --sysroot /mnt/sysroot deploy tools --json'],
     args: [1, Infinity],
@@ -353,7 +398,8 @@ export const COMMANDS: Command[] = [
     name: 'rollback',
     summary: 'make the previous set (or SET) current again and apply it',
     synopsis: '[SET]',
-    description: 'Re-commits an earlier set of the OS (default: the previous one) on top of the history, so a rollback can itself be rolled back, and applies it.',
+    description:
+      'Re-commits an earlier set of the OS (default: the previous one) on top of the history, so a rollback can itself be rolled back, and applies it.',
     options: { ...refreshOptions },
     examples: ['ostree-sysext rollback', 'ostree-sysext rollback fbe953dab273     # a set id as `status` prints it (any unique prefix)'],
     args: [0, 1],
@@ -361,7 +407,9 @@ export const COMMANDS: Command[] = [
       const host = await ctx.host();
       const id = to === undefined ? undefined : await setByPrefix(await ctx.store(), await ctx.osname(), to);
       const { set, applied, committed } = await host.rollback(id, { wait: ctx.opts.wait, refresh: wantRefresh(ctx, v), signal: ctx.signal });
-      ctx.out.info(`${committed ? 'rolled back' : 'already rolled back'} the set of ${set.osname}: ${set.order.join(', ') || '(empty)'} (set commit ${short(set.commit)})`);
+      ctx.out.info(
+        `${committed ? 'rolled back' : 'already rolled back'} the set of ${set.osname}: ${set.order.join(', ') || '(empty)'} (set commit ${short(set.commit)})`,
+      );
       ctx.out.info(`applied: ${ctx.root}/run/extensions -> ${applied.checkout}/staged`);
       return { set, applied: applyJson(applied) };
     },
@@ -372,7 +420,12 @@ export const COMMANDS: Command[] = [
     synopsis: '[NAME...]',
     description:
       "Asks each extension's builder (directory, archive, remote, or one loaded with --module) for an update and installs it: `available` always, `warn` only with --force, `veto` never. When updated extensions are in the OS's current set, a new set with them is voted on, committed and applied (unless --no-apply). Exit 3 when an update was vetoed, 1 when one failed.",
-    options: { ...moduleOption, ...refreshOptions, ...pluginOption, 'no-apply': { type: 'boolean', description: 'only update the extensions; leave the set as it is' } },
+    options: {
+      ...moduleOption,
+      ...refreshOptions,
+      ...pluginOption,
+      'no-apply': { type: 'boolean', description: 'only update the extensions; leave the set as it is' },
+    },
     examples: ['ostree-sysext upgrade', 'ostree-sysext upgrade tools --no-apply', 'ostree-sysext upgrade --module ./my-builder.mjs'],
     args: [0, Infinity],
     async run(ctx, v, names) {
@@ -382,16 +435,32 @@ export const COMMANDS: Command[] = [
       // On a sysroot the host upgrades and moves the set in one convergent step; else only the store.
       const host = !v['no-apply'] && (await ctx.maybeSysroot()) ? await ctx.host() : null;
       const upgrading = host
-        ? host.upgrade({ force: ctx.opts.force, wait: ctx.opts.wait, refresh: wantRefresh(ctx, v), plugins: await loadPlugins(v), signal: ctx.signal, ...(names.length ? { names } : {}) })
+        ? host.upgrade({
+            force: ctx.opts.force,
+            wait: ctx.opts.wait,
+            refresh: wantRefresh(ctx, v),
+            plugins: await loadPlugins(v),
+            signal: ctx.signal,
+            ...(names.length ? { names } : {}),
+          })
         : store.upgrade({ force: ctx.opts.force, signal: ctx.signal, ...(names.length ? { names } : {}) }).then((outcomes) => ({ outcomes, change: null }));
       const { outcomes, change, setError } = (await upgrading) as HostUpgradeResult;
       for (const o of outcomes) {
-        ctx.out.info(`${o.name}: ${o.result}${o.result === 'updated' ? ` ${short(o.from)} -> ${short(o.to)}` : ''} (${o.check.status}: ${o.error ? o.error.message.split('\n')[0] : o.check.message})`);
+        ctx.out.info(
+          `${o.name}: ${o.result}${o.result === 'updated' ? ` ${short(o.from)} -> ${short(o.to)}` : ''} (${o.check.status}: ${o.error ? o.error.message.split('\n')[0] : o.check.message})`,
+        );
       }
       if (outcomes.some((o) => o.result === 'failed')) ctx.exitCode = EXIT.FAILURE;
       else if (outcomes.some((o) => o.result === 'vetoed')) ctx.exitCode = EXIT.REFUSED;
       const result: Record<string, unknown> = {
-        outcomes: outcomes.map((o) => ({ name: o.name, result: o.result, check: o.check, from: o.from, to: o.to, ...(o.error ? { error: o.error.message } : {}) })),
+        outcomes: outcomes.map((o) => ({
+          name: o.name,
+          result: o.result,
+          check: o.check,
+          from: o.from,
+          to: o.to,
+          ...(o.error ? { error: o.error.message } : {}),
+        })),
       };
       // Outcomes first, then the set change (or its refusal, which is the exit code).
       if (setError || change) Object.assign(result, await changeSet(ctx, () => (change ? Promise.resolve(change) : Promise.reject(setError))));
@@ -402,7 +471,8 @@ export const COMMANDS: Command[] = [
     name: 'build',
     summary: 'build an extension through a builder and install it',
     synopsis: 'BUILDER',
-    description: 'Runs a builder (directory, archive, remote, or one loaded with --module) with a JSON context and installs what it produced; the builder and context are recorded so `upgrade` can rebuild it.',
+    description:
+      'Runs a builder (directory, archive, remote, or one loaded with --module) with a JSON context and installs what it produced; the builder and context are recorded so `upgrade` can rebuild it.',
     options: {
       ...moduleOption,
       context: { type: 'string', arg: 'JSON', description: "the builder's context, a JSON object (default {})" },
@@ -424,7 +494,11 @@ export const COMMANDS: Command[] = [
         }
         if (!context || typeof context !== 'object' || Array.isArray(context)) throw usage('--context must be a JSON object');
       }
-      const ext = await store.build(builder!, context as Record<string, unknown>, { replace: Boolean(v.replace), signal: ctx.signal, ...(str(v, 'name') ? { name: str(v, 'name')! } : {}) });
+      const ext = await store.build(builder!, context as Record<string, unknown>, {
+        replace: Boolean(v.replace),
+        signal: ctx.signal,
+        ...(str(v, 'name') ? { name: str(v, 'name')! } : {}),
+      });
       ctx.out.info(`built ${ext.name} ${ext.version ?? ''} (${ext.kind}, commit ${short(ext.commit)}) with builder ${builder}`.replace('  ', ' '));
       return { extension: extJson(ext) };
     },
@@ -447,8 +521,16 @@ export const COMMANDS: Command[] = [
       const names = targets.length ? targets : await (await ctx.store()).names();
       const rows: CheckRow[] = [];
       for (const t of names) rows.push(await checkOne(ctx, t, base));
-      ctx.out.result(`base ${base.id.slice(0, 64)}: ID=${base.osRelease.ID ?? '-'} VERSION_ID=${base.osRelease.VERSION_ID ?? '-'}${base.osRelease.SYSEXT_LEVEL ? ` SYSEXT_LEVEL=${base.osRelease.SYSEXT_LEVEL}` : ''}`);
-      if (rows.length) ctx.out.result(table(['NAME', 'KIND', 'COMPATIBLE', 'REASON'], rows.map((r) => [r.name, r.kind ?? '-', r.compatible ? 'yes' : 'no', `${r.reason.code}: ${r.reason.message}`])));
+      ctx.out.result(
+        `base ${base.id.slice(0, 64)}: ID=${base.osRelease.ID ?? '-'} VERSION_ID=${base.osRelease.VERSION_ID ?? '-'}${base.osRelease.SYSEXT_LEVEL ? ` SYSEXT_LEVEL=${base.osRelease.SYSEXT_LEVEL}` : ''}`,
+      );
+      if (rows.length)
+        ctx.out.result(
+          table(
+            ['NAME', 'KIND', 'COMPATIBLE', 'REASON'],
+            rows.map((r) => [r.name, r.kind ?? '-', r.compatible ? 'yes' : 'no', `${r.reason.code}: ${r.reason.message}`]),
+          ),
+        );
       let votes: VoteReport | undefined;
       if (v.vote) {
         const store = await ctx.store();
@@ -476,7 +558,10 @@ export const COMMANDS: Command[] = [
       subject: { type: 'string', arg: 'TEXT', description: 'commit subject (with --ref)' },
       'confext-target': { type: 'string', arg: 'etc|usr/etc', description: 'where confext content goes (default etc)' },
     },
-    examples: ['ostree-sysext merge --directory /tmp/merged', 'ostree-sysext --repo /srv/repo merge tools --base os/x86_64/stable --ref os/x86_64/stable-with-tools'],
+    examples: [
+      'ostree-sysext merge --directory /tmp/merged',
+      'ostree-sysext --repo /srv/repo merge tools --base os/x86_64/stable --ref os/x86_64/stable-with-tools',
+    ],
     args: [0, Infinity],
     async run(ctx, v, names) {
       const directory = str(v, 'directory');
@@ -493,9 +578,12 @@ export const COMMANDS: Command[] = [
           exts.push({ name: e.name, commit: e.commit, kind: e.kind });
         }
       } else {
-        const current = await DeploymentSet.current(store, await ctx.osname().catch(() => {
-          throw usage('no extensions given and no OS to take the current set from', 'name the extensions, or pass --os');
-        }));
+        const current = await DeploymentSet.current(
+          store,
+          await ctx.osname().catch(() => {
+            throw usage('no extensions given and no OS to take the current set from', 'name the extensions, or pass --os');
+          }),
+        );
         if (!current) throw usage('no extensions given and no set committed', 'name the extensions to merge');
         const set = await DeploymentSet.fromCurrent({ store, osname: current.osname, base });
         exts = (await set.members()).map((m) => ({ name: m.name, commit: m.commit, kind: m.kind }));
@@ -548,7 +636,10 @@ export const COMMANDS: Command[] = [
           valid = r.valid;
           signatures = r.signatures;
           message = r.valid
-            ? `valid signature by ${r.signatures.filter((s) => s.valid).map((s) => s.user ?? s.keyId).join(', ')}`
+            ? `valid signature by ${r.signatures
+                .filter((s) => s.valid)
+                .map((s) => s.user ?? s.keyId)
+                .join(', ')}`
             : `no valid signature (${r.signatures.map((s) => `${s.keyId}${s.keyMissing ? ' unknown key' : s.keyExpired ? ' expired key' : s.keyRevoked ? ' revoked key' : ' bad'}`).join(', ')})`;
         } catch (err) {
           if (!isOstreeError(err) || !err.code.startsWith('GPG_')) throw err;
@@ -558,7 +649,9 @@ export const COMMANDS: Command[] = [
         const status = valid ? 'valid' : !signed && !required ? 'unsigned' : 'invalid';
         if (status === 'invalid') bad = true;
         results.push({ name, commit: e.commit, status, signed, valid, against: remote ? `remote ${remote}` : keyring ? keyring : null, message, signatures });
-        const unsigned = originRemote ? `unsigned (pulled from remote ${originRemote}, which does not require signatures)` : 'unsigned (local build; nothing to verify against)';
+        const unsigned = originRemote
+          ? `unsigned (pulled from remote ${originRemote}, which does not require signatures)`
+          : 'unsigned (local build; nothing to verify against)';
         ctx.out.result(`${name}: ${status === 'unsigned' ? unsigned : message}`);
       }
       let fsck = null;
@@ -571,7 +664,9 @@ export const COMMANDS: Command[] = [
           p.end();
         }
         if (!fsck.ok) bad = true;
-        ctx.out.result(`fsck: ${fsck.ok ? 'ok' : 'PROBLEMS'}: ${fsck.commitsChecked} commits, ${fsck.objectsChecked} objects, ${fsck.missing.length} missing, ${fsck.corrupt.length} corrupt`);
+        ctx.out.result(
+          `fsck: ${fsck.ok ? 'ok' : 'PROBLEMS'}: ${fsck.commitsChecked} commits, ${fsck.objectsChecked} objects, ${fsck.missing.length} missing, ${fsck.corrupt.length} corrupt`,
+        );
         for (const p2 of [...fsck.missing, ...fsck.corrupt]) ctx.out.result(`  ${p2.objectType} ${p2.checksum}: ${p2.message}`);
       }
       if (bad) ctx.exitCode = EXIT.VERIFY_FAILED;
@@ -582,22 +677,33 @@ export const COMMANDS: Command[] = [
     name: 'remote add',
     summary: 'add an OSTree remote (and import its GPG keys)',
     synopsis: 'NAME URL',
-    description: 'Adds a remote to the repository. GPG verification is on unless --no-gpg-verify; import the vendor\'s public keys with --gpg-import.',
+    description: "Adds a remote to the repository. GPG verification is on unless --no-gpg-verify; import the vendor's public keys with --gpg-import.",
     options: {
       'gpg-import': { type: 'string', arg: 'FILE', description: "import the remote's public keys from this file" },
       'no-gpg-verify': { type: 'boolean', description: 'accept unsigned commits from this remote' },
       'if-not-exists': { type: 'boolean', description: 'succeed without change when the remote exists' },
       replace: { type: 'boolean', description: "replace an existing remote's configuration" },
     },
-    examples: ['ostree-sysext remote add vendor https://example.com/repo --gpg-import vendor.gpg', 'ostree-sysext remote add local file:///srv/repo --no-gpg-verify'],
+    examples: [
+      'ostree-sysext remote add vendor https://example.com/repo --gpg-import vendor.gpg',
+      'ostree-sysext remote add local file:///srv/repo --no-gpg-verify',
+    ],
     args: [2, 2],
     async run(ctx, v, [name, url]) {
       const repo = await ctx.repo();
-      await repo.addRemote(name!, { url: url!, gpgVerify: !v['no-gpg-verify'], ifNotExists: Boolean(v['if-not-exists']), replace: Boolean(v.replace), signal: ctx.signal });
+      await repo.addRemote(name!, {
+        url: url!,
+        gpgVerify: !v['no-gpg-verify'],
+        ifNotExists: Boolean(v['if-not-exists']),
+        replace: Boolean(v.replace),
+        signal: ctx.signal,
+      });
       let imported = 0;
       if (str(v, 'gpg-import')) imported = await repo.importRemoteKeys(name!, await readFile(resolve(str(v, 'gpg-import')!)), { signal: ctx.signal });
       if (!v['no-gpg-verify'] && imported === 0 && !existsSync(resolve(repo.path, `${name}.trustedkeys.gpg`))) {
-        ctx.out.warn(`remote ${name} verifies GPG signatures but has no key: pulls fail until you import the vendor's key (ostree-sysext remote add ${name} ${url} --gpg-import KEYFILE --replace), unless it is in /usr/share/ostree/trusted.gpg.d`);
+        ctx.out.warn(
+          `remote ${name} verifies GPG signatures but has no key: pulls fail until you import the vendor's key (ostree-sysext remote add ${name} ${url} --gpg-import KEYFILE --replace), unless it is in /usr/share/ostree/trusted.gpg.d`,
+        );
       }
       ctx.out.info(`added remote ${name} (${url})${v['no-gpg-verify'] ? ', GPG verification off' : ''}${imported ? `, ${imported} key(s) imported` : ''}`);
       return { remote: repo.getRemote(name!), keysImported: imported };
@@ -614,7 +720,13 @@ export const COMMANDS: Command[] = [
     async run(ctx) {
       const remotes = (await ctx.repo()).remotes();
       if (remotes.length === 0) ctx.out.info('no remotes');
-      else ctx.out.result(table(['NAME', 'URL', 'GPG'], remotes.map((r) => [r.name, r.url ?? '-', r.gpgVerify ? 'verify' : 'off'])));
+      else
+        ctx.out.result(
+          table(
+            ['NAME', 'URL', 'GPG'],
+            remotes.map((r) => [r.name, r.url ?? '-', r.gpgVerify ? 'verify' : 'off']),
+          ),
+        );
       return { remotes };
     },
   },
@@ -651,8 +763,19 @@ export const COMMANDS: Command[] = [
         ctx.out.info(`no set for ${osname}: nothing to apply`);
         return { applied: null };
       }
-      const applied = await applySet({ sysroot, store, osname, deployment, root: ctx.root, wait: true, refresh: wantRefresh(ctx, v, false), signal: ctx.signal });
-      ctx.out.info(`applied set ${short(applied.set.commit)} (${applied.set.order.join(', ') || 'empty'}) for ${short(deployment.checksum)}.${deployment.serial}`);
+      const applied = await applySet({
+        sysroot,
+        store,
+        osname,
+        deployment,
+        root: ctx.root,
+        wait: true,
+        refresh: wantRefresh(ctx, v, false),
+        signal: ctx.signal,
+      });
+      ctx.out.info(
+        `applied set ${short(applied.set.commit)} (${applied.set.order.join(', ') || 'empty'}) for ${short(deployment.checksum)}.${deployment.serial}`,
+      );
       for (const x of applied.excluded) ctx.out.warn(`left out ${x.name}: ${x.reason}`);
       return { applied: applyJson(applied) };
     },

@@ -77,7 +77,12 @@ export class Context {
   async sysroot(): Promise<Sysroot> {
     const s = await this.maybeSysroot();
     if (!s) {
-      throw new CliError(`${resolve(this.opts.sysroot)} is not an OSTree sysroot (no ostree/deploy)`, EXIT.NOT_FOUND, 'NOT_FOUND', 'pass --sysroot DIR of an OSTree system');
+      throw new CliError(
+        `${resolve(this.opts.sysroot)} is not an OSTree sysroot (no ostree/deploy)`,
+        EXIT.NOT_FOUND,
+        'NOT_FOUND',
+        'pass --sysroot DIR of an OSTree system',
+      );
     }
     return s;
   }
@@ -107,7 +112,8 @@ export class Context {
     if (booted) return booted.osname;
     const names = [...new Set(s.deployments().map((d) => d.osname))];
     if (names.length === 1) return names[0]!;
-    if (names.length === 0) throw new CliError(`the sysroot ${s.path} has no deployment`, EXIT.NOT_FOUND, 'NOT_FOUND', 'deploy an OS first (`ostree admin deploy`)');
+    if (names.length === 0)
+      throw new CliError(`the sysroot ${s.path} has no deployment`, EXIT.NOT_FOUND, 'NOT_FOUND', 'deploy an OS first (`ostree admin deploy`)');
     throw usage(`the sysroot has several OS names (${names.join(', ')}) and none is booted`, 'pass --os NAME');
   }
 
@@ -131,7 +137,13 @@ export class Context {
       if (existsSync(spec) && statSync(spec).isDirectory()) return baseFromDirectory(spec);
       const repo = await this.repo();
       const commit = await repo.resolve(spec, { allowMissing: true });
-      if (commit === null) throw new CliError(`the base ${spec} is neither a directory nor a ref or commit of ${this.repoPath}`, EXIT.NOT_FOUND, 'NOT_FOUND', 'pass --base DIR or --base REF');
+      if (commit === null)
+        throw new CliError(
+          `the base ${spec} is neither a directory nor a ref or commit of ${this.repoPath}`,
+          EXIT.NOT_FOUND,
+          'NOT_FOUND',
+          'pass --base DIR or --base REF',
+        );
       return baseFromCommit(repo, commit);
     }
     const s = await this.maybeSysroot();
@@ -145,7 +157,13 @@ export class Context {
 
   /** The host commands on the sysroot, for the OS name and deployment the options select. */
   async host(): Promise<Host> {
-    return new Host({ sysroot: await this.sysroot(), store: await this.store(), osname: await this.osname(), deployment: await this.deployment(), root: this.root });
+    return new Host({
+      sysroot: await this.sysroot(),
+      store: await this.store(),
+      osname: await this.osname(),
+      deployment: await this.deployment(),
+      root: this.root,
+    });
   }
 
   /** Releases what was opened. */

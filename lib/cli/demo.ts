@@ -104,7 +104,9 @@ const EXTENSIONS: Array<{ name: string; what: string; files: Record<string, stri
 function inPrivateNamespace(script: string, args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const prelude = 'set -e\nmount --make-rprivate /\nmount -t tmpfs -o mode=0755 tmpfs /run\n';
   return new Promise((resolvePromise, reject) => {
-    const child = spawn('unshare', ['--mount', '--propagation', 'private', '--', 'bash', '-c', prelude + script, 'demo', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn('unshare', ['--mount', '--propagation', 'private', '--', 'bash', '-c', prelude + script, 'demo', ...args], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
@@ -183,10 +185,15 @@ async function demo(ctx: Context, v: Record<string, unknown>): Promise<unknown> 
   // 3. Compatibility.
   step(3, 'compatibility with the base, by systemd-sysext 252 rules');
   const listed = await store.list({ base });
-  out.info(table(['NAME', 'COMPATIBLE', 'REASON'], listed.map((e) => [e.name, e.state === 'compatible' ? 'yes' : 'no', `${e.reason?.code}: ${e.reason?.message}`])).replace(/^/gm, '    '));
+  out.info(
+    table(
+      ['NAME', 'COMPATIBLE', 'REASON'],
+      listed.map((e) => [e.name, e.state === 'compatible' ? 'yes' : 'no', `${e.reason?.code}: ${e.reason?.message}`]),
+    ).replace(/^/gm, '    '),
+  );
 
   // 4. Votes.
-  step(4, 'plugins vote on sets (built-in release-compatibility and file-conflicts, and the base\'s own sh plugin)');
+  step(4, "plugins vote on sets (built-in release-compatibility and file-conflicts, and the base's own sh plugin)");
   const printVotes = (r: VoteReport) => r.votes.forEach((x) => out.info(`      ${x.verdict.padEnd(7)} ${x.plugin}: ${x.message}`));
   const bad = new DeploymentSet({ store, osname: OSNAME, base }).add('hello').add('fedora-only');
   const refused = await bad.commit().catch((e: unknown) => e);
@@ -196,7 +203,9 @@ async function demo(ctx: Context, v: Record<string, unknown>): Promise<unknown> 
   const set = new DeploymentSet({ store, osname: OSNAME, base }).add('hello').add('tools');
   // hello replaces the base's /usr/bin/demo-hello: file-conflicts warns, and a warning passes with force.
   const { record, report } = await set.commit({ subject: 'Demo set', force: true });
-  out.info(`    set {hello, tools}: ${report.verdict}${report.forced ? ' (passed with force: hello deliberately replaces a base file)' : ''}, committed ${record.commit.slice(0, 12)} on ostree-sysext/set/${OSNAME}`);
+  out.info(
+    `    set {hello, tools}: ${report.verdict}${report.forced ? ' (passed with force: hello deliberately replaces a base file)' : ''}, committed ${record.commit.slice(0, 12)} on ostree-sysext/set/${OSNAME}`,
+  );
   printVotes(report);
 
   // 5. Apply (a sysroot only).
@@ -221,7 +230,12 @@ async function demo(ctx: Context, v: Record<string, unknown>): Promise<unknown> 
   const commitBase = await baseFromCommit(repo, osRef);
   const mergedDir = join(dir, 'merged');
   await mergeOffline({ repo, base: commitBase, extensions: members, directory: mergedDir });
-  const merged = await mergeOffline({ repo, base: commitBase, extensions: members, commit: { ref: `${OSNAME}/stable-with-extensions`, subject: 'Demo OS with hello and tools' } });
+  const merged = await mergeOffline({
+    repo,
+    base: commitBase,
+    extensions: members,
+    commit: { ref: `${OSNAME}/stable-with-extensions`, subject: 'Demo OS with hello and tools' },
+  });
   const greeting = (await readFile(join(mergedDir, 'usr/share/hello/greeting'), 'utf8')).trim();
   out.info(`    ${mergedDir}/usr/share/hello/greeting: ${greeting}`);
   out.info(`    commit ${merged.commit!.slice(0, 12)} on ${OSNAME}/stable-with-extensions (order: ${merged.order.join(', ')})`);
@@ -233,7 +247,8 @@ async function demo(ctx: Context, v: Record<string, unknown>): Promise<unknown> 
     const d = sysroot.deployments()[0]!;
     const r = await inPrivateNamespace(LIVE_SCRIPT, [sysroot.path, sysroot.deploymentPath(d)]);
     const s = sections(r.stdout);
-    if (r.code !== 0 || !s.merged) throw new CliError(`the live merge failed (exit ${r.code}): ${r.stderr.trim().split('\n').slice(-3).join(' / ')}`, EXIT.FAILURE, 'APPLY_FAILED');
+    if (r.code !== 0 || !s.merged)
+      throw new CliError(`the live merge failed (exit ${r.code}): ${r.stderr.trim().split('\n').slice(-3).join(' / ')}`, EXIT.FAILURE, 'APPLY_FAILED');
     live = { merged: s.merged.split('\n'), greeting: s.greeting ?? '', hello: s.hello ?? '' };
     out.info(`    merged: ${live.merged.join(', ')}`);
     out.info(`    /usr/share/hello/greeting: ${live.greeting}`);
@@ -244,8 +259,12 @@ async function demo(ctx: Context, v: Record<string, unknown>): Promise<unknown> 
     ${dir}/src                      the OS and extension trees
     ${repo.path}    the repository (refs: ostree refs --repo=${repo.path})
     ${mergedDir}                   the offline merge
-  Try: ostree-sysext --${sysroot ? `sysroot ${sysroot.path}` : `repo ${repo.path}`} list${sysroot ? `
-       ostree-sysext --sysroot ${sysroot.path} --root ${sysroot.deploymentPath(sysroot.deployments()[0]!)} status` : ''}
+  Try: ostree-sysext --${sysroot ? `sysroot ${sysroot.path}` : `repo ${repo.path}`} list${
+    sysroot
+      ? `
+       ostree-sysext --sysroot ${sysroot.path} --root ${sysroot.deploymentPath(sysroot.deployments()[0]!)} status`
+      : ''
+  }
   Remove it all with: rm -rf ${dir}${sysroot ? ` (deployments are immutable: chattr -R -i ${dir} first)` : ''}`);
   return {
     dir,

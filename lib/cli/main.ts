@@ -64,7 +64,9 @@ export function mainHelp(): string {
 /** Words that have subcommands (`remote` for `remote add|list|delete`). */
 const GROUPS = [...new Set(ALL_COMMANDS.filter((c) => c.name.includes(' ')).map((c) => c.name.split(' ')[0]!))];
 
-const GLOBAL_HELP = `Global options: ${Object.keys(GLOBAL).map((k) => `--${k}`).join(', ')} (see 'ostree-sysext --help').`;
+const GLOBAL_HELP = `Global options: ${Object.keys(GLOBAL)
+  .map((k) => `--${k}`)
+  .join(', ')} (see 'ostree-sysext --help').`;
 
 /** The help text of one command. */
 export function commandHelp(c: Command): string {
@@ -148,7 +150,11 @@ function parseOptions(
   const values: Values = {};
   const positionals: string[] = [];
   const deferred: string[] = [];
-  const shorts = new Map(Object.entries(specs).filter(([, o]) => o.short).map(([k, o]) => [o.short!, k]));
+  const shorts = new Map(
+    Object.entries(specs)
+      .filter(([, o]) => o.short)
+      .map(([k, o]) => [o.short!, k]),
+  );
   const set = (name: string, spec: OptionSpec, value: string | boolean) => {
     if (spec.multiple) values[name] = [...((values[name] as string[] | undefined) ?? []), value as string];
     else values[name] = value;
@@ -173,7 +179,13 @@ function parseOptions(
           if (other.type === 'string' && eq === -1 && i + 1 < args.length) deferred.push(args[++i]!);
           continue;
         }
-        throw usageError(`unknown option '--${name}'.${suggest(`--${name}`, Object.keys(specs).map((k) => `--${k}`))}`.replace(/\.$/, ''), mode.help);
+        throw usageError(
+          `unknown option '--${name}'.${suggest(
+            `--${name}`,
+            Object.keys(specs).map((k) => `--${k}`),
+          )}`.replace(/\.$/, ''),
+          mode.help,
+        );
       }
       if (spec.type === 'boolean') {
         if (eq !== -1) throw usageError(`option '--${name}' takes no value`, mode.help);
@@ -267,7 +279,10 @@ function resolveCommand(args: string[]): Resolved {
   const n = parsed.positionals.length;
   if (n < min || n > max) {
     const synopsis = `ostree-sysext ${command.name} ${command.synopsis}`.trimEnd();
-    const extra = parsed.positionals.slice(max).map((a) => `'${a}'`).join(' ');
+    const extra = parsed.positionals
+      .slice(max)
+      .map((a) => `'${a}'`)
+      .join(' ');
     const message = n < min ? `missing argument (${synopsis})` : max === 0 ? `takes no arguments, got ${extra}` : `too many arguments: ${extra} (${synopsis})`;
     forCommand(usageError(message, command.name), command.name);
   }
@@ -335,7 +350,15 @@ export async function main(argv: string[], io: { stdout?: NodeJS.WriteStream; st
     if (ac.signal.aborted) return out.fail(command.name, Object.assign(new Error(`interrupted: ${(e as Error).message}`), { name: 'AbortError' }));
     if (isExtensionError(e) && e.code === 'SET_REFUSED' && command.name === 'deploy') {
       // The exact command that shows the votes deploy just got.
-      const see = ['ostree-sysext', ...(opts.sysroot !== '/' ? ['--sysroot', opts.sysroot] : []), ...(opts.repo ? ['--repo', opts.repo] : []), ...(opts.os ? ['--os', opts.os] : []), 'check', '--vote', ...parsed.positionals].join(' ');
+      const see = [
+        'ostree-sysext',
+        ...(opts.sysroot !== '/' ? ['--sysroot', opts.sysroot] : []),
+        ...(opts.repo ? ['--repo', opts.repo] : []),
+        ...(opts.os ? ['--os', opts.os] : []),
+        'check',
+        '--vote',
+        ...parsed.positionals,
+      ].join(' ');
       const refused = new CliError(e.message, EXIT.REFUSED, e.code, `see every vote with \`${see}\`; warnings (not vetoes) pass with --force`);
       return out.fail(command.name, Object.assign(refused, { report: (e as { report?: unknown }).report }));
     }

@@ -71,7 +71,7 @@ const HINTS: Record<string, string> = {
   GPG_NO_SIGNATURE: 'the commit is unsigned; ask the vendor for a signed one, or add the remote with --no-gpg-verify if you trust it',
   GPG_MISSING_KEY: "import the vendor's key: `ostree-sysext remote add NAME URL --gpg-import KEYFILE --replace`",
   GPG_INVALID_SIGNATURE: 'the content was not signed by a trusted key; do not use it',
-  GPG_EXPIRED_KEY: "ask the vendor for its renewed key and import it",
+  GPG_EXPIRED_KEY: 'ask the vendor for its renewed key and import it',
   GPG_REVOKED_KEY: 'the signing key was revoked; do not use this content',
 };
 
@@ -110,18 +110,25 @@ export function classify(err: unknown): { exitCode: number; code: string; hint: 
   if (isExtensionError(e)) {
     const code = e.code;
     const exitCode =
-      code === 'SET_REFUSED' || code === 'IN_ACTIVE_SET' || code === 'ALREADY_INSTALLED' ? EXIT.REFUSED
-      : code === 'NOT_INSTALLED' || code === 'NOT_IN_HISTORY' || code === 'UNKNOWN_BUILDER' ? EXIT.NOT_FOUND
-      : EXIT.FAILURE;
+      code === 'SET_REFUSED' || code === 'IN_ACTIVE_SET' || code === 'ALREADY_INSTALLED'
+        ? EXIT.REFUSED
+        : code === 'NOT_INSTALLED' || code === 'NOT_IN_HISTORY' || code === 'UNKNOWN_BUILDER'
+          ? EXIT.NOT_FOUND
+          : EXIT.FAILURE;
     return { exitCode, code, hint: HINTS[code] };
   }
   if (isOstreeError(e)) {
     const code = e.code;
-    const exitCode = code === 'LOCKED' ? EXIT.LOCKED
-      : code === 'NOT_FOUND' ? EXIT.NOT_FOUND
-      : code === 'CANCELLED' ? EXIT.INTERRUPTED
-      : code.startsWith('GPG_') ? EXIT.VERIFY_FAILED
-      : EXIT.FAILURE;
+    const exitCode =
+      code === 'LOCKED'
+        ? EXIT.LOCKED
+        : code === 'NOT_FOUND'
+          ? EXIT.NOT_FOUND
+          : code === 'CANCELLED'
+            ? EXIT.INTERRUPTED
+            : code.startsWith('GPG_')
+              ? EXIT.VERIFY_FAILED
+              : EXIT.FAILURE;
     return { exitCode, code, hint: HINTS[code] };
   }
   const errno = (e as NodeJS.ErrnoException)?.code;
@@ -201,7 +208,10 @@ export class Output {
     if (this.json) {
       // A refused set carries its vote round: every plugin's vote, as the refusal printed them.
       const votes = (e as { report?: unknown } | null)?.report;
-      this.#out.write(JSON.stringify({ ok: false, command, exitCode, error: { code, exitCode, message, ...(hint ? { hint } : {}), ...(votes ? { votes } : {}) } }, null, 2) + '\n');
+      this.#out.write(
+        JSON.stringify({ ok: false, command, exitCode, error: { code, exitCode, message, ...(hint ? { hint } : {}), ...(votes ? { votes } : {}) } }, null, 2) +
+          '\n',
+      );
     }
     return exitCode;
   }
@@ -310,6 +320,10 @@ export class Progress {
 /** Formats rows as aligned columns. */
 export function table(header: string[], rows: string[][]): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (r: string[]) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ').trimEnd();
+  const line = (r: string[]) =>
+    r
+      .map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!)))
+      .join('  ')
+      .trimEnd();
   return [line(header), ...rows.map(line)].join('\n');
 }

@@ -21,11 +21,15 @@ const MIN_PREFIX = 4;
 export async function setByPrefix(store: ExtensionStore, osname: string, id: string): Promise<string> {
   const want = id.toLowerCase();
   if (!/^[0-9a-f]+$/.test(want) || want.length < MIN_PREFIX || want.length > 64) {
-    throw usage(`'${id}' is not a set id (${MIN_PREFIX} to 64 hex digits, as \`ostree-sysext status\` prints them)`, 'see the sets with `ostree-sysext status --json`');
+    throw usage(
+      `'${id}' is not a set id (${MIN_PREFIX} to 64 hex digits, as \`ostree-sysext status\` prints them)`,
+      'see the sets with `ostree-sysext status --json`',
+    );
   }
   const history = await DeploymentSet.history(store, osname);
   const found = [...new Set(history.map((r) => r.commit).filter((c) => c.startsWith(want)))];
-  if (found.length === 0) throw new CliError(`no set of ${osname} has the id ${id}`, EXIT.NOT_FOUND, 'NOT_IN_HISTORY', 'see the history with `ostree-sysext status --json`');
+  if (found.length === 0)
+    throw new CliError(`no set of ${osname} has the id ${id}`, EXIT.NOT_FOUND, 'NOT_IN_HISTORY', 'see the history with `ostree-sysext status --json`');
   if (found.length > 1) throw usage(`the set id ${id} is ambiguous: ${found.map((c) => c.slice(0, 16)).join(', ')}`, 'give more of the id');
   return found[0]!;
 }

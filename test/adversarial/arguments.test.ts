@@ -27,7 +27,12 @@ try { out = await (async () => { ${body} })(); } catch (e) { out = describe(e); 
 console.log(JSON.stringify(out ?? { ok: true }));
 repo.close();
 `;
-  const r = spawnSync(process.execPath, ['--input-type=module', '-e', src, dist, repoPath, commit], { env: childEnv, encoding: 'utf8', timeout: 120_000, maxBuffer: 16 << 20 });
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', src, dist, repoPath, commit], {
+    env: childEnv,
+    encoding: 'utf8',
+    timeout: 120_000,
+    maxBuffer: 16 << 20,
+  });
   const line = r.stdout.trim().split('\n').pop() ?? '';
   return { signal: r.signal, status: r.status, out: line.startsWith('{') ? JSON.parse(line) : {}, stderr: r.stderr.slice(-500) };
 }

@@ -8,7 +8,19 @@ import { join } from 'node:path';
 
 const [dist, repoPath, work, startArg, hangArg] = process.argv.slice(2);
 const lib = await import(dist);
-const { Repo, ExtensionStore, validateExtension, commitReader, fileConflictPlugin, mergeOffline, baseFromDirectory, extensionRef, OstreeError, ExtensionError, ArgumentError } = lib;
+const {
+  Repo,
+  ExtensionStore,
+  validateExtension,
+  commitReader,
+  fileConflictPlugin,
+  mergeOffline,
+  baseFromDirectory,
+  extensionRef,
+  OstreeError,
+  ExtensionError,
+  ArgumentError,
+} = lib;
 const REF = extensionRef('ext');
 const FILE = '/usr/share/ext/a.txt';
 const start = Number(startArg);
@@ -40,58 +52,82 @@ const ENTRY_POINTS = [
   ['listDir', async () => (await open()).listDir(REF, '/usr/share/ext')],
   ['listDirRoot', async () => (await open()).listDir(REF, '/')],
   ['readLink', async () => (await open()).readLink(REF, '/usr/share/ext/link')],
-  ['query', async () =>
-    (await open()).query(REF, [
-      { op: 'commit' },
-      { op: 'stat', path: '/usr/share/ext', optional: true },
-      { op: 'list', path: '/usr/share/ext', optional: true },
-      { op: 'read', path: FILE, optional: true },
-      { op: 'readlink', path: '/usr/share/ext/link', optional: true },
-    ])],
-  ['queryMany', async () =>
-    (await open()).queryMany([
-      { rev: REF, ops: [{ op: 'list', path: '/usr/share/ext/deep', optional: true }, { op: 'stat', path: FILE }] },
-      { rev: await rev(), ops: [{ op: 'read', path: FILE }] },
-    ])],
+  [
+    'query',
+    async () =>
+      (await open()).query(REF, [
+        { op: 'commit' },
+        { op: 'stat', path: '/usr/share/ext', optional: true },
+        { op: 'list', path: '/usr/share/ext', optional: true },
+        { op: 'read', path: FILE, optional: true },
+        { op: 'readlink', path: '/usr/share/ext/link', optional: true },
+      ]),
+  ],
+  [
+    'queryMany',
+    async () =>
+      (await open()).queryMany([
+        {
+          rev: REF,
+          ops: [
+            { op: 'list', path: '/usr/share/ext/deep', optional: true },
+            { op: 'stat', path: FILE },
+          ],
+        },
+        { rev: await rev(), ops: [{ op: 'read', path: FILE }] },
+      ]),
+  ],
   ['validateExtension', async () => validateExtension(commitReader(await open(), await rev()), { name: 'ext' })],
-  ['fileConflictPlugin', async () => {
-    const r = await open();
-    const c = await rev();
-    return fileConflictPlugin.checkCompatible({
-      osname: 'testos',
-      systemdVersion: 252,
-      repo: r,
-      base: await base(),
-      extensions: [
-        { name: 'ext', commit: c, kind: 'sysext', release: { ID: '_any' }, reader: commitReader(r, c) },
-        { name: 'ext2', commit: c, kind: 'sysext', release: { ID: '_any' }, reader: commitReader(r, c) },
-      ],
-    });
-  }],
+  [
+    'fileConflictPlugin',
+    async () => {
+      const r = await open();
+      const c = await rev();
+      return fileConflictPlugin.checkCompatible({
+        osname: 'testos',
+        systemdVersion: 252,
+        repo: r,
+        base: await base(),
+        extensions: [
+          { name: 'ext', commit: c, kind: 'sysext', release: { ID: '_any' }, reader: commitReader(r, c) },
+          { name: 'ext2', commit: c, kind: 'sysext', release: { ID: '_any' }, reader: commitReader(r, c) },
+        ],
+      });
+    },
+  ],
   ['store.list', async () => new ExtensionStore(await open()).list()],
   ['store.get', async () => new ExtensionStore(await open()).get('ext')],
   ['store.history', async () => new ExtensionStore(await open()).history('ext')],
   ['checkout', async () => (await open()).checkout(REF, join(work, 'co'))],
   ['checkoutSubpath', async () => (await open()).checkout(REF, join(work, 'co-sub'), { subpath: '/usr/share' })],
-  ['fsck', async () => {
-    const f = await (await open()).fsck();
-    return { ok: f.ok, corrupt: f.corrupt.length, missing: f.missing.length };
-  }],
-  ['pullLocal', async () => {
-    const dst = await Repo.create(join(work, 'pulled'), { mode: 'archive', disableFsync: true });
-    try {
-      return await dst.pullLocal(repoPath, { refs: [REF] });
-    } finally {
-      dst.close();
-    }
-  }],
-  ['mergeOffline', async () =>
-    mergeOffline({
-      repo: await open(),
-      base: await base(),
-      extensions: [{ name: 'ext', commit: await rev(), kind: 'sysext' }],
-      commit: { ref: 'merged/main', subject: 'merged' },
-    })],
+  [
+    'fsck',
+    async () => {
+      const f = await (await open()).fsck();
+      return { ok: f.ok, corrupt: f.corrupt.length, missing: f.missing.length };
+    },
+  ],
+  [
+    'pullLocal',
+    async () => {
+      const dst = await Repo.create(join(work, 'pulled'), { mode: 'archive', disableFsync: true });
+      try {
+        return await dst.pullLocal(repoPath, { refs: [REF] });
+      } finally {
+        dst.close();
+      }
+    },
+  ],
+  [
+    'mergeOffline',
+    async () =>
+      mergeOffline({
+        repo: await open(),
+        base: await base(),
+        extensions: [{ name: 'ext', commit: await rev(), kind: 'sysext' }],
+        commit: { ref: 'merged/main', subject: 'merged' },
+      }),
+  ],
   ['prune', async () => (await open()).prune({ depth: -1 })],
 ];
 

@@ -49,7 +49,11 @@ async function slot<T>(fn: () => Promise<T>): Promise<T> {
   }
 }
 
-function runChild(repo: string, work: string, start: number): Promise<{ lines: any[]; code: number | null; signal: string | null; killed: boolean; stderr: string }> {
+function runChild(
+  repo: string,
+  work: string,
+  start: number,
+): Promise<{ lines: any[]; code: number | null; signal: string | null; killed: boolean; stderr: string }> {
   return new Promise((resolveRun) => {
     const child = spawn(process.execPath, [CHILD, dist, repo, work, String(start), String(HANG_MS)], { env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
@@ -58,19 +62,25 @@ function runChild(repo: string, work: string, start: number): Promise<{ lines: a
     child.stdout.on('data', (d) => (out += d));
     child.stderr.on('data', (d) => (err = (err + d).slice(-4000)));
     // The child's own timer handles a hung worker; this one a hung main thread.
-    const timer = setTimeout(() => {
-      killed = true;
-      child.kill('SIGKILL');
-    }, HANG_MS * (NAMES.length - start + 2));
+    const timer = setTimeout(
+      () => {
+        killed = true;
+        child.kill('SIGKILL');
+      },
+      HANG_MS * (NAMES.length - start + 2),
+    );
     child.on('exit', (code, signal) => {
       clearTimeout(timer);
-      const lines = out.split('\n').filter(Boolean).map((l) => {
-        try {
-          return JSON.parse(l);
-        } catch {
-          return { junk: l };
-        }
-      });
+      const lines = out
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => {
+          try {
+            return JSON.parse(l);
+          } catch {
+            return { junk: l };
+          }
+        });
       resolveRun({ lines, code, signal, killed, stderr: err });
     });
   });

@@ -16,19 +16,54 @@ const repoPath = join(dir, 'repo');
 
 // [kind, name, linkname]: f file, d dir, h hard link, s symlink
 type Member = [string, string, string?];
-const RELEASE: Member[] = [['d', 'usr'], ['d', 'usr/lib'], ['d', 'usr/lib/extension-release.d'], ['f', 'usr/lib/extension-release.d/extension-release.evil']];
+const RELEASE: Member[] = [
+  ['d', 'usr'],
+  ['d', 'usr/lib'],
+  ['d', 'usr/lib/extension-release.d'],
+  ['f', 'usr/lib/extension-release.d/extension-release.evil'],
+];
 const HOSTILE: Record<string, Member[]> = {
-  'link-dotdot': [['f', 'usr/a'], ['h', 'usr/b', '../x']],
-  'link-inner-dotdot': [['f', 'usr/a'], ['h', 'usr/b', 'usr/../../x']],
-  'link-to-parent': [['f', 'usr/a'], ['h', 'usr/b', 'usr/a/..']],
-  'link-dot': [['f', 'usr/a'], ['h', 'usr/b', '.']],
-  'link-empty': [['f', 'usr/a'], ['h', 'usr/b', '']],
-  'link-absolute': [['f', 'usr/a'], ['h', 'usr/b', '/etc/passwd']],
-  'link-missing': [['f', 'usr/a'], ['h', 'usr/b', 'usr/nothere']],
-  'link-forward': [['h', 'usr/b', 'usr/a'], ['f', 'usr/a']],
-  'link-directory': [['f', 'usr/a'], ['h', 'usr/b', 'usr']],
+  'link-dotdot': [
+    ['f', 'usr/a'],
+    ['h', 'usr/b', '../x'],
+  ],
+  'link-inner-dotdot': [
+    ['f', 'usr/a'],
+    ['h', 'usr/b', 'usr/../../x'],
+  ],
+  'link-to-parent': [
+    ['f', 'usr/a'],
+    ['h', 'usr/b', 'usr/a/..'],
+  ],
+  'link-dot': [
+    ['f', 'usr/a'],
+    ['h', 'usr/b', '.'],
+  ],
+  'link-empty': [
+    ['f', 'usr/a'],
+    ['h', 'usr/b', ''],
+  ],
+  'link-absolute': [
+    ['f', 'usr/a'],
+    ['h', 'usr/b', '/etc/passwd'],
+  ],
+  'link-missing': [
+    ['f', 'usr/a'],
+    ['h', 'usr/b', 'usr/nothere'],
+  ],
+  'link-forward': [
+    ['h', 'usr/b', 'usr/a'],
+    ['f', 'usr/a'],
+  ],
+  'link-directory': [
+    ['f', 'usr/a'],
+    ['h', 'usr/b', 'usr'],
+  ],
   'link-self': [['h', 'usr/b', 'usr/b']],
-  'link-dotdot-pax': [['f', 'usr/a'], ['h', 'usr/' + 'p'.repeat(120), '../' + 'x'.repeat(120)]],
+  'link-dotdot-pax': [
+    ['f', 'usr/a'],
+    ['h', 'usr/' + 'p'.repeat(120), '../' + 'x'.repeat(120)],
+  ],
   'name-dotdot': [['f', '../evil']],
 };
 
@@ -66,7 +101,11 @@ try {
 r.close();
 `;
 
-function libraryAttempt(archive: string): { signal: NodeJS.Signals | null; status: number | null; out: { ok?: string; typed?: boolean; code?: string; message?: string } } {
+function libraryAttempt(archive: string): {
+  signal: NodeJS.Signals | null;
+  status: number | null;
+  out: { ok?: string; typed?: boolean; code?: string; message?: string };
+} {
   const r = spawnSync(process.execPath, ['--input-type=module', '-e', CHILD, dist, repoPath, archive], { env: childEnv, encoding: 'utf8', timeout: 60_000 });
   const line = r.stdout.trim().split('\n').pop() ?? '';
   return { signal: r.signal, status: r.status, out: line.startsWith('{') ? JSON.parse(line) : {} };
@@ -126,7 +165,11 @@ describe('hostile tar archives are refused with a typed error, the process survi
     makeTar(good, [...RELEASE, ['f', 'usr/a']], { gzip: true });
     const truncated = join(dir, 'trunc.tar.gz');
     execFileSync('sh', ['-c', `head -c 60 ${good} > ${truncated}`]);
-    for (const [archive, code] of [[truncated, /CORRUPT|INVALID_DATA|FAILED/], [dir, /IS_DIRECTORY|FAILED/], [join(dir, 'nope.tar'), /NOT_FOUND/]] as const) {
+    for (const [archive, code] of [
+      [truncated, /CORRUPT|INVALID_DATA|FAILED/],
+      [dir, /IS_DIRECTORY|FAILED/],
+      [join(dir, 'nope.tar'), /NOT_FOUND/],
+    ] as const) {
       const r = libraryAttempt(archive);
       expect(r.signal).toBeNull();
       expect(r.out.typed, JSON.stringify(r.out)).toBe(true);

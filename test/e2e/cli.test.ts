@@ -26,7 +26,11 @@ interface Run {
 }
 
 function cli(args: string[], opts: { env?: NodeJS.ProcessEnv; input?: string } = {}): Run {
-  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', env: { ...process.env, OSTREE_SYSEXT_DEBUG: '', ...opts.env }, maxBuffer: 64 << 20 });
+  const r = spawnSync(process.execPath, [BIN, ...args], {
+    encoding: 'utf8',
+    env: { ...process.env, OSTREE_SYSEXT_DEBUG: '', ...opts.env },
+    maxBuffer: 64 << 20,
+  });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -61,7 +65,25 @@ describe('ostree-sysext on a repository (no root needed)', () => {
   it('prints help for every command, with examples, and exits 2 on usage errors', () => {
     const main = cli(['--help']);
     expect(main.code).toBe(0);
-    const commands = ['list', 'status', 'add', 'remove', 'deploy', 'undeploy', 'rollback', 'upgrade', 'build', 'check', 'merge', 'verify', 'remote add', 'remote list', 'remote delete', 'boot', 'demo'];
+    const commands = [
+      'list',
+      'status',
+      'add',
+      'remove',
+      'deploy',
+      'undeploy',
+      'rollback',
+      'upgrade',
+      'build',
+      'check',
+      'merge',
+      'verify',
+      'remote add',
+      'remote list',
+      'remote delete',
+      'boot',
+      'demo',
+    ];
     for (const c of commands) {
       expect(main.stdout).toContain(`  ${c} `);
       const h = cli([...c.split(' '), '--help']);
@@ -114,8 +136,14 @@ describe('ostree-sysext on a repository (no root needed)', () => {
     usageLine([...R(), 'remove', ''], 'ostree-sysext remove: an argument is empty (try: ostree-sysext remove --help)');
     usageLine([...R(), 'check', '--base', ''], "ostree-sysext check: option '--base' needs a value (try: ostree-sysext check --help)");
     usageLine([...R(), 'check', '--base='], "ostree-sysext check: option '--base' needs a value (try: ostree-sysext check --help)");
-    usageLine([...R(), 'remote', 'add', 'x', 'notaurl'], 'ostree-sysext remote add: the URL is not a valid URL: "notaurl" (try: ostree-sysext remote add --help)');
-    usageLine([...R(), 'remote', 'add', 'a b', 'file:///x'], 'ostree-sysext remote add: the name is not a valid remote name: string "a b" (try: ostree-sysext remote add --help)');
+    usageLine(
+      [...R(), 'remote', 'add', 'x', 'notaurl'],
+      'ostree-sysext remote add: the URL is not a valid URL: "notaurl" (try: ostree-sysext remote add --help)',
+    );
+    usageLine(
+      [...R(), 'remote', 'add', 'a b', 'file:///x'],
+      'ostree-sysext remote add: the name is not a valid remote name: string "a b" (try: ostree-sysext remote add --help)',
+    );
     // With --json the same error is the envelope on stdout.
     const j = cli(['lst', '--json']);
     expect(j.code).toBe(2);
@@ -127,7 +155,12 @@ describe('ostree-sysext on a repository (no root needed)', () => {
   });
 
   it('helps with commands that have subcommands, and keeps the global options in the main help', () => {
-    for (const args of [['remote', '--help'], ['help', 'remote'], ['remote', '-h'], ['--help', 'remote']]) {
+    for (const args of [
+      ['remote', '--help'],
+      ['help', 'remote'],
+      ['remote', '-h'],
+      ['--help', 'remote'],
+    ]) {
       const r = cli(args);
       expect(r.code, args.join(' ')).toBe(0);
       expect(r.stdout, args.join(' ')).toMatch(/^Usage: ostree-sysext \[OPTIONS\] remote COMMAND \[ARGS\.\.\.\]\n/);
@@ -141,7 +174,9 @@ describe('ostree-sysext on a repository (no root needed)', () => {
     for (const c of ['list', 'remote add', 'deploy']) {
       const h = cli([...c.split(' '), '--help']).stdout;
       expect(h, c).not.toContain('--sysroot DIR');
-      expect(h, c).toContain("Global options: --sysroot, --repo, --os, --root, --force, --wait, --json, --quiet, --help, --version (see 'ostree-sysext --help').");
+      expect(h, c).toContain(
+        "Global options: --sysroot, --repo, --os, --root, --force, --wait, --json, --quiet, --help, --version (see 'ostree-sysext --help').",
+      );
     }
   });
 
@@ -182,7 +217,10 @@ describe('ostree-sysext on a repository (no root needed)', () => {
     expect(cli([...R(), 'add', join(dir, 'does-not-exist')]).code).toBe(4);
 
     const listed = json([...R(), 'list', '--base', 'testos/stable']).result;
-    expect(listed.extensions.map((e: { name: string; state: string }) => [e.name, e.state])).toEqual([['hello', 'compatible'], ['other', 'incompatible']]);
+    expect(listed.extensions.map((e: { name: string; state: string }) => [e.name, e.state])).toEqual([
+      ['hello', 'compatible'],
+      ['other', 'incompatible'],
+    ]);
     const text = cli([...R(), 'list']);
     expect(text.stdout).toMatch(/^NAME +KIND +VERSION/);
     expect(text.stdout).toMatch(/\nhello +sysext +1\.0 /);
@@ -265,7 +303,11 @@ export default {
       key = generateKey('cli vendor');
       vendor = join(dir, 'vendor');
       const v = await Repo.create(vendor, { mode: 'archive' });
-      await v.commit({ tree: extTree('vendored', 'ID=_any\nSYSEXT_VERSION_ID=5\n', { 'usr/share/vendored/big': 'x'.repeat(100_000) }), ref: 'ext/vendored', subject: 'v5' });
+      await v.commit({
+        tree: extTree('vendored', 'ID=_any\nSYSEXT_VERSION_ID=5\n', { 'usr/share/vendored/big': 'x'.repeat(100_000) }),
+        ref: 'ext/vendored',
+        subject: 'v5',
+      });
       await v.signCommit('ext/vendored', { keyId: key.keyId, homedir: key.homedir });
       await v.commit({ tree: extTree('unsigned', 'ID=_any\n'), ref: 'ext/unsigned', subject: 'unsigned' });
       await v.regenerateSummary();
@@ -321,7 +363,10 @@ export default {
       expect(missing.stderr).not.toMatch(/objects|B\/s/);
 
       const v = json([...R(), 'verify', 'vendored', 'hello']).result;
-      expect(v.extensions.map((e: { name: string; status: string }) => [e.name, e.status])).toEqual([['vendored', 'valid'], ['hello', 'unsigned']]);
+      expect(v.extensions.map((e: { name: string; status: string }) => [e.name, e.status])).toEqual([
+        ['vendored', 'valid'],
+        ['hello', 'unsigned'],
+      ]);
       expect(v.extensions[0].signatures[0].fingerprint).toBe(key.fingerprint);
       expect(v.fsck).toMatchObject({ ok: true, missing: [], corrupt: [] });
       // Without a terminal, fsck says once what it checks (it reports no progress to draw).
@@ -385,7 +430,9 @@ export default {
         // fsck reports no progress: on a terminal, what runs and the seconds elapsed, cleared before the result.
         const f = onTerminal(`${cmd} verify hello`);
         expect(f.status, f.stdout).toBe(0);
-        expect(f.stdout).toMatch(new RegExp(`\\r\\x1b\\[2Kfsck: checking every object of ${repoPath.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} \\(\\d+ s\\)\\r\\x1b\\[2Kfsck: ok: `));
+        expect(f.stdout).toMatch(
+          new RegExp(`\\r\\x1b\\[2Kfsck: checking every object of ${repoPath.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} \\(\\d+ s\\)\\r\\x1b\\[2Kfsck: ok: `),
+        );
         json([...R(), 'remove', 'vendored']);
         json([...R(), 'remote', 'delete', 'web']);
         json([...R(), 'add', 'vendor:ext/vendored']);
@@ -399,7 +446,10 @@ export default {
     const path = join(dir, 'path');
     mkdirSync(path, { recursive: true });
     symlinkSync(BIN, join(path, 'ostree-sysext'));
-    const r = spawnSync('ostree', ['sysext', '--repo', repoPath, 'list', '--json'], { encoding: 'utf8', env: { ...process.env, PATH: `${path}:${process.env.PATH}` } });
+    const r = spawnSync('ostree', ['sysext', '--repo', repoPath, 'list', '--json'], {
+      encoding: 'utf8',
+      env: { ...process.env, PATH: `${path}:${process.env.PATH}` },
+    });
     expect(r.status, r.stderr).toBe(0);
     expect(JSON.parse(r.stdout).result.extensions.map((e: { name: string }) => e.name)).toContain('hello');
     const h = spawnSync('ostree', ['sysext', '--help'], { encoding: 'utf8', env: { ...process.env, PATH: `${path}:${process.env.PATH}` } });
@@ -421,7 +471,11 @@ describeAsRoot('ostree-sysext on a sysroot (deploy, apply, boot, live merge)', (
     const sysroot = await Sysroot.load(s.path);
     deployDir = sysroot.deploymentPath(sysroot.deployments()[0]!);
     sysroot.close();
-    for (const [name, release] of [['alpha', 'ID=testos\nVERSION_ID=1\n'], ['beta', 'ID=_any\n'], ['gamma', 'ID=fedora\n']] as const) {
+    for (const [name, release] of [
+      ['alpha', 'ID=testos\nVERSION_ID=1\n'],
+      ['beta', 'ID=_any\n'],
+      ['gamma', 'ID=fedora\n'],
+    ] as const) {
       expect(cli(['--sysroot', s.path, 'add', extTree(name, release)]).code).toBe(0);
     }
   });
@@ -435,7 +489,10 @@ describeAsRoot('ostree-sysext on a sysroot (deploy, apply, boot, live merge)', (
 
     const d = json([...S(), 'deploy', 'alpha', 'beta']).result;
     expect(d.set.order).toEqual(['alpha', 'beta']);
-    expect(d.votes.votes.map((v: { plugin: string; verdict: string }) => [v.plugin, v.verdict])).toEqual([['release-compatibility', 'approve'], ['file-conflicts', 'approve']]);
+    expect(d.votes.votes.map((v: { plugin: string; verdict: string }) => [v.plugin, v.verdict])).toEqual([
+      ['release-compatibility', 'approve'],
+      ['file-conflicts', 'approve'],
+    ]);
     expect(readlinkSync(join(deployDir, 'run/ostree/extensions'))).toBe(`/ostree/deploy/testos/extensions/${d.set.commit}.0`);
     // One rename switches everything: run/extensions is a fixed link beneath run/ostree/extensions.
     expect(readlinkSync(join(deployDir, 'run/extensions'))).toBe('ostree/extensions/staged');
@@ -444,7 +501,11 @@ describeAsRoot('ostree-sysext on a sysroot (deploy, apply, boot, live merge)', (
     const st = json([...S(), 'status']).result;
     expect(st).toMatchObject({ osname: 'testos', set: { commit: d.set.commit, order: ['alpha', 'beta'] }, active: { set: d.set.commit } });
     expect(st.deployments[0].set).toBe(d.set.commit);
-    expect(json(['--sysroot', s.path, 'list']).result.extensions.filter((e: { activeIn: string[] }) => e.activeIn.includes('testos')).map((e: { name: string }) => e.name)).toEqual(['alpha', 'beta']);
+    expect(
+      json(['--sysroot', s.path, 'list'])
+        .result.extensions.filter((e: { activeIn: string[] }) => e.activeIn.includes('testos'))
+        .map((e: { name: string }) => e.name),
+    ).toEqual(['alpha', 'beta']);
     expect(cli(['--sysroot', s.path, 'remove', 'alpha']).code).toBe(3);
     expect(json([...S(), 'check', 'gamma', '--vote'], 3).result.votes.verdict).toBe('veto');
 
@@ -474,10 +535,14 @@ describeAsRoot('ostree-sysext on a sysroot (deploy, apply, boot, live merge)', (
     expect(byPrefix.set.extensions).toEqual(u.set.extensions);
     const notId = cli([...S(), 'rollback', 'zz']);
     expect(notId.code).toBe(2);
-    expect(notId.stderr).toBe("ostree-sysext rollback: 'zz' is not a set id (4 to 64 hex digits, as `ostree-sysext status` prints them) (try: see the sets with `ostree-sysext status --json`)\n");
+    expect(notId.stderr).toBe(
+      "ostree-sysext rollback: 'zz' is not a set id (4 to 64 hex digits, as `ostree-sysext status` prints them) (try: see the sets with `ostree-sysext status --json`)\n",
+    );
     const unknownId = cli([...S(), 'rollback', 'ffffffffffff']);
     expect(unknownId.code).toBe(4);
-    expect(unknownId.stderr).toBe('ostree-sysext rollback: no set of testos has the id ffffffffffff (try: see the history with `ostree-sysext status --json`)\n');
+    expect(unknownId.stderr).toBe(
+      'ostree-sysext rollback: no set of testos has the id ffffffffffff (try: see the history with `ostree-sysext status --json`)\n',
+    );
     expect(json([...S(), 'rollback', rb.set.commit.slice(0, 12)]).result.set.extensions).toEqual(d.set.extensions);
 
     // Offline merge of the current set onto the deployment's commit.
@@ -496,7 +561,12 @@ describeAsRoot('ostree-sysext on a sysroot (deploy, apply, boot, live merge)', (
     expect(up.set.extensions.delta).toBe(up.outcomes[0].to);
     expect(readlinkSync(join(deployDir, 'run/ostree/extensions'))).toBe(`/ostree/deploy/testos/extensions/${up.set.commit}.0`);
     // run/ostree/extensions is an absolute link as seen from inside the deployment (/ostree → the sysroot's).
-    expect(readFileSync(join(s.path, readlinkSync(join(deployDir, 'run/ostree/extensions')), 'staged', 'delta/usr/lib/extension-release.d/extension-release.delta'), 'utf8')).toContain('SYSEXT_VERSION_ID=2');
+    expect(
+      readFileSync(
+        join(s.path, readlinkSync(join(deployDir, 'run/ostree/extensions')), 'staged', 'delta/usr/lib/extension-release.d/extension-release.delta'),
+        'utf8',
+      ),
+    ).toContain('SYSEXT_VERSION_ID=2');
     const noApply = json([...S(), 'upgrade', 'delta', '--no-apply']).result;
     expect(noApply.set).toBeUndefined();
   });
@@ -522,7 +592,10 @@ describeAsRoot('ostree-sysext on a sysroot (deploy, apply, boot, live merge)', (
     expect(shown.stdout).toMatch(/^ {2}warn +file-conflicts: 1 conflicting path\(s\): \/usr\/share\/base\/file /m);
     json([...S(), '--force', 'deploy', 'shadow']);
     // The warning about shadow was accepted: changing other members is not refused for it.
-    for (const args of [['deploy', 'epsilon'], ['undeploy', 'epsilon']]) {
+    for (const args of [
+      ['deploy', 'epsilon'],
+      ['undeploy', 'epsilon'],
+    ]) {
       const r = cli([...S(), ...args]);
       expect(r.code, `${args.join(' ')}: ${r.stderr}`).toBe(0);
       expect(r.stdout).toMatch(/^accepted with --force before, still accepted: file-conflicts: 1 conflicting path\(s\): \/usr\/share\/base\/file /m);
@@ -588,7 +661,11 @@ describeAsRoot('ostree-sysext on a sysroot (deploy, apply, boot, live merge)', (
     const demoDir = join(dir, 'demo');
     const r = json(['demo', '--dir', demoDir]).result;
     expect(r.mode).toBe('sysroot');
-    expect(r.extensions.map((e: { name: string; compatible: boolean }) => [e.name, e.compatible])).toEqual([['fedora-only', false], ['hello', true], ['tools', true]]);
+    expect(r.extensions.map((e: { name: string; compatible: boolean }) => [e.name, e.compatible])).toEqual([
+      ['fedora-only', false],
+      ['hello', true],
+      ['tools', true],
+    ]);
     expect(r.refused.votes.find((v: { plugin: string }) => v.plugin === 'release-compatibility').verdict).toBe('veto');
     expect(r.set.order).toEqual(['hello', 'tools']);
     expect(r.applied.state).toBe('hello, tools');
@@ -605,7 +682,10 @@ describeAsRoot('ostree-sysext on a sysroot (deploy, apply, boot, live merge)', (
     afterAll(() => removeTree(demoDir));
     chmodSync(demoDir, 0o755);
     run('chown', ['nobody', demoDir]);
-    const r = spawnSync('setpriv', ['--reuid=nobody', '--regid=nogroup', '--clear-groups', process.execPath, BIN, 'demo', '--dir', demoDir], { encoding: 'utf8', env: { ...process.env, HOME: demoDir } });
+    const r = spawnSync('setpriv', ['--reuid=nobody', '--regid=nogroup', '--clear-groups', process.execPath, BIN, 'demo', '--dir', demoDir], {
+      encoding: 'utf8',
+      env: { ...process.env, HOME: demoDir },
+    });
     expect(r.status, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/not root: `ostree admin deploy` needs root, so the OS commit itself is the base/);
     expect(r.stdout).toMatch(/live merge: skipped/);

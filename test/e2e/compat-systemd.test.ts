@@ -2,13 +2,7 @@
 import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, expect, it } from 'vitest';
-import {
-  checkCompatibility,
-  detectSystemdVersion,
-  sortExtensionNames,
-  systemdArchitecture,
-  type CompatibilityCode,
-} from '../../lib/compat.js';
+import { checkCompatibility, detectSystemdVersion, sortExtensionNames, systemdArchitecture, type CompatibilityCode } from '../../lib/compat.js';
 import { parseRelease } from '../../lib/release.js';
 import { directoryReader, findOsRelease, validateExtension } from '../../lib/validate.js';
 import { describeAsRoot } from '../helpers/root.js';
@@ -181,8 +175,10 @@ function curatedCases(arch: string): Case[] {
     c('host-id-missing', 'ID=debian\nVERSION_ID=12\n', { usrLib: 'VERSION_ID=12\n' }),
     c('host-id-empty', 'ID=_any\n', { usrLib: 'ID=""\nVERSION_ID=12\n' }),
     c('host-comment-swallows-version', 'ID=debian\nVERSION_ID=99\n', { usrLib: '# x\\\nVERSION_ID=12\nID=debian\n' }),
-    c('host-invalid-utf8', 'ID=debian\nVERSION_ID=12\n', { usrLib: Buffer.concat([Buffer.from('ID=debian\nVERSION_ID=12\nNAME='), Buffer.from([0xc3, 0x28]), Buffer.from('\n')]) }),
-    c('host-quoted', "ID='debian'\nVERSION_ID=\"12\"\n", { usrLib: 'ID="debian"\nVERSION_ID=\'12\'\n' }),
+    c('host-invalid-utf8', 'ID=debian\nVERSION_ID=12\n', {
+      usrLib: Buffer.concat([Buffer.from('ID=debian\nVERSION_ID=12\nNAME='), Buffer.from([0xc3, 0x28]), Buffer.from('\n')]),
+    }),
+    c('host-quoted', 'ID=\'debian\'\nVERSION_ID="12"\n', { usrLib: 'ID="debian"\nVERSION_ID=\'12\'\n' }),
   ];
 }
 
@@ -283,10 +279,12 @@ describeAsRoot('checkCompatibility agrees with the installed systemd-sysext', ()
       }
       const reasonOk = code === null || (codes !== null && codes.includes(code));
       if (actual !== expected || !reasonOk) {
-        const log = r.stderr.split('\n').filter((l) => /xtension|ID|os-release|Failed/.test(l)).slice(-4).join(' | ');
-        disagreements.push(
-          `${k.id}: systemd ${actual} (${codes?.join('/') ?? 'no reason logged'}), model ${expected} (${code ?? '-'}) :: ${log}`,
-        );
+        const log = r.stderr
+          .split('\n')
+          .filter((l) => /xtension|ID|os-release|Failed/.test(l))
+          .slice(-4)
+          .join(' | ');
+        disagreements.push(`${k.id}: systemd ${actual} (${codes?.join('/') ?? 'no reason logged'}), model ${expected} (${code ?? '-'}) :: ${log}`);
       }
     }
     expect(disagreements).toEqual([]);
@@ -298,8 +296,22 @@ describeAsRoot('overlay order and validation agree with systemd-sysext', () => {
 
   it('stacks extensions in sortExtensionNames order', async () => {
     const names = [
-      'foo-1.10', 'foo-1.9', 'foo-1.9~rc1', 'foo-1.9-1', 'foo-1.9^post', 'foo-1.9.a', 'foo-1.9a', 'foo-2',
-      'foo-010', 'foo', 'bar', 'Bar', 'foo-1.9.0', 'zzz~beta', 'zzz', 'foo-1_9x',
+      'foo-1.10',
+      'foo-1.9',
+      'foo-1.9~rc1',
+      'foo-1.9-1',
+      'foo-1.9^post',
+      'foo-1.9.a',
+      'foo-1.9a',
+      'foo-2',
+      'foo-010',
+      'foo',
+      'bar',
+      'Bar',
+      'foo-1.9.0',
+      'zzz~beta',
+      'zzz',
+      'foo-1_9x',
     ];
     const root = join(base, 'order');
     mkdirSync(join(root, 'usr/lib'), { recursive: true });
@@ -364,7 +376,10 @@ describeAsRoot('overlay order and validation agree with systemd-sysext', () => {
     for (const [i, v] of variants.entries()) {
       const validation = await validateExtension(directoryReader(join(roots[i]!.root, 'var/lib/extensions', EXT)), { name: EXT });
       expect(validation.ok, v.id).toBe(false);
-      expect(validation.problems.map((p) => p.code), v.id).toContain(v.code);
+      expect(
+        validation.problems.map((p) => p.code),
+        v.id,
+      ).toContain(v.code);
       expect(observed(results[i]!), v.id).toBe(v.outcome);
     }
   });

@@ -39,8 +39,7 @@ describeAsRoot('pull interoperability with the ostree CLI', () => {
   let cliV1: string;
   let cliV2: string;
 
-  const deltaRequests = (repo: string): string[] =>
-    nginx.requests().filter((l) => l.startsWith(`200 /${repo}/deltas/`) && l.split('/')[4]!.includes('-'));
+  const deltaRequests = (repo: string): string[] => nginx.requests().filter((l) => l.startsWith(`200 /${repo}/deltas/`) && l.split('/')[4]!.includes('-'));
 
   beforeAll(async () => {
     key = generateKey('Interop publisher');

@@ -85,7 +85,10 @@ const { join } = require('node:path');
 beforeAll(() => {
   // --ignore-scripts: dist/ is built by the global setup; `prepare` would rewrite it under the
   // feet of test files running at the same time.
-  const packed = ok(run('npm', ['pack', '--silent', '--ignore-scripts', '--pack-destination', dir], ROOT), 'npm pack').trim().split('\n').pop()!;
+  const packed = ok(run('npm', ['pack', '--silent', '--ignore-scripts', '--pack-destination', dir], ROOT), 'npm pack')
+    .trim()
+    .split('\n')
+    .pop()!;
   tarball = join(dir, packed);
   mkdirSync(app);
   writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'consumer', private: true, type: 'module' }));
@@ -93,7 +96,15 @@ beforeAll(() => {
   // npm's cache, filled by `npm ci`.
   const install = run(
     'npm',
-    ['install', '--prefer-offline', '--no-audit', '--no-fund', tarball, `typescript@${rootPkg.devDependencies.typescript}`, `@types/node@${rootPkg.devDependencies['@types/node']}`],
+    [
+      'install',
+      '--prefer-offline',
+      '--no-audit',
+      '--no-fund',
+      tarball,
+      `typescript@${rootPkg.devDependencies.typescript}`,
+      `@types/node@${rootPkg.devDependencies['@types/node']}`,
+    ],
     app,
   );
   ok(install, 'npm install of the packed tarball');

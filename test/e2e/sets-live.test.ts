@@ -30,7 +30,11 @@ function extTree(name: string, release: string, files: Record<string, string>): 
 const listing = (dirExpr: string) => `find "${dirExpr}" -mindepth 1 -path "${dirExpr}/.systemd-sysext" -prune -o -printf '%P %y %m\\n' | sort`;
 
 /** Mounts the sysroot where a booted deployment sees it, merges, and reports what systemd shows. */
-async function liveMerge(sysrootPath: string, deployDir: string, paths: string[]): Promise<{ merged: string[]; files: Record<string, string>; listing: string; after: string; code: number | null; stderr: string }> {
+async function liveMerge(
+  sysrootPath: string,
+  deployDir: string,
+  paths: string[],
+): Promise<{ merged: string[]; files: Record<string, string>; listing: string; after: string; code: number | null; stderr: string }> {
   const script = `
 set -e
 mount --bind "$2" "$2" && mount --make-shared "$2"

@@ -59,7 +59,7 @@ interface Child {
 }
 
 function start(args: string[]): Child {
-  const proc = spawn(process.execPath, ['--input-type=module', '-e', CHILD, dist, ...args], { stdio: ['pipe', 'pipe', 'pipe'] , env: childEnv });
+  const proc = spawn(process.execPath, ['--input-type=module', '-e', CHILD, dist, ...args], { stdio: ['pipe', 'pipe', 'pipe'], env: childEnv });
   let out = '';
   let err = '';
   const waiters: Array<[string, () => void]> = [];
@@ -243,7 +243,15 @@ async function namedCommits(sysrootPath: string): Promise<Array<{ set: string; n
     for (const head of Object.values(await r.listRefs({ prefix: 'ostree-sysext/set', remotes: false }))) {
       for (const c of (await r.log(head)).commits) {
         for (const [name, commit] of Object.entries((c.metadata['ostree-sysext.extensions'] ?? {}) as Record<string, string>)) {
-          out.push({ set: c.checksum, name, commit, present: await r.loadCommit(commit).then(() => true, () => false) });
+          out.push({
+            set: c.checksum,
+            name,
+            commit,
+            present: await r.loadCommit(commit).then(
+              () => true,
+              () => false,
+            ),
+          });
         }
       }
     }
@@ -277,7 +285,10 @@ describeAsRoot('remove and deploy of the same extension at once (two CLI process
       expect(spawnSync('cp', ['-a', fixture, sysroot]).status).toBe(0);
       try {
         const wait = t % 2 === 0 ? ['--wait'] : [];
-        const [rm, dep] = await Promise.all([cliRun(['--sysroot', sysroot, ...wait, 'remove', 'beta']), cliRun(['--sysroot', sysroot, ...wait, 'deploy', 'beta'])]);
+        const [rm, dep] = await Promise.all([
+          cliRun(['--sysroot', sysroot, ...wait, 'remove', 'beta']),
+          cliRun(['--sysroot', sysroot, ...wait, 'deploy', 'beta']),
+        ]);
         const key = `${wait.length ? 'wait' : 'nowait'} remove=${rm.code} deploy=${dep.code}`;
         tally[key] = (tally[key] ?? 0) + 1;
         // Either order is fine; a refusal is typed: in the set (3), gone (4), or locked (5).
@@ -285,7 +296,10 @@ describeAsRoot('remove and deploy of the same extension at once (two CLI process
         const ok = (rm.code === 0 && [4, 5].includes(dep.code!)) || (dep.code === 0 && [3, 5].includes(rm.code!));
         expect(ok, `${key}\nremove: ${rm.stderr}\ndeploy: ${dep.stderr}`).toBe(true);
         const named = await namedCommits(sysroot);
-        expect(named.filter((x) => !x.present), JSON.stringify(named)).toEqual([]);
+        expect(
+          named.filter((x) => !x.present),
+          JSON.stringify(named),
+        ).toEqual([]);
         await fsckOk(join(sysroot, 'ostree/repo'));
         // Later deploys work (the symptom was: every later deploy fails).
         const later = await cliRun(['--sysroot', sysroot, 'deploy', 'alpha']);

@@ -8,7 +8,19 @@
 // its threads, with one counter, and kills the process at the Nth. (strace's inject counts per
 // syscall and per thread, so "the Nth event" is not one point there.)
 import { spawn, spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, lstatSync, mkdirSync, readdirSync, readlinkSync, readFileSync, realpathSync, renameSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  readdirSync,
+  readlinkSync,
+  readFileSync,
+  realpathSync,
+  renameSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -158,7 +170,9 @@ async function snapshot(sysroot: string): Promise<Record<string, unknown>> {
     };
     const setsDir = join(sysroot, 'ostree/deploy/testos/extensions');
     const deployDir = join(sysroot, 'ostree/deploy/testos/deploy');
-    const bindings = readdirSync(deployDir).filter((e) => e.endsWith('.extensions')).map((e) => link(join(deployDir, e)));
+    const bindings = readdirSync(deployDir)
+      .filter((e) => e.endsWith('.extensions'))
+      .map((e) => link(join(deployDir, e)));
     const active = link(join(sysroot, 'run/ostree/extensions'));
     // The applied checkout, as a listing (path, type, size).
     const listing: string[] = [];
@@ -277,10 +291,18 @@ describeAsRoot('every CLI command converges after a kill at any event', () => {
     // F0: alpha and beta installed; the set {alpha} deployed and applied.
     const f0 = join(dir, 'f0');
     const s = makeTestSysroot(f0, { osname: 'testos', deployments: 1 });
-    makeTree(alphaSrc, { 'usr/lib/extension-release.d/extension-release.alpha': 'ID=_any\nSYSEXT_VERSION_ID=1\n', 'usr/share/alpha/a': 'a\n', 'usr/share/alpha/b': 'b\n' });
+    makeTree(alphaSrc, {
+      'usr/lib/extension-release.d/extension-release.alpha': 'ID=_any\nSYSEXT_VERSION_ID=1\n',
+      'usr/share/alpha/a': 'a\n',
+      'usr/share/alpha/b': 'b\n',
+    });
     const betaSrc = join(dir, 'src-beta');
     makeTree(betaSrc, { 'usr/lib/extension-release.d/extension-release.beta': 'ID=_any\n', 'usr/share/beta/a': 'beta a\n', 'usr/share/beta/b': 'beta b\n' });
-    for (const args of [['add', alphaSrc], ['add', betaSrc], ['deploy', 'alpha']]) {
+    for (const args of [
+      ['add', alphaSrc],
+      ['add', betaSrc],
+      ['deploy', 'alpha'],
+    ]) {
       const r = await cli(['--sysroot', s.path, ...args]);
       expect(r.code, r.stderr).toBe(0);
     }
@@ -315,73 +337,102 @@ describeAsRoot('every CLI command converges after a kill at any event', () => {
       check: (s) => expect([Object.keys(s.sets[0].extensions).sort(), s.runExtensions]).toEqual([['alpha', 'beta'], 'ostree/extensions/staged']),
     },
     { name: 'undeploy', fixture: 'f1', args: ['undeploy', 'beta'], check: (s) => expect(Object.keys(s.sets[0].extensions)).toEqual(['alpha']) },
-    { name: 'rollback', fixture: 'f1', args: ['rollback'], check: (s) => expect([Object.keys(s.sets[0].extensions), s.sets[0].rollbackOf, s.sets.length]).toEqual([['alpha'], 2, 3]) },
-    { name: 'remove', fixture: 'f0', args: ['remove', 'beta'], check: (s) => expect([Object.keys(s.installed), s.origins]).toEqual([['ostree-sysext/ext/alpha'], ['alpha']]) },
+    {
+      name: 'rollback',
+      fixture: 'f1',
+      args: ['rollback'],
+      check: (s) => expect([Object.keys(s.sets[0].extensions), s.sets[0].rollbackOf, s.sets.length]).toEqual([['alpha'], 2, 3]),
+    },
+    {
+      name: 'remove',
+      fixture: 'f0',
+      args: ['remove', 'beta'],
+      check: (s) => expect([Object.keys(s.installed), s.origins]).toEqual([['ostree-sysext/ext/alpha'], ['alpha']]),
+    },
     {
       name: 'upgrade',
       fixture: 'f0',
       args: ['upgrade', 'alpha'],
-      check: (s) => expect([s.sets.length, s.sets[0].extensions.alpha, s.sets[0].extensions.alpha === s.sets[1].extensions.alpha]).toEqual([2, s.installed['ostree-sysext/ext/alpha'], false]),
+      check: (s) =>
+        expect([s.sets.length, s.sets[0].extensions.alpha, s.sets[0].extensions.alpha === s.sets[1].extensions.alpha]).toEqual([
+          2,
+          s.installed['ostree-sysext/ext/alpha'],
+          false,
+        ]),
     },
   ];
 
   for (const c of cases) {
-    it(`${c.name}: killed at each event, then run again, ends where an uninterrupted run ends`, async () => {
-      const t0 = Date.now();
-      // The uninterrupted run, with its event log.
-      const refDir = join(dir, `${c.name}-ref`);
-      copyTree(fixtures[c.fixture]!, refDir);
-      const logPath = join(dir, `${c.name}.events`);
-      const ref = await cli(['--sysroot', refDir, ...c.args], { CONVERGE_LOG: logPath });
-      expect(ref.code, ref.stderr).toBe(0);
-      const want = await snapshot(refDir);
-      c.check(want);
-      expect(want.leftovers).toEqual([]);
-      expect(want.runExtensions).toBe('ostree/extensions/staged');
-      // A kill after the last change (releasing the lock) leaves a completed run: the re-run is
-      // then a second run, and must do what a second uninterrupted run does.
-      const second = await cli(['--sysroot', refDir, ...c.args]);
-      const want2 = await snapshot(refDir);
-      removeTree(refDir);
-      const log = readFileSync(logPath, 'utf8');
-      const { total, points, candidates } = killPoints(log);
-      const at = (n: number) => log.split('\n')[n - 1] ?? '?';
-      expect(total).toBeGreaterThan(5);
+    it(
+      `${c.name}: killed at each event, then run again, ends where an uninterrupted run ends`,
+      async () => {
+        const t0 = Date.now();
+        // The uninterrupted run, with its event log.
+        const refDir = join(dir, `${c.name}-ref`);
+        copyTree(fixtures[c.fixture]!, refDir);
+        const logPath = join(dir, `${c.name}.events`);
+        const ref = await cli(['--sysroot', refDir, ...c.args], { CONVERGE_LOG: logPath });
+        expect(ref.code, ref.stderr).toBe(0);
+        const want = await snapshot(refDir);
+        c.check(want);
+        expect(want.leftovers).toEqual([]);
+        expect(want.runExtensions).toBe('ostree/extensions/staged');
+        // A kill after the last change (releasing the lock) leaves a completed run: the re-run is
+        // then a second run, and must do what a second uninterrupted run does.
+        const second = await cli(['--sysroot', refDir, ...c.args]);
+        const want2 = await snapshot(refDir);
+        removeTree(refDir);
+        const log = readFileSync(logPath, 'utf8');
+        const { total, points, candidates } = killPoints(log);
+        const at = (n: number) => log.split('\n')[n - 1] ?? '?';
+        expect(total).toBeGreaterThan(5);
 
-      const results = await pool(points, async (n) => {
-        const trial = join(dir, `${c.name}-${n}`);
-        copyTree(fixtures[c.fixture]!, trial);
-        try {
-          const killed = await cli(['--sysroot', trial, ...c.args], { CONVERGE_KILL_AT: String(n) });
-          const mixed = mixedView(trial);
-          const complete = isDeepStrictEqual(await snapshot(trial), want);
-          const again = await cli(['--sysroot', trial, ...c.args]);
-          const got = await snapshot(trial);
-          return { n, killed: killed.signal === 'SIGKILL', complete, mixed, firstCode: killed.code, firstStderr: killed.stderr, code: again.code, stderr: again.stderr, got };
-        } finally {
-          removeTree(trial);
+        const results = await pool(points, async (n) => {
+          const trial = join(dir, `${c.name}-${n}`);
+          copyTree(fixtures[c.fixture]!, trial);
+          try {
+            const killed = await cli(['--sysroot', trial, ...c.args], { CONVERGE_KILL_AT: String(n) });
+            const mixed = mixedView(trial);
+            const complete = isDeepStrictEqual(await snapshot(trial), want);
+            const again = await cli(['--sysroot', trial, ...c.args]);
+            const got = await snapshot(trial);
+            return {
+              n,
+              killed: killed.signal === 'SIGKILL',
+              complete,
+              mixed,
+              firstCode: killed.code,
+              firstStderr: killed.stderr,
+              code: again.code,
+              stderr: again.stderr,
+              got,
+            };
+          } finally {
+            removeTree(trial);
+          }
+        });
+        const killedCount = results.filter((r) => r.killed).length;
+        for (const r of results) {
+          // An uninterrupted first run (the event count moved) must have succeeded.
+          // Whatever the kill left, run/extensions shows the staged dir of the set run/ostree/extensions names.
+          expect(r.mixed, `after a kill at ${at(r.n)}`).toBeNull();
+          if (!r.killed) expect(r.firstCode, `kill point ${r.n} (${at(r.n)}) was not reached: ${r.firstStderr}`).toBe(0);
+          if (r.complete) {
+            expect(r.code, `second run after a kill at ${at(r.n)} (the first had finished its changes): ${r.stderr}`).toBe(second.code);
+            expect(r.got, `state after a kill at ${at(r.n)}, the first run complete, and a second run`).toEqual(want2);
+          } else {
+            expect(r.code, `re-run after a kill at event ${at(r.n)}: ${r.stderr}`).toBe(0);
+            expect(r.got, `state after a kill at event ${at(r.n)} and a re-run`).toEqual(want);
+          }
         }
-      });
-      const killedCount = results.filter((r) => r.killed).length;
-      for (const r of results) {
-        // An uninterrupted first run (the event count moved) must have succeeded.
-        // Whatever the kill left, run/extensions shows the staged dir of the set run/ostree/extensions names.
-        expect(r.mixed, `after a kill at ${at(r.n)}`).toBeNull();
-        if (!r.killed) expect(r.firstCode, `kill point ${r.n} (${at(r.n)}) was not reached: ${r.firstStderr}`).toBe(0);
-        if (r.complete) {
-          expect(r.code, `second run after a kill at ${at(r.n)} (the first had finished its changes): ${r.stderr}`).toBe(second.code);
-          expect(r.got, `state after a kill at ${at(r.n)}, the first run complete, and a second run`).toEqual(want2);
-        } else {
-          expect(r.code, `re-run after a kill at event ${at(r.n)}: ${r.stderr}`).toBe(0);
-          expect(r.got, `state after a kill at event ${at(r.n)} and a re-run`).toEqual(want);
-        }
-      }
-      const complete = results.filter((r) => r.complete).length;
-      expect(killedCount).toBeGreaterThan(points.length / 2);
-      const line = `converge ${c.name}: ${total} events, ${candidates} distinct kill points, ${points.length} tried, ${killedCount} killed, ${results.length} converged (${complete} of them killed after the last change, then re-run as a second run) (${((Date.now() - t0) / 1000).toFixed(0)} s)`;
-      summary.push(line);
-      process.stdout.write(line + '\n');
-    }, TEST_TIMEOUT);
+        const complete = results.filter((r) => r.complete).length;
+        expect(killedCount).toBeGreaterThan(points.length / 2);
+        const line = `converge ${c.name}: ${total} events, ${candidates} distinct kill points, ${points.length} tried, ${killedCount} killed, ${results.length} converged (${complete} of them killed after the last change, then re-run as a second run) (${((Date.now() - t0) / 1000).toFixed(0)} s)`;
+        summary.push(line);
+        process.stdout.write(line + '\n');
+      },
+      TEST_TIMEOUT,
+    );
   }
 
   describe('the counter itself', () => {

@@ -86,7 +86,7 @@ function windowMs(): number {
  */
 function runChild(args: string[], delayMs: number, attempt = 0): Promise<Outcome> {
   return new Promise((resolvePromise, reject) => {
-    const child = spawn(process.execPath, ['--input-type=module', '-e', CHILD, dist, ...args], { stdio: ['ignore', 'pipe', 'pipe'] , env: childEnv });
+    const child = spawn(process.execPath, ['--input-type=module', '-e', CHILD, dist, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: childEnv });
     let out = '';
     let err = '';
     let opMs: number | null = null;
@@ -213,42 +213,46 @@ describe('SIGKILL during repository operations', () => {
     expect(killed).toBeGreaterThan(KILLS / 2);
   }, 600_000);
 
-  it.skipIf(!haveNginx)('pull from nginx (http)', async () => {
-    const server = await startNginx({ root: src });
-    const path = join(dir, 'http-pull-repo');
-    const fresh = async () => {
-      const { rmSync } = await import('node:fs');
-      rmSync(path, { recursive: true, force: true });
-      const r = await Repo.create(path, { mode: 'bare-user-only' });
-      await r.addRemote('origin', { url: server.url, gpgVerify: false });
-      r.close();
-    };
-    try {
-      await fresh();
-      const killed = await killLoop(
-        'pull-http',
-        () => ['pull-http', path, ''],
-        async () => {
-          await fsckOk(path);
-          const r = await Repo.open(path);
-          expect([null, srcCommit]).toContain(await r.resolve('origin:src', { allowMissing: true }));
-          r.close();
-        },
-        async () => {
-          const out = await runChild(['pull-http', path, ''], -1);
-          expect(out.output).toContain('DONE');
-          await fsckOk(path);
-          const r = await Repo.open(path);
-          expect(await r.resolve('origin:src')).toBe(srcCommit);
-          r.close();
-          await fresh();
-        },
-      );
-      expect(killed).toBeGreaterThan(KILLS / 2);
-    } finally {
-      await server.stop();
-    }
-  }, 600_000);
+  it.skipIf(!haveNginx)(
+    'pull from nginx (http)',
+    async () => {
+      const server = await startNginx({ root: src });
+      const path = join(dir, 'http-pull-repo');
+      const fresh = async () => {
+        const { rmSync } = await import('node:fs');
+        rmSync(path, { recursive: true, force: true });
+        const r = await Repo.create(path, { mode: 'bare-user-only' });
+        await r.addRemote('origin', { url: server.url, gpgVerify: false });
+        r.close();
+      };
+      try {
+        await fresh();
+        const killed = await killLoop(
+          'pull-http',
+          () => ['pull-http', path, ''],
+          async () => {
+            await fsckOk(path);
+            const r = await Repo.open(path);
+            expect([null, srcCommit]).toContain(await r.resolve('origin:src', { allowMissing: true }));
+            r.close();
+          },
+          async () => {
+            const out = await runChild(['pull-http', path, ''], -1);
+            expect(out.output).toContain('DONE');
+            await fsckOk(path);
+            const r = await Repo.open(path);
+            expect(await r.resolve('origin:src')).toBe(srcCommit);
+            r.close();
+            await fresh();
+          },
+        );
+        expect(killed).toBeGreaterThan(KILLS / 2);
+      } finally {
+        await server.stop();
+      }
+    },
+    600_000,
+  );
 
   it('checkout', async () => {
     const repoPath = join(dir, 'co-repo');

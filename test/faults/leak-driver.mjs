@@ -26,7 +26,10 @@ try {
     await repo.stat(c, '/usr/f1');
     await repo.listDir(c, '/usr');
     await repo.readFile(c, '/usr/f2');
-    await repo.query(c, [{ op: 'read', path: '/usr/f3' }, { op: 'stat', path: '/nope', optional: true }]);
+    await repo.query(c, [
+      { op: 'read', path: '/usr/f3' },
+      { op: 'stat', path: '/nope', optional: true },
+    ]);
     await repo.checkout(c, join(dir, `co${i}`));
     await repo.resolve('missing/ref').catch(() => undefined);
     await repo.readFile(c, '/nope').catch(() => undefined);
@@ -78,7 +81,9 @@ try {
   }
   // Damage one dirtree of the broken copy and read it through every walker.
   const b = await lib.Repo.open(broken);
-  const listing = execFileSync('find', [join(broken, 'objects'), '-name', '*.dirtree'], { encoding: 'utf8' }).trim().split('\n');
+  const listing = execFileSync('find', [join(broken, 'objects'), '-name', '*.dirtree'], { encoding: 'utf8' })
+    .trim()
+    .split('\n');
   unlinkSync(listing[0]);
   execFileSync('mkfifo', [listing[0]]);
   for (let i = 0; i < rounds; i++) {

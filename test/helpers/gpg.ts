@@ -57,7 +57,10 @@ export function generateKey(name = 'ostree-sysext test', opts: KeyOptions = {}):
   const uid = `${name} <test@ostree-sysext.invalid>`;
   gpg(homedir, ['--passphrase', '', '--quick-gen-key', uid, 'ed25519', 'sign', opts.expire ?? 'never']);
   const colons = gpg(homedir, ['--with-colons', '--list-keys', uid]);
-  const fpr = colons.split('\n').find((l) => l.startsWith('fpr:'))?.split(':')[9];
+  const fpr = colons
+    .split('\n')
+    .find((l) => l.startsWith('fpr:'))
+    ?.split(':')[9];
   if (!fpr) throw new Error(`gpg: no fingerprint for the new key:\n${colons}`);
   const publicKey = Buffer.from(gpg(homedir, ['--armor', '--export', fpr]));
   const publicKeyFile = join(homedir, 'public.asc');

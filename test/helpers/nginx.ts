@@ -131,7 +131,11 @@ export async function startNginx(opts: NginxOptions): Promise<NginxServer> {
       root: opts.root,
       requests() {
         const log = join(prefix, 'access.log');
-        return existsSync(log) ? readFileSync(log, 'utf8').split('\n').filter((l) => l !== '') : [];
+        return existsSync(log)
+          ? readFileSync(log, 'utf8')
+              .split('\n')
+              .filter((l) => l !== '')
+          : [];
       },
       async stop() {
         if (child.exitCode === null && child.signalCode === null) {

@@ -35,9 +35,7 @@ export interface NamespaceOptions {
  * it mounts is seen outside and everything is gone when it exits.
  */
 export function runInPrivateMountNamespace(script: string, opts: NamespaceOptions = {}): Promise<NamespaceRun> {
-  const prelude = ['mount --make-rprivate /', opts.freshRun === false ? '' : 'mount -t tmpfs -o mode=0755 tmpfs /run']
-    .filter((line) => line !== '')
-    .join('\n');
+  const prelude = ['mount --make-rprivate /', opts.freshRun === false ? '' : 'mount -t tmpfs -o mode=0755 tmpfs /run'].filter((line) => line !== '').join('\n');
   const argv = ['--mount', '--propagation', 'private', '--', 'bash', '-c', `${prelude}\n${script}`, 'sysext-ns', ...(opts.args ?? [])];
   return new Promise((resolve, reject) => {
     const child = spawn('unshare', argv, {
@@ -51,9 +49,7 @@ export function runInPrivateMountNamespace(script: string, opts: NamespaceOption
     child.stdout.on('data', (chunk: Buffer) => out.push(chunk));
     child.stderr.on('data', (chunk: Buffer) => err.push(chunk));
     child.on('error', reject);
-    child.on('close', (code, signal) =>
-      resolve({ code, signal, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') }),
-    );
+    child.on('close', (code, signal) => resolve({ code, signal, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') }));
   });
 }
 
@@ -149,10 +145,7 @@ function lines(text: string | null): string[] | null {
  * what got merged, then unmerges. On systemd 252 `status --root` is broken while merged, so the
  * merged set is read from `<hierarchy>/.systemd-sysext/extensions` instead.
  */
-export async function sysextMergeProbe(
-  roots: readonly MergeProbeRoot[],
-  opts: MergeProbeOptions = {},
-): Promise<MergeProbeResult[]> {
+export async function sysextMergeProbe(roots: readonly MergeProbeRoot[], opts: MergeProbeOptions = {}): Promise<MergeProbeResult[]> {
   const results = await mkdtemp(join(tmpdir(), 'sysext-probe-'));
   try {
     const args: string[] = [results, String(opts.args?.length ?? 0), ...(opts.args ?? [])];

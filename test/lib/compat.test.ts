@@ -21,8 +21,7 @@ const HOST = { ID: 'debian', VERSION_ID: '12' };
 const opts252: CompatibilityOptions = { systemdVersion: 252, architecture: 'x86-64' };
 const check = (ext: Record<string, string>, host: Record<string, string> = HOST, o: CompatibilityOptions = {}): CompatibilityResult =>
   checkCompatibility(ext, host, { ...opts252, ...o });
-const code = (ext: Record<string, string>, host: Record<string, string> = HOST, o: CompatibilityOptions = {}): string =>
-  check(ext, host, o).reason.code;
+const code = (ext: Record<string, string>, host: Record<string, string> = HOST, o: CompatibilityOptions = {}): string => check(ext, host, o).reason.code;
 
 describe('checkCompatibility: each rule', () => {
   it('accepts a matching ID and VERSION_ID', () => {
@@ -299,9 +298,7 @@ describe('architecture names', () => {
     const ext = { ID: 'debian', VERSION_ID: '12', ARCHITECTURE: systemdArchitecture() };
     expect(checkCompatibility(ext, HOST, { systemdVersion: 252 }).compatible).toBe(true);
     const other = systemdArchitecture() === 'arm64' ? 'x86-64' : 'arm64';
-    expect(checkCompatibility({ ...ext, ARCHITECTURE: other }, HOST, { systemdVersion: 252 }).reason.code).toBe(
-      'ARCHITECTURE_MISMATCH',
-    );
+    expect(checkCompatibility({ ...ext, ARCHITECTURE: other }, HOST, { systemdVersion: 252 }).reason.code).toBe('ARCHITECTURE_MISMATCH');
   });
 });
 
@@ -343,8 +340,30 @@ describe('systemd version detection', () => {
 describe('compareVersions', () => {
   it('orders a list of versions from oldest to newest, as systemd documents it', () => {
     const ordered = [
-      '~1', '', 'ab', 'abb', 'abc', '0001', '002', '12', '122', '122.9', '123~rc1', '123', '123-a', '123-a.1',
-      '123-a1', '123-a1.1', '123-3', '123-3.1', '123^patch1', '123^1', '123.a-1', '123.1-1', '123a-1', '124',
+      '~1',
+      '',
+      'ab',
+      'abb',
+      'abc',
+      '0001',
+      '002',
+      '12',
+      '122',
+      '122.9',
+      '123~rc1',
+      '123',
+      '123-a',
+      '123-a.1',
+      '123-a1',
+      '123-a1.1',
+      '123-3',
+      '123-3.1',
+      '123^patch1',
+      '123^1',
+      '123.a-1',
+      '123.1-1',
+      '123a-1',
+      '124',
     ];
     for (let i = 0; i < ordered.length; i++) {
       const a = ordered[i] as string;

@@ -46,7 +46,14 @@ describe('Overlay', () => {
     try {
       const a = await install(repo, 'a', { 'usr/share/a/one': 'from a\n', 'usr/share/dir': 'a file over a directory\n', 'usr/bin/tool': 'same\n' });
       const b = await install(repo, 'b', { 'usr/share/file/inside': 'b dir over a file\n' });
-      const view = await Overlay.open(base, [{ name: 'a', commit: a, kind: 'sysext' }, { name: 'b', commit: b, kind: 'sysext' }], { repo });
+      const view = await Overlay.open(
+        base,
+        [
+          { name: 'a', commit: a, kind: 'sysext' },
+          { name: 'b', commit: b, kind: 'sysext' },
+        ],
+        { repo },
+      );
       try {
         expect(String(await view.readFile('usr/share/a/one'))).toBe('from a\n');
         expect(String(await view.readFile('usr/share/a/two'))).toBe('base two\n');
@@ -68,7 +75,9 @@ describe('Overlay', () => {
       } finally {
         view.close();
       }
-      await expect(Overlay.open(base, [{ name: 'x', commit: 'f'.repeat(64), kind: 'sysext' }], { repo }).then((v) => v.stat('usr'))).rejects.toMatchObject({ code: 'NOT_FOUND' });
+      await expect(Overlay.open(base, [{ name: 'x', commit: 'f'.repeat(64), kind: 'sysext' }], { repo }).then((v) => v.stat('usr'))).rejects.toMatchObject({
+        code: 'NOT_FOUND',
+      });
     } finally {
       repo.close();
     }
@@ -93,15 +102,27 @@ describe('Overlay', () => {
 
 describe('names systemd cannot order', () => {
   it('are reported by mergeOffline and as a warning vote, never decided silently', async () => {
-    expect(ambiguousNames(['a1', 'a_1', 'b', 'foo-01', 'foo-1'])).toEqual([['a1', 'a_1'], ['foo-01', 'foo-1']]);
+    expect(ambiguousNames(['a1', 'a_1', 'b', 'foo-01', 'foo-1'])).toEqual([
+      ['a1', 'a_1'],
+      ['foo-01', 'foo-1'],
+    ]);
     const repo = await Repo.create(join(dir, 'r3'), { mode: 'bare-user' });
     try {
       const a1 = await install(repo, 'a1', { 'usr/share/who': 'a1\n' });
       const a_1 = await install(repo, 'a_1', { 'usr/share/who': 'a_1\n' });
-      const exts = [{ name: 'a1', commit: a1, kind: 'sysext' as const }, { name: 'a_1', commit: a_1, kind: 'sysext' as const }];
+      const exts = [
+        { name: 'a1', commit: a1, kind: 'sysext' as const },
+        { name: 'a_1', commit: a_1, kind: 'sysext' as const },
+      ];
       const r = await mergeOffline({ repo, base, extensions: exts, directory: join(dir, 'amb') });
       expect(r.ambiguous).toEqual([['a1', 'a_1']]);
-      const vote = await fileConflictPlugin.checkCompatible!({ osname: 'x', base, repo, systemdVersion: 252, extensions: exts.map((e) => ({ ...e, release: { ID: 'testos' }, reader: null as never })) });
+      const vote = await fileConflictPlugin.checkCompatible!({
+        osname: 'x',
+        base,
+        repo,
+        systemdVersion: 252,
+        extensions: exts.map((e) => ({ ...e, release: { ID: 'testos' }, reader: null as never })),
+      });
       expect(vote.verdict).toBe('warn');
       expect(vote.message).toMatch(/no fixed order between a1 and a_1/);
       expect(vote.details).toContainEqual({ kind: 'ambiguous-order', names: ['a1', 'a_1'] });

@@ -5,14 +5,7 @@ import { baseFromDirectory, type Base } from '../../lib/base.js';
 import { fileConflictPlugin, overlayView } from '../../lib/overlay.js';
 import { DeploymentSet, SetRefusedError } from '../../lib/deployment-set.js';
 import { mergeOffline } from '../../lib/merge.js';
-import {
-  executablePlugin,
-  loadPluginDirectory,
-  releaseCompatibilityPlugin,
-  runVote,
-  type Plugin,
-  type PluginContext,
-} from '../../lib/plugins.js';
+import { executablePlugin, loadPluginDirectory, releaseCompatibilityPlugin, runVote, type Plugin, type PluginContext } from '../../lib/plugins.js';
 import { Repo } from '../../lib/repo.js';
 import { ExtensionStore } from '../../lib/store.js';
 import { makeTree } from '../helpers/fixtures.js';
@@ -75,7 +68,12 @@ describe('vote rounds', () => {
   it('fails closed: a crash, a hang, or garbage is a veto with a clear message', async () => {
     const c = await ctx(['c']);
     const plugins: Plugin[] = [
-      { name: 'crash', checkCompatible: async () => { throw new Error('boom'); } },
+      {
+        name: 'crash',
+        checkCompatible: async () => {
+          throw new Error('boom');
+        },
+      },
       { name: 'hang', checkCompatible: () => new Promise(() => undefined) },
       { name: 'garbage', checkCompatible: async () => ({ verdict: 'maybe', message: 1 }) as never },
       { name: 'null', checkCompatible: async () => null as never },
@@ -90,7 +88,10 @@ describe('vote rounds', () => {
 
   it('runs executables with JSON in and out, and fails closed on their faults', async () => {
     const c = await ctx(['a', 'c']);
-    const ok = script('ok', `read -r input; case "$input" in *'"name":"a"'*) echo '{"verdict":"warn","message":"saw a"}';; *) echo '{"verdict":"veto","message":"no a"}';; esac`);
+    const ok = script(
+      'ok',
+      `read -r input; case "$input" in *'"name":"a"'*) echo '{"verdict":"warn","message":"saw a"}';; *) echo '{"verdict":"veto","message":"no a"}';; esac`,
+    );
     const crash = script('crash', 'echo dying >&2; exit 3');
     const hang = script('hang', 'sleep 30');
     const junk = script('junk', 'echo not json');
@@ -110,7 +111,10 @@ describe('vote rounds', () => {
   it('loads modules and executables from a plugin directory, a broken module as a veto', async () => {
     const pdir = join(dir, 'plugins');
     mkdirSync(pdir);
-    writeFileSync(join(pdir, '10-module.mjs'), `export default { name: 'mod', async checkCompatible(ctx) { return { verdict: 'approve', message: 'n=' + ctx.extensions.length }; } };\n`);
+    writeFileSync(
+      join(pdir, '10-module.mjs'),
+      `export default { name: 'mod', async checkCompatible(ctx) { return { verdict: 'approve', message: 'n=' + ctx.extensions.length }; } };\n`,
+    );
     writeFileSync(join(pdir, '20-broken.mjs'), 'export default {;\n');
     writeFileSync(join(pdir, 'README'), 'not a plugin\n');
     const exe = join(pdir, '30-exe');
@@ -140,7 +144,9 @@ describe('built-in plugins', () => {
     const r = await runVote([fileConflictPlugin], await ctx(['b', 'a', 'c']));
     expect(r.verdict).toBe('warn');
     // usr/bin/tool: b ships the same bytes as the base, so it is no conflict.
-    expect(r.votes[0]!.details).toEqual([{ path: 'usr/share/common/file', kind: 'content', providers: ['base', 'a', 'b'], types: ['file', 'file', 'file'], winner: 'b' }]);
+    expect(r.votes[0]!.details).toEqual([
+      { path: 'usr/share/common/file', kind: 'content', providers: ['base', 'a', 'b'], types: ['file', 'file', 'file'], winner: 'b' },
+    ]);
     expect((await runVote([fileConflictPlugin], await ctx(['c']))).verdict).toBe('approve');
   });
 

@@ -9,9 +9,7 @@ const fieldName = fc.stringMatching(/^[A-Za-z_][A-Za-z0-9_]{0,15}$/);
 
 // Characters that exercise every branch of the quoting rules, mixed with arbitrary Unicode.
 const tricky = fc.constantFrom('"', "'", '\\', '`', '$', '\n', '\r', '\r\n', ' ', '\t', '#', ';', '=', '~', 'a', 'Z', '0', 'é', '€', '😀');
-const anyChar = fc
-  .string({ unit: 'binary', minLength: 1, maxLength: 1 })
-  .filter((ch) => ch !== '\0' && !isNonCharacter(ch.codePointAt(0) ?? 0));
+const anyChar = fc.string({ unit: 'binary', minLength: 1, maxLength: 1 }).filter((ch) => ch !== '\0' && !isNonCharacter(ch.codePointAt(0) ?? 0));
 const fieldValue = fc.oneof(
   fc.array(fc.oneof(tricky, anyChar), { maxLength: 24 }).map((parts) => parts.join('')),
   fc.stringMatching(/^[A-Za-z0-9._-]{0,12}$/),
@@ -37,7 +35,9 @@ describe('formatRelease / parseRelease round trip', () => {
       fc.property(fieldMap, fc.array(noise, { minLength: 1, maxLength: 8 }), fc.boolean(), (fields, comments, crlf) => {
         // Only single-line values: a CR inserted inside a quoted multi-line value would change it.
         const singleLine = Object.fromEntries(Object.entries(fields).filter(([, v]) => !/[\r\n]/.test(v)));
-        const lines = formatRelease(singleLine).split('\n').filter((l) => l !== '');
+        const lines = formatRelease(singleLine)
+          .split('\n')
+          .filter((l) => l !== '');
         const mixed = lines.flatMap((line, i) => [comments[i % comments.length] as string, line]);
         const parsed = parseRelease(mixed.join(crlf ? '\r\n' : '\n'));
         expect({ ...parsed.fields }).toEqual(singleLine);

@@ -6,8 +6,9 @@ import { ExtensionError, MAX_RELEASE_BYTES, isExtensionError } from '../../lib/e
 import { formatRelease, isValidFieldName, parseRelease } from '../../lib/release.js';
 import { tempDir } from '../helpers/tmp.js';
 
-const fieldsOf = (text: string | Uint8Array, version?: number): Record<string, string> =>
-  ({ ...parseRelease(text, version === undefined ? {} : { systemdVersion: version }).fields });
+const fieldsOf = (text: string | Uint8Array, version?: number): Record<string, string> => ({
+  ...parseRelease(text, version === undefined ? {} : { systemdVersion: version }).fields,
+});
 
 function thrown(fn: () => unknown): unknown {
   try {
@@ -49,9 +50,7 @@ describe('parseRelease: lines and comments', () => {
   });
 
   it('reports a key without = at the end of the file', () => {
-    expect(parseRelease('ID=a\nDANGLING').problems).toEqual([
-      { line: 2, code: 'NO_EQUALS', message: expect.stringContaining('DANGLING') },
-    ]);
+    expect(parseRelease('ID=a\nDANGLING').problems).toEqual([{ line: 2, code: 'NO_EQUALS', message: expect.stringContaining('DANGLING') }]);
   });
 
   it('strips whitespace around the key and before the value', () => {
@@ -198,14 +197,24 @@ describe('parseRelease: encoding and limits', () => {
 
   it('measures strings in UTF-8 bytes', () => {
     const text = 'A=' + '€'.repeat(22_000); // 66 002 bytes, 22 002 UTF-16 units
-    expect(isExtensionError(thrown(() => parseRelease(text)), 'RELEASE_TOO_LARGE')).toBe(true);
+    expect(
+      isExtensionError(
+        thrown(() => parseRelease(text)),
+        'RELEASE_TOO_LARGE',
+      ),
+    ).toBe(true);
   });
 
   it('refuses NUL bytes with a typed error', () => {
     const err = thrown(() => parseRelease('ID=a\0b\n'));
     expect(err).toBeInstanceOf(ExtensionError);
     expect((err as ExtensionError).code).toBe('RELEASE_NUL');
-    expect(isExtensionError(thrown(() => parseRelease(Uint8Array.from([0x41, 0x3d, 0x00]))), 'RELEASE_NUL')).toBe(true);
+    expect(
+      isExtensionError(
+        thrown(() => parseRelease(Uint8Array.from([0x41, 0x3d, 0x00]))),
+        'RELEASE_NUL',
+      ),
+    ).toBe(true);
   });
 
   it('throws RELEASE_INVALID with every problem in strict mode', () => {
@@ -263,16 +272,37 @@ describe('formatRelease', () => {
 
   it('refuses names and values that cannot round-trip', () => {
     for (const bad of [{ '1A': 'x' }, { 'A B': 'x' }, { '': 'x' }, { 'A-B': 'x' }] as Record<string, string>[]) {
-      expect(isExtensionError(thrown(() => formatRelease(bad)), 'INVALID_FIELD')).toBe(true);
+      expect(
+        isExtensionError(
+          thrown(() => formatRelease(bad)),
+          'INVALID_FIELD',
+        ),
+      ).toBe(true);
     }
     for (const value of ['a\0b', 'lone \ud800 surrogate', 'x\udc00', 'non\ufffecharacter']) {
-      expect(isExtensionError(thrown(() => formatRelease({ A: value })), 'INVALID_FIELD'), value).toBe(true);
+      expect(
+        isExtensionError(
+          thrown(() => formatRelease({ A: value })),
+          'INVALID_FIELD',
+        ),
+        value,
+      ).toBe(true);
     }
-    expect(isExtensionError(thrown(() => formatRelease({ A: 42 as unknown as string })), 'INVALID_FIELD')).toBe(true);
+    expect(
+      isExtensionError(
+        thrown(() => formatRelease({ A: 42 as unknown as string })),
+        'INVALID_FIELD',
+      ),
+    ).toBe(true);
   });
 
   it('refuses to write more than the parser accepts', () => {
-    expect(isExtensionError(thrown(() => formatRelease({ A: 'x'.repeat(MAX_RELEASE_BYTES) })), 'RELEASE_TOO_LARGE')).toBe(true);
+    expect(
+      isExtensionError(
+        thrown(() => formatRelease({ A: 'x'.repeat(MAX_RELEASE_BYTES) })),
+        'RELEASE_TOO_LARGE',
+      ),
+    ).toBe(true);
   });
 
   it('keeps the key order of the input', () => {

@@ -18,7 +18,9 @@ function sysextTree(name: string, fields: Record<string, string>, files: Record<
   mkdirSync(join(dir, 'usr/lib/extension-release.d'), { recursive: true });
   writeFileSync(
     join(dir, 'usr/lib/extension-release.d', `extension-release.${name}`),
-    Object.entries(fields).map(([k, v]) => `${k}=${v}\n`).join(''),
+    Object.entries(fields)
+      .map(([k, v]) => `${k}=${v}\n`)
+      .join(''),
   );
   for (const [p, content] of Object.entries({ [`usr/share/${name}/data`]: `data of ${name}\n`, ...files })) {
     mkdirSync(join(dir, p, '..'), { recursive: true });
@@ -30,12 +32,20 @@ function sysextTree(name: string, fields: Record<string, string>, files: Record<
 function osTree(fields: Record<string, string>): string {
   const dir = join(root, `os-${++n}`);
   mkdirSync(join(dir, 'usr/lib'), { recursive: true });
-  writeFileSync(join(dir, 'usr/lib/os-release'), Object.entries(fields).map(([k, v]) => `${k}=${v}\n`).join(''));
+  writeFileSync(
+    join(dir, 'usr/lib/os-release'),
+    Object.entries(fields)
+      .map(([k, v]) => `${k}=${v}\n`)
+      .join(''),
+  );
   return dir;
 }
 
 async function rejection(p: Promise<unknown>): Promise<ExtensionError> {
-  const e = await p.then(() => null, (err: unknown) => err);
+  const e = await p.then(
+    () => null,
+    (err: unknown) => err,
+  );
   expect(e).toBeInstanceOf(ExtensionError);
   return e as ExtensionError;
 }
@@ -129,7 +139,7 @@ describe('ExtensionStore', () => {
     expect(String(await repo.readFile(info.commit, '/usr/share/arch/data'))).toBe('data of arch\n');
     expect((await repo.loadCommit(info.commit)).metadata['ostree-sysext.name']).toBe('arch');
 
-    const badDir = sysextTree('barch', { ID: 'debian' }, { 'var/lib/x': 'outside' , 'usr/lib/os-release': 'ID=x\n' });
+    const badDir = sysextTree('barch', { ID: 'debian' }, { 'var/lib/x': 'outside', 'usr/lib/os-release': 'ID=x\n' });
     const badTar = join(root, 'barch.tar');
     execFileSync('tar', ['-C', badDir, '-cf', badTar, '.']);
     expect((await rejection(store.installFromArchive(badTar))).code).toBe('INVALID_EXTENSION');
@@ -144,15 +154,20 @@ describe('ExtensionStore', () => {
     const tar = join(root, 'evil.tar');
     // GNU tar stores the ../ member name as given with -P.
     execFileSync('tar', ['-C', join(src, 'a'), '-P', '-cf', tar, '.', '../escape']);
-    const e = await repo.transaction((tx) => tx.commit({ archive: tar, parent: null })).then(
-      async (c) => {
-        // If libostree normalised the path, the file must not be outside the tree.
-        const top = (await repo.listDir(c, '/')).map((x) => x.name);
-        expect(top).not.toContain('..');
-        return store.installFromArchive(tar).then(() => null, (err: unknown) => err);
-      },
-      (err: unknown) => err,
-    );
+    const e = await repo
+      .transaction((tx) => tx.commit({ archive: tar, parent: null }))
+      .then(
+        async (c) => {
+          // If libostree normalised the path, the file must not be outside the tree.
+          const top = (await repo.listDir(c, '/')).map((x) => x.name);
+          expect(top).not.toContain('..');
+          return store.installFromArchive(tar).then(
+            () => null,
+            (err: unknown) => err,
+          );
+        },
+        (err: unknown) => err,
+      );
     // Either libostree refuses the member, or validation refuses the content outside usr/.
     expect(e).toBeInstanceOf(Error);
     expect(Object.keys(await repo.listRefs())).toEqual([]);

@@ -87,9 +87,7 @@ describe('validateExtension: well-formed extensions', () => {
   it('warns about release-file lines systemd skips', async () => {
     const r = await validate({ [`${SYSEXT_RELEASE}x`]: 'ID=_any\nnonsense\n' });
     expect(r.ok).toBe(true);
-    expect(r.problems).toEqual([
-      { code: 'RELEASE_SYNTAX', severity: 'warning', path: `${SYSEXT_RELEASE}x`, message: expect.stringContaining('line 2') },
-    ]);
+    expect(r.problems).toEqual([{ code: 'RELEASE_SYNTAX', severity: 'warning', path: `${SYSEXT_RELEASE}x`, message: expect.stringContaining('line 2') }]);
   });
 });
 
@@ -452,9 +450,7 @@ describe('findOsRelease', () => {
       const r = await findOsRelease(directoryReader(tree({ 'etc/os-release': { symlink: target }, 'usr/lib/os-release': 'ID=debian\n' })));
       expect(r, target).toMatchObject({ source: 'etc/os-release', path: 'usr/lib/os-release', release: { fields: { ID: 'debian' } } });
     }
-    const viaDir = await findOsRelease(
-      directoryReader(tree({ etc: { symlink: 'usr/etc' }, 'usr/etc/os-release': 'ID=a\n', 'usr/lib/os-release': 'ID=b\n' })),
-    );
+    const viaDir = await findOsRelease(directoryReader(tree({ etc: { symlink: 'usr/etc' }, 'usr/etc/os-release': 'ID=a\n', 'usr/lib/os-release': 'ID=b\n' })));
     expect(viaDir).toMatchObject({ source: 'etc/os-release', path: 'usr/etc/os-release' });
   });
 

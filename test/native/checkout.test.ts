@@ -28,7 +28,7 @@ let a: string;
 let b: string;
 
 beforeAll(async () => {
-  makeTree(A, { f: 'A', same: 'S', 'sub/x': 'ax', 'sub/deeper/y': 'ay', empty: '', 'link': { symlink: 'f' } });
+  makeTree(A, { f: 'A', same: 'S', 'sub/x': 'ax', 'sub/deeper/y': 'ay', empty: '', link: { symlink: 'f' } });
   makeTree(B, { f: 'B', same: 'S', g: 'G', 'sub/x': 'bx', '.wh.gone': '' });
   chownSync(join(A, 'f'), 1234, 5678);
   bare = await create('bare');

@@ -117,7 +117,9 @@ describe('round trip: commit, check out, compare byte for byte', () => {
 
 describe('commit options', () => {
   const tree = join(base, 'small');
-  beforeAll(() => makeTree(tree, { 'a.txt': 'a\n', 'bin/tool': { file: 'tool', mode: 0o4750 }, 'skip-me/x': 'x', 'skip-me/y/z': 'z', 'keep/skip-me': 'not skipped' }));
+  beforeAll(() =>
+    makeTree(tree, { 'a.txt': 'a\n', 'bin/tool': { file: 'tool', mode: 0o4750 }, 'skip-me/x': 'x', 'skip-me/y/z': 'z', 'keep/skip-me': 'not skipped' }),
+  );
 
   it('subject, body and metadata of every value kind survive', async () => {
     const repo = await create();

@@ -39,7 +39,12 @@ describe('missing things are typed OstreeErrors', () => {
         () => repo.checkout('missing', fresh('co')),
         () => repo.checkout(CSUM, fresh('co')),
         () => repo.deleteRef('missing'),
-      ].map((f) => f().then(() => 'resolved', (e: unknown) => (e instanceof OstreeError ? e.code : String(e)))),
+      ].map((f) =>
+        f().then(
+          () => 'resolved',
+          (e: unknown) => (e instanceof OstreeError ? e.code : String(e)),
+        ),
+      ),
     );
     expect(codes).toEqual(Array(8).fill('NOT_FOUND'));
     repo.close();
@@ -76,7 +81,8 @@ describe('AbortSignal', () => {
 
   const countFileObjects = async (repo: Repo): Promise<number> => {
     let count = 0;
-    for (const d of await readdir(join(repo.path, 'objects'))) count += (await readdir(join(repo.path, 'objects', d))).filter((f) => f.endsWith('.file')).length;
+    for (const d of await readdir(join(repo.path, 'objects')))
+      count += (await readdir(join(repo.path, 'objects', d))).filter((f) => f.endsWith('.file')).length;
     return count;
   };
 

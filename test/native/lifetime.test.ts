@@ -174,8 +174,17 @@ describe('garbage collection while calls run (node --expose-gc child)', () => {
     expect(r.signal).toBeNull(); // no SIGSEGV/SIGABRT
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
-    const s = JSON.parse(r.stdout) as { started: number; settled: number; wrong: number; unexpected: string[]; closedRejections: number; collectedRepos: number };
-    console.log(`gc child: ${s.settled}/${s.started} settled, ${s.wrong} wrong, ${s.closedRejections} CLOSED after close(), ${s.collectedRepos}/5 dropped repos collected`);
+    const s = JSON.parse(r.stdout) as {
+      started: number;
+      settled: number;
+      wrong: number;
+      unexpected: string[];
+      closedRejections: number;
+      collectedRepos: number;
+    };
+    console.log(
+      `gc child: ${s.settled}/${s.started} settled, ${s.wrong} wrong, ${s.closedRejections} CLOSED after close(), ${s.collectedRepos}/5 dropped repos collected`,
+    );
     expect(s.unexpected).toEqual([]);
     expect(s.settled).toBe(s.started);
     expect(s.started).toBe(5 * 1000 + 2000 + 100 + 501);

@@ -169,7 +169,9 @@ describeAsRoot('pull over HTTP (nginx)', () => {
     const fsck = await repo.fsck();
     expect(fsck).toMatchObject({ ok: true, partialCommits: 0, commitsChecked: 1 });
     expect((await repo.readFile('origin:big', '/d000/f00000')).toString()).toBe('file 0\n');
-    console.log(`[pull-figures] cancel latency (abort() → rejection): ${ms(latency)} at ${fetchedAtAbort}/${FILES}; resume fetched ${again.progress.fetched} objects`);
+    console.log(
+      `[pull-figures] cancel latency (abort() → rejection): ${ms(latency)} at ${fetchedAtAbort}/${FILES}; resume fetched ${again.progress.fetched} objects`,
+    );
   });
 
   it('pulls through static deltas (from scratch, then from→to) when required', async () => {

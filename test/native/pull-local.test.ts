@@ -199,7 +199,14 @@ describe('progress and concurrency', () => {
   it('a throwing onProgress rejects the pull with that error', async () => {
     const dst = await fresh();
     const boom = new Error('progress consumer failed');
-    const e = await dst.pullLocal(srcPath, { refs: ['os/main'], onProgress: () => { throw boom; } }).catch((x: unknown) => x);
+    const e = await dst
+      .pullLocal(srcPath, {
+        refs: ['os/main'],
+        onProgress: () => {
+          throw boom;
+        },
+      })
+      .catch((x: unknown) => x);
     expect(e).toBe(boom);
   });
 

@@ -26,7 +26,10 @@ describe('queryMany', () => {
 
   it('answers every request in order, like query and loadCommit do one at a time', async () => {
     const answers = await repo.queryMany(
-      commits.map((_, i) => ({ rev: `e/${i}`, ops: [{ op: 'commit' as const }, { op: 'read' as const, path: `/usr/lib/release.${i}` }, { op: 'stat' as const, path: '/nope', optional: true }] })),
+      commits.map((_, i) => ({
+        rev: `e/${i}`,
+        ops: [{ op: 'commit' as const }, { op: 'read' as const, path: `/usr/lib/release.${i}` }, { op: 'stat' as const, path: '/nope', optional: true }],
+      })),
     );
     expect(answers).toHaveLength(70);
     for (const [i, a] of answers.entries()) {
@@ -45,7 +48,12 @@ describe('queryMany', () => {
   });
 
   it('rejects with the failing rev named, and an empty batch is empty', async () => {
-    const err = await repo.queryMany([{ rev: 'e/1', ops: [] }, { rev: 'missing/ref', ops: [{ op: 'commit' }] }]).catch((e: unknown) => e);
+    const err = await repo
+      .queryMany([
+        { rev: 'e/1', ops: [] },
+        { rev: 'missing/ref', ops: [{ op: 'commit' }] },
+      ])
+      .catch((e: unknown) => e);
     expect(isOstreeError(err, 'NOT_FOUND')).toBe(true);
     expect((err as Error).message).toContain('missing/ref');
     expect(await repo.queryMany([])).toEqual([]);

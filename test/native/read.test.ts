@@ -77,7 +77,11 @@ for (const mode of ['bare-user-only', 'archive'] as const) {
     });
 
     it('wrong kinds and missing paths are typed errors naming the path', async () => {
-      const err = (p: Promise<unknown>) => p.then(() => new Error('resolved'), (e: unknown) => e as OstreeError);
+      const err = (p: Promise<unknown>) =>
+        p.then(
+          () => new Error('resolved'),
+          (e: unknown) => e as OstreeError,
+        );
       const missing = await err(repo.readFile('os', '/usr/nope'));
       expect(missing).toBeInstanceOf(OstreeError);
       expect(missing).toMatchObject({ code: 'NOT_FOUND' });
@@ -121,7 +125,12 @@ for (const mode of ['bare-user-only', 'archive'] as const) {
     });
 
     it('a non-optional miss fails the whole batch; optional does not hide other errors', async () => {
-      await expect(repo.query('os', [{ op: 'stat', path: '/usr' }, { op: 'read', path: '/missing' }])).rejects.toMatchObject({ code: 'NOT_FOUND' });
+      await expect(
+        repo.query('os', [
+          { op: 'stat', path: '/usr' },
+          { op: 'read', path: '/missing' },
+        ]),
+      ).rejects.toMatchObject({ code: 'NOT_FOUND' });
       await expect(repo.query('os', [{ op: 'read', path: '/usr/lib', optional: true }])).rejects.toMatchObject({ code: 'IS_DIRECTORY' });
       await expect(repo.query('os', [{ op: 'read', path: '/usr/lib/big.bin', optional: true, maxBytes: 10 }])).rejects.toMatchObject({ code: 'TOO_LARGE' });
       expect(await repo.query('os', [])).toEqual({ commit, results: [] });

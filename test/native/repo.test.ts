@@ -127,7 +127,6 @@ describe('refs', () => {
     await repo.deleteRef('stable', { remote: 'origin' });
     expect(await repo.resolve('origin:stable', { allowMissing: true })).toBeNull();
   });
-
 });
 
 describe('refs whose names look like checksum prefixes', () => {

@@ -175,7 +175,9 @@ describe('summary and static deltas', () => {
     const second = await repo.commit({ tree: join(base, 'tree-v2'), ref: 'os/main', subject: 'v2' });
     await repo.generateDelta({ to: first, summary: false });
     await repo.generateDelta({ from: 'os/main^', to: 'os/main', summary: { keyIds: [alice.keyId], homedir: alice.homedir } });
-    const list = ostreeRepo(repo.path, ['static-delta', 'list']).split('\n').filter((l) => l.trim() !== '');
+    const list = ostreeRepo(repo.path, ['static-delta', 'list'])
+      .split('\n')
+      .filter((l) => l.trim() !== '');
     expect(list.sort()).toEqual([`${first}`, `${first}-${second}`].sort());
     const view = ostreeRepo(repo.path, ['summary', '--view']);
     expect(view).toContain('Static Deltas');

@@ -68,7 +68,9 @@ for (const mode of ['bare', 'bare-user-only', 'archive'] as const) {
       expect(code(() => repo.listDirSync(commit, '/usr/bin/tool'))).toBe('NOT_DIRECTORY');
       expect(code(() => repo.readLinkSync(commit, '/usr/bin/tool'))).toBe(await repo.readLink(commit, '/usr/bin/tool').catch((e: { code: string }) => e.code));
       // Bounded: a file over the limit is refused; the async path reads it.
-      expect(code(() => repo.readFileSync(commit, '/usr/lib/big.bin'))).toBe(await repo.readFile(commit, '/usr/lib/big.bin', { maxBytes: SYNC_READ_LIMIT }).catch((e: { code: string }) => e.code));
+      expect(code(() => repo.readFileSync(commit, '/usr/lib/big.bin'))).toBe(
+        await repo.readFile(commit, '/usr/lib/big.bin', { maxBytes: SYNC_READ_LIMIT }).catch((e: { code: string }) => e.code),
+      );
       expect(code(() => repo.readFileSync(commit, '/usr/lib/big.bin'))).toBe('TOO_LARGE');
       expect((await repo.readFile(commit, '/usr/lib/big.bin')).length).toBe(SYNC_READ_LIMIT + 1);
       expect(code(() => repo.readFileSync(commit, '/usr/lib/os-release', { maxBytes: SYNC_READ_LIMIT + 1 }))).toBe('ERR_OUT_OF_RANGE');
@@ -87,7 +89,10 @@ describe('sync reads of a damaged repository', () => {
     repo.close();
     // Truncate the dirtree of usr/share/a by a byte.
     const objects = join(path, 'objects', a.checksum!.slice(0, 2));
-    const file = join(objects, readdirSync(objects).find((f) => f.startsWith(a.checksum!.slice(2)) && f.endsWith('.dirtree'))!);
+    const file = join(
+      objects,
+      readdirSync(objects).find((f) => f.startsWith(a.checksum!.slice(2)) && f.endsWith('.dirtree'))!,
+    );
     const bytes = spawnSync('head', ['-c', '-1', file]).stdout;
     spawnSync('chmod', ['u+w', file]);
     writeFileSync(file, bytes);

@@ -2,7 +2,4 @@
 import { defineConfig, mergeConfig } from 'vitest/config';
 import base from '../../vitest.config.js';
 
-export default mergeConfig(
-  base,
-  defineConfig({ test: { setupFiles: ['test/security/asan-setup.ts'], testTimeout: 180_000, hookTimeout: 300_000 } }),
-);
+export default mergeConfig(base, defineConfig({ test: { setupFiles: ['test/security/asan-setup.ts'], testTimeout: 180_000, hookTimeout: 300_000 } }));

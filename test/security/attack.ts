@@ -25,7 +25,12 @@ export interface AttackOutcome {
  * arguments) in a fresh node process. The child should print one JSON line with its result.
  * A child that fails to import dist/ (rebuilt concurrently by another test run) is retried.
  */
-export function attack(body: string, args: string[] = [], opts: { timeoutMs?: number; env?: NodeJS.ProcessEnv; nodeArgs?: string[] } = {}, attempt = 0): Promise<AttackOutcome> {
+export function attack(
+  body: string,
+  args: string[] = [],
+  opts: { timeoutMs?: number; env?: NodeJS.ProcessEnv; nodeArgs?: string[] } = {},
+  attempt = 0,
+): Promise<AttackOutcome> {
   const script = `const lib = await import(process.argv[1]); const args = process.argv.slice(2);\n${body}\n`;
   const t0 = performance.now();
   return new Promise((resolvePromise, reject) => {

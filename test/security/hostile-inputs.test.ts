@@ -33,7 +33,8 @@ function typed(e: unknown): string | null {
   if (e instanceof OstreeError) return `OstreeError:${e.code}`;
   if (e instanceof ExtensionError) return `ExtensionError:${e.code}`;
   if (e instanceof ArgumentError) return `ArgumentError:${e.code}`;
-  if ((e instanceof TypeError || e instanceof RangeError) && typeof (e as { code?: unknown }).code === 'string') return `${e.name}:${(e as unknown as { code: string }).code}`;
+  if ((e instanceof TypeError || e instanceof RangeError) && typeof (e as { code?: unknown }).code === 'string')
+    return `${e.name}:${(e as unknown as { code: string }).code}`;
   return null;
 }
 
@@ -79,7 +80,13 @@ with tarfile.open(sys.argv[1], 'w') as t:
 
 const v: Record<string, string> = {};
 const dirs: Record<string, string> = {};
-const C = (group: string, name: string, code: string | string[], run: () => unknown, setup?: () => void | Promise<void>): Case => ({ group, name, code, run, ...(setup ? { setup } : {}) });
+const C = (group: string, name: string, code: string | string[], run: () => unknown, setup?: () => void | Promise<void>): Case => ({
+  group,
+  name,
+  code,
+  run,
+  ...(setup ? { setup } : {}),
+});
 const ARG = ['ArgumentError:ERR_INVALID_ARG_TYPE', 'ArgumentError:ERR_INVALID_ARG_VALUE', 'RangeError:ERR_OUT_OF_RANGE'];
 const INVALID = 'ExtensionError:INVALID_EXTENSION';
 
@@ -88,22 +95,46 @@ const cases: Case[] = [
   C('repo', 'open(number)', ARG, () => Repo.open(42 as unknown as string)),
   C('repo', 'open(empty string)', ARG, () => Repo.open('')),
   C('repo', 'open(missing path)', 'OstreeError:NOT_FOUND', () => Repo.open(join(dir, 'nope'))),
-  C('repo', 'open(a directory that is not a repo)', ['OstreeError:NOT_FOUND', 'OstreeError:NOT_DIRECTORY', 'OstreeError:FAILED'], () => Repo.open(dirs.notRepo!), () => {
-    dirs.notRepo = fixture({ 'hello.txt': 'not a repo\n', 'objects': 'a file, not a dir\n' });
-  }),
-  C('repo', 'open(a regular file)', ['OstreeError:NOT_FOUND', 'OstreeError:NOT_DIRECTORY', 'OstreeError:FAILED'], () => Repo.open(join(dirs.file!, 'f')), () => {
-    dirs.file = fixture({ f: 'just a file\n' });
-  }),
-  C('repo', 'open(truncated repo: no config)', ['OstreeError:NOT_FOUND', 'OstreeError:FAILED', 'OstreeError:CORRUPT'], () => Repo.open(dirs.trunc!), () => {
-    dirs.trunc = join(dir, 'fixtures', 'trunc');
-    cpSync(repoPath, dirs.trunc, { recursive: true });
-    rmSync(join(dirs.trunc, 'config'));
-  }),
-  C('repo', 'open(config is garbage)', ['OstreeError:FAILED', 'OstreeError:INVALID_DATA', 'OstreeError:CORRUPT', 'OstreeError:INVALID_ARGUMENT'], () => Repo.open(dirs.badcfg!), () => {
-    dirs.badcfg = join(dir, 'fixtures', 'badcfg');
-    cpSync(repoPath, dirs.badcfg, { recursive: true });
-    writeFileSync(join(dirs.badcfg, 'config'), Buffer.from([0xff, 0xfe, 0, 1, 2, 0x5b, 0x0a]));
-  }),
+  C(
+    'repo',
+    'open(a directory that is not a repo)',
+    ['OstreeError:NOT_FOUND', 'OstreeError:NOT_DIRECTORY', 'OstreeError:FAILED'],
+    () => Repo.open(dirs.notRepo!),
+    () => {
+      dirs.notRepo = fixture({ 'hello.txt': 'not a repo\n', objects: 'a file, not a dir\n' });
+    },
+  ),
+  C(
+    'repo',
+    'open(a regular file)',
+    ['OstreeError:NOT_FOUND', 'OstreeError:NOT_DIRECTORY', 'OstreeError:FAILED'],
+    () => Repo.open(join(dirs.file!, 'f')),
+    () => {
+      dirs.file = fixture({ f: 'just a file\n' });
+    },
+  ),
+  C(
+    'repo',
+    'open(truncated repo: no config)',
+    ['OstreeError:NOT_FOUND', 'OstreeError:FAILED', 'OstreeError:CORRUPT'],
+    () => Repo.open(dirs.trunc!),
+    () => {
+      dirs.trunc = join(dir, 'fixtures', 'trunc');
+      cpSync(repoPath, dirs.trunc, { recursive: true });
+      rmSync(join(dirs.trunc, 'config'));
+    },
+  ),
+  C(
+    'repo',
+    'open(config is garbage)',
+    ['OstreeError:FAILED', 'OstreeError:INVALID_DATA', 'OstreeError:CORRUPT', 'OstreeError:INVALID_ARGUMENT'],
+    () => Repo.open(dirs.badcfg!),
+    () => {
+      dirs.badcfg = join(dir, 'fixtures', 'badcfg');
+      cpSync(repoPath, dirs.badcfg, { recursive: true });
+      writeFileSync(join(dirs.badcfg, 'config'), Buffer.from([0xff, 0xfe, 0, 1, 2, 0x5b, 0x0a]));
+    },
+  ),
   C('repo', 'create(mode "weird")', ARG, () => Repo.create(join(dir, 'never'), { mode: 'weird' as 'bare' })),
   C('repo', 'create(options not an object)', ARG, () => Repo.create(join(dir, 'never'), 'bare' as unknown as object)),
   // ---- Refs and checksums of the wrong shape
@@ -120,7 +151,9 @@ const cases: Case[] = [
   C('refs', 'setRef(uppercase checksum)', ARG, () => repo.setRef('ok', good.toUpperCase())),
   C('refs', 'setRef(63 hex digits)', ARG, () => repo.setRef('ok', good.slice(1))),
   C('refs', 'setRef(checksum of a commit not in the repo: no dangling ref)', 'OstreeError:NOT_FOUND', () => repo.setRef('dangling', 'e'.repeat(64))),
-  C('refs', 'transaction setRef(checksum of a commit not in the repo)', 'OstreeError:NOT_FOUND', () => repo.transaction(async (tx) => tx.setRef('dangling', 'd'.repeat(64)))),
+  C('refs', 'transaction setRef(checksum of a commit not in the repo)', 'OstreeError:NOT_FOUND', () =>
+    repo.transaction(async (tx) => tx.setRef('dangling', 'd'.repeat(64))),
+  ),
   C('refs', 'setRef(remote ref to a commit not in the repo)', 'OstreeError:NOT_FOUND', () => repo.setRef('dangling', 'f'.repeat(64), { remote: 'junk' })),
   C('refs', 'deleteRef(NUL)', ARG, () => repo.deleteRef('x\0')),
   // ---- Reading inside commits
@@ -128,18 +161,28 @@ const cases: Case[] = [
   C('read', 'readFile(NUL in path)', ARG, () => repo.readFile(good, '/usr\0/x')),
   C('read', 'readFile(maxBytes -1)', ARG, () => repo.readFile(good, '/usr/share/x/file', { maxBytes: -1 })),
   C('read', 'readFile(maxBytes NaN)', ARG, () => repo.readFile(good, '/usr/share/x/file', { maxBytes: Number.NaN })),
-  C('read', 'readFile(a directory)', ['OstreeError:IS_DIRECTORY', 'OstreeError:NOT_SUPPORTED', 'OstreeError:FAILED', 'OstreeError:INVALID_ARGUMENT'], () => repo.readFile(good, '/usr')),
+  C('read', 'readFile(a directory)', ['OstreeError:IS_DIRECTORY', 'OstreeError:NOT_SUPPORTED', 'OstreeError:FAILED', 'OstreeError:INVALID_ARGUMENT'], () =>
+    repo.readFile(good, '/usr'),
+  ),
   C('read', 'listDir(path is a number)', ARG, () => repo.listDir(good, 42 as unknown as string)),
-  C('read', 'listDir(a file)', ['OstreeError:NOT_DIRECTORY', 'OstreeError:FAILED', 'OstreeError:INVALID_ARGUMENT'], () => repo.listDir(good, '/usr/share/x/file')),
+  C('read', 'listDir(a file)', ['OstreeError:NOT_DIRECTORY', 'OstreeError:FAILED', 'OstreeError:INVALID_ARGUMENT'], () =>
+    repo.listDir(good, '/usr/share/x/file'),
+  ),
   C('read', 'query(unknown op)', ARG, () => repo.query(good, [{ op: 'rm', path: '/' } as unknown as { op: 'stat'; path: string }])),
   C('read', 'log(maxCount -5)', ARG, () => repo.log(good, { maxCount: -5 })),
   // ---- Commit options
   C('commit', 'commit({})', ARG, () => repo.commit({})),
   C('commit', 'commit(null)', ARG, () => repo.commit(null as unknown as object)),
   C('commit', 'commit(tree and archive)', ARG, () => repo.commit({ tree: dir, archive: dir })),
-  C('commit', 'commit(timestamp -5)', ARG, () => repo.commit({ tree: dirs.plain!, timestamp: -5 }), () => {
-    dirs.plain = fixture({ 'usr/a': 'a\n' });
-  }),
+  C(
+    'commit',
+    'commit(timestamp -5)',
+    ARG,
+    () => repo.commit({ tree: dirs.plain!, timestamp: -5 }),
+    () => {
+      dirs.plain = fixture({ 'usr/a': 'a\n' });
+    },
+  ),
   C('commit', 'commit(timestamp year 10000)', ARG, () => repo.commit({ tree: dirs.plain!, timestamp: 253402300800 })),
   C('commit', 'commit(owner uid -1)', ARG, () => repo.commit({ tree: dirs.plain!, owner: { uid: -1, gid: 0 } })),
   C('commit', 'commit(skip ../x)', ARG, () => repo.commit({ tree: dirs.plain!, skip: ['../x'] })),
@@ -150,11 +193,19 @@ const cases: Case[] = [
   C('commit', 'commit(devinoCache is a plain object)', ARG, () => repo.commit({ tree: dirs.plain!, devinoCache: {} as never })),
   // ---- Checkout options
   C('checkout', 'checkout(mode root)', ARG, () => repo.checkout(good, join(dir, 'co1'), { mode: 'root' as 'none' })),
-  C('checkout', 'checkout(union-identical without hardlinks)', ARG, () => repo.checkout(good, join(dir, 'co2'), { overwrite: 'union-identical', hardlinks: 'never' })),
+  C('checkout', 'checkout(union-identical without hardlinks)', ARG, () =>
+    repo.checkout(good, join(dir, 'co2'), { overwrite: 'union-identical', hardlinks: 'never' }),
+  ),
   C('checkout', 'checkout(subpath ../)', ARG, () => repo.checkout(good, join(dir, 'co3'), { subpath: '../' })),
-  C('checkout', 'checkout(onto an existing directory)', 'OstreeError:EXISTS', () => repo.checkout(good, join(dir, 'fixtures')), () => {
-    mkdirSync(join(dir, 'fixtures'), { recursive: true });
-  }),
+  C(
+    'checkout',
+    'checkout(onto an existing directory)',
+    'OstreeError:EXISTS',
+    () => repo.checkout(good, join(dir, 'fixtures')),
+    () => {
+      mkdirSync(join(dir, 'fixtures'), { recursive: true });
+    },
+  ),
   C('checkout', 'checkout(destination "")', ARG, () => repo.checkout(good, '')),
   C('checkout', 'prune(depth 1.5)', ARG, () => repo.prune({ depth: 1.5 })),
   C('checkout', 'prune(depth -2)', ARG, () => repo.prune({ depth: -2 })),
@@ -162,68 +213,210 @@ const cases: Case[] = [
   C('remote', 'addRemote(name with /)', ARG, () => repo.addRemote('bad/name', { url: 'http://127.0.0.1:1/' })),
   C('remote', 'addRemote(url is a number)', ARG, () => repo.addRemote('r', { url: 42 as unknown as string })),
   C('remote', 'pull(unknown remote)', ['OstreeError:NOT_FOUND', ...ARG], () => repo.pull('no-such-remote', { refs: ['x'] })),
-  C('remote', 'listRemoteRefs(garbage server, signed summary required)', ['OstreeError:FAILED', 'OstreeError:INVALID_DATA', 'OstreeError:CORRUPT', 'OstreeError:NOT_FOUND', 'OstreeError:HTTP_ERROR', 'OstreeError:GPG_NO_SIGNATURE'], () => repo.listRemoteRefs('junk-signed')),
-  C('remote', 'fetchRemoteSummary(garbage server, signed summary required)', ['OstreeError:FAILED', 'OstreeError:INVALID_DATA', 'OstreeError:CORRUPT', 'OstreeError:NOT_FOUND', 'OstreeError:HTTP_ERROR', 'OstreeError:GPG_NO_SIGNATURE'], () => repo.fetchRemoteSummary('junk-signed')),
-  C('remote', 'pull(garbage server)', ['OstreeError:FAILED', 'OstreeError:INVALID_DATA', 'OstreeError:CORRUPT', 'OstreeError:NOT_FOUND', 'OstreeError:HTTP_ERROR', 'OstreeError:GPG_NO_SIGNATURE'], () => repo.pull('junk', { refs: ['ext'] })),
-  C('remote', 'installFromRemote(garbage server)', ['OstreeError:FAILED', 'OstreeError:INVALID_DATA', 'OstreeError:CORRUPT', 'OstreeError:NOT_FOUND', 'OstreeError:HTTP_ERROR', 'OstreeError:GPG_NO_SIGNATURE'], () => store.installFromRemote('junk', 'ext')),
+  C(
+    'remote',
+    'listRemoteRefs(garbage server, signed summary required)',
+    [
+      'OstreeError:FAILED',
+      'OstreeError:INVALID_DATA',
+      'OstreeError:CORRUPT',
+      'OstreeError:NOT_FOUND',
+      'OstreeError:HTTP_ERROR',
+      'OstreeError:GPG_NO_SIGNATURE',
+    ],
+    () => repo.listRemoteRefs('junk-signed'),
+  ),
+  C(
+    'remote',
+    'fetchRemoteSummary(garbage server, signed summary required)',
+    [
+      'OstreeError:FAILED',
+      'OstreeError:INVALID_DATA',
+      'OstreeError:CORRUPT',
+      'OstreeError:NOT_FOUND',
+      'OstreeError:HTTP_ERROR',
+      'OstreeError:GPG_NO_SIGNATURE',
+    ],
+    () => repo.fetchRemoteSummary('junk-signed'),
+  ),
+  C(
+    'remote',
+    'pull(garbage server)',
+    [
+      'OstreeError:FAILED',
+      'OstreeError:INVALID_DATA',
+      'OstreeError:CORRUPT',
+      'OstreeError:NOT_FOUND',
+      'OstreeError:HTTP_ERROR',
+      'OstreeError:GPG_NO_SIGNATURE',
+    ],
+    () => repo.pull('junk', { refs: ['ext'] }),
+  ),
+  C(
+    'remote',
+    'installFromRemote(garbage server)',
+    [
+      'OstreeError:FAILED',
+      'OstreeError:INVALID_DATA',
+      'OstreeError:CORRUPT',
+      'OstreeError:NOT_FOUND',
+      'OstreeError:HTTP_ERROR',
+      'OstreeError:GPG_NO_SIGNATURE',
+    ],
+    () => store.installFromRemote('junk', 'ext'),
+  ),
   C('remote', 'installFromRemote(remote name with ..)', ARG, () => store.installFromRemote('..', 'ext')),
   C('remote', 'installFromRemote(ref with NUL)', ARG, () => store.installFromRemote('junk', 'e\0xt')),
   // ---- Release files
   C('release', 'parseRelease(number)', [...ARG, 'TypeError:ERR_INVALID_ARG_TYPE'], () => parseRelease(42 as unknown as string)),
   C('release', 'parseRelease(2 MiB)', 'ExtensionError:RELEASE_TOO_LARGE', () => parseRelease('A=' + 'x'.repeat(2 << 20))),
   C('release', 'parseRelease(NUL)', 'ExtensionError:RELEASE_NUL', () => parseRelease('ID=a\0b\n')),
-  C('release', 'checkCompatibility(null release)', [...ARG, 'TypeError:ERR_INVALID_ARG_TYPE'], () => checkCompatibility(null as unknown as Record<string, string>, { ID: 'x' })),
-  C('release', 'install: huge release file', INVALID, () => store.installFromDirectory(dirs.huge!), () => {
-    dirs.huge = fixture(ext('huge', 'ID=_any\n' + '#'.repeat(3 << 20)));
-  }),
-  C('release', 'install: NUL in release file', INVALID, () => store.installFromDirectory(dirs.nul!), () => {
-    dirs.nul = fixture(ext('nul', 'ID=_any\0\n'));
-  }),
-  C('release', 'install: release without ID', INVALID, () => store.installFromDirectory(dirs.noid!), () => {
-    dirs.noid = fixture(ext('noid', 'VERSION_ID=1\n'));
-  }),
-  C('release', 'install: invalid UTF-8', INVALID, () => store.installFromDirectory(dirs.utf!), () => {
-    dirs.utf = fixture(ext('utf', Buffer.from([0x49, 0x44, 0x3d, 0xff, 0xfe, 0x0a])));
-  }),
-  C('release', 'install: empty release file', INVALID, () => store.installFromDirectory(dirs.empty!), () => {
-    dirs.empty = fixture(ext('empty', ''));
-  }),
-  C('release', 'install: SYSEXT_SCOPE empty', INVALID, () => store.installFromDirectory(dirs.scope!), () => {
-    dirs.scope = fixture(ext('scope', 'ID=_any\nSYSEXT_SCOPE=\n'));
-  }),
-  C('release', 'install: garbage lines (strict)', INVALID, () => store.installFromDirectory(dirs.garb!, { strict: true }), () => {
-    dirs.garb = fixture(ext('garb', 'ID=_any\nthis is not a field\n"unterminated=\n9BAD=1\n'));
-  }),
-  C('release', 'install: release file is a directory', INVALID, () => store.installFromDirectory(dirs.rdir!), () => {
-    dirs.rdir = fixture({ [rel('rdir')]: { dir: true }, 'usr/share/x/f': 'x\n' });
-  }),
-  C('release', 'install: release file is a symlink out of the tree', INVALID, () => store.installFromDirectory(dirs.rlink!), () => {
-    dirs.rlink = fixture({ [rel('rlink')]: { symlink: '/etc/os-release' }, 'usr/share/x/f': 'x\n' });
-  }),
-  C('release', 'install: two release files', INVALID, () => store.installFromDirectory(dirs.two!), () => {
-    dirs.two = fixture(ext('one', 'ID=_any\n', { [rel('two')]: 'ID=_any\n' }));
-  }),
-  C('release', 'install: no release file', INVALID, () => store.installFromDirectory(dirs.none!), () => {
-    dirs.none = fixture({ 'usr/share/x/f': 'x\n' });
-  }),
-  C('release', 'install: ships usr/lib/os-release', INVALID, () => store.installFromDirectory(dirs.osr!), () => {
-    dirs.osr = fixture(ext('osr', 'ID=_any\n', { 'usr/lib/os-release': 'ID=evil\n' }));
-  }),
-  C('release', 'install: release file name with a control character', INVALID, () => store.installFromDirectory(dirs.ctl!), () => {
-    dirs.ctl = fixture(ext('a\x01b', 'ID=_any\n'));
-  }),
-  C('release', 'install: release file name with a newline', INVALID, () => store.installFromDirectory(dirs.nl!), () => {
-    dirs.nl = fixture(ext('a\nb', 'ID=_any\n'));
-  }),
+  C('release', 'checkCompatibility(null release)', [...ARG, 'TypeError:ERR_INVALID_ARG_TYPE'], () =>
+    checkCompatibility(null as unknown as Record<string, string>, { ID: 'x' }),
+  ),
+  C(
+    'release',
+    'install: huge release file',
+    INVALID,
+    () => store.installFromDirectory(dirs.huge!),
+    () => {
+      dirs.huge = fixture(ext('huge', 'ID=_any\n' + '#'.repeat(3 << 20)));
+    },
+  ),
+  C(
+    'release',
+    'install: NUL in release file',
+    INVALID,
+    () => store.installFromDirectory(dirs.nul!),
+    () => {
+      dirs.nul = fixture(ext('nul', 'ID=_any\0\n'));
+    },
+  ),
+  C(
+    'release',
+    'install: release without ID',
+    INVALID,
+    () => store.installFromDirectory(dirs.noid!),
+    () => {
+      dirs.noid = fixture(ext('noid', 'VERSION_ID=1\n'));
+    },
+  ),
+  C(
+    'release',
+    'install: invalid UTF-8',
+    INVALID,
+    () => store.installFromDirectory(dirs.utf!),
+    () => {
+      dirs.utf = fixture(ext('utf', Buffer.from([0x49, 0x44, 0x3d, 0xff, 0xfe, 0x0a])));
+    },
+  ),
+  C(
+    'release',
+    'install: empty release file',
+    INVALID,
+    () => store.installFromDirectory(dirs.empty!),
+    () => {
+      dirs.empty = fixture(ext('empty', ''));
+    },
+  ),
+  C(
+    'release',
+    'install: SYSEXT_SCOPE empty',
+    INVALID,
+    () => store.installFromDirectory(dirs.scope!),
+    () => {
+      dirs.scope = fixture(ext('scope', 'ID=_any\nSYSEXT_SCOPE=\n'));
+    },
+  ),
+  C(
+    'release',
+    'install: garbage lines (strict)',
+    INVALID,
+    () => store.installFromDirectory(dirs.garb!, { strict: true }),
+    () => {
+      dirs.garb = fixture(ext('garb', 'ID=_any\nthis is not a field\n"unterminated=\n9BAD=1\n'));
+    },
+  ),
+  C(
+    'release',
+    'install: release file is a directory',
+    INVALID,
+    () => store.installFromDirectory(dirs.rdir!),
+    () => {
+      dirs.rdir = fixture({ [rel('rdir')]: { dir: true }, 'usr/share/x/f': 'x\n' });
+    },
+  ),
+  C(
+    'release',
+    'install: release file is a symlink out of the tree',
+    INVALID,
+    () => store.installFromDirectory(dirs.rlink!),
+    () => {
+      dirs.rlink = fixture({ [rel('rlink')]: { symlink: '/etc/os-release' }, 'usr/share/x/f': 'x\n' });
+    },
+  ),
+  C(
+    'release',
+    'install: two release files',
+    INVALID,
+    () => store.installFromDirectory(dirs.two!),
+    () => {
+      dirs.two = fixture(ext('one', 'ID=_any\n', { [rel('two')]: 'ID=_any\n' }));
+    },
+  ),
+  C(
+    'release',
+    'install: no release file',
+    INVALID,
+    () => store.installFromDirectory(dirs.none!),
+    () => {
+      dirs.none = fixture({ 'usr/share/x/f': 'x\n' });
+    },
+  ),
+  C(
+    'release',
+    'install: ships usr/lib/os-release',
+    INVALID,
+    () => store.installFromDirectory(dirs.osr!),
+    () => {
+      dirs.osr = fixture(ext('osr', 'ID=_any\n', { 'usr/lib/os-release': 'ID=evil\n' }));
+    },
+  ),
+  C(
+    'release',
+    'install: release file name with a control character',
+    INVALID,
+    () => store.installFromDirectory(dirs.ctl!),
+    () => {
+      dirs.ctl = fixture(ext('a\x01b', 'ID=_any\n'));
+    },
+  ),
+  C(
+    'release',
+    'install: release file name with a newline',
+    INVALID,
+    () => store.installFromDirectory(dirs.nl!),
+    () => {
+      dirs.nl = fixture(ext('a\nb', 'ID=_any\n'));
+    },
+  ),
   // ---- Names
-  C('names', 'install(name "a/b")', [...ARG, INVALID, 'ExtensionError:INVALID_NAME'], () => store.installFromDirectory(dirs.okext!, { name: 'a/b' }), () => {
-    dirs.okext = fixture(ext('okext', 'ID=_any\n'));
-  }),
+  C(
+    'names',
+    'install(name "a/b")',
+    [...ARG, INVALID, 'ExtensionError:INVALID_NAME'],
+    () => store.installFromDirectory(dirs.okext!, { name: 'a/b' }),
+    () => {
+      dirs.okext = fixture(ext('okext', 'ID=_any\n'));
+    },
+  ),
   C('names', 'install(name "..")', [...ARG, INVALID, 'ExtensionError:INVALID_NAME'], () => store.installFromDirectory(dirs.okext!, { name: '..' })),
   C('names', 'install(name ".")', [...ARG, INVALID, 'ExtensionError:INVALID_NAME'], () => store.installFromDirectory(dirs.okext!, { name: '.' })),
   C('names', 'install(name with NUL)', [...ARG, INVALID, 'ExtensionError:INVALID_NAME'], () => store.installFromDirectory(dirs.okext!, { name: 'ok\0ext' })),
   C('names', 'install(name with ESC)', [...ARG, INVALID, 'ExtensionError:INVALID_NAME'], () => store.installFromDirectory(dirs.okext!, { name: 'ok\x1bext' })),
-  C('names', 'install(name differs from release file)', [INVALID, 'ExtensionError:INVALID_NAME'], () => store.installFromDirectory(dirs.okext!, { name: 'other' })),
+  C('names', 'install(name differs from release file)', [INVALID, 'ExtensionError:INVALID_NAME'], () =>
+    store.installFromDirectory(dirs.okext!, { name: 'other' }),
+  ),
   C('names', 'get(not installed)', 'ExtensionError:NOT_INSTALLED', () => store.get('missing')),
   C('names', 'get("../x")', [...ARG, 'ExtensionError:INVALID_NAME', 'ExtensionError:NOT_INSTALLED'], () => store.get('../x')),
   C('names', 'remove("../../good")', [...ARG, 'ExtensionError:INVALID_NAME', 'ExtensionError:NOT_INSTALLED'], () => store.remove('../../good')),
@@ -234,96 +427,212 @@ const cases: Case[] = [
   // Symlinks pointing anywhere are valid content since df53189 (they resolve in the merged
   // root, as systemd shows them); what they must not do is make a merge write outside its
   // target, which the offline-merge tests attack.
-  C('tree', 'usr is a file', INVALID, () => store.installFromDirectory(dirs.usrfile!), () => {
-    dirs.usrfile = fixture({ [rel('usrfile').replace('usr/', 'usr2/')]: 'x', usr: 'a file\n' });
-  }),
-  C('tree', 'content outside the merged hierarchies (strict)', INVALID, () => store.installFromDirectory(dirs.outside!, { strict: true }), () => {
-    dirs.outside = fixture(ext('outside', 'ID=_any\n', { 'etc/passwd': 'root::0:0::/:/bin/sh\n', 'bin/evil': 'x' }));
-  }),
-  C('tree', 'setuid file (strict)', INVALID, () => store.installFromDirectory(dirs.suid!, { strict: true }), () => {
-    dirs.suid = fixture(ext('suid', 'ID=_any\n', { 'usr/bin/su2': { file: '#!/bin/sh\n', mode: 0o4755 } }));
-  }),
-  C('tree', 'fifo', INVALID, () => store.installFromDirectory(dirs.fifo!), () => {
-    dirs.fifo = fixture(ext('fifo', 'ID=_any\n'));
-    spawnSync('mkfifo', [join(dirs.fifo, 'usr/share/x/pipe')]);
-  }),
+  C(
+    'tree',
+    'usr is a file',
+    INVALID,
+    () => store.installFromDirectory(dirs.usrfile!),
+    () => {
+      dirs.usrfile = fixture({ [rel('usrfile').replace('usr/', 'usr2/')]: 'x', usr: 'a file\n' });
+    },
+  ),
+  C(
+    'tree',
+    'content outside the merged hierarchies (strict)',
+    INVALID,
+    () => store.installFromDirectory(dirs.outside!, { strict: true }),
+    () => {
+      dirs.outside = fixture(ext('outside', 'ID=_any\n', { 'etc/passwd': 'root::0:0::/:/bin/sh\n', 'bin/evil': 'x' }));
+    },
+  ),
+  C(
+    'tree',
+    'setuid file (strict)',
+    INVALID,
+    () => store.installFromDirectory(dirs.suid!, { strict: true }),
+    () => {
+      dirs.suid = fixture(ext('suid', 'ID=_any\n', { 'usr/bin/su2': { file: '#!/bin/sh\n', mode: 0o4755 } }));
+    },
+  ),
+  C(
+    'tree',
+    'fifo',
+    INVALID,
+    () => store.installFromDirectory(dirs.fifo!),
+    () => {
+      dirs.fifo = fixture(ext('fifo', 'ID=_any\n'));
+      spawnSync('mkfifo', [join(dirs.fifo, 'usr/share/x/pipe')]);
+    },
+  ),
   ...(isRoot
     ? [
-        C('tree', 'device node (mknod)', INVALID, () => store.installFromDirectory(dirs.dev!), () => {
-          dirs.dev = fixture(ext('dev', 'ID=_any\n'));
-          const r = spawnSync('mknod', [join(dirs.dev, 'usr/share/x/mem'), 'c', '1', '1']);
-          if (r.status !== 0) throw new Error('mknod failed');
-        }),
+        C(
+          'tree',
+          'device node (mknod)',
+          INVALID,
+          () => store.installFromDirectory(dirs.dev!),
+          () => {
+            dirs.dev = fixture(ext('dev', 'ID=_any\n'));
+            const r = spawnSync('mknod', [join(dirs.dev, 'usr/share/x/mem'), 'c', '1', '1']);
+            if (r.status !== 0) throw new Error('mknod failed');
+          },
+        ),
       ]
     : []),
   // ---- Archives
-  C('archive', 'archive with ../ entries', [INVALID, 'OstreeError:FAILED', 'OstreeError:INVALID_ARGUMENT', 'OstreeError:INVALID_DATA'], () => store.installFromArchive(v.dotdot!), () => {
-    v.dotdot = tar([{ name: rel('dd'), data: 'ID=_any\n' }, { name: '../../escaped', data: 'x' }, { name: 'usr/../../../etc/evil', data: 'x' }]);
-  }),
-  C('archive', 'archive with absolute paths', [INVALID, 'OstreeError:FAILED', 'OstreeError:INVALID_ARGUMENT', 'OstreeError:INVALID_DATA'], () => store.installFromArchive(v.abs!), () => {
-    v.abs = tar([{ name: '/etc/passwd', data: 'x' }, { name: '/' + rel('abs'), data: 'ID=_any\n' }, { name: '/usr/lib/os-release', data: 'ID=evil\n' }]);
-  }),
-  C('archive', 'archive that is garbage', ['OstreeError:FAILED', 'OstreeError:INVALID_DATA', 'OstreeError:NOT_SUPPORTED'], () => store.installFromArchive(v.garbage!), () => {
-    v.garbage = join(dir, 'fixtures', 'garbage.tar');
-    mkdirSync(join(dir, 'fixtures'), { recursive: true });
-    writeFileSync(v.garbage, Buffer.alloc(10_000, 0x5a));
-  }),
-  C('archive', 'truncated archive', ['OstreeError:FAILED', 'OstreeError:INVALID_DATA', 'OstreeError:CORRUPT', INVALID], () => store.installFromArchive(v.trunc!), () => {
-    const full = tar([{ name: rel('tr'), data: 'ID=_any\n' }, { name: 'usr/share/big', data: 'y'.repeat(100_000) }]);
-    v.trunc = full + '.cut';
-    writeFileSync(v.trunc, readFileSync(full).subarray(0, 20_000));
-  }),
+  C(
+    'archive',
+    'archive with ../ entries',
+    [INVALID, 'OstreeError:FAILED', 'OstreeError:INVALID_ARGUMENT', 'OstreeError:INVALID_DATA'],
+    () => store.installFromArchive(v.dotdot!),
+    () => {
+      v.dotdot = tar([
+        { name: rel('dd'), data: 'ID=_any\n' },
+        { name: '../../escaped', data: 'x' },
+        { name: 'usr/../../../etc/evil', data: 'x' },
+      ]);
+    },
+  ),
+  C(
+    'archive',
+    'archive with absolute paths',
+    [INVALID, 'OstreeError:FAILED', 'OstreeError:INVALID_ARGUMENT', 'OstreeError:INVALID_DATA'],
+    () => store.installFromArchive(v.abs!),
+    () => {
+      v.abs = tar([
+        { name: '/etc/passwd', data: 'x' },
+        { name: '/' + rel('abs'), data: 'ID=_any\n' },
+        { name: '/usr/lib/os-release', data: 'ID=evil\n' },
+      ]);
+    },
+  ),
+  C(
+    'archive',
+    'archive that is garbage',
+    ['OstreeError:FAILED', 'OstreeError:INVALID_DATA', 'OstreeError:NOT_SUPPORTED'],
+    () => store.installFromArchive(v.garbage!),
+    () => {
+      v.garbage = join(dir, 'fixtures', 'garbage.tar');
+      mkdirSync(join(dir, 'fixtures'), { recursive: true });
+      writeFileSync(v.garbage, Buffer.alloc(10_000, 0x5a));
+    },
+  ),
+  C(
+    'archive',
+    'truncated archive',
+    ['OstreeError:FAILED', 'OstreeError:INVALID_DATA', 'OstreeError:CORRUPT', INVALID],
+    () => store.installFromArchive(v.trunc!),
+    () => {
+      const full = tar([
+        { name: rel('tr'), data: 'ID=_any\n' },
+        { name: 'usr/share/big', data: 'y'.repeat(100_000) },
+      ]);
+      v.trunc = full + '.cut';
+      writeFileSync(v.trunc, readFileSync(full).subarray(0, 20_000));
+    },
+  ),
   C('archive', 'missing archive', ['OstreeError:NOT_FOUND', 'OstreeError:FAILED'], () => store.installFromArchive(join(dir, 'nope.tar'))),
   // ---- Corrupt objects
-  C('corrupt', 'loadCommit of a corrupted commit object', ['OstreeError:CORRUPT', 'OstreeError:INVALID_DATA', 'OstreeError:FAILED'], async () => {
-    const r = await Repo.open(dirs.corrupt!);
-    try {
-      return await r.loadCommit(good);
-    } finally {
-      r.close();
-    }
-  }, () => {
-    dirs.corrupt = join(dir, 'fixtures', 'corrupt');
-    cpSync(repoPath, dirs.corrupt, { recursive: true });
-    const obj = join(dirs.corrupt, 'objects', good.slice(0, 2), `${good.slice(2)}.commit`);
-    writeFileSync(obj, Buffer.from('\x00\x01garbage that is not a GVariant of type (a{sv}aya(say)sstayay)'));
-  }),
-  C('corrupt', 'readFile of a truncated dirtree', ['OstreeError:CORRUPT', 'OstreeError:INVALID_DATA', 'OstreeError:FAILED', 'OstreeError:NOT_FOUND'], async () => {
-    const r = await Repo.open(dirs.corrupt2!);
-    try {
-      return await r.readFile(good, '/usr/share/x/file');
-    } finally {
-      r.close();
-    }
-  }, () => {
-    dirs.corrupt2 = join(dir, 'fixtures', 'corrupt2');
-    cpSync(repoPath, dirs.corrupt2, { recursive: true });
-    const objs = join(dirs.corrupt2, 'objects');
-    for (const d of readdirSync(objs)) for (const f of readdirSync(join(objs, d))) if (f.endsWith('.dirtree')) writeFileSync(join(objs, d, f), 'x');
-  }),
+  C(
+    'corrupt',
+    'loadCommit of a corrupted commit object',
+    ['OstreeError:CORRUPT', 'OstreeError:INVALID_DATA', 'OstreeError:FAILED'],
+    async () => {
+      const r = await Repo.open(dirs.corrupt!);
+      try {
+        return await r.loadCommit(good);
+      } finally {
+        r.close();
+      }
+    },
+    () => {
+      dirs.corrupt = join(dir, 'fixtures', 'corrupt');
+      cpSync(repoPath, dirs.corrupt, { recursive: true });
+      const obj = join(dirs.corrupt, 'objects', good.slice(0, 2), `${good.slice(2)}.commit`);
+      writeFileSync(obj, Buffer.from('\x00\x01garbage that is not a GVariant of type (a{sv}aya(say)sstayay)'));
+    },
+  ),
+  C(
+    'corrupt',
+    'readFile of a truncated dirtree',
+    ['OstreeError:CORRUPT', 'OstreeError:INVALID_DATA', 'OstreeError:FAILED', 'OstreeError:NOT_FOUND'],
+    async () => {
+      const r = await Repo.open(dirs.corrupt2!);
+      try {
+        return await r.readFile(good, '/usr/share/x/file');
+      } finally {
+        r.close();
+      }
+    },
+    () => {
+      dirs.corrupt2 = join(dir, 'fixtures', 'corrupt2');
+      cpSync(repoPath, dirs.corrupt2, { recursive: true });
+      const objs = join(dirs.corrupt2, 'objects');
+      for (const d of readdirSync(objs)) for (const f of readdirSync(join(objs, d))) if (f.endsWith('.dirtree')) writeFileSync(join(objs, d, f), 'x');
+    },
+  ),
   // ---- Plugins that crash, hang, print garbage, or write outside their state directory
-  C('plugins', 'plugin crashes', 'ExtensionError:SET_REFUSED', () => setWith(v.crash!), () => {
-    v.crash = plugin('crash', 'kill -SEGV $$');
-  }),
-  C('plugins', 'plugin hangs', 'ExtensionError:SET_REFUSED', () => setWith(v.hang!, 1500), () => {
-    v.hang = plugin('hang', 'exec sleep 30');
-  }),
-  C('plugins', 'plugin prints garbage', 'ExtensionError:SET_REFUSED', () => setWith(v.garbagePlugin!), () => {
-    v.garbagePlugin = plugin('garbage', 'head -c 3000 /dev/urandom');
-  }),
-  C('plugins', 'plugin answers an unknown verdict', 'ExtensionError:SET_REFUSED', () => setWith(v.verdict!), () => {
-    v.verdict = plugin('verdict', `echo '{"verdict":"yes please","message":"x"}'`);
-  }),
-  C('plugins', 'plugin floods stdout', 'ExtensionError:SET_REFUSED', () => setWith(v.flood!), () => {
-    v.flood = plugin('flood', 'yes approve');
-  }),
+  C(
+    'plugins',
+    'plugin crashes',
+    'ExtensionError:SET_REFUSED',
+    () => setWith(v.crash!),
+    () => {
+      v.crash = plugin('crash', 'kill -SEGV $$');
+    },
+  ),
+  C(
+    'plugins',
+    'plugin hangs',
+    'ExtensionError:SET_REFUSED',
+    () => setWith(v.hang!, 1500),
+    () => {
+      v.hang = plugin('hang', 'exec sleep 30');
+    },
+  ),
+  C(
+    'plugins',
+    'plugin prints garbage',
+    'ExtensionError:SET_REFUSED',
+    () => setWith(v.garbagePlugin!),
+    () => {
+      v.garbagePlugin = plugin('garbage', 'head -c 3000 /dev/urandom');
+    },
+  ),
+  C(
+    'plugins',
+    'plugin answers an unknown verdict',
+    'ExtensionError:SET_REFUSED',
+    () => setWith(v.verdict!),
+    () => {
+      v.verdict = plugin('verdict', `echo '{"verdict":"yes please","message":"x"}'`);
+    },
+  ),
+  C(
+    'plugins',
+    'plugin floods stdout',
+    'ExtensionError:SET_REFUSED',
+    () => setWith(v.flood!),
+    () => {
+      v.flood = plugin('flood', 'yes approve');
+    },
+  ),
   ...(isRoot
     ? [
         // Confined (lib/plugin-sandbox.ts): the vote runs as nobody with / read-only and a private
         // /tmp; writing the test directory or the repo fails, and /tmp writes stay in its own tmpfs.
-        C('plugins', 'plugin writes outside its state directory', 'ExtensionError:SET_REFUSED', () => setWith(v.escape!), () => {
-          v.escape = plugin('escape', `echo pwned > "${join(dir, 'pwned')}"; echo pwned > "${repoPath}/pwned"; echo pwned > /tmp/osx-hostile-pwned; [ -e "${join(dir, 'pwned')}" ] || [ -e "${repoPath}/pwned" ] || echo '{"verdict":"veto","message":"could not write"}'`);
-        }),
+        C(
+          'plugins',
+          'plugin writes outside its state directory',
+          'ExtensionError:SET_REFUSED',
+          () => setWith(v.escape!),
+          () => {
+            v.escape = plugin(
+              'escape',
+              `echo pwned > "${join(dir, 'pwned')}"; echo pwned > "${repoPath}/pwned"; echo pwned > /tmp/osx-hostile-pwned; [ -e "${join(dir, 'pwned')}" ] || [ -e "${repoPath}/pwned" ] || echo '{"verdict":"veto","message":"could not write"}'`,
+            );
+          },
+        ),
       ]
     : []),
 ];

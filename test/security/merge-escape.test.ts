@@ -106,7 +106,11 @@ describe('offline merges never write outside their target', () => {
         }
         const target = join(t, 'merged');
         const spec = { repo: repo.path, base: join(t, 'base'), extensions, ...(output === 'directory' ? { directory: target } : { ref: `merged/${i}` }) };
-        const r = spawnSync(process.execPath, ['--input-type=module', '-e', CHILD, DIST, JSON.stringify(spec)], { env: childEnv, encoding: 'utf8', timeout: 60_000 });
+        const r = spawnSync(process.execPath, ['--input-type=module', '-e', CHILD, DIST, JSON.stringify(spec)], {
+          env: childEnv,
+          encoding: 'utf8',
+          timeout: 60_000,
+        });
         expect(r.signal, r.stderr).toBeNull();
         expect(r.status, r.stderr).toBe(0);
         // Nothing reached the canary, whatever the links pointed at.

@@ -57,8 +57,15 @@ interface HostReport {
   rssMb: number;
 }
 
-async function host(plugin: string, action: 'vote' | 'deploy', opts: { timeoutMs?: number; stateDir?: string; env?: NodeJS.ProcessEnv } = {}): Promise<HostReport> {
-  const r = await attack(HOST, [baseDir, plugin, action, String(opts.timeoutMs ?? 10_000), ...(opts.stateDir ? [opts.stateDir] : [])], { timeoutMs: 90_000, ...(opts.env ? { env: opts.env } : {}) });
+async function host(
+  plugin: string,
+  action: 'vote' | 'deploy',
+  opts: { timeoutMs?: number; stateDir?: string; env?: NodeJS.ProcessEnv } = {},
+): Promise<HostReport> {
+  const r = await attack(HOST, [baseDir, plugin, action, String(opts.timeoutMs ?? 10_000), ...(opts.stateDir ? [opts.stateDir] : [])], {
+    timeoutMs: 90_000,
+    ...(opts.env ? { env: opts.env } : {}),
+  });
   expect({ code: r.code, signal: r.signal, alive: r.stdout.includes('ALIVE') }, r.stderr.slice(-1500)).toEqual({ code: 0, signal: null, alive: true });
   return r.report as HostReport;
 }
@@ -170,11 +177,16 @@ describe('state files are canonical or refused', () => {
     mkdirSync(s);
     return s;
   }
-  const deployer = (script: string) => program(`case "$1" in check) cat >/dev/null; echo '{"verdict":"approve","message":"ok"}';; deploy-finish) cat >/dev/null; ${script};; esac`);
+  const deployer = (script: string) =>
+    program(`case "$1" in check) cat >/dev/null; echo '{"verdict":"approve","message":"ok"}';; deploy-finish) cat >/dev/null; ${script};; esac`);
 
   it('setuid, setgid and sticky bits are cleared, modes normalised (unconfined, as the caller)', async () => {
     const state = stateOf();
-    const r = await host(deployer('mkdir d; chmod 1777 d; echo x > d/suid; chmod 6755 d/suid; echo y > plain; chmod 0600 plain; echo z > locked; chmod 0000 locked'), 'deploy', { stateDir: state, env: { OSTREE_SYSEXT_PLUGIN_CONFINEMENT: 'off' } });
+    const r = await host(
+      deployer('mkdir d; chmod 1777 d; echo x > d/suid; chmod 6755 d/suid; echo y > plain; chmod 0600 plain; echo z > locked; chmod 0000 locked'),
+      'deploy',
+      { stateDir: state, env: { OSTREE_SYSEXT_PLUGIN_CONFINEMENT: 'off' } },
+    );
     expect(r.ok, r.message).toBe(true);
     expect((statSync(join(state, 'd')).mode & 0o7777).toString(8)).toBe('755');
     expect((statSync(join(state, 'd/suid')).mode & 0o7777).toString(8)).toBe('755');
@@ -211,7 +223,10 @@ describe('state files are canonical or refused', () => {
     const state = stateOf();
     const r = await host(deployer(`ln "${outside}" stolen`), 'deploy', { stateDir: state, env: { OSTREE_SYSEXT_PLUGIN_CONFINEMENT: 'off' } });
     expect([r.code, r.problems]).toEqual(['STATE_REFUSED', ['STATE_HARDLINK_OUTSIDE']]);
-    const ok = await host(deployer('echo a > one; ln one two; mkdir d; ln -s ../one d/rel'), 'deploy', { stateDir: stateOf(), env: { OSTREE_SYSEXT_PLUGIN_CONFINEMENT: 'off' } });
+    const ok = await host(deployer('echo a > one; ln one two; mkdir d; ln -s ../one d/rel'), 'deploy', {
+      stateDir: stateOf(),
+      env: { OSTREE_SYSEXT_PLUGIN_CONFINEMENT: 'off' },
+    });
     expect(ok.ok, ok.message).toBe(true);
   });
 });
@@ -232,7 +247,14 @@ describeAsRoot('confined executables (root)', () => {
     await listen(unixServer, unixPath);
     chmodSync(unixPath, 0o777);
     // An abstract socket, as host daemons use (Node's own abstract names do not match C's).
-    abstractServer = spawn('/usr/bin/python3', ['-c', `import socket\ns = socket.socket(socket.AF_UNIX)\ns.bind('\\0${abstractName}')\ns.listen()\nprint('ready', flush=True)\nwhile True:\n    c, _ = s.accept()\n    c.send(b'hello\\n')\n    c.close()\n`], { stdio: ['ignore', 'pipe', 'inherit'] });
+    abstractServer = spawn(
+      '/usr/bin/python3',
+      [
+        '-c',
+        `import socket\ns = socket.socket(socket.AF_UNIX)\ns.bind('\\0${abstractName}')\ns.listen()\nprint('ready', flush=True)\nwhile True:\n    c, _ = s.accept()\n    c.send(b'hello\\n')\n    c.close()\n`,
+      ],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
     await new Promise((resolve) => abstractServer.stdout!.once('data', resolve));
     tcpServer = createNetServer((c) => c.end('hello\n'));
     await listen(tcpServer, { port: 0, host: '127.0.0.1' });
@@ -319,9 +341,25 @@ print(json.dumps({'verdict': 'approve', 'message': json.dumps(r)}))
   });
 
   it('confined, the probe gets no terminal, no socket, no network, no device, no privilege', async () => {
-    const p = program(PROBE.replace('sys.argv[2]', `'${unixPath}'`).replace("sys.argv[3]", `'${abstractName}'`).replace('int(sys.argv[4])', String(tcpPort)), '/usr/bin/python3');
+    const p = program(
+      PROBE.replace('sys.argv[2]', `'${unixPath}'`).replace('sys.argv[3]', `'${abstractName}'`).replace('int(sys.argv[4])', String(tcpPort)),
+      '/usr/bin/python3',
+    );
     // The host child itself has a controlling terminal, as an admin's shell would.
-    const out = await withTty([process.execPath, '--input-type=module', '-e', `const lib = await import(process.argv[1]); const args = process.argv.slice(2);\n${HOST}`, dist, baseDir, p, 'vote', '20000'], childEnv);
+    const out = await withTty(
+      [
+        process.execPath,
+        '--input-type=module',
+        '-e',
+        `const lib = await import(process.argv[1]); const args = process.argv.slice(2);\n${HOST}`,
+        dist,
+        baseDir,
+        p,
+        'vote',
+        '20000',
+      ],
+      childEnv,
+    );
     const line = out.split('\n').find((l) => l.startsWith('{"votes"'));
     expect(line, out.slice(-2000)).toBeDefined();
     const vote = (JSON.parse(line!) as HostReport).votes![0]!;
@@ -344,8 +382,24 @@ print(json.dumps({'verdict': 'approve', 'message': json.dumps(r)}))
   });
 
   it('unconfined too, the plugin runs in a new session: no controlling terminal to inject into', async () => {
-    const p = program(PROBE.replace('sys.argv[2]', `'${unixPath}'`).replace("sys.argv[3]", `'${abstractName}'`).replace('int(sys.argv[4])', String(tcpPort)), '/usr/bin/python3');
-    const out = await withTty([process.execPath, '--input-type=module', '-e', `const lib = await import(process.argv[1]); const args = process.argv.slice(2);\n${HOST}`, dist, baseDir, p, 'vote', '20000'], { ...childEnv, OSTREE_SYSEXT_PLUGIN_CONFINEMENT: 'off' });
+    const p = program(
+      PROBE.replace('sys.argv[2]', `'${unixPath}'`).replace('sys.argv[3]', `'${abstractName}'`).replace('int(sys.argv[4])', String(tcpPort)),
+      '/usr/bin/python3',
+    );
+    const out = await withTty(
+      [
+        process.execPath,
+        '--input-type=module',
+        '-e',
+        `const lib = await import(process.argv[1]); const args = process.argv.slice(2);\n${HOST}`,
+        dist,
+        baseDir,
+        p,
+        'vote',
+        '20000',
+      ],
+      { ...childEnv, OSTREE_SYSEXT_PLUGIN_CONFINEMENT: 'off' },
+    );
     const line = out.split('\n').find((l) => l.startsWith('{"votes"'));
     expect(line, out.slice(-2000)).toBeDefined();
     const r = JSON.parse((JSON.parse(line!) as HostReport).votes![0]!.message) as Record<string, string>;
@@ -356,7 +410,8 @@ print(json.dumps({'verdict': 'approve', 'message': json.dumps(r)}))
   });
 
   it('confined, a fork bomb stops at the process limit', async () => {
-    const p = program(String.raw`
+    const p = program(
+      String.raw`
 import json, os, sys, time
 sys.stdin.read()
 n = 0
@@ -370,7 +425,9 @@ for i in range(2000):
         os._exit(0)
     n += 1
 print(json.dumps({'verdict': 'approve', 'message': str(n)}))
-`, '/usr/bin/python3');
+`,
+      '/usr/bin/python3',
+    );
     const r = await host(p, 'vote', { timeoutMs: 20_000 });
     const forked = Number(r.votes![0]!.message);
     expect(forked).toBeGreaterThan(0);
@@ -380,7 +437,9 @@ print(json.dumps({'verdict': 'approve', 'message': str(n)}))
   it('confined, a setuid file in state/ is committed canonical, owned by root; a device node cannot be made', async () => {
     const state = join(dir, `state-${++n}`);
     mkdirSync(state);
-    const p = program(`case "$1" in deploy-finish) cat >/dev/null; echo x > suid; chmod 4755 suid; mknod blk b 7 0 2>/dev/null && echo made > mknod-worked; pwd > where; id -u > uid;; esac`);
+    const p = program(
+      `case "$1" in deploy-finish) cat >/dev/null; echo x > suid; chmod 4755 suid; mknod blk b 7 0 2>/dev/null && echo made > mknod-worked; pwd > where; id -u > uid;; esac`,
+    );
     const r = await host(p, 'deploy', { stateDir: state });
     expect(r.ok, r.message).toBe(true);
     expect(readdirSync(state).sort()).toEqual(['suid', 'uid', 'where']);
