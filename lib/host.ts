@@ -245,7 +245,7 @@ export class Host {
    * was before is recorded first (`.upgrade-pending` beside the set checkouts), so a re-run
    * after an interruption still moves the set to what the first run installed.
    */
-  async upgrade(opts: HostCallOptions & { names?: string[] } = {}): Promise<HostUpgradeResult> {
+  async upgrade(opts: HostCallOptions & { names?: string[]; allowDowngrade?: boolean } = {}): Promise<HostUpgradeResult> {
     const names = opts.names === undefined ? undefined : is.stringArray('names', opts.names);
     return this.#locked(opts, async () => {
       const { sysroot, store, osname } = this.#o;
@@ -257,7 +257,12 @@ export class Host {
       }
       await mkdir(layout(sysroot.path, osname).setsDir, { recursive: true });
       await writeAtomically(path, JSON.stringify({ from } satisfies PendingUpgrade));
-      const outcomes = await store.upgrade({ force: opts.force ?? false, ...(names ? { names } : {}), ...(opts.signal ? { signal: opts.signal } : {}) });
+      const outcomes = await store.upgrade({
+        force: opts.force ?? false,
+        ...(opts.allowDowngrade ? { allowDowngrade: true } : {}),
+        ...(names ? { names } : {}),
+        ...(opts.signal ? { signal: opts.signal } : {}),
+      });
       const current = await DeploymentSet.current(store, osname);
       let change: SetChange | null = null;
       if (current !== null) {

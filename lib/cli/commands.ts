@@ -425,8 +425,17 @@ export const COMMANDS: Command[] = [
       ...refreshOptions,
       ...pluginOption,
       'no-apply': { type: 'boolean', description: 'only update the extensions; leave the set as it is' },
+      'allow-downgrade': {
+        type: 'boolean',
+        description: 'accept an origin that now offers older content than what is installed (refused by default: a mirror replaying an old commit)',
+      },
     },
-    examples: ['ostree-sysext upgrade', 'ostree-sysext upgrade tools --no-apply', 'ostree-sysext upgrade --module ./my-builder.mjs'],
+    examples: [
+      'ostree-sysext upgrade',
+      'ostree-sysext upgrade tools --no-apply',
+      'ostree-sysext upgrade --module ./my-builder.mjs',
+      'ostree-sysext upgrade tools --allow-downgrade',
+    ],
     args: [0, Infinity],
     async run(ctx, v, names) {
       const store = await ctx.store();
@@ -441,9 +450,17 @@ export const COMMANDS: Command[] = [
             refresh: wantRefresh(ctx, v),
             plugins: await loadPlugins(v),
             signal: ctx.signal,
+            ...(v['allow-downgrade'] ? { allowDowngrade: true } : {}),
             ...(names.length ? { names } : {}),
           })
-        : store.upgrade({ force: ctx.opts.force, signal: ctx.signal, ...(names.length ? { names } : {}) }).then((outcomes) => ({ outcomes, change: null }));
+        : store
+            .upgrade({
+              force: ctx.opts.force,
+              signal: ctx.signal,
+              ...(v['allow-downgrade'] ? { allowDowngrade: true } : {}),
+              ...(names.length ? { names } : {}),
+            })
+            .then((outcomes) => ({ outcomes, change: null }));
       const { outcomes, change, setError } = (await upgrading) as HostUpgradeResult;
       for (const o of outcomes) {
         ctx.out.info(

@@ -1,3 +1,4 @@
+import { spawn, spawnSync } from 'node:child_process';
 // A mirror that replays an older commit of a ref (with the summary of that time): upgrade and
 // pull-based reinstall must refuse to go back (ExtensionError DOWNGRADE, or a veto when the
 // older commit is already known locally), leave the installed commit in place, and go back
@@ -70,6 +71,10 @@ if (scenario === 'known') {
 }
 // The mirror now replays the old state.
 await repo.changeRemote('mirror', { url: base + '/old' });
+if (scenario === 'cli') {
+  console.log(JSON.stringify(out));
+  process.exit(0);
+}
 out.replay = (await store.upgrade()).map(outcome)[0];
 out.reinstall = await store.installFromRemote('mirror', 'ext/x', { name: 'x', replace: true }).then((x) => ({ ok: x.commit }), err);
 out.installed = (await store.get('x')).commit;
@@ -80,7 +85,7 @@ if (scenario === 'allowed') {
 console.log(JSON.stringify(out));
 `;
 
-async function scenario(name: 'known' | 'unknown' | 'allowed'): Promise<Record<string, any>> {
+async function scenario(name: 'known' | 'unknown' | 'allowed' | 'cli'): Promise<Record<string, any>> {
   const r = await attack(SCENARIO, [join(dir, `client-${name}`), url, name], { timeoutMs: 120_000 });
   expect({ code: r.code, signal: r.signal }, r.stderr.slice(-2000)).toEqual({ code: 0, signal: null });
   return r.report as Record<string, any>;
@@ -104,6 +109,32 @@ describe('a mirror replaying an older commit', () => {
     expect(r.replay.message).toMatch(/older than the installed .*allowDowngrade/);
     expect(r.reinstall).toMatchObject({ name: 'ExtensionError', code: 'DOWNGRADE' });
     expect(r.installed).toBe(newCommit);
+  });
+
+  it('the command refuses too, and goes back only with --allow-downgrade', async () => {
+    const r = await scenario('cli');
+    expect(r.first).toBe(newCommit);
+    const repoPath = join(dir, 'client-cli');
+    // Asynchronously: the mirror is served from this process.
+    const cli = (...args: string[]) =>
+      new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve) => {
+        const child = spawn(process.execPath, [join(import.meta.dirname, '..', '..', 'bin', 'ostree-sysext.js'), '--repo', repoPath, ...args], {
+          stdio: ['ignore', 'pipe', 'pipe'],
+        });
+        let stdout = '';
+        let stderr = '';
+        child.stdout.on('data', (d: Buffer) => (stdout += String(d)));
+        child.stderr.on('data', (d: Buffer) => (stderr += String(d)));
+        child.on('close', (status) => resolve({ status, stdout, stderr }));
+      });
+    const installed = () => spawnSync('ostree', [`--repo=${repoPath}`, 'rev-parse', 'ostree-sysext/ext/x'], { encoding: 'utf8' }).stdout.trim();
+    const refused = await cli('upgrade');
+    expect(refused.status, refused.stderr).toBe(1);
+    expect(refused.stdout + refused.stderr).toMatch(/older than the installed/);
+    expect(installed()).toBe(newCommit);
+    const back = await cli('upgrade', '--allow-downgrade');
+    expect(back.status, back.stderr).toBe(0);
+    expect(installed()).toBe(oldCommit);
   });
 
   it('allowDowngrade: true goes back on purpose', async () => {
