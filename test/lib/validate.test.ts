@@ -472,3 +472,44 @@ describe('findOsRelease', () => {
     expect((await findOsRelease(reader, { systemdVersion: 254 }))?.release.fields.ID).toBe('debian');
   });
 });
+
+describe('validateExtension on deep trees', () => {
+  it('reads a 1,500-level tree in one walk per hierarchy, not one lookup from the root per entry', async () => {
+    const root = tree({ [`${SYSEXT_RELEASE}deep`]: 'ID=_any\n' });
+    // 1,500 nested directories (deeper than a quadratic walk can afford), one file at the bottom.
+    const parts = Array.from({ length: 1500 }, () => 'd');
+    let p = join(root, 'usr');
+    for (let i = 0; i < parts.length; i += 100) {
+      p = join(p, ...parts.slice(i, i + 100));
+      mkdirSync(p, { recursive: true });
+    }
+    writeFileSync(join(p, 'bottom'), 'x');
+    const inner = directoryReader(root);
+    let lists = 0;
+    let walks = 0;
+    const counting: TreeReader = {
+      stat: inner.stat,
+      readFile: inner.readFile,
+      list: async (path) => {
+        lists++;
+        return inner.list(path);
+      },
+      walk: async (path) => {
+        walks++;
+        return inner.walk!(path);
+      },
+    };
+    const r = await validateExtension(counting);
+    expect(r.ok).toBe(true);
+    expect(walks).toBe(1);
+    expect(lists).toBeLessThan(5);
+    // Names over 255 bytes cannot exist on disk; the same check holds for any reader.
+    const mem: TreeReader = {
+      stat: async (path) => (path === '' || path === 'usr' ? { name: path, path, type: 'dir', mode: 0o755 } : null),
+      list: async (path) => (path === '' ? [{ name: 'usr', path: 'usr', type: 'dir', mode: 0o755 }] : []),
+      readFile: async () => null,
+      walk: async () => [{ name: 'n'.repeat(256), path: `usr/${'n'.repeat(256)}`, type: 'file', mode: 0o644, size: 0 }],
+    };
+    expect(codes(await validateExtension(mem, { name: 'm' }))).toContain('NAME_TOO_LONG');
+  });
+});
