@@ -24,7 +24,7 @@ import type {
 import * as is from './args.js';
 import { ArgumentError, OstreeError } from './errors.js';
 import { native } from './native.js';
-import { annotate, cancellable, SerialQueue } from './signal.js';
+import { annotate, cancellable, Limiter, SerialQueue } from './signal.js';
 import * as remote from './remote.js';
 import { scanArchive } from './tar-scan.js';
 import type {
@@ -333,6 +333,8 @@ export class Transaction {
 export class Repo {
   /** @internal */
   readonly _native: NativeRepo;
+  /** Small reads in flight at once (twice libuv's default pool): see {@link Limiter}. */
+  readonly #reads = new Limiter(8);
   readonly #writes = new SerialQueue();
   readonly #tx = new AsyncLocalStorage<Transaction>();
   readonly #path: string;
@@ -385,6 +387,8 @@ export class Repo {
    * moves.
    */
   close(): void {
+    // Reads made before close() finish, as documented: the ones still queued start now.
+    this.#reads.startAll();
     this._native.close();
   }
 
@@ -447,7 +451,7 @@ export class Repo {
     is.rev('rev', rev);
     const o = is.options<{ allowMissing?: boolean; signal?: AbortSignal }>('options', opts);
     const allow = is.bool('allowMissing', o.allowMissing, false);
-    return cancellable(`resolve ${rev}`, is.signal(o.signal), (c) => this._native.resolveRev(rev, allow, c));
+    return this.#reads.run(() => cancellable(`resolve ${rev}`, is.signal(o.signal), (c) => this._native.resolveRev(rev, allow, c)));
   }
 
   /** Points `ref` at `checksum` at once (outside any transaction); null deletes the ref. */
@@ -472,7 +476,7 @@ export class Repo {
   /** Loads one commit (by ref or checksum), with its metadata and detached metadata. */
   async loadCommit(rev: string, opts: CallOptions = {}): Promise<Commit> {
     is.rev('rev', rev);
-    const r = await cancellable(`load commit ${rev}`, is.signal(opts.signal), (c) => this._native.loadCommits(rev, 1, c));
+    const r = await this.#reads.run(() => cancellable(`load commit ${rev}`, is.signal(opts.signal), (c) => this._native.loadCommits(rev, 1, c)));
     return toCommit(r.commits[0]!);
   }
 
@@ -509,7 +513,7 @@ export class Repo {
   async query(rev: string, ops: QueryOp[], opts: CallOptions = {}): Promise<{ commit: string; results: QueryResult[] }> {
     is.rev('rev', rev);
     const clean = queryOps('ops', ops);
-    const r = await cancellable(`read in ${rev}`, is.signal(opts.signal), (c) => this._native.query(rev, clean, c));
+    const r = await this.#reads.run(() => cancellable(`read in ${rev}`, is.signal(opts.signal), (c) => this._native.query(rev, clean, c)));
     return withCommits(r, clean);
   }
 

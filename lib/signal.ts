@@ -51,3 +51,39 @@ export class SerialQueue {
     return result;
   }
 }
+
+/**
+ * Runs at most `max` jobs at once, the rest in arrival order. Reads go through one per handle:
+ * a thousand calls started in one tick then reach the thread pool a few at a time, so their
+ * completions come back spread out instead of in one long batch on the event loop.
+ */
+export class Limiter {
+  readonly #max: number;
+  #active = 0;
+  readonly #waiting: Array<() => void> = [];
+
+  constructor(max: number) {
+    this.#max = max;
+  }
+
+  run<T>(job: () => Promise<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const start = (): void => {
+        this.#active++;
+        job()
+          .then(resolve, reject)
+          .finally(() => {
+            this.#active--;
+            this.#waiting.shift()?.();
+          });
+      };
+      if (this.#active < this.#max) start();
+      else this.#waiting.push(start);
+    });
+  }
+
+  /** Starts every waiting job now (synchronously), whatever the limit: before a handle closes. */
+  startAll(): void {
+    for (let next = this.#waiting.shift(); next; next = this.#waiting.shift()) next();
+  }
+}
