@@ -129,6 +129,7 @@ interface NativeOverlay {
   ): Promise<{ mounts: Record<string, string[]>; skipped: Array<{ layer: string; hierarchy: string; reason: string }>; createMissing: boolean }>;
   writeDirectory(dest: string, opts: { mode?: 'none' | 'user' }, c?: unknown): Promise<OverlayWriteStats>;
   writeTree(c?: unknown): Promise<{ tree: string; meta: string; stats: OverlayWriteStats }>;
+  linkCheckout(dest: string, opts: { mode: 'none' | 'user'; requireLinks: boolean }, c?: unknown): Promise<OverlayWriteStats>;
   close(): void;
 }
 
@@ -208,11 +209,17 @@ export class Overlay implements TreeReader {
    * @internal A view of one tree alone (a commit in `repo`, or a directory): the engine's
    * validated, symlink-free reads, and {@link Overlay.walk} in one call.
    */
-  static tree(source: { repo: Repo; commit: string } | { path: string }): Overlay {
-    type Ctor = new (repo: unknown, layers: unknown[], opts: { createMissing?: boolean }) => NativeOverlay;
+  static tree(source: { repo: Repo; commit: string } | { path: string }, opts: { raw?: boolean } = {}): Overlay {
+    type Ctor = new (repo: unknown, layers: unknown[], opts: { createMissing?: boolean; raw?: boolean }) => NativeOverlay;
     const Ctor = (native() as unknown as { Overlay: Ctor }).Overlay;
-    if ('path' in source) return new Overlay(new Ctor(null, [{ name: 'base', path: source.path }], { createMissing: false }), undefined);
-    return new Overlay(new Ctor(source.repo._native, [{ name: 'base', commit: is.checksum('commit', source.commit) }], { createMissing: false }), source.repo);
+    const o = { createMissing: false, raw: opts.raw === true };
+    if ('path' in source) return new Overlay(new Ctor(null, [{ name: 'base', path: source.path }], o), undefined);
+    return new Overlay(new Ctor(source.repo._native, [{ name: 'base', commit: is.checksum('commit', source.commit) }], o), source.repo);
+  }
+
+  /** @internal A hardlink checkout of a one-commit raw view into the new directory `dest`. */
+  linkCheckout(dest: string, opts: { mode: 'none' | 'user'; requireLinks: boolean; signal?: AbortSignal }): Promise<OverlayWriteStats> {
+    return cancellable(`check out to ${dest}`, opts.signal, (c) => this.#n.linkCheckout(dest, { mode: opts.mode, requireLinks: opts.requireLinks }, c));
   }
 
   async #query(op: string, path: string, maxBytes?: number, xattrs = false): Promise<unknown> {

@@ -25,6 +25,7 @@ import * as is from './args.js';
 import { ArgumentError, OstreeError } from './errors.js';
 import { native } from './native.js';
 import { annotate, cancellable, Limiter, SerialQueue } from './signal.js';
+import { Overlay } from './overlay.js';
 import * as remote from './remote.js';
 import { scanArchive } from './tar-scan.js';
 import type {
@@ -780,8 +781,28 @@ export class Repo {
       throw new OstreeError(`${destination} already exists`, { domain: 'g-io-error-quark', gerrorCode: 2, operation: op });
     }
     const tmp = join(dirname(destination), `.${basename(destination)}.tmp-${randomBytes(6).toString('hex')}`);
+    // Where the repository's object files are the files themselves (bare as root with mode
+    // none, bare-user(-only) with mode user), the library's own walker links them by checksum:
+    // mkdir and linkat only, the `cp -al` floor. Everything else is libostree's checkout.
+    const mode = this.mode;
+    const linkable =
+      n.hardlinks !== 'never' &&
+      n.subpath === undefined &&
+      n.devinoCache === undefined &&
+      !n.processWhiteouts &&
+      !n.processPassthroughWhiteouts &&
+      ((mode === 'bare' && n.mode === 'none' && process.getuid?.() === 0) || ((mode === 'bare-user' || mode === 'bare-user-only') && n.mode === 'user'));
     try {
-      await cancellable(op, signal, (c) => this._native.checkout(commit, tmp, n, c));
+      if (linkable) {
+        const view = Overlay.tree({ repo: this, commit }, { raw: true });
+        try {
+          await view.linkCheckout(tmp, { mode: n.mode ?? 'none', requireLinks: n.hardlinks === 'require', ...(signal ? { signal } : {}) });
+        } finally {
+          view.close();
+        }
+      } else {
+        await cancellable(op, signal, (c) => this._native.checkout(commit, tmp, n, c));
+      }
       await rename(tmp, destination);
     } catch (e) {
       await rm(tmp, { recursive: true, force: true }).catch(() => undefined);

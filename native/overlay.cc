@@ -1131,6 +1131,102 @@ class OverlayEngine {
     return true;
   }
 
+  // ---- a hardlink checkout of one commit, at the floor: linkat by checksum ----
+  //
+  // Where the repository's object files are exactly the files (bare as root, mode none;
+  // bare-user(-only), mode user), a checkout is mkdir per directory and linkat per file, as
+  // `cp -al` does; libostree's checkout also opens, stats and lists the xattrs of every object.
+
+  std::unordered_map<std::string, std::shared_ptr<LEntry>> metaCache;  // dirmeta -> details
+
+  bool DirMeta(Layer& l, LEntry& e, GError** err) {
+    auto it = metaCache.find(e.meta);
+    if (it != metaCache.end()) {
+      e.uid = it->second->uid;
+      e.gid = it->second->gid;
+      e.mode = it->second->mode;
+      e.xattrs = it->second->xattrs;
+      e.xattrsLoaded = e.details = true;
+      return true;
+    }
+    if (!LoadDetails(l, e, err)) return false;
+    auto m = std::make_shared<LEntry>();
+    m->uid = e.uid;
+    m->gid = e.gid;
+    m->mode = e.mode;
+    m->xattrs = e.xattrs;
+    metaCache[e.meta] = m;
+    return true;
+  }
+
+  bool LinkTree(Layer& l, LEntry& d, const std::string& lpath, int dfd, bool user, bool requireLinks, WriteStats& st, GCancellable* c, GError** err,
+                int depth) {
+    if (depth > kMaxDepth) return Invalid(err, "directory tree deeper than " + std::to_string(kMaxDepth) + " levels");
+    if (!LoadDir(l, d, lpath, err)) return false;
+    int rdfd = ostree_repo_get_dfd(repo);
+    OstreeRepoMode rmode = ostree_repo_get_mode(repo);
+    for (LEntry& e : d.dir->entries) {
+      if (g_cancellable_set_error_if_cancelled(c, err)) return false;
+      std::string path = Join(lpath, e.name);
+      if (e.type == EType::Dir) {
+        if (mkdirat(dfd, e.name.c_str(), 0700) < 0) return SetErrno(err, "mkdir " + path);
+        int sub = OpenDirNoFollow(dfd, e.name.c_str(), false);
+        if (sub < 0) return SetErrno(err, "open " + path);
+        bool ok = LinkTree(l, e, path, sub, user, requireLinks, st, c, err, depth + 1) && DirMeta(l, e, err);
+        if (ok) {
+          if (!user && fchown(sub, e.uid, e.gid) < 0) ok = SetErrno(err, "chown " + path);
+          for (auto& [k, v] : e.xattrs)
+            if (ok && !user && fsetxattr(sub, k.c_str(), v.data(), v.size(), 0) < 0) ok = SetErrno(err, "setting xattr " + k + " on " + path);
+          if (ok && fchmod(sub, e.mode & 07777) < 0) ok = SetErrno(err, "chmod " + path);
+        }
+        close(sub);
+        st.dirs++;
+        e.dir.reset();  // written: free the listing
+        if (!ok) return false;
+        continue;
+      }
+      std::string obj = LoosePath(repo, e.csum);
+      struct stat ost;
+      if (fstatat(rdfd, obj.c_str(), &ost, AT_SYMLINK_NOFOLLOW) < 0) return SetErrno(err, "object " + e.csum);
+      bool plain = rmode != OSTREE_REPO_MODE_BARE_USER;  // the object file is the file
+      if (plain && S_ISLNK(ost.st_mode)) {
+        char buf[PATH_MAX + 1];
+        ssize_t n = readlinkat(rdfd, obj.c_str(), buf, PATH_MAX);
+        if (n < 0) return SetErrno(err, "object " + e.csum);
+        buf[n] = 0;
+        if (symlinkat(buf, dfd, e.name.c_str()) < 0) return SetErrno(err, "symlink " + path);
+        if (!user && fchownat(dfd, e.name.c_str(), ost.st_uid, ost.st_gid, AT_SYMLINK_NOFOLLOW) < 0) return SetErrno(err, "chown " + path);
+        st.symlinks++;
+        continue;
+      }
+      if (!S_ISREG(ost.st_mode)) return Invalid(err, "object " + e.csum + " is not a regular file (damaged repository)");
+      if (plain && ost.st_size > 0) {
+        if (linkat(rdfd, obj.c_str(), dfd, e.name.c_str(), 0) == 0) {
+          st.files++;
+          continue;
+        }
+        if (requireLinks || (errno != EMLINK && errno != EXDEV)) return SetErrno(err, "link " + path);
+      }
+      // Empty files are copied (as libostree does), bare-user objects read with their metadata.
+      LRef r{0, &e, path};
+      std::map<std::pair<dev_t, ino_t>, std::string> none;
+      if (!LoadDetails(l, e, err)) return false;
+      if (e.type == EType::File && rmode == OSTREE_REPO_MODE_BARE_USER && user && ost.st_size > 0) {
+        if (linkat(rdfd, obj.c_str(), dfd, e.name.c_str(), 0) == 0) {
+          st.files++;
+          continue;
+        }
+        if (requireLinks || (errno != EMLINK && errno != EXDEV)) return SetErrno(err, "link " + path);
+      }
+      bool saveRoot = euidRoot;
+      if (user) euidRoot = false;  // mode user: the checkout's owner is whoever runs it
+      bool ok = WriteLeaf(r, dfd, e.name, path, st, none, err);
+      euidRoot = saveRoot;
+      if (!ok) return false;
+    }
+    return true;
+  }
+
   // ---- writing into a commit (inside a transaction) ----
 
   bool WriteDirmeta(const LEntry& e, const Xattrs& xs, std::string* out, GCancellable* c, GError** err) {
@@ -1253,6 +1349,7 @@ class Overlay : public Napi::ObjectWrap<Overlay> {
                                    {InstanceMethod<&Overlay::Query>("query"), InstanceMethod<&Overlay::Conflicts>("conflicts"),
                                     InstanceMethod<&Overlay::WriteDirectory>("writeDirectory"),
                                     InstanceMethod<&Overlay::WriteTree>("writeTree"), InstanceMethod<&Overlay::Mounts>("mounts"),
+                                    InstanceMethod<&Overlay::LinkCheckout>("linkCheckout"),
                                     InstanceMethod<&Overlay::Close>("close")});
     exports.Set("Overlay", f);
   }
@@ -1311,6 +1408,7 @@ class Overlay : public Napi::ObjectWrap<Overlay> {
     if (info[2].IsObject()) {
       Napi::Object o = info[2].As<Napi::Object>();
       if (o.Has("createMissing") && o.Get("createMissing").IsBoolean()) eng_->createMissing = o.Get("createMissing").As<Napi::Boolean>().Value();
+      eng_->raw = OptBool(o, "raw", false);
     }
   }
 
@@ -1536,6 +1634,47 @@ class Overlay : public Napi::ObjectWrap<Overlay> {
                   bool ok = e.WriteDirectory(root, fd, *st, links, c, cmode, err) && e.LoadXattrs(e.layers[top.layer], *top.e, top.lpath, err) &&
                             e.LoadDetails(e.layers[top.layer], *top.e, err) &&
                             e.ApplyMeta(fd, nullptr, *top.e, Visible(top.e->xattrs), false, *st, "/", err);
+                  e.rootOut = -1;
+                  close(fd);
+                  return ok;
+                },
+                [st](Napi::Env env) -> Napi::Value { return StatsToJs(env, *st); }))
+        ->Start();
+  }
+
+  // linkCheckout(dest, { mode, requireLinks }, cancellable): a hardlink checkout of a
+  // one-commit view into the new directory dest (see LinkTree).
+  Napi::Value LinkCheckout(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    auto eng = Engine(env);
+    std::string dest = ArgString(info, 0, "destination");
+    Napi::Object o = ArgObject(info, 1, "options");
+    bool user = OptString(o, "mode").value_or("none") == "user";
+    bool requireLinks = OptBool(o, "requireLinks", false);
+    auto st = std::make_shared<WriteStats>();
+    return (new OverlayWorker(
+                env, info.This(), info[2], eng,
+                [dest, user, requireLinks, st](OverlayEngine& e, GCancellable* c, GError** err) {
+                  Layer& l = e.layers[0];
+                  if (!l.isCommit || e.layers.size() != 1) return Invalid(err, "a link checkout reads one commit");
+                  if (!e.LoadRoot(l, err)) return false;
+                  g_autofree char* dir = g_path_get_dirname(dest.c_str());
+                  g_autofree char* base = g_path_get_basename(dest.c_str());
+                  int pfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                  if (pfd < 0) return SetErrno(err, dir);
+                  if (mkdirat(pfd, base, 0700) < 0) {
+                    close(pfd);
+                    return SetErrno(err, dest);
+                  }
+                  int fd = OpenDirNoFollow(pfd, base, false);
+                  close(pfd);
+                  if (fd < 0) return SetErrno(err, dest);
+                  e.rootOut = fd;
+                  bool ok = e.LinkTree(l, l.root, "", fd, user, requireLinks, *st, c, err, 0) && e.DirMeta(l, l.root, err);
+                  if (ok && !user && fchown(fd, l.root.uid, l.root.gid) < 0) ok = SetErrno(err, dest);
+                  for (auto& [k, v] : l.root.xattrs)
+                    if (ok && !user && fsetxattr(fd, k.c_str(), v.data(), v.size(), 0) < 0) ok = SetErrno(err, "setting xattr " + k + " on " + dest);
+                  if (ok && fchmod(fd, l.root.mode & 07777) < 0) ok = SetErrno(err, dest);
                   e.rootOut = -1;
                   close(fd);
                   return ok;
