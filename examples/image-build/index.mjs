@@ -58,6 +58,8 @@ try {
     extensions: fits.map((e) => ({ name: e.name, commit: e.commit, kind: e.kind })),
     // An OSTree commit keeps default configuration in usr/etc.
     confextTarget: 'usr/etc',
+    // The merge leaves out what the image's systemd would not merge: say which one it ships.
+    systemdVersion: 254,
     commit: { ref: 'vendoros/x86_64/image', subject: 'VendorOS 42 image', version: '42.1' },
   });
   console.log(`image commit ${commit} on vendoros/x86_64/image`);

@@ -136,8 +136,13 @@ try {
   const set = new DeploymentSet({ store, osname: 'hostos', base }).add('vendor-tools');
   const first = await set.commit();
   await applySet({ sysroot, store, osname: 'hostos', deployment, root });
-  const active = () =>
-    readFileSync(join(sysrootPath, readlinkSync(join(root, 'run/extensions')), 'vendor-tools/usr/share/vendor-tools/version'), 'utf8').trim();
+  // run/ostree/extensions names the active set's checkout (absolute inside a deployment, where
+  // /ostree is the sysroot's); run/extensions is a fixed link to its staged/ directory.
+  const active = () => {
+    const link = readlinkSync(join(root, 'run/ostree/extensions'));
+    const checkout = link.startsWith('/') ? join(sysrootPath, link) : join(root, 'run/ostree', link);
+    return readFileSync(join(checkout, 'staged/vendor-tools/usr/share/vendor-tools/version'), 'utf8').trim();
+  };
   console.log(`applied set ${first.record.commit.slice(0, 12)}: vendor-tools ${active()}`);
 
   // 3. The vendor publishes 1.1: upgrade, then a new set with it, applied.
