@@ -627,7 +627,9 @@ function budget(plan: PullPlan): (p: NativePullProgress) => OstreeError | null {
       fetched = p.fetched;
       since = p.bytesTransferred;
     }
-    const perObject = (plan.maxObjectBytes ?? 0) * Math.max(1, p.outstandingFetches);
+    // libostree has at most 8 requests on the wire (_OSTREE_MAX_OUTSTANDING_FETCHER_REQUESTS);
+    // the rest of outstandingFetches are queued and receive nothing yet.
+    const perObject = (plan.maxObjectBytes ?? 0) * Math.min(8, Math.max(1, p.outstandingFetches));
     if (plan.maxObjectBytes && p.bytesTransferred - since > perObject) {
       return tooLarge(
         `received ${p.bytesTransferred - since} bytes while no object completed (${p.outstandingFetches} being fetched), more than maxObjectBytes (${plan.maxObjectBytes}) each; cancelled`,
