@@ -100,6 +100,36 @@ describe('Overlay', () => {
   });
 });
 
+describe("systemd's choice of extensions in an offline merge", () => {
+  it('skips what systemd would not merge (with the reason), or refuses, or includes on request', async () => {
+    const repo = await Repo.create(join(dir, 'r4'), { mode: 'bare-user' });
+    try {
+      const good = await install(repo, 'good', { 'usr/share/good': 'g\n' });
+      const otherSrc = join(dir, 'src-other');
+      makeTree(otherSrc, { 'usr/lib/extension-release.d/extension-release.other': 'ID=fedora\n', 'usr/share/other': 'o\n' });
+      const other = (await new ExtensionStore(repo).installFromDirectory(otherSrc)).commit;
+      const exts = [
+        { name: 'good', commit: good, kind: 'sysext' as const },
+        { name: 'other', commit: other, kind: 'sysext' as const },
+      ];
+      const r = await mergeOffline({ repo, base, extensions: exts, directory: join(dir, 'choice-skip') });
+      expect(r.order).toEqual(['good']);
+      expect(r.skipped).toEqual([{ name: 'other', code: 'ID_MISMATCH', reason: expect.stringMatching(/fedora/) }]);
+      expect(() => lstatSync(join(dir, 'choice-skip', 'usr/share/other'))).toThrow(/ENOENT/);
+      const refused = await mergeOffline({ repo, base, extensions: exts, directory: join(dir, 'choice-refuse'), incompatible: 'refuse' }).catch(
+        (e: unknown) => e,
+      );
+      expect(refused).toMatchObject({ code: 'INCOMPATIBLE' });
+      expect(() => lstatSync(join(dir, 'choice-refuse'))).toThrow(/ENOENT/);
+      const all = await mergeOffline({ repo, base, extensions: exts, directory: join(dir, 'choice-include'), incompatible: 'include' });
+      expect(all.order).toEqual(['good', 'other']);
+      expect(lstatSync(join(dir, 'choice-include', 'usr/share/other')).isFile()).toBe(true);
+    } finally {
+      repo.close();
+    }
+  });
+});
+
 describe('names systemd cannot order', () => {
   it('are reported by mergeOffline and as a warning vote, never decided silently', async () => {
     expect(ambiguousNames(['a1', 'a_1', 'b', 'foo-01', 'foo-1'])).toEqual([
