@@ -1190,11 +1190,12 @@ class OverlayEngine {
       if (fstatat(rdfd, obj.c_str(), &ost, AT_SYMLINK_NOFOLLOW) < 0) return SetErrno(err, "object " + e.csum);
       bool plain = rmode != OSTREE_REPO_MODE_BARE_USER;  // the object file is the file
       if (plain && S_ISLNK(ost.st_mode)) {
-        char buf[PATH_MAX + 1];
-        ssize_t n = readlinkat(rdfd, obj.c_str(), buf, PATH_MAX);
+        // On the heap: this frame recurses once per directory level (2,048 deep at most).
+        std::string buf(PATH_MAX + 1, '\0');
+        ssize_t n = readlinkat(rdfd, obj.c_str(), buf.data(), PATH_MAX);
         if (n < 0) return SetErrno(err, "object " + e.csum);
-        buf[n] = 0;
-        if (symlinkat(buf, dfd, e.name.c_str()) < 0) return SetErrno(err, "symlink " + path);
+        buf.resize(static_cast<size_t>(n));
+        if (symlinkat(buf.c_str(), dfd, e.name.c_str()) < 0) return SetErrno(err, "symlink " + path);
         if (!user && fchownat(dfd, e.name.c_str(), ost.st_uid, ost.st_gid, AT_SYMLINK_NOFOLLOW) < 0) return SetErrno(err, "chown " + path);
         st.symlinks++;
         continue;
@@ -1829,14 +1830,14 @@ static bool ShadowTree(int src, int dst, int depth, bool markOpaque, GError** er
     } else if (S_ISREG(st.st_mode)) {
       if (linkat(dirfd(dp), n, dst, n, 0) < 0) ok = SetErrno(err, n);
     } else if (S_ISLNK(st.st_mode)) {
-      char buf[PATH_MAX + 1];
-      ssize_t len = readlinkat(dirfd(dp), n, buf, PATH_MAX);
+      std::string buf(PATH_MAX + 1, '\0');  // on the heap: this frame recurses per level
+      ssize_t len = readlinkat(dirfd(dp), n, buf.data(), PATH_MAX);
       if (len < 0) {
         ok = SetErrno(err, n);
         break;
       }
-      buf[len] = 0;
-      if (symlinkat(buf, dst, n) < 0) ok = SetErrno(err, n);
+      buf.resize(static_cast<size_t>(len));
+      if (symlinkat(buf.c_str(), dst, n) < 0) ok = SetErrno(err, n);
       else if (geteuid() == 0 && fchownat(dst, n, st.st_uid, st.st_gid, AT_SYMLINK_NOFOLLOW) < 0) ok = SetErrno(err, n);
     } else {
       // Devices, FIFOs, sockets: libostree refuses them; keep them so its error names them.
