@@ -1659,6 +1659,10 @@ class Overlay : public Napi::ObjectWrap<Overlay> {
                   Layer& l = e.layers[0];
                   if (!l.isCommit || e.layers.size() != 1) return Invalid(err, "a link checkout reads one commit");
                   if (!e.LoadRoot(l, err)) return false;
+                  // The whole source is checked (iteratively, depth-bounded) before anything is
+                  // created: a damaged or hostile tree leaves no half-made checkout behind.
+                  ValidatedSet seen;
+                  if (!ValidateCheckoutSource(e.repo, l.commit.c_str(), "/", false, &seen, c, err)) return false;
                   g_autofree char* dir = g_path_get_dirname(dest.c_str());
                   g_autofree char* base = g_path_get_basename(dest.c_str());
                   int pfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
