@@ -175,6 +175,8 @@ export interface NativePullOptions {
   timestampCheck?: boolean;
   /** Cancel (binding error TOO_LARGE) once more bytes than this arrived; 0 or absent: no budget. */
   maxBytes?: number;
+  /** Cancel (TOO_LARGE) once more than this arrived while no object completed, per request on the wire (at most 8); 0 or absent: none. */
+  maxObjectBytes?: number;
   /** libostree's update-frequency, ms. Default 100. */
   updateFrequencyMs?: number;
   /** Coalesced snapshots; the final one (done: true) arrives before the Promise settles. */

@@ -161,7 +161,12 @@ static void ShutdownContextSockets(GMainContext* ctx) {
   gint n = g_main_context_query(ctx, G_MAXINT, &timeout, fds, G_N_ELEMENTS(fds));
   for (gint i = 0; i < n && i < static_cast<gint>(G_N_ELEMENTS(fds)); i++) {
     struct stat st;
-    if (fds[i].fd >= 0 && fstat(fds[i].fd, &st) == 0 && S_ISSOCK(st.st_mode)) shutdown(fds[i].fd, SHUT_RDWR);
+    if (fds[i].fd < 0 || fstat(fds[i].fd, &st) != 0 || !S_ISSOCK(st.st_mode)) continue;
+    // Linger 0: the close that follows resets the connection. A plain shutdown left a server
+    // whose send window was full probing a half-closed peer for about 100 s.
+    struct linger abortive = {1, 0};
+    setsockopt(fds[i].fd, SOL_SOCKET, SO_LINGER, &abortive, sizeof abortive);
+    shutdown(fds[i].fd, SHUT_RDWR);
   }
 }
 
@@ -179,6 +184,7 @@ class PullWorker : public DedicatedWorker {
     guint frequency = static_cast<guint>(OptInt(o, "updateFrequencyMs", 100, 10, 60000));
     options_ = VariantRef(PullOptionsVariant(env, o, frequency));
     maxBytes_ = static_cast<guint64>(OptInt(o, "maxBytes", 0, 0, INT64_MAX));
+    maxObjectBytes_ = static_cast<guint64>(OptInt(o, "maxObjectBytes", 0, 0, INT64_MAX));
     Napi::Value cb = o.Get("onProgress");
     if (cb.IsFunction()) onProgress_ = Napi::Persistent(cb.As<Napi::Function>());
     else if (!cb.IsUndefined() && !cb.IsNull()) throw Napi::TypeError::New(env, "onProgress must be a function");
@@ -206,17 +212,34 @@ class PullWorker : public DedicatedWorker {
     CancelBreaker breaker(cancellable_);
     // Created after the push: the progress object binds to the thread-default context.
     OstreeAsyncProgress* progress = ostree_async_progress_new_and_connect(&PullWorker::OnChanged, this);
+    // The budgets are checked by a timer of our own at high priority: the progress object's
+    // "changed" runs from an idle source, which a socket that is always readable (a stream
+    // arriving at loopback speed) starved for seconds while gigabytes arrived.
+    progress_ = progress;
+    GSource* watch = g_timeout_source_new(kBudgetTickMs);
+    g_source_set_priority(watch, G_PRIORITY_HIGH);
+    g_source_set_callback(watch, &PullWorker::OnBudgetTick, this, nullptr);
+    g_source_attach(watch, context_);
     gboolean ok = ostree_repo_pull_with_options(repo, remote_.c_str(), options_.v, progress, cancellable_, &err);
+    g_source_destroy(watch);
+    g_source_unref(watch);
+    progress_ = nullptr;
     ostree_async_progress_finish(progress);
     PullSnapshot last = Read(progress);
     g_object_unref(progress);
     last.done = true;
     Publish(last);
-    if (!ok && overBudget_.load()) {
+    if (!ok && overBudget_.load() == kPullBudget) {
       g_clear_error(&err);
       g_set_error(&err, BindingErrorQuark(), BINDING_ERROR_LIMIT,
                   "received %" G_GUINT64_FORMAT " bytes, more than the pull's budget of %" G_GUINT64_FORMAT " (maxBytes); cancelled",
                   last.bytesTransferred, maxBytes_);
+    } else if (!ok && overBudget_.load() == kObjectBudget) {
+      g_clear_error(&err);
+      g_set_error(&err, BindingErrorQuark(), BINDING_ERROR_LIMIT,
+                  "received %" G_GUINT64_FORMAT " bytes while no object completed (%u being fetched), more than maxObjectBytes (%" G_GUINT64_FORMAT
+                  ") each; cancelled",
+                  overObjectBytes_, overObjectFetches_, maxObjectBytes_);
     }
     if (!ok) Fail(err);
   }
@@ -275,13 +298,39 @@ class PullWorker : public DedicatedWorker {
   static void OnChanged(OstreeAsyncProgress* p, gpointer self) {
     auto* w = static_cast<PullWorker*>(self);
     PullSnapshot s = Read(p);
-    // The byte budget is enforced here, on the pull thread at each progress tick, so that
-    // what arrives past it is bounded by one tick rather than by the JS thread's latency.
-    if (w->maxBytes_ > 0 && s.bytesTransferred > w->maxBytes_ && !w->overBudget_.exchange(true) && w->cancellable_) {
-      g_cancellable_cancel(w->cancellable_);
-    }
-    if (w->context_ && w->cancellable_ && g_cancellable_is_cancelled(w->cancellable_)) ShutdownContextSockets(w->context_);
+    w->Enforce(s);
     w->Publish(s);
+  }
+
+  static gboolean OnBudgetTick(gpointer self) {
+    auto* w = static_cast<PullWorker*>(self);
+    if (w->progress_) w->Enforce(Read(w->progress_));
+    return G_SOURCE_CONTINUE;
+  }
+
+  // The byte budgets, on the pull thread (progress ticks and our own timer), so that what
+  // arrives past one is bounded by a tick rather than by the JS thread's latency.
+  void Enforce(const PullSnapshot& s) {
+    int none = kWithinBudget;
+    if (maxBytes_ > 0 && s.bytesTransferred > maxBytes_ && overBudget_.compare_exchange_strong(none, kPullBudget) && cancellable_) {
+      g_cancellable_cancel(cancellable_);
+    }
+    // Per object: bytes received since the count of completed objects last moved. libostree
+    // has at most 8 requests on the wire (_OSTREE_MAX_OUTSTANDING_FETCHER_REQUESTS); the rest
+    // of outstanding-fetches are queued and receive nothing yet.
+    if (s.fetched != fetchedSeen_) {
+      fetchedSeen_ = s.fetched;
+      bytesAtFetch_ = s.bytesTransferred;
+    }
+    guint64 since = s.bytesTransferred - std::min(s.bytesTransferred, bytesAtFetch_);
+    guint64 onWire = std::min<guint>(8, std::max<guint>(1, s.outstandingFetches));
+    none = kWithinBudget;
+    if (maxObjectBytes_ > 0 && since > maxObjectBytes_ * onWire && overBudget_.compare_exchange_strong(none, kObjectBudget) && cancellable_) {
+      overObjectBytes_ = since;
+      overObjectFetches_ = s.outstandingFetches;
+      g_cancellable_cancel(cancellable_);
+    }
+    if (context_ && cancellable_ && g_cancellable_is_cancelled(cancellable_)) ShutdownContextSockets(context_);
   }
 
   // Keeps only the newest snapshot; posts to JS only when no post is pending, so the queue
@@ -304,8 +353,19 @@ class PullWorker : public DedicatedWorker {
 
   std::string remote_;
   GMainContext* context_ = nullptr;  // the pushed context, on the pull thread only
-  guint64 maxBytes_ = 0;              // 0: no budget
-  std::atomic<bool> overBudget_{false};
+  // Budgets (0: none), enforced on the pull thread at each progress tick, so that what arrives
+  // past one is bounded by one tick rather than by the JS thread's latency (under load or a
+  // sanitizer the JS thread saw one snapshot in seconds and the per-object budget never tripped).
+  static constexpr guint kBudgetTickMs = 20;
+  OstreeAsyncProgress* progress_ = nullptr;  // the pull thread only, while the pull runs
+  static constexpr int kWithinBudget = 0, kPullBudget = 1, kObjectBudget = 2;
+  guint64 maxBytes_ = 0;
+  guint64 maxObjectBytes_ = 0;
+  std::atomic<int> overBudget_{kWithinBudget};
+  guint fetchedSeen_ = 0;    // pull thread only
+  guint64 bytesAtFetch_ = 0; // pull thread only
+  guint64 overObjectBytes_ = 0;
+  guint overObjectFetches_ = 0;
   std::string path_;
   bool disableFsync_ = false;
   VariantRef options_;

@@ -8,6 +8,7 @@ import { createServer, type Server } from 'node:http';
 import { join, normalize } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Repo } from '../../lib/repo.js';
+import { childEnv } from '../helpers/child.js';
 import { makeTree } from '../helpers/fixtures.js';
 import { tempDir } from '../helpers/tmp.js';
 import { attack, REPORT } from './attack.js';
@@ -120,6 +121,7 @@ describe('a mirror replaying an older commit', () => {
       new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve) => {
         const child = spawn(process.execPath, [join(import.meta.dirname, '..', '..', 'bin', 'ostree-sysext.js'), '--repo', repoPath, ...args], {
           stdio: ['ignore', 'pipe', 'pipe'],
+          env: childEnv,
         });
         let stdout = '';
         let stderr = '';
