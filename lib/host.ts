@@ -13,7 +13,7 @@ import { activeSet, applyLocked, boundSet, layout, pickDeployment, type ApplyRes
 import { baseFromDeployment } from './base.js';
 import { DeploymentSet, type SetRecord } from './deployment-set.js';
 import { ExtensionError } from './errors-domain.js';
-import type { Plugin, VoteReport } from './plugins.js';
+import type { Plugin, Vote, VoteReport } from './plugins.js';
 import { extensionRef } from './refs.js';
 import type { CallOptions } from './repo.js';
 import type { ExtensionStore, UpgradeOutcome } from './store.js';
@@ -43,6 +43,15 @@ export interface HostCallOptions extends CallOptions {
   plugins?: Plugin[];
   /** Let warnings pass (vetoes never do). Default false. */
   force?: boolean;
+  /**
+   * Let pass the warnings the current set was accepted with (`force`) and no others: each new
+   * warning must come from the same plugin with the same message, or carry structured details
+   * (such as file-conflicts' paths) all among that plugin's details then. Checked under the
+   * sysroot lock against the set current then, so a set another process committed meanwhile
+   * is judged on its own warnings. A person who accepted a warning about one extension is not
+   * asked again when removing another. Default false.
+   */
+  keepAcceptedWarnings?: boolean;
 }
 
 /** What a set-changing command did. */
@@ -57,6 +66,8 @@ export interface SetChange {
   completed: boolean;
   /** The apply. */
   applied: ApplyResult;
+  /** The warnings that passed because the set before was accepted with them (`keepAcceptedWarnings`). */
+  acceptedBefore: Vote[];
 }
 
 /** Result of {@link Host.upgrade}. */
@@ -69,6 +80,33 @@ export interface HostUpgradeResult {
    * extensions were updated; the pending record stays, so a re-run tries the same change.
    */
   setError?: Error;
+}
+
+const voteKey = (v: Vote): string => `${v.plugin}\0${v.message}`;
+const voteItems = (v: Vote): string[] | null => (Array.isArray(v.details) ? v.details.map((d) => JSON.stringify(d)) : null);
+
+/**
+ * When `current` was accepted with force and `next` draws only warnings that were accepted
+ * then (see {@link HostCallOptions.keepAcceptedWarnings}), those warnings; else null. Runs one
+ * extra vote, and only when the current set was forced.
+ */
+async function warningsAlreadyAccepted(next: DeploymentSet, current: SetRecord | null, signal?: AbortSignal): Promise<Vote[] | null> {
+  const before = current?.votes;
+  if (!before?.forced) return null;
+  const forced = before.votes.filter((v) => v.verdict === 'warn');
+  if (forced.length === 0) return null;
+  const messages = new Set(forced.map(voteKey));
+  const report = await next.vote(signal ? { signal } : {});
+  if (report.verdict !== 'warn') return null;
+  const warnings = report.votes.filter((v) => v.verdict === 'warn');
+  const seen = (w: Vote): boolean => {
+    if (messages.has(voteKey(w))) return true;
+    const now = voteItems(w);
+    if (now === null) return false;
+    const then = new Set(forced.filter((f) => f.plugin === w.plugin).flatMap((f) => voteItems(f) ?? []));
+    return now.every((d) => then.has(d));
+  };
+  return warnings.every(seen) ? warnings : null;
 }
 
 /** What `upgrade` records before it moves any extension ref: each name's commit before. */
@@ -147,7 +185,7 @@ export class Host {
   }
 
   /** Applies `set` (the set ref's target) and keeps the commits it names from any prune. */
-  async #apply(set: SetRecord, votes: VoteReport | null, committed: boolean, opts: HostCallOptions): Promise<SetChange> {
+  async #apply(set: SetRecord, votes: VoteReport | null, committed: boolean, opts: HostCallOptions, acceptedBefore: Vote[] = []): Promise<SetChange> {
     const { sysroot, store, osname } = this.#o;
     const before = committed ? false : await this.#isApplied(set.commit);
     await store.keepSetExtensions(opts.signal ? { signal: opts.signal } : {});
@@ -163,7 +201,7 @@ export class Host {
       ...(this.#o.systemdVersion === undefined ? {} : { systemdVersion: this.#o.systemdVersion }),
       ...(opts.signal ? { signal: opts.signal } : {}),
     });
-    return { set, votes, committed, completed: !committed && !before, applied };
+    return { set, votes, committed, completed: !committed && !before, applied, acceptedBefore };
   }
 
   async #commit(change: (set: DeploymentSet) => void, subject: string, opts: HostCallOptions): Promise<SetChange> {
@@ -177,8 +215,14 @@ export class Host {
       ...(this.#o.systemdVersion === undefined ? {} : { systemdVersion: this.#o.systemdVersion }),
     });
     change(set);
-    const { record, report } = await set.commit({ force: opts.force ?? false, subject, ...(opts.signal ? { signal: opts.signal } : {}) });
-    return this.#apply(record, report, true, opts);
+    let force = opts.force ?? false;
+    let acceptedBefore: Vote[] = [];
+    if (!force && opts.keepAcceptedWarnings) {
+      const accepted = await warningsAlreadyAccepted(set, await DeploymentSet.current(store, osname), opts.signal);
+      if (accepted) [force, acceptedBefore] = [true, accepted];
+    }
+    const { record, report } = await set.commit({ force, subject, ...(opts.signal ? { signal: opts.signal } : {}) });
+    return this.#apply(record, report, true, opts, acceptedBefore);
   }
 
   /**

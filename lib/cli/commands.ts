@@ -21,7 +21,7 @@ import type { InstalledExtension } from '../store.js';
 import { directoryReader, validateExtension } from '../validate.js';
 import type { Context } from './context.js';
 import { CliError, EXIT, formatBytes, table, usage } from './output.js';
-import { setByPrefix, stillAccepted } from './set-lookup.js';
+import { setByPrefix } from './set-lookup.js';
 
 /** Parsed option values of one command. */
 export type Values = Record<string, string | boolean | string[] | undefined>;
@@ -158,6 +158,7 @@ async function changeSet(ctx: Context, run: () => Promise<SetChange>): Promise<{
     throw e;
   });
   const { set: record, votes: report, applied } = change;
+  for (const w of change.acceptedBefore) ctx.out.info(`accepted with --force before, still accepted: ${w.plugin}: ${w.message}`);
   ctx.out.info(
     `set ${short(record.commit)} for ${record.osname}: ${record.order.join(', ') || '(empty)'}${change.committed ? '' : change.completed ? ' (already committed; now applied)' : ' (unchanged)'}`,
   );
@@ -375,8 +376,7 @@ export const COMMANDS: Command[] = [
     async run(ctx, v, names) {
       const host = await ctx.host();
       const plugins = await loadPlugins(v);
-      const force = ctx.opts.force || (await stillAccepted(ctx, plugins, (set) => names.forEach((n) => set.add(n))));
-      return changeSet(ctx, () => host.deploy(names, { force, wait: ctx.opts.wait, refresh: wantRefresh(ctx, v), plugins, signal: ctx.signal }));
+      return changeSet(ctx, () => host.deploy(names, { force: ctx.opts.force, keepAcceptedWarnings: true, wait: ctx.opts.wait, refresh: wantRefresh(ctx, v), plugins, signal: ctx.signal }));
     },
   },
   {
@@ -390,8 +390,7 @@ export const COMMANDS: Command[] = [
     async run(ctx, v, names) {
       const host = await ctx.host();
       const plugins = await loadPlugins(v);
-      const force = ctx.opts.force || (await stillAccepted(ctx, plugins, (set) => names.forEach((n) => set.remove(n))));
-      return changeSet(ctx, () => host.undeploy(names, { force, wait: ctx.opts.wait, refresh: wantRefresh(ctx, v), plugins, signal: ctx.signal }));
+      return changeSet(ctx, () => host.undeploy(names, { force: ctx.opts.force, keepAcceptedWarnings: true, wait: ctx.opts.wait, refresh: wantRefresh(ctx, v), plugins, signal: ctx.signal }));
     },
   },
   {
