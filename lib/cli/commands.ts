@@ -376,7 +376,16 @@ export const COMMANDS: Command[] = [
     async run(ctx, v, names) {
       const host = await ctx.host();
       const plugins = await loadPlugins(v);
-      return changeSet(ctx, () => host.deploy(names, { force: ctx.opts.force, keepAcceptedWarnings: true, wait: ctx.opts.wait, refresh: wantRefresh(ctx, v), plugins, signal: ctx.signal }));
+      return changeSet(ctx, () =>
+        host.deploy(names, {
+          force: ctx.opts.force,
+          keepAcceptedWarnings: true,
+          wait: ctx.opts.wait,
+          refresh: wantRefresh(ctx, v),
+          plugins,
+          signal: ctx.signal,
+        }),
+      );
     },
   },
   {
@@ -390,7 +399,16 @@ export const COMMANDS: Command[] = [
     async run(ctx, v, names) {
       const host = await ctx.host();
       const plugins = await loadPlugins(v);
-      return changeSet(ctx, () => host.undeploy(names, { force: ctx.opts.force, keepAcceptedWarnings: true, wait: ctx.opts.wait, refresh: wantRefresh(ctx, v), plugins, signal: ctx.signal }));
+      return changeSet(ctx, () =>
+        host.undeploy(names, {
+          force: ctx.opts.force,
+          keepAcceptedWarnings: true,
+          wait: ctx.opts.wait,
+          refresh: wantRefresh(ctx, v),
+          plugins,
+          signal: ctx.signal,
+        }),
+      );
     },
   },
   {

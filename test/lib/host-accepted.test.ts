@@ -27,7 +27,11 @@ describeAsRoot('Host keepAcceptedWarnings', () => {
   let host: Host;
 
   beforeAll(async () => {
-    s = makeTestSysroot(join(dir, 'sysroot'), { osname: 'testos', deployments: 1, tree: { extra: { run: { dir: true }, 'usr/share/base/file': 'from base\n' } } });
+    s = makeTestSysroot(join(dir, 'sysroot'), {
+      osname: 'testos',
+      deployments: 1,
+      tree: { extra: { run: { dir: true }, 'usr/share/base/file': 'from base\n' } },
+    });
     sysroot = await Sysroot.load(s.path);
     store = new ExtensionStore(await sysroot.repo({ disableFsync: true }));
     // shadow and clash replace a file of the base (file-conflicts warns); epsilon is clean;
