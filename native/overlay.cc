@@ -924,23 +924,9 @@ class OverlayEngine {
             close(fd);
             return Invalid(err, "content object " + e.csum + " is not the file its commit records (damaged repository)");
           }
-          out->resize(e.size);
-          size_t got = 0;
-          while (got < out->size()) {
-            ssize_t n = read(fd, out->data() + got, out->size() - got);
-            if (n < 0 && errno == EINTR) continue;
-            if (n < 0) {
-              int saved = errno;
-              close(fd);
-              errno = saved;
-              return SetErrno(err, "read content object " + e.csum);
-            }
-            if (n == 0) break;
-            got += static_cast<size_t>(n);
-          }
+          bool ok = ReadFd(fd, e.size, out, "content object " + e.csum, err);
           close(fd);
-          out->resize(got);
-          return true;
+          return ok;
         }
         if (errno != ENOENT) return SetErrno(err, "open content object " + e.csum);
       }
@@ -959,15 +945,22 @@ class OverlayEngine {
       close(fd);
       return Invalid(err, l.path + "/" + lpath + " changed while it was read");
     }
-    out->resize(static_cast<size_t>(std::min<uint64_t>(static_cast<uint64_t>(st.st_size), max)));
+    bool ok = ReadFd(fd, std::min<uint64_t>(static_cast<uint64_t>(st.st_size), max), out, l.path + "/" + lpath, err);
+    close(fd);
+    return ok;
+  }
+
+  // Up to `size` bytes of `fd` into `out` (fewer at end of file).
+  static bool ReadFd(int fd, uint64_t size, std::string* out, const std::string& what, GError** err) {
+    out->resize(static_cast<size_t>(size));
     size_t got = 0;
     while (got < out->size()) {
       ssize_t n = read(fd, out->data() + got, out->size() - got);
       if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) break;
+      if (n < 0) return SetErrno(err, "read " + what);
+      if (n == 0) break;
       got += static_cast<size_t>(n);
     }
-    close(fd);
     out->resize(got);
     return true;
   }

@@ -8,7 +8,7 @@ import { readFile } from 'node:fs/promises';
 import { basename, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { applySet, boundSet, type ApplyResult } from '../activate.js';
-import type { HostUpgradeResult, SetChange } from '../host.js';
+import type { HostCallOptions, HostUpgradeResult, SetChange } from '../host.js';
 import type { Base } from '../base.js';
 import { remoteBuilder, type Builder } from '../builders.js';
 import { checkCompatibility, type CompatibilityReason } from '../compat.js';
@@ -85,6 +85,11 @@ function wantRefresh(ctx: Context, v: Values, dflt = ctx.root === '/'): boolean 
   if (v['no-refresh']) return false;
   if (v.refresh) return true;
   return dflt;
+}
+
+/** Host options of deploy and undeploy: warnings accepted with --force before pass again. */
+function memberChange(ctx: Context, v: Values, plugins: Plugin[]): HostCallOptions {
+  return { force: ctx.opts.force, keepAcceptedWarnings: true, wait: ctx.opts.wait, refresh: wantRefresh(ctx, v), plugins, signal: ctx.signal };
 }
 
 async function loadPlugins(v: Values): Promise<Plugin[]> {
@@ -376,16 +381,7 @@ export const COMMANDS: Command[] = [
     async run(ctx, v, names) {
       const host = await ctx.host();
       const plugins = await loadPlugins(v);
-      return changeSet(ctx, () =>
-        host.deploy(names, {
-          force: ctx.opts.force,
-          keepAcceptedWarnings: true,
-          wait: ctx.opts.wait,
-          refresh: wantRefresh(ctx, v),
-          plugins,
-          signal: ctx.signal,
-        }),
-      );
+      return changeSet(ctx, () => host.deploy(names, memberChange(ctx, v, plugins)));
     },
   },
   {
@@ -399,16 +395,7 @@ export const COMMANDS: Command[] = [
     async run(ctx, v, names) {
       const host = await ctx.host();
       const plugins = await loadPlugins(v);
-      return changeSet(ctx, () =>
-        host.undeploy(names, {
-          force: ctx.opts.force,
-          keepAcceptedWarnings: true,
-          wait: ctx.opts.wait,
-          refresh: wantRefresh(ctx, v),
-          plugins,
-          signal: ctx.signal,
-        }),
-      );
+      return changeSet(ctx, () => host.undeploy(names, memberChange(ctx, v, plugins)));
     },
   },
   {
