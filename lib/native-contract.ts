@@ -40,18 +40,22 @@ export type NativeQueryOp =
 
 export type NativeQueryResult = NativeEntry | NativeEntry[] | Buffer | string | NativeCommit | null;
 
-export interface NativeCommit {
-  checksum: string;
-  subject: string;
-  body: string;
-  timestamp: number;
-  parent: string | null;
-  version: string | null;
-  contentChecksum: string | null;
-  metadata: Record<string, unknown>;
-  detachedMetadata: Record<string, unknown> | null;
-  partial: boolean;
-}
+/**
+ * A commit as native code hands it over: a row, turned into {@link Commit} by lib/repo.ts
+ * (indexed stores are cheaper than eleven named ones; native/repo.cc CommitToJs).
+ */
+export type NativeCommit = [
+  checksum: string,
+  subject: string,
+  body: string,
+  timestamp: number,
+  parent: string | null,
+  version: string | null,
+  contentChecksum: string | null,
+  metadata: Record<string, unknown>,
+  detachedMetadata: Record<string, unknown> | null,
+  partial: boolean,
+];
 
 export interface NativeTransactionStats {
   metadataObjectsTotal: number;

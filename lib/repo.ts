@@ -1008,8 +1008,9 @@ function withCommits(r: { commit: string; results: NativeQueryResult[] }, ops: N
   return { commit: r.commit, results };
 }
 
-function toCommit(c: { timestamp: number } & Omit<Commit, 'timestamp'>): Commit {
+function toCommit(row: NativeCommit): Commit {
+  const [checksum, subject, body, timestamp, parent, version, contentChecksum, metadata, d, partial] = row;
   // libostree "removes" detached metadata by writing an empty file, which reads back as {}.
-  const d = c.detachedMetadata;
-  return { ...c, timestamp: new Date(c.timestamp * 1000), detachedMetadata: d && Object.keys(d).length > 0 ? d : null };
+  const detachedMetadata = d && Object.keys(d).length > 0 ? d : null;
+  return { checksum, subject, body, timestamp: new Date(timestamp * 1000), parent, version, contentChecksum, metadata, detachedMetadata, partial };
 }

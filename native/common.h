@@ -225,7 +225,10 @@ struct CommitTreeEntry {
   uint32_t mode = 0, uid = 0, gid = 0;
   uint64_t size = 0;
 };
-std::shared_ptr<CommitTree> OpenCommitTree(OstreeRepo* repo, const std::string& commit);
+// `validatedCommit`: the commit's variant, already checked (objects.h), or null to load it.
+std::shared_ptr<CommitTree> OpenCommitTree(OstreeRepo* repo, const std::string& commit, GVariant* validatedCommit);
+// Directory entries the tree has loaded so far: what keeping it in a cache costs.
+size_t CommitTreeEntries(const CommitTree& tree);
 // op: stat | list | read | readlink. A missing path is G_IO_ERROR_NOT_FOUND.
 bool CommitTreeOp(CommitTree& tree, const std::string& op, const std::string& path, int64_t maxBytes, CommitTreeEntry* entry,
                   std::vector<CommitTreeEntry>* children, std::vector<uint8_t>* data, GError** err);

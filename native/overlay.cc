@@ -26,6 +26,7 @@
 #include <gio/gunixoutputstream.h>
 
 #include <algorithm>
+#include <atomic>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -275,6 +276,7 @@ class OverlayEngine {
   int metaLayer = -1;
   std::unordered_map<std::string, std::pair<bool, bool>> cleanCache;  // dirtree+dirmeta -> computed, clean
   bool euidRoot = geteuid() == 0;
+  std::atomic<size_t> loadedEntries{0};  // entries of every directory loaded so far (cache cost)
 
   ~OverlayEngine() {
     for (auto& l : layers)
@@ -420,17 +422,15 @@ class OverlayEngine {
       g_autoptr(GVariant) dirs = g_variant_get_child_value(v, 1);
       gsize nf = g_variant_n_children(files), nd = g_variant_n_children(dirs);
       d->entries.reserve(nf + nd);
-      std::set<std::string> real;
+      // One pass, children read by index (no format strings: a third of a cold directory
+      // load went to parsing "(&s@ay)"); whiteouts are told apart afterwards, only when a
+      // name has the prefix.
+      bool prefixed = false;
       for (gsize i = 0; i < nf; i++) {
-        const char* name;
-        g_autoptr(GVariant) c = nullptr;
-        g_variant_get_child(files, i, "(&s@ay)", &name, &c);
-        real.insert(name);
-      }
-      for (gsize i = 0; i < nf; i++) {
-        const char* name;
-        g_autoptr(GVariant) c = nullptr;
-        g_variant_get_child(files, i, "(&s@ay)", &name, &c);
+        g_autoptr(GVariant) f = g_variant_get_child_value(files, i);
+        g_autoptr(GVariant) n = g_variant_get_child_value(f, 0);
+        g_autoptr(GVariant) c = g_variant_get_child_value(f, 1);
+        const char* name = g_variant_get_string(n, nullptr);
         if (!raw && strcmp(name, kOpaqueMarker) == 0) {
           d->opaqueMarker = true;
           continue;
@@ -439,19 +439,28 @@ class OverlayEngine {
         x.name = name;
         x.csum = CsumFromBytes(c);
         x.type = EType::File;  // file or symlink: decided by LoadDetails
-        if (!raw && IsWhiteoutName(x.name) && !real.count(x.name.substr(kWhiteoutPrefixLen))) {
+        if (!raw && IsWhiteoutName(x.name)) prefixed = true;
+        d->entries.push_back(std::move(x));
+      }
+      if (prefixed) {
+        // A prefixed name is a whiteout unless the directory also holds the name it hides
+        // (then it is an ordinary file that happens to carry the prefix).
+        std::set<std::string> real;
+        for (auto& x : d->entries) real.insert(x.name);
+        if (d->opaqueMarker) real.insert(kOpaqueMarker);
+        for (auto& x : d->entries) {
+          if (!IsWhiteoutName(x.name) || real.count(x.name.substr(kWhiteoutPrefixLen))) continue;
           x.name = x.name.substr(kWhiteoutPrefixLen);
           x.type = EType::Whiteout;
         }
-        d->entries.push_back(std::move(x));
       }
       for (gsize i = 0; i < nd; i++) {
-        const char* name;
-        g_autoptr(GVariant) t = nullptr;
-        g_autoptr(GVariant) m = nullptr;
-        g_variant_get_child(dirs, i, "(&s@ay@ay)", &name, &t, &m);
+        g_autoptr(GVariant) dv = g_variant_get_child_value(dirs, i);
+        g_autoptr(GVariant) n = g_variant_get_child_value(dv, 0);
+        g_autoptr(GVariant) t = g_variant_get_child_value(dv, 1);
+        g_autoptr(GVariant) m = g_variant_get_child_value(dv, 2);
         LEntry x;
-        x.name = name;
+        x.name = g_variant_get_string(n, nullptr);
         x.type = EType::Dir;
         x.csum = CsumFromBytes(t);
         x.meta = CsumFromBytes(m);
@@ -509,6 +518,7 @@ class OverlayEngine {
     for (size_t i = 1; i < d->entries.size(); i++)
       if (d->entries[i].name == d->entries[i - 1].name) return Invalid(err, "duplicate name " + d->entries[i].name + " in dirtree " + e.csum + " (damaged repository)");
     for (auto& x : d->entries) x.parent = &e;
+    loadedEntries.fetch_add(d->entries.size(), std::memory_order_relaxed);
     e.dir = std::move(d);
     return true;
   }
@@ -1932,7 +1942,7 @@ struct CommitTree {
   OverlayEngine eng;
 };
 
-std::shared_ptr<CommitTree> OpenCommitTree(OstreeRepo* repo, const std::string& commit) {
+std::shared_ptr<CommitTree> OpenCommitTree(OstreeRepo* repo, const std::string& commit, GVariant* validatedCommit) {
   auto t = std::make_shared<CommitTree>();
   t->eng.repo = static_cast<OstreeRepo*>(g_object_ref(repo));
   t->eng.raw = true;
@@ -1942,9 +1952,18 @@ std::shared_ptr<CommitTree> OpenCommitTree(OstreeRepo* repo, const std::string& 
   l.isCommit = true;
   l.commit = commit;
   l.root.type = EType::Dir;
+  if (validatedCommit) {
+    // The caller checked this commit already: its root, without loading it a second time.
+    g_autoptr(GVariant) tree = g_variant_get_child_value(validatedCommit, 6);
+    g_autoptr(GVariant) meta = g_variant_get_child_value(validatedCommit, 7);
+    l.root.csum = CsumFromBytes(tree);
+    l.root.meta = CsumFromBytes(meta);
+  }
   t->eng.layers.push_back(std::move(l));
   return t;
 }
+
+size_t CommitTreeEntries(const CommitTree& t) { return t.eng.loadedEntries.load(std::memory_order_relaxed); }
 
 static void FillTreeEntry(OverlayEngine& e, const MView& v, const std::string& path, CommitTreeEntry* out) {
   const LEntry& x = *v.stack[0].e;

@@ -3,12 +3,13 @@
 // refused without taking the process down (child processes).
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readdirSync, writeFileSync } from 'node:fs';
+import { readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Repo, SYNC_READ_LIMIT } from '../../lib/index.js';
 import { childEnv } from '../helpers/child.js';
 import { makeTree } from '../helpers/fixtures.js';
+import { ostree, ostreeRepo } from '../helpers/ostree-cli.js';
 import { removeTree, tempDir } from '../helpers/tmp.js';
 
 const dir = tempDir('ostree-sysext-sync-');
@@ -105,5 +106,63 @@ describe('sync reads of a damaged repository', () => {
     const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { env: childEnv, encoding: 'utf8', timeout: 30_000 });
     expect(r.signal, r.stderr).toBeNull();
     expect(r.stdout.trim().split('\n')).toEqual(['CORRUPT', 'CORRUPT', 'CORRUPT']);
+  });
+});
+
+// A handle keeps the commits and trees it has read (content-addressed, so they stay right
+// while the commit exists). What another process changes must still show: a pruned commit is
+// gone, a commit marked partial or signed afterwards reads as the repository says now.
+describe('what a handle has read follows the repository', () => {
+  it('a commit pruned by the ostree CLI is gone for a handle that read it before', async () => {
+    const tree = join(dir, 'prune-tree');
+    makeTree(tree, { 'usr/lib/os-release': 'ID=p\n', 'usr/bin/t': 'x' });
+    const path = join(dir, 'prune-repo');
+    const repo = await Repo.create(path, { mode: 'bare', disableFsync: true });
+    const keep = await repo.commit({ tree, ref: 'keep', subject: 'keep' });
+    makeTree(tree, { 'usr/lib/os-release': 'ID=gone\n' });
+    const gone = await repo.commit({ tree, ref: 'gone', subject: 'gone' });
+    expect(repo.loadCommitSync(gone).subject).toBe('gone');
+    expect(repo.readFileSync(gone, '/usr/lib/os-release').toString()).toBe('ID=gone\n');
+    expect(repo.statSync(gone, '/usr/bin/t').type).toBe('file');
+    ostreeRepo(path, ['refs', '--delete', 'gone']);
+    ostreeRepo(path, ['prune', '--refs-only']);
+    expect(ostree(['--repo=' + path, 'show', gone]).status).not.toBe(0);
+    const code = (fn: () => unknown) => {
+      try {
+        fn();
+        return 'answered';
+      } catch (e) {
+        return (e as { code?: string }).code;
+      }
+    };
+    expect(code(() => repo.loadCommitSync(gone))).toBe('NOT_FOUND');
+    expect(code(() => repo.statSync(gone, '/usr/bin/t'))).toBe('NOT_FOUND');
+    expect(code(() => repo.readFileSync(gone, '/usr/lib/os-release'))).toBe('NOT_FOUND');
+    await expect(repo.stat(gone, '/usr/bin/t')).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    // The commit that stayed still answers from the same handle.
+    expect(repo.readFileSync(keep, '/usr/lib/os-release').toString()).toBe('ID=p\n');
+    repo.close();
+  });
+
+  it('partial state and detached metadata written after the first read are seen, as libostree reports them', async () => {
+    const tree = join(dir, 'state-tree');
+    makeTree(tree, { 'usr/lib/os-release': 'ID=s\n' });
+    const path = join(dir, 'state-repo');
+    const repo = await Repo.create(path, { mode: 'bare', disableFsync: true });
+    const c = await repo.commit({ tree, ref: 'os' });
+    expect(repo.loadCommitSync(c)).toMatchObject({ partial: false, detachedMetadata: null });
+    // Another process marks it partial (what an interrupted pull leaves) and adds detached
+    // metadata; the async loadCommit goes through libostree's own load_commit.
+    writeFileSync(join(path, 'state', `${c}.commitpartial`), '');
+    const other = await Repo.open(path);
+    await other.writeDetachedMetadata(c, { 'test.key': 'v' });
+    other.close();
+    const sync = repo.loadCommitSync(c);
+    expect(sync).toMatchObject({ partial: true, detachedMetadata: { 'test.key': 'v' } });
+    expect(sync).toEqual(await repo.loadCommit(c));
+    rmSync(join(path, 'state', `${c}.commitpartial`));
+    expect(repo.loadCommitSync(c).partial).toBe(false);
+    expect(repo.querySync(c, [{ op: 'commit' }]).results[0]).toEqual(await repo.loadCommit(c));
+    repo.close();
   });
 });
