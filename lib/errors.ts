@@ -107,7 +107,7 @@ const FAILED_PATTERNS: Array<[RegExp, OstreeErrorCode]> = [
   [/no signatures found|gpg verification enabled, but no signatures/i, 'GPG_NO_SIGNATURE'],
   [/timeout was reached|timed out/i, 'TIMED_OUT'],
   [/couldn't resolve host|could not resolve/i, 'HOST_NOT_FOUND'],
-  [/couldn't connect|connection refused|failed to connect/i, 'CONNECTION_REFUSED'],
+  [/couldn't connect|could not connect|connection refused|failed to connect/i, 'CONNECTION_REFUSED'],
   [/no space left on device/i, 'NO_SPACE'],
   // The repo's reserve (core.min-free-space-percent/-size) would be used: a full disk to the caller.
   [/min-free-space-(percent|size) .* would be exceeded/i, 'NO_SPACE'],
@@ -136,6 +136,10 @@ export function codeFromGError(domain: string, gerrorCode: number, message: stri
   else if (domain === BINDING_ERROR_DOMAIN) code = BINDING_CODES[gerrorCode];
   // native/objects.cc reports a damaged repository object as INVALID_DATA "corrupted <type> object …".
   if (code === 'INVALID_DATA' && /(^|: )corrupted \w+ object [0-9a-f]{64}: /.test(message)) return 'CORRUPT';
+  // libostree 2025.x passes curl's CURLE_COULDNT_CONNECT on as G_IO_ERROR_TIMED_OUT, with
+  // curl 8's wording ("Failed to connect to … : Could not connect to server"): a refused
+  // connection, not a timeout, unless the message says it timed out.
+  if (code === 'TIMED_OUT' && /could(n't| not) connect|connection refused/i.test(message) && !/timed? ?out|timeout/i.test(message)) return 'CONNECTION_REFUSED';
   if (code === undefined || code === 'FAILED') {
     for (const [re, c] of FAILED_PATTERNS) if (re.test(message)) return c;
   }

@@ -82,7 +82,11 @@ export interface RemoteSummary {
 export interface PullProgress {
   /** Objects fetched so far. */
   fetched: number;
-  /** Objects requested so far (grows while metadata is scanned). */
+  /**
+   * Objects requested so far (grows while metadata is scanned). libostree's own counters, not
+   * one per download: libostree 2025.2 counts the request for detached metadata a server does
+   * not have (404) here and never as fetched, so a finished pull can end one below per commit.
+   */
   requested: number;
   /** Metadata objects scanned. */
   scannedMetadata: number;

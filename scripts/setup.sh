@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 packages=(
   build-essential python3 pkg-config libostree-dev  # build the addon
-  ostree systemd gpg gpg-agent attr tar             # the CLI, systemd-sysext, signing, xattrs
+  ostree systemd gpg gpg-agent attr tar e2fsprogs   # the CLI, systemd-sysext, signing, xattrs, chattr
   nginx-light                                       # HTTP pull tests
   python3-gi gir1.2-ostree-1.0 hyperfine            # benchmark contenders
 )

@@ -4,7 +4,7 @@ import { existsSync, mkdirSync, readdirSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { AbortError, DevInoCache, OstreeError, Repo, Sysroot, variant } from '../../lib/index.js';
+import { AbortError, DevInoCache, OstreeError, Repo, Sysroot, codeFromGError, variant } from '../../lib/index.js';
 import { makeManyFiles, makeTree } from '../helpers/fixtures.js';
 import { run } from '../helpers/ostree-cli.js';
 import { tempDir } from '../helpers/tmp.js';
@@ -375,5 +375,24 @@ describe('closed handles', () => {
     const other = await Repo.open(path);
     expect(await other.listRefs()).toEqual({ r: c });
     other.close();
+  });
+});
+
+// The messages below are libostree's real ones for a pull from a closed port and from a
+// server that accepts but never answers: 2022.7 (this machine, Debian 12) and 2025.2 (Debian 13
+// chroot, curl 8.14), recorded 2026-12-02. The live pull test (pull-refusals) checks the
+// installed libostree's own message; these keep the other versions' wording mapped.
+describe('error codes stay right across libostree wordings', () => {
+  const prefix = "pull x from remote 'o' (http://127.0.0.1:9/repo): While fetching http://127.0.0.1:9/repo/summary.sig: ";
+  it('a refused connection is CONNECTION_REFUSED whether libostree says FAILED or TIMED_OUT', () => {
+    expect(codeFromGError('g-io-error-quark', 0, `${prefix}[7] Couldn't connect to server`)).toBe('CONNECTION_REFUSED');
+    expect(codeFromGError('g-io-error-quark', 24, `${prefix}[7] Could not connect to server`)).toBe('CONNECTION_REFUSED');
+  });
+  it('a real timeout stays TIMED_OUT, also when the message names the connect step', () => {
+    expect(codeFromGError('g-io-error-quark', 24, `${prefix}[28] Timeout was reached`)).toBe('TIMED_OUT');
+    expect(codeFromGError('g-io-error-quark', 24, `${prefix}[28] Failed to connect to 10.255.255.1 port 80 after 10002 ms: Timeout was reached`)).toBe(
+      'TIMED_OUT',
+    );
+    expect(codeFromGError('g-io-error-quark', 24, `${prefix}[28] Connection timed out after 10001 milliseconds`)).toBe('TIMED_OUT');
   });
 });

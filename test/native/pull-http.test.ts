@@ -76,7 +76,9 @@ describeAsRoot('pull over HTTP (nginx)', () => {
     const delay = monitorEventLoopDelay({ resolution: 10 });
     const t0 = performance.now();
     delay.enable();
+    const before = nginx.requests().length;
     const r = await repo.pull('origin', { refs: ['big'], onProgress: (p) => snapshots.push({ ...p, at: performance.now() }) });
+    const served = nginx.requests().slice(before);
     delay.disable();
     const libMs = performance.now() - t0;
     const p99 = delay.percentile(99) / 1e6;
@@ -84,7 +86,21 @@ describeAsRoot('pull over HTTP (nginx)', () => {
 
     expect(r.refs).toEqual({ 'origin:big': big });
     expect(r.progress.done).toBe(true);
-    expect(r.progress.fetched).toBe(r.progress.requested);
+    // The counters are libostree's own accounting, which is not one per download: with this
+    // server's one missing detached-metadata file (404), 2022.7 ends at fetched = requested =
+    // objects served + 2, 2025.2 at requested = fetched + 1 (the 404 stays "requested").
+    // Version-independent: every object served is counted, and what is left outstanding at
+    // the end is at most the detached metadata the server does not have.
+    const objects200 = served.filter((l) => /^200 \/repo\/objects\//.test(l)).length;
+    const missingMeta = served.filter((l) => /^404 \/repo\/objects\/.*\.commitmeta$/.test(l)).length;
+    console.log(
+      `pull counters: fetched ${r.progress.fetched}, requested ${r.progress.requested}, objects served ${objects200}, missing detached metadata ${missingMeta}`,
+    );
+    expect(missingMeta).toBe(1);
+    expect(r.progress.fetched).toBeGreaterThanOrEqual(objects200);
+    expect(r.progress.fetched).toBeLessThanOrEqual(objects200 + missingMeta + 1);
+    expect(r.progress.requested - r.progress.fetched).toBeGreaterThanOrEqual(0);
+    expect(r.progress.requested - r.progress.fetched).toBeLessThanOrEqual(missingMeta);
     expect(r.progress.fetched).toBeGreaterThanOrEqual(FILES);
     expect(r.progress.bytesTransferred).toBeGreaterThan(0);
     // Live: several snapshots mid-pull, the first well before the end, counts never going back.
