@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# Builds the addon against the newer libostree, GLib and Node that Debian ships (trixie:
+# libostree 2025.2, sid: the newest) and runs the native and library tests there, each in a
+# minimal chroot cached under /var/tmp/osx-chroots (debootstrap once; later runs reuse it).
+# Usage: scripts/test-libostree-versions.sh [suite ...]   (default: trixie sid)
+# Exits 0 with a "skip" line for a suite only when it has no cached chroot and Debian's
+# mirror cannot be reached; any build or test failure fails the script.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ "$(id -u)" -eq 0 ] || { echo "test-libostree-versions: needs root (debootstrap, chroot)" >&2; exit 1; }
+
+ROOT=/var/tmp/osx-chroots
+MIRROR=http://deb.debian.org/debian
+PACKAGES=(systemd libostree-dev ostree build-essential python3 pkg-config nodejs npm node-gyp
+  gpg gpg-agent attr tar e2fsprogs nginx-light ca-certificates util-linux mount)
+suites=("$@")
+[ "${#suites[@]}" -gt 0 ] || suites=(trixie sid)
+SRC=$(pwd)
+
+mounted=()
+cleanup() {
+  for ((i = ${#mounted[@]} - 1; i >= 0; i--)); do umount -l "${mounted[$i]}" 2>/dev/null || true; done
+}
+trap cleanup EXIT
+mnt() { mount "$@" && mounted+=("${*: -1}"); }
+
+reachable() { timeout 10 bash -c 'exec 3<>/dev/tcp/deb.debian.org/80' 2>/dev/null; }
+
+prepare() {
+  local suite=$1 c=$ROOT/$1
+  [ -f "$c/.osx-ready" ] && return 0
+  if ! reachable; then
+    echo "test-libostree-versions: skip $suite: no cached chroot and $MIRROR cannot be reached"
+    return 1
+  fi
+  command -v debootstrap >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null
+  rm -rf "$c"
+  mkdir -p "$ROOT"
+  echo "test-libostree-versions: building the $suite chroot (once; cached in $c)"
+  debootstrap --variant=minbase "$suite" "$c" "$MIRROR" >"$ROOT/$suite.log" 2>&1 ||
+    { echo "debootstrap $suite failed: see $ROOT/$suite.log" >&2; exit 1; }
+  mount -t proc proc "$c/proc"
+  chroot "$c" env DEBIAN_FRONTEND=noninteractive bash -c \
+    "apt-get update -qq && apt-get install -y -qq --no-install-recommends ${PACKAGES[*]}" >>"$ROOT/$suite.log" 2>&1 ||
+    { umount "$c/proc"; echo "installing packages in $suite failed: see $ROOT/$suite.log" >&2; exit 1; }
+  umount "$c/proc"
+  touch "$c/.osx-ready"
+}
+
+status=0
+for suite in "${suites[@]}"; do
+  prepare "$suite" || continue
+  c=$ROOT/$suite
+  versions=$(chroot "$c" dpkg-query -W -f='${Package} ${Version}\n' libostree-dev libglib2.0-dev-bin nodejs systemd 2>/dev/null | tr '\n' ';' || true)
+  echo "test-libostree-versions: $suite: $versions"
+  # The sources as they are now (tracked and new files, not build output), with the
+  # JavaScript dependencies (pure JS and prebuilt x64 tools; the addon is rebuilt there).
+  rm -rf "$c/work/osx"
+  mkdir -p "$c/work/osx"
+  (cd "$SRC" && git ls-files -co --exclude-standard -z | grep -zv '^node_modules/' | xargs -0 cp --parents -t "$c/work/osx")
+  cp -a "$SRC/node_modules" "$c/work/osx/"
+  mnt -t proc proc "$c/proc"
+  mnt --bind /dev "$c/dev"
+  mnt -t tmpfs tmpfs "$c/tmp"
+  set +e
+  chroot "$c" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 bash -c '
+    set -e
+    cd /work/osx
+    node scripts/check-libostree.cjs
+    node-gyp rebuild -j 2 >/tmp/gyp.log 2>&1 || { cat /tmp/gyp.log; exit 1; }
+    if grep -E "warning:" /tmp/gyp.log; then echo "the addon builds with warnings here"; exit 1; fi
+    ./node_modules/.bin/tsc -p tsconfig.build.json
+    ./node_modules/.bin/vitest run test/native test/lib
+    node scripts/test-summary.mjs test-results/vitest.json --no-skips'
+  rc=$?
+  set -e
+  cleanup
+  mounted=()
+  echo "test-libostree-versions: $suite: $([ $rc -eq 0 ] && echo passed || echo "FAILED (exit $rc)")"
+  [ $rc -eq 0 ] || status=1
+done
+exit $status
