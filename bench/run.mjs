@@ -38,7 +38,7 @@ const P = QUICK
       queries: 1000,
       cliQueries: 30,
       runs: 5,
-      scaling: [1000, 10000, 100000],
+      scaling: [1000, 10000, 100000, 300000],
       scalingRuns: 3,
       rss: 10000,
     };
@@ -116,7 +116,7 @@ for (const mode of ['bare', 'archive']) {
     P.runs,
     verbose,
   );
-  row(`commit ${P.tree} files (${mode})`, '`ostree commit`', r, 'lib', 'cli', 'time', 1.05);
+  row(`commit ${P.tree} files (${mode})`, '`ostree commit`', r, 'lib', 'cli', 'time', 1.0);
   rmrf(rl);
   rmrf(rc);
 }
@@ -135,7 +135,7 @@ if (want('checkout')) {
     verbose,
   );
   row(`hardlink checkout of ${P.tree} files`, '`ostree checkout -H`', r, 'lib', 'cli', 'time', 1.0);
-  row(`hardlink checkout of ${P.tree} files`, '`cp -al`', r, 'lib', 'cp', 'time', 1.5);
+  row(`hardlink checkout of ${P.tree} files`, '`cp -al`', r, 'lib', 'cp', 'time', 1.0);
 }
 
 // ---------------------------------------------------------------- re-commit with devino cache
@@ -180,7 +180,7 @@ if (want('pull')) {
     P.runs,
     verbose,
   );
-  row(`pull-local of ${P.tree} files (bare → bare)`, '`ostree pull-local`', r, 'lib', 'cli', 'time', 1.05);
+  row(`pull-local of ${P.tree} files (bare → bare)`, '`ostree pull-local`', r, 'lib', 'cli', 'time', 1.0);
 
   log(`HTTP pull of ${P.tree} files`);
   const served = makeRepo(join(W, 'served'), 'archive');
@@ -494,6 +494,11 @@ if (want('scaling')) {
           }),
           teardown: () => rmrf(commitR),
         },
+        'cli commit': {
+          setup: () => makeRepo(commitR, 'bare'),
+          run: proc(OSTREE, [`--repo=${commitR}`, 'commit', '--fsync=false', '-b', 'bench', '-s', 'bench', `--tree=dir=${tree}`]),
+          teardown: () => rmrf(commitR),
+        },
         checkout: { run: libRun(() => repo.checkout(c, dest, { mode: 'none', hardlinks: 'require' })), teardown: () => rmrf(dest) },
         merge: { run: libRun(() => libMerge(repo, c, exts, dest)), teardown: () => rmrf(dest) },
       },
@@ -502,6 +507,7 @@ if (want('scaling')) {
     );
     const files = { commit: n, checkout: n, merge: n + P.exts * (extFiles + 11) };
     scaling.push({ n, r, files });
+    row(`commit ${n} files (bare), at each size`, '`ostree commit`, same size', r, 'commit', 'cli commit', 'time', 1.0);
     repo.close();
     rmrf(repoPath);
     if (tree !== TREE) rmrf(tree);
