@@ -115,6 +115,14 @@ const FAILED_PATTERNS: Array<[RegExp, OstreeErrorCode]> = [
   [/locking repo .* timed out|resource temporarily unavailable/i, 'LOCKED'],
 ];
 
+// Codes whose message can name a more precise one. libostree 2025.x passes curl's
+// CURLE_COULDNT_CONNECT on as G_IO_ERROR_TIMED_OUT with curl 8's wording ("Failed to connect
+// … : Could not connect to server"): a refused connection unless the message says it timed out.
+const MESSAGE_PATTERNS: Partial<Record<OstreeErrorCode, Array<[RegExp, OstreeErrorCode]>>> = {
+  FAILED: FAILED_PATTERNS,
+  TIMED_OUT: [[/^(?!.*(timed? ?out|timeout)).*(could(n't| not) connect|connection refused)/is, 'CONNECTION_REFUSED']],
+};
+
 // libostree's fetcher reports HTTP 5xx as G_IO_ERROR_BUSY and other statuses as FAILED: the
 // status in the message is what a caller can act on.
 const HTTP_STATUS = /Server returned HTTP (\d{3})/;
@@ -136,13 +144,8 @@ export function codeFromGError(domain: string, gerrorCode: number, message: stri
   else if (domain === BINDING_ERROR_DOMAIN) code = BINDING_CODES[gerrorCode];
   // native/objects.cc reports a damaged repository object as INVALID_DATA "corrupted <type> object …".
   if (code === 'INVALID_DATA' && /(^|: )corrupted \w+ object [0-9a-f]{64}: /.test(message)) return 'CORRUPT';
-  // libostree 2025.x passes curl's CURLE_COULDNT_CONNECT on as G_IO_ERROR_TIMED_OUT, with
-  // curl 8's wording ("Failed to connect to … : Could not connect to server"): a refused
-  // connection, not a timeout, unless the message says it timed out.
-  if (code === 'TIMED_OUT' && /could(n't| not) connect|connection refused/i.test(message) && !/timed? ?out|timeout/i.test(message)) return 'CONNECTION_REFUSED';
-  if (code === undefined || code === 'FAILED') {
-    for (const [re, c] of FAILED_PATTERNS) if (re.test(message)) return c;
-  }
+  const patterns = code === undefined ? FAILED_PATTERNS : MESSAGE_PATTERNS[code];
+  if (patterns) for (const [re, c] of patterns) if (re.test(message)) return c;
   return code ?? 'FAILED';
 }
 

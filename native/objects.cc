@@ -232,6 +232,16 @@ gboolean LoadValidMetadata(OstreeRepo* repo, OstreeObjectType type, const char* 
   return TRUE;
 }
 
+bool MetadataObjectExists(OstreeRepo* repo, OstreeObjectType type, const char* checksum) {
+  if (!ostree_validate_checksum_string(checksum, nullptr)) return false;
+  g_autofree char* relpath = LoosePath(checksum, type, FALSE);
+  for (OstreeRepo* r = repo; r; r = ostree_repo_get_parent(r)) {
+    struct stat st;
+    if (fstatat(ostree_repo_get_dfd(r), relpath, &st, AT_SYMLINK_NOFOLLOW) == 0) return true;
+  }
+  return false;
+}
+
 gboolean CheckContentObject(OstreeRepo* repo, const char* checksum, GError** error) {
   if (!ostree_validate_checksum_string(checksum, error)) return FALSE;
   for (OstreeRepo* r = repo; r; r = ostree_repo_get_parent(r)) {

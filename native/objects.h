@@ -33,6 +33,8 @@ gboolean ValidateMetadata(OstreeObjectType type, const char* checksum, GVariant*
 // in bare mode, a symlink), not a FIFO, directory, socket or device. Not loose: TRUE (the
 // subsequent libostree call reports a missing object itself).
 gboolean CheckContentObject(OstreeRepo* repo, const char* checksum, GError** error);
+// Whether the metadata object is loose in this repository or a parent (one fstatat each).
+bool MetadataObjectExists(OstreeRepo* repo, OstreeObjectType type, const char* checksum);
 
 // Sets G_IO_ERROR_INVALID_DATA "corrupted <type> object <checksum>: <what>".
 void SetCorrupt(GError** error, OstreeObjectType type, const char* checksum, const char* fmt, ...)

@@ -151,6 +151,14 @@ std::string CsumFromBytes(GVariant* bytes) {
   return s;
 }
 
+// A commit layer's root: the dirtree and dirmeta the (validated) commit variant names.
+static void SetRootFromCommit(Layer& l, GVariant* commit) {
+  g_autoptr(GVariant) t = g_variant_get_child_value(commit, 6);
+  g_autoptr(GVariant) m = g_variant_get_child_value(commit, 7);
+  l.root.csum = CsumFromBytes(t);
+  l.root.meta = CsumFromBytes(m);
+}
+
 Xattrs XattrsFromVariant(GVariant* xv) {
   Xattrs out;
   if (!xv) return out;
@@ -615,10 +623,7 @@ class OverlayEngine {
     if (!l.isCommit || !l.root.csum.empty()) return true;
     g_autoptr(GVariant) v = nullptr;
     if (!LoadMeta(repo, OSTREE_OBJECT_TYPE_COMMIT, l.commit, &v, err)) return false;
-    g_autoptr(GVariant) t = g_variant_get_child_value(v, 6);
-    g_autoptr(GVariant) m = g_variant_get_child_value(v, 7);
-    l.root.csum = CsumFromBytes(t);
-    l.root.meta = CsumFromBytes(m);
+    SetRootFromCommit(l, v);
     return true;
   }
 
@@ -1952,13 +1957,8 @@ std::shared_ptr<CommitTree> OpenCommitTree(OstreeRepo* repo, const std::string& 
   l.isCommit = true;
   l.commit = commit;
   l.root.type = EType::Dir;
-  if (validatedCommit) {
-    // The caller checked this commit already: its root, without loading it a second time.
-    g_autoptr(GVariant) tree = g_variant_get_child_value(validatedCommit, 6);
-    g_autoptr(GVariant) meta = g_variant_get_child_value(validatedCommit, 7);
-    l.root.csum = CsumFromBytes(tree);
-    l.root.meta = CsumFromBytes(meta);
-  }
+  // The caller checked this commit already: its root, without loading it a second time.
+  if (validatedCommit) SetRootFromCommit(l, validatedCommit);
   t->eng.layers.push_back(std::move(l));
   return t;
 }

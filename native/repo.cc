@@ -535,17 +535,6 @@ static std::string JoinPath(const std::string& dir, const char* name) {
   return dir + "/" + name;
 }
 
-// Whether the commit object is still in the repository (or a parent): one fstatat.
-static bool CommitObjectExists(OstreeRepo* repo, const std::string& commit) {
-  if (commit.size() < 3) return false;
-  std::string rel = "objects/" + commit.substr(0, 2) + "/" + commit.substr(2) + ".commit";
-  for (OstreeRepo* r = repo; r; r = ostree_repo_get_parent(r)) {
-    struct stat st;
-    if (fstatat(ostree_repo_get_dfd(r), rel.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) return true;
-  }
-  return false;
-}
-
 // Commit trees a handle has read (validated dirtrees kept), least recently used dropped
 // first: repeated small reads in one commit load each directory once. Objects are
 // content-addressed, so a kept tree stays right while the commit exists. Bounded by commits
@@ -558,9 +547,13 @@ struct TreeCache {
   using Item = std::pair<std::string, std::shared_ptr<CommitTree>>;
   std::list<Item> lru;  // most recent first
   std::unordered_map<std::string, std::list<Item>::iterator> index;
+  void Drop(std::list<Item>::iterator i) {  // with mu held
+    index.erase(i->first);
+    lru.erase(i);
+  }
   // Commits this handle has checked (objects.h), as the validated variants: objects are
   // content-addressed, so a commit that was whole when checked is the same commit on the next
-  // read (CommitObjectExists notices one pruned since). Every tree read checks its commit here
+  // read (MetadataObjectExists notices one pruned since). Every tree read checks its commit here
   // first (RunQueryRequest), so a pruned commit's tree is dropped here too.
   std::unordered_map<std::string, std::shared_ptr<VariantRef>> validCommits;
   bool CheckCommit(OstreeRepo* repo, const std::string& commit, GError** err, GVariant** out = nullptr) {
@@ -568,7 +561,7 @@ struct TreeCache {
       std::lock_guard<std::mutex> lock(mu);
       auto it = validCommits.find(commit);
       if (it != validCommits.end()) {
-        if (CommitObjectExists(repo, commit)) {
+        if (MetadataObjectExists(repo, OSTREE_OBJECT_TYPE_COMMIT, commit.c_str())) {
           if (out) *out = g_variant_ref(it->second->v);
           return true;
         }
@@ -576,10 +569,7 @@ struct TreeCache {
         // tree, so the answer is the repository's, not the cache's.
         validCommits.erase(it);
         auto t = index.find(commit);
-        if (t != index.end()) {
-          lru.erase(t->second);
-          index.erase(t);
-        }
+        if (t != index.end()) Drop(t->second);
       }
     }
     GVariant* v = nullptr;
@@ -607,8 +597,7 @@ struct TreeCache {
     for (auto& i : lru) entries += CommitTreeEntries(*i.second);
     while (lru.size() > 1 && (lru.size() > kMaxCommits || entries > kMaxEntries)) {
       entries -= std::min(entries, CommitTreeEntries(*lru.back().second));
-      index.erase(lru.back().first);
-      lru.pop_back();
+      Drop(std::prev(lru.end()));
     }
     return t;
   }
