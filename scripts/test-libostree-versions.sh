@@ -41,7 +41,7 @@ prepare() {
     { echo "debootstrap $suite failed: see $ROOT/$suite.log" >&2; exit 1; }
   mount -t proc proc "$c/proc"
   chroot "$c" env DEBIAN_FRONTEND=noninteractive bash -c \
-    "apt-get update -qq && apt-get install -y -qq --no-install-recommends ${PACKAGES[*]}" >>"$ROOT/$suite.log" 2>&1 ||
+    "apt-get -o Acquire::Check-Valid-Until=false update -qq && apt-get install -y -qq --no-install-recommends ${PACKAGES[*]}" >>"$ROOT/$suite.log" 2>&1 ||
     { umount "$c/proc"; echo "installing packages in $suite failed: see $ROOT/$suite.log" >&2; exit 1; }
   umount "$c/proc"
   touch "$c/.osx-ready"
