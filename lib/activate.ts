@@ -20,7 +20,7 @@ import { lstat, readdir, readlink, rename, rm, rmdir, symlink } from 'node:fs/pr
 import { basename, dirname, join, relative, resolve } from 'node:path';
 import * as is from './args.js';
 import { baseFromDeployment } from './base.js';
-import { checkCompatibility, DEFAULT_SYSTEMD_VERSION } from './compat.js';
+import { checkCompatibility, systemdOption, type SystemdInfo } from './compat.js';
 import { DeploymentSet, type SetRecord } from './deployment-set.js';
 import { ExtensionError } from './errors-domain.js';
 // Node's recursive mkdir reports a full disk as ENOENT.
@@ -53,8 +53,10 @@ export interface ApplyOptions extends CallOptions {
   refresh?: boolean;
   /** Plugins for a re-check (see {@link DeploymentSet}). */
   plugins?: Plugin[];
-  /** systemd version whose rules apply. Default 252. */
+  /** systemd version whose rules apply, as upstream releases them. Default 252. */
   systemdVersion?: number;
+  /** The systemd as {@link detectSystemd} describes it (backports included); wins over `systemdVersion`. */
+  systemd?: SystemdInfo;
 }
 
 /** Result of {@link applySet}. */
@@ -286,10 +288,10 @@ export async function applyLocked(o: ApplyOptions): Promise<ApplyResult> {
     } else {
       // A new OS deployment: re-check the set against its os-release; leave out what no longer fits.
       const base = await baseFromDeployment(sysroot, deployment);
-      const systemdVersion = o.systemdVersion ?? DEFAULT_SYSTEMD_VERSION;
-      const set = await DeploymentSet.fromCurrent({ store: store, osname, base, systemdVersion, ...(o.plugins ? { plugins: o.plugins } : {}) });
+      const systemd = systemdOption(o.systemd, o.systemdVersion);
+      const set = await DeploymentSet.fromCurrent({ store: store, osname, base, systemd, ...(o.plugins ? { plugins: o.plugins } : {}) });
       for (const m of await set.members()) {
-        const r = checkCompatibility(m.release, base.osRelease, { kind: m.kind, name: m.name, systemdVersion });
+        const r = checkCompatibility(m.release, base.osRelease, { kind: m.kind, name: m.name, systemd });
         if (!r.compatible) {
           excluded.push({ name: m.name, reason: r.reason.message });
           set.remove(m.name);

@@ -10,7 +10,11 @@
  */
 
 import { execFile } from 'node:child_process';
+import { constants } from 'node:fs';
+import { access, readdir, readFile } from 'node:fs/promises';
 import { endianness, machine } from 'node:os';
+import { delimiter, join } from 'node:path';
+import * as is from './args.js';
 import { ArgumentError } from './errors.js';
 
 /** Oldest systemd version whose rules this module implements; the default when none is known. */
@@ -73,13 +77,75 @@ export interface CompatibilityResult {
   reason: CompatibilityReason;
 }
 
+/**
+ * What a particular systemd does where versions differ, as {@link detectSystemd} finds it on
+ * the installed systemd or {@link systemdRules} derives it from a version number alone.
+ */
+export interface SystemdInfo {
+  /** Major version, e.g. `257`. */
+  version: number;
+  /** The full version systemd prints in parentheses (`257.13-1~deb13u1`); `null` when unknown. */
+  fullVersion: string | null;
+  /**
+   * Whether an extension's `ID` may also match a word of the host's `ID_LIKE`. Upstream added
+   * this in 258; distributions' 257 stable releases carry it too (Debian's 257.13 does), which is
+   * why {@link detectSystemd} asks the installed systemd instead of trusting the major number.
+   */
+  idLike: boolean;
+}
+
+/**
+ * The rules of systemd `version` as upstream releases it (no distribution backports): what
+ * {@link checkCompatibility} assumes when it is given only a version number.
+ *
+ * @example
+ * ```ts
+ * systemdRules(257).idLike; // false (upstream 258 added ID_LIKE matching)
+ * ```
+ */
+export function systemdRules(version: number): SystemdInfo {
+  if (!Number.isInteger(version) || version < 1) throw new ArgumentError(`systemd version must be a positive integer, got ${String(version)}`);
+  return { version, fullVersion: null, idLike: version >= 258 };
+}
+
+/**
+ * The systemd whose rules apply, from the `systemd` and `systemdVersion` options every
+ * operation takes (`systemd` wins), validated; `fallback` when neither is given.
+ * @internal
+ */
+export function systemdOption(
+  systemd: unknown,
+  systemdVersion: unknown,
+  fallback: () => SystemdInfo = () => systemdRules(DEFAULT_SYSTEMD_VERSION),
+): SystemdInfo {
+  if (systemd !== undefined) {
+    const s = systemd as Partial<SystemdInfo> | null;
+    if (typeof s !== 'object' || s === null || typeof s.idLike !== 'boolean')
+      throw new ArgumentError('systemd must be a SystemdInfo ({ version, fullVersion, idLike }), as detectSystemd() returns');
+    is.integer('systemd.version', s.version, 200, 10000);
+    if (s.fullVersion !== null && s.fullVersion !== undefined && typeof s.fullVersion !== 'string')
+      throw new ArgumentError('systemd.fullVersion must be a string or null');
+    return { version: s.version as number, fullVersion: s.fullVersion ?? null, idLike: s.idLike };
+  }
+  if (systemdVersion !== undefined) {
+    return systemdRules(is.integer('systemdVersion', systemdVersion, 200, 10000));
+  }
+  return fallback();
+}
+
 /** Options for {@link checkCompatibility}. */
 export interface CompatibilityOptions {
   /**
-   * systemd version whose rules apply. Default: the version found by the last
-   * {@link detectSystemdVersion} call in this process, else {@link DEFAULT_SYSTEMD_VERSION}.
+   * systemd version whose rules apply, as upstream releases them ({@link systemdRules}).
+   * Default: what the last {@link detectSystemd} / {@link detectSystemdVersion} call in this
+   * process found, else {@link DEFAULT_SYSTEMD_VERSION}. `systemd` takes precedence.
    */
   systemdVersion?: number;
+  /**
+   * The systemd whose behaviour applies, from {@link detectSystemd} (which also sees a
+   * distribution's backports). Takes precedence over `systemdVersion`.
+   */
+  systemd?: SystemdInfo;
   /** Scope the extension is attached in. Default `'system'` (use `'initrd'` inside an initrd). */
   scope?: ExtensionScope;
   /** Host architecture in systemd's naming. Default {@link systemdArchitecture}(). */
@@ -90,7 +156,7 @@ export interface CompatibilityOptions {
   name?: string;
 }
 
-let detectedSystemdVersion: number | undefined;
+let detectedSystemd: SystemdInfo | undefined;
 
 const WHITESPACE_RUN = /[ \t\n\r]+/;
 
@@ -118,7 +184,8 @@ function isEmpty(value: string | undefined): value is undefined | '' {
  *    matches nothing);
  * 2. `ARCHITECTURE`, unless empty or `_any`, equals the host's;
  * 3. `ID` present; `ID=_any` accepts at once;
- * 4. `ID` equals the host `ID` (from systemd 258 also any word of the host's `ID_LIKE`);
+ * 4. `ID` equals the host `ID` (or any word of the host's `ID_LIKE`, where that systemd
+ *    matches it: {@link SystemdInfo.idLike});
  * 5. a host with neither `VERSION_ID` nor level accepts (rolling release);
  * 6. if both declare `SYSEXT_LEVEL` (`CONFEXT_LEVEL`) they must be equal, otherwise if the host
  *    has `VERSION_ID` the extension's must equal it.
@@ -141,7 +208,8 @@ export function checkCompatibility(
 ): CompatibilityResult {
   if (typeof extensionRelease !== 'object' || extensionRelease === null) throw new ArgumentError('extensionRelease must be an object of release fields');
   if (typeof hostOsRelease !== 'object' || hostOsRelease === null) throw new ArgumentError('hostOsRelease must be an object of release fields');
-  const version = opts.systemdVersion ?? detectedSystemdVersion ?? DEFAULT_SYSTEMD_VERSION;
+  const systemd = systemdOption(opts.systemd, opts.systemdVersion, () => detectedSystemd ?? systemdRules(DEFAULT_SYSTEMD_VERSION));
+  const version = systemd.version;
   const kind = opts.kind ?? 'sysext';
   const scope = opts.scope ?? 'system';
   const label = opts.name === undefined ? 'extension' : `extension '${opts.name}'`;
@@ -192,7 +260,7 @@ export function checkCompatibility(
   }
 
   const hostIdLike = get(hostOsRelease, 'ID_LIKE');
-  const likeIds = version >= 258 && hostIdLike !== undefined ? splitWhitespace(hostIdLike) : [];
+  const likeIds = systemd.idLike && hostIdLike !== undefined ? splitWhitespace(hostIdLike) : [];
   if (extId !== hostId && !likeIds.includes(extId)) {
     const likeNote = likeIds.length > 0 ? ` (like '${likeIds.join(' ')}')` : '';
     return refuse('ID_MISMATCH', 'ID', hostId, extId, `${label} is for OS '${extId}', but the host is '${hostId}'${likeNote}`);
@@ -374,12 +442,18 @@ export function systemdArchitecture(unameMachine: string = machine()): string {
   return UNAME_TO_SYSTEMD[unameMachine] ?? nodeArchToSystemd(process.arch) ?? process.arch;
 }
 
-/** Options for {@link detectSystemdVersion}. */
+/** Options for {@link detectSystemd} and {@link detectSystemdVersion}. */
 export interface DetectSystemdVersionOptions {
   /** Aborts the probe. */
   signal?: AbortSignal;
   /** Programs to ask, in order. Default `['systemd-sysext', 'systemctl']`. */
   commands?: readonly string[];
+  /**
+   * Directories searched for `libsystemd-shared-*.so`, where the capability probe looks.
+   * Default: `/usr/lib/systemd`, `/usr/lib64/systemd`, `/lib/systemd` and every
+   * `/usr/lib/<multiarch>/systemd`.
+   */
+  libraryDirs?: readonly string[];
 }
 
 /**
@@ -396,17 +470,73 @@ export function parseSystemdVersion(output: string): number | undefined {
   return match ? Number(match[1]) : undefined;
 }
 
+/** The format string of the log line systemd's ID_LIKE-aware ID check prints (258, and its backports). */
+const ID_LIKE_MARKER = Buffer.from("but deployed on top of '%s'%s%s%s");
+
+async function defaultLibraryDirs(): Promise<string[]> {
+  const dirs = ['/usr/lib/systemd', '/usr/lib64/systemd', '/lib/systemd'];
+  const multiarch = await readdir('/usr/lib').catch(() => [] as string[]);
+  for (const name of multiarch) if (/-linux-/.test(name)) dirs.push(join('/usr/lib', name, 'systemd'));
+  return dirs;
+}
+
+/** Where `command` is on PATH, or `undefined`. */
+async function onPath(command: string): Promise<string | undefined> {
+  if (command.includes('/')) return command;
+  for (const dir of (process.env.PATH ?? '').split(delimiter)) {
+    if (dir === '') continue;
+    const candidate = join(dir, command);
+    if (
+      await access(candidate, constants.X_OK).then(
+        () => true,
+        () => false,
+      )
+    )
+      return candidate;
+  }
+  return undefined;
+}
+
 /**
- * Finds the installed systemd's major version by running `systemd-sysext --version`, then
- * `systemctl --version`. Resolves to `undefined` when neither runs; the result is also remembered
- * as the default for {@link checkCompatibility} in this process.
+ * Whether the installed systemd's extension check matches `ID_LIKE`: the code that does so logs
+ * with its own format string, which is looked for in that version's shared library
+ * (`libsystemd-shared-<version>*.so`) and in the command itself (static builds). `undefined` when neither could be read.
+ */
+async function probeIdLike(command: string, version: number, opts: DetectSystemdVersionOptions): Promise<boolean | undefined> {
+  const files: string[] = [];
+  const binary = await onPath(command);
+  if (binary !== undefined) files.push(binary);
+  for (const dir of opts.libraryDirs ?? (await defaultLibraryDirs())) {
+    const names = await readdir(dir).catch(() => [] as string[]);
+    // The library of this systemd only (`libsystemd-shared-257.so`, `libsystemd-shared-256.7-1.fc41.so`).
+    const own = new RegExp(`^libsystemd-shared-${version}([.-][^/]*)?\\.so$`);
+    for (const name of names) if (own.test(name)) files.push(join(dir, name));
+  }
+  let readAny = false;
+  for (const file of files) {
+    opts.signal?.throwIfAborted();
+    const bytes = await readFile(file).catch(() => undefined);
+    if (bytes === undefined) continue;
+    readAny = true;
+    if (bytes.includes(ID_LIKE_MARKER)) return true;
+  }
+  return readAny ? false : undefined;
+}
+
+/**
+ * Finds the installed systemd and what it does where versions differ: the version from
+ * `systemd-sysext --version` (then `systemctl --version`), and from a capability probe whether
+ * it matches an extension's `ID` against the host's `ID_LIKE` (upstream 258, backported to
+ * distributions' 257). Resolves to `undefined` when no systemd answers. The result is also
+ * remembered as the default for {@link checkCompatibility} in this process.
  *
  * @example
  * ```ts
- * const systemdVersion = (await detectSystemdVersion()) ?? DEFAULT_SYSTEMD_VERSION;
+ * const systemd = (await detectSystemd()) ?? systemdRules(DEFAULT_SYSTEMD_VERSION);
+ * checkCompatibility(ext, host, { systemd });
  * ```
  */
-export async function detectSystemdVersion(opts: DetectSystemdVersionOptions = {}): Promise<number | undefined> {
+export async function detectSystemd(opts: DetectSystemdVersionOptions = {}): Promise<SystemdInfo | undefined> {
   for (const command of opts.commands ?? ['systemd-sysext', 'systemctl']) {
     opts.signal?.throwIfAborted();
     const stdout = await new Promise<string | undefined>((resolve) => {
@@ -419,12 +549,30 @@ export async function detectSystemdVersion(opts: DetectSystemdVersionOptions = {
     });
     opts.signal?.throwIfAborted();
     const version = stdout === undefined ? undefined : parseSystemdVersion(stdout);
-    if (version !== undefined) {
-      detectedSystemdVersion = version;
-      return version;
-    }
+    if (stdout === undefined || version === undefined) continue;
+    const full = /^systemd \d+ \(([^)\s]+)\)/.exec(stdout);
+    const upstream = systemdRules(version);
+    // 258 and later match ID_LIKE by design; older ones only where a backport added the code.
+    const idLike = upstream.idLike || ((await probeIdLike(command, version, opts)) ?? false);
+    const info: SystemdInfo = { version, fullVersion: full ? (full[1] as string) : null, idLike };
+    detectedSystemd = info;
+    return info;
   }
   return undefined;
+}
+
+/**
+ * Finds the installed systemd's major version: {@link detectSystemd}, keeping only the number.
+ * Resolves to `undefined` when no systemd answers; what was found (with its capabilities) is
+ * also remembered as the default for {@link checkCompatibility} in this process.
+ *
+ * @example
+ * ```ts
+ * const systemdVersion = (await detectSystemdVersion()) ?? DEFAULT_SYSTEMD_VERSION;
+ * ```
+ */
+export async function detectSystemdVersion(opts: DetectSystemdVersionOptions = {}): Promise<number | undefined> {
+  return (await detectSystemd(opts))?.version;
 }
 
 /** systemd's `is_valid_version_char()`: ASCII letters and digits and `~ - ^ .`. */

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import * as is from './args.js';
 import type { Base } from './base.js';
 import { commitReader } from './commit-reader.js';
-import { DEFAULT_SYSTEMD_VERSION, sortExtensionNames } from './compat.js';
+import { sortExtensionNames, systemdOption, type SystemdInfo } from './compat.js';
 import { ExtensionError } from './errors-domain.js';
 import { extensionRef, setRef } from './refs.js';
 import { fileConflictPlugin, overlayView } from './overlay.js';
@@ -64,8 +64,10 @@ export interface DeploymentSetOptions {
   builtinPlugins?: boolean;
   /** Load plugins from the base's `usr/lib/ostree-sysext/plugins`. Default true. */
   basePlugins?: boolean;
-  /** systemd version whose rules apply. Default 252. */
+  /** systemd version whose rules apply, as upstream releases them. Default 252. */
   systemdVersion?: number;
+  /** The target systemd as {@link detectSystemd} describes it (backports included); wins over `systemdVersion`. */
+  systemd?: SystemdInfo;
   /** Time limit per plugin call (ms). */
   pluginTimeoutMs?: number;
 }
@@ -125,6 +127,7 @@ function recordFrom(osname: string, c: Commit): SetRecord {
  */
 export class DeploymentSet {
   readonly #opts: DeploymentSetOptions;
+  readonly #systemd: SystemdInfo;
   readonly #selection = new Map<string, string | null>();
 
   /** An empty set for `opts.base`. */
@@ -132,6 +135,7 @@ export class DeploymentSet {
     const o = is.options<DeploymentSetOptions>('options', opts);
     if (!o.store || !o.base) throw new TypeError('store and base are required');
     is.nonEmpty('osname', o.osname);
+    this.#systemd = systemdOption(o.systemd, o.systemdVersion);
     this.#opts = opts;
   }
 
@@ -276,7 +280,8 @@ export class DeploymentSet {
       base: this.#opts.base,
       repo: this.#opts.store.repo,
       extensions: await this.members(),
-      systemdVersion: this.#opts.systemdVersion ?? DEFAULT_SYSTEMD_VERSION,
+      systemdVersion: this.#systemd.version,
+      systemd: this.#systemd,
       ...(signal ? { signal } : {}),
     };
   }

@@ -11,6 +11,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import * as is from './args.js';
 import { activeSet, applyLocked, boundSet, layout, pickDeployment, type ApplyResult } from './activate.js';
 import { baseFromDeployment } from './base.js';
+import type { SystemdInfo } from './compat.js';
 import { DeploymentSet, type SetRecord } from './deployment-set.js';
 import { ExtensionError } from './errors-domain.js';
 import type { Plugin, Vote, VoteReport } from './plugins.js';
@@ -29,8 +30,10 @@ export interface HostOptions {
   deployment?: Deployment;
   /** Where `run/` lives. Default: the sysroot path (`/` on a booted host). */
   root?: string;
-  /** systemd version whose rules apply. Default 252. */
+  /** systemd version whose rules apply, as upstream releases them. Default 252. */
   systemdVersion?: number;
+  /** The host's systemd as {@link detectSystemd} describes it (backports included); wins over `systemdVersion`. */
+  systemd?: SystemdInfo;
 }
 
 /** Options of one host command. */
@@ -199,6 +202,7 @@ export class Host {
       refresh: opts.refresh ?? false,
       ...(opts.plugins ? { plugins: opts.plugins } : {}),
       ...(this.#o.systemdVersion === undefined ? {} : { systemdVersion: this.#o.systemdVersion }),
+      ...(this.#o.systemd === undefined ? {} : { systemd: this.#o.systemd }),
       ...(opts.signal ? { signal: opts.signal } : {}),
     });
     return { set, votes, committed, completed: !committed && !before, applied, acceptedBefore };
@@ -213,6 +217,7 @@ export class Host {
       base,
       ...(opts.plugins ? { plugins: opts.plugins } : {}),
       ...(this.#o.systemdVersion === undefined ? {} : { systemdVersion: this.#o.systemdVersion }),
+      ...(this.#o.systemd === undefined ? {} : { systemd: this.#o.systemd }),
     });
     change(set);
     let force = opts.force ?? false;

@@ -78,8 +78,10 @@ export {
   checkCompatibility,
   compareVersions,
   sortExtensionNames,
+  detectSystemd,
   detectSystemdVersion,
   parseSystemdVersion,
+  systemdRules,
   systemdArchitecture,
   nodeArchToSystemd,
   DEFAULT_SYSTEMD_VERSION,
@@ -92,6 +94,7 @@ export type {
   DetectSystemdVersionOptions,
   ExtensionKind,
   ExtensionScope,
+  SystemdInfo,
 } from './compat.js';
 export { validateExtension, assertValidExtension, directoryReader, findOsRelease, isValidExtensionName, extensionNameProblem } from './validate.js';
 export type { TreeEntry, TreeReader, ValidationCode, ValidationProblem, ValidationResult, ValidateExtensionOptions, OsReleaseFile } from './validate.js';

@@ -10,7 +10,7 @@ import { rename, rm } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import * as is from './args.js';
 import { baseFromCommit, type Base } from './base.js';
-import { checkCompatibility, DEFAULT_SYSTEMD_VERSION, sortExtensionNames } from './compat.js';
+import { checkCompatibility, sortExtensionNames, systemdOption, type SystemdInfo } from './compat.js';
 import { ExtensionError } from './errors-domain.js';
 import { OstreeError } from './errors.js';
 import { ambiguousNames, mergedHierarchies, Overlay, unrepresentable, type OverlayWriteStats, type SkippedHierarchy } from './overlay.js';
@@ -52,8 +52,10 @@ export interface MergeOptions extends CallOptions {
    * {@link MergeResult.skipped}), `refuse` the whole merge, or `include` it anyway.
    */
   incompatible?: 'skip' | 'refuse' | 'include';
-  /** The systemd version whose rules decide (default 252). */
+  /** The systemd version whose rules decide (default 252), as upstream releases them. */
   systemdVersion?: number;
+  /** The target systemd as {@link detectSystemd} describes it (backports included); wins over `systemdVersion`. */
+  systemd?: SystemdInfo;
   /** Whether a hierarchy the base lacks is created (systemd does on a writable root); see {@link OverlayOptions}. */
   createMissingHierarchies?: boolean;
 }
@@ -122,7 +124,8 @@ export async function mergeOffline(opts: MergeOptions): Promise<MergeResult> {
   if ((o.directory === undefined) === (o.commit === undefined)) throw new TypeError('give exactly one of directory and commit');
   const signal = is.signal(o.signal);
   const incompatible = is.oneOf('incompatible', o.incompatible ?? 'skip', ['skip', 'refuse', 'include'] as const);
-  const systemdVersion = o.systemdVersion === undefined ? DEFAULT_SYSTEMD_VERSION : is.integer('systemdVersion', o.systemdVersion, 200, 10000);
+  const systemd = systemdOption(o.systemd, o.systemdVersion);
+  const systemdVersion = systemd.version;
   const byName = new Map<string, MergeExtension>();
   for (const [i, e] of o.extensions.entries()) {
     is.nonEmpty(`extensions[${i}].name`, e.name);
@@ -159,7 +162,7 @@ export async function mergeOffline(opts: MergeOptions): Promise<MergeResult> {
       if (found !== null && found.type === 'file') data = await reader.readFile(found.path, 65536);
     }
     const release = data === null ? {} : parseRelease(data).fields;
-    const r = checkCompatibility(release, o.base.osRelease, { kind: ext.kind, name, systemdVersion });
+    const r = checkCompatibility(release, o.base.osRelease, { kind: ext.kind, name, systemd });
     if (r.compatible || incompatible === 'include') {
       order.push(name);
       continue;

@@ -11,6 +11,7 @@ import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { ExtensionError, type ExtensionErrorProblem } from './errors-domain.js';
+import type { SystemdInfo } from './compat.js';
 import type { DeployContext, Plugin, PluginContext, VoteAnswer } from './plugins.js';
 import type { TreeReader } from './validate.js';
 
@@ -32,6 +33,7 @@ function describeContext(ctx: PluginContext): Record<string, unknown> {
     protocol: PLUGIN_PROTOCOL,
     osname: ctx.osname,
     systemdVersion: ctx.systemdVersion,
+    ...(ctx.systemd ? { systemd: { ...ctx.systemd } } : {}),
     base: {
       id: ctx.base.id,
       osRelease: ctx.base.osRelease,
@@ -366,6 +368,7 @@ const reader = (target) => ({
 interface WorkerContext {
   osname: string;
   systemdVersion: number;
+  systemd?: SystemdInfo;
   base: Record<string, unknown>;
   extensions: Array<Record<string, unknown>>;
   stateDir?: string;
@@ -433,6 +436,7 @@ function workerContext(ctx: PluginContext | DeployContext): { plain: WorkerConte
     plain: {
       osname: ctx.osname,
       systemdVersion: ctx.systemdVersion,
+      ...(ctx.systemd ? { systemd: { ...ctx.systemd } } : {}),
       base,
       extensions: d.extensions as Array<Record<string, unknown>>,
       ...('stateDir' in ctx ? { stateDir: ctx.stateDir } : {}),

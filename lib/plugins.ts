@@ -10,7 +10,7 @@ import { access, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Base } from './base.js';
 import type { Repo } from './repo.js';
-import { checkCompatibility } from './compat.js';
+import { checkCompatibility, type SystemdInfo } from './compat.js';
 import { canonicalizeState, executablePlugin, modulePlugin } from './plugin-sandbox.js';
 import type { TreeReader } from './validate.js';
 
@@ -59,6 +59,12 @@ export interface PluginContext {
   extensions: SetMember[];
   /** The systemd version whose rules apply. */
   systemdVersion: number;
+  /**
+   * The systemd whose behaviour applies, where it is known beyond the version number
+   * ({@link detectSystemd}: backports such as `ID_LIKE` matching); its `version` equals
+   * `systemdVersion`. Absent: upstream's rules for `systemdVersion`.
+   */
+  systemd?: SystemdInfo;
   /** The repository holding the extensions' commits (for the merged view and conflicts). */
   repo?: Repo;
   /** Cancels the work. */
@@ -202,7 +208,15 @@ export const releaseCompatibilityPlugin: Plugin = {
   name: 'release-compatibility',
   async checkCompatible(ctx) {
     const bad = ctx.extensions
-      .map((e) => ({ e, r: checkCompatibility(e.release, ctx.base.osRelease, { kind: e.kind, name: e.name, systemdVersion: ctx.systemdVersion }) }))
+      .map((e) => ({
+        e,
+        r: checkCompatibility(e.release, ctx.base.osRelease, {
+          kind: e.kind,
+          name: e.name,
+          systemdVersion: ctx.systemdVersion,
+          ...(ctx.systemd ? { systemd: ctx.systemd } : {}),
+        }),
+      }))
       .filter(({ r }) => !r.compatible);
     if (bad.length === 0) return { verdict: 'approve', message: `all ${ctx.extensions.length} extensions fit ${ctx.base.osRelease.ID ?? 'the base'}` };
     return {

@@ -1,4 +1,4 @@
-import { chmodSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { machine } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
@@ -7,11 +7,13 @@ import {
   DEFAULT_SYSTEMD_VERSION,
   checkCompatibility,
   compareVersions,
+  detectSystemd,
   detectSystemdVersion,
   nodeArchToSystemd,
   parseSystemdVersion,
   sortExtensionNames,
   systemdArchitecture,
+  systemdRules,
   type CompatibilityOptions,
   type CompatibilityResult,
 } from '../../lib/compat.js';
@@ -164,6 +166,28 @@ describe('checkCompatibility: systemd versions', () => {
     expect(code(ext, ubuntu, { systemdVersion: 258 })).toBe('MATCH');
     expect(code({ ID: 'pureos', VERSION_ID: '24.04' }, ubuntu, { systemdVersion: 258 })).toBe('MATCH');
     expect(code({ ID: 'debian', VERSION_ID: '12' }, ubuntu, { systemdVersion: 258 })).toBe('VERSION_ID_MISMATCH');
+  });
+
+  it('follows a SystemdInfo over the version number: a 257 with the ID_LIKE backport matches, a 258 described without it does not', () => {
+    const ext = { ID: 'debian', VERSION_ID: '24.04' };
+    expect(code(ext, ubuntu, { systemd: { version: 257, fullVersion: '257.13-1~deb13u1', idLike: true } })).toBe('MATCH');
+    expect(code(ext, ubuntu, { systemdVersion: 258, systemd: { version: 258, fullVersion: null, idLike: false } })).toBe('ID_MISMATCH');
+    expect(systemdRules(257)).toEqual({ version: 257, fullVersion: null, idLike: false });
+    expect(systemdRules(258).idLike).toBe(true);
+  });
+
+  it('refuses a malformed systemd description with a typed error', () => {
+    for (const bad of [
+      null,
+      257,
+      { version: 257 },
+      { version: '257', idLike: true },
+      { version: 99, idLike: true },
+      { version: 257, idLike: true, fullVersion: 1 },
+    ]) {
+      expect(() => checkCompatibility({ ID: 'debian' }, HOST, { systemd: bad as never }), JSON.stringify(bad)).toThrow(/systemd/);
+    }
+    expect(() => checkCompatibility({ ID: 'debian' }, HOST, { systemdVersion: 12 })).toThrow(/systemdVersion must be between 200 and 10000/);
   });
 
   it('refuses confexts before 254', () => {
@@ -330,6 +354,40 @@ describe('systemd version detection', () => {
     expect(checkCompatibility(ext, ubuntu, { architecture: 'x86-64' }).compatible).toBe(true);
     expect(await detectSystemdVersion({ commands: [fake('old', 252)] })).toBe(252);
     expect(checkCompatibility(ext, ubuntu, { architecture: 'x86-64' }).compatible).toBe(false);
+  });
+
+  it('finds an ID_LIKE backport in a pre-258 systemd by its code, not its version number', async () => {
+    const dir = tempDir();
+    const fake = (name: string, version: number): string => {
+      const path = join(dir, name);
+      writeFileSync(path, `#!/bin/sh\necho "systemd ${version} (${version}.13-1~deb13u1)"\n`);
+      chmodSync(path, 0o755);
+      return path;
+    };
+    const lib = (name: string, withIdLike: boolean): string => {
+      const d = join(dir, name);
+      mkdirSync(d);
+      // A shared library's strings section, with or without the ID_LIKE-aware check's log format.
+      const marker = withIdLike
+        ? "Extension '%s' is for OS '%s', but deployed on top of '%s'%s%s%s."
+        : "Extension '%s' is for OS '%s', but deployed on top of '%s'.";
+      writeFileSync(join(d, 'libsystemd-shared-257.so'), Buffer.concat([Buffer.alloc(4096, 0x7f), Buffer.from(`\0${marker}\0`), Buffer.alloc(4096)]));
+      writeFileSync(join(d, 'libother.so'), "but deployed on top of '%s'%s%s%s");
+      return d;
+    };
+    const backported = await detectSystemd({ commands: [fake('s257', 257)], libraryDirs: [lib('with', true)] });
+    expect(backported).toEqual({ version: 257, fullVersion: '257.13-1~deb13u1', idLike: true });
+    const plain = await detectSystemd({ commands: [fake('s257', 257)], libraryDirs: [join(dir, 'nowhere'), lib('plain', false)] });
+    expect(plain).toEqual({ version: 257, fullVersion: '257.13-1~deb13u1', idLike: false });
+    // 258 and later match ID_LIKE by design, whatever their strings say.
+    expect((await detectSystemd({ commands: [fake('s258', 258)], libraryDirs: [lib('plain258', false)] }))?.idLike).toBe(true);
+    // The last detection is the default: here the plain 257, then the backported one.
+    const ext = { ID: 'debian', VERSION_ID: '24.04' };
+    const ubuntu = { ID: 'ubuntu', ID_LIKE: 'debian', VERSION_ID: '24.04' };
+    await detectSystemd({ commands: [fake('s257', 257)], libraryDirs: [join(dir, 'plain')] });
+    expect(checkCompatibility(ext, ubuntu, { architecture: 'x86-64' }).compatible).toBe(false);
+    await detectSystemd({ commands: [fake('s257', 257)], libraryDirs: [join(dir, 'with')] });
+    expect(checkCompatibility(ext, ubuntu, { architecture: 'x86-64' }).compatible).toBe(true);
   });
 
   it('honours an aborted signal', async () => {
