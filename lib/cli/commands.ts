@@ -203,10 +203,10 @@ async function checkOne(ctx: Context, target: string, base: Base): Promise<Check
         reason: { code: 'INVALID_EXTENSION', message },
       };
     }
-    const c = checkCompatibility(r.release, base.osRelease, { kind: r.kind, name: r.name });
+    const c = checkCompatibility(r.release, base.osRelease, { kind: r.kind, name: r.name, systemd: await ctx.systemd() });
     return { name: r.name, source: resolve(target), kind: r.kind, compatible: c.compatible, reason: c.reason };
   }
-  const e = await (await ctx.store()).get(target, { base });
+  const e = await (await ctx.store()).get(target, { base, compatibility: { systemd: await ctx.systemd() } });
   return {
     name: e.name,
     source: `installed ${short(e.commit)}`,
@@ -230,7 +230,7 @@ export const COMMANDS: Command[] = [
     async run(ctx, v) {
       const store = await ctx.store();
       const base = await ctx.base(str(v, 'base'));
-      const exts = await store.list({ ...(base ? { base } : {}), signal: ctx.signal });
+      const exts = await store.list({ ...(base ? { base, compatibility: { systemd: await ctx.systemd() } } : {}), signal: ctx.signal });
       if (exts.length === 0) ctx.out.info('no extensions installed');
       else {
         ctx.out.result(
@@ -556,7 +556,7 @@ export const COMMANDS: Command[] = [
       if (v.vote) {
         const store = await ctx.store();
         const osname = await ctx.osname();
-        const set = await DeploymentSet.fromCurrent({ store, osname, base, plugins: await loadPlugins(v) });
+        const set = await DeploymentSet.fromCurrent({ store, osname, base, systemd: await ctx.systemd(), plugins: await loadPlugins(v) });
         for (const r of rows) if (r.source.startsWith('installed')) set.add(r.name);
         votes = await set.vote({ force: ctx.opts.force, signal: ctx.signal });
         ctx.out.result(`vote on ${set.names.join(', ') || '(empty set)'}: ${votes.verdict}${votes.accepted ? ' (accepted)' : ' (refused)'}`);
@@ -606,13 +606,14 @@ export const COMMANDS: Command[] = [
           }),
         );
         if (!current) throw usage('no extensions given and no set committed', 'name the extensions to merge');
-        const set = await DeploymentSet.fromCurrent({ store, osname: current.osname, base });
+        const set = await DeploymentSet.fromCurrent({ store, osname: current.osname, base, systemd: await ctx.systemd() });
         exts = (await set.members()).map((m) => ({ name: m.name, commit: m.commit, kind: m.kind }));
       }
       const r = await mergeOffline({
         repo: store.repo,
         base,
         extensions: exts,
+        systemd: await ctx.systemd(),
         signal: ctx.signal,
         ...(directory ? { directory: resolve(directory) } : { commit: { ref: ref!, ...(str(v, 'subject') ? { subject: str(v, 'subject')! } : {}) } }),
         ...(target ? { confextTarget: target as 'etc' | 'usr/etc' } : {}),

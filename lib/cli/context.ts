@@ -6,6 +6,7 @@
 import { existsSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { baseFromCommit, baseFromDeployment, baseFromDirectory, type Base } from '../base.js';
+import { DEFAULT_SYSTEMD_VERSION, detectSystemd, systemdRules, type SystemdInfo } from '../compat.js';
 import { isOstreeError } from '../errors.js';
 import { Host } from '../host.js';
 import { Repo } from '../repo.js';
@@ -24,6 +25,8 @@ export interface GlobalOptions {
   json: boolean;
   quiet: boolean;
   wait: boolean;
+  /** `--systemd-version`: the systemd whose rules apply; default the installed one's. */
+  systemdVersion?: number | undefined;
 }
 
 /** Lazily opened sysroot, repository and store for one command run. */
@@ -39,6 +42,7 @@ export class Context {
   #sysroot: Sysroot | null | undefined;
   #repo: Repo | undefined;
   #store: ExtensionStore | undefined;
+  #systemd: Promise<SystemdInfo> | undefined;
 
   /** A context over the options; nothing is opened yet. */
   constructor(opts: GlobalOptions, out: Output, signal: AbortSignal) {
@@ -155,9 +159,22 @@ export class Context {
     return opts.commitForDeployment ? baseFromCommit(await this.repo(), d.checksum) : baseFromDeployment(s, d);
   }
 
+  /**
+   * The systemd whose rules decide: `--systemd-version`'s (upstream rules), else the installed
+   * systemd as detected (backports included), else systemd 252's.
+   */
+  systemd(): Promise<SystemdInfo> {
+    this.#systemd ??=
+      this.opts.systemdVersion !== undefined
+        ? Promise.resolve(systemdRules(this.opts.systemdVersion))
+        : detectSystemd({ signal: this.signal }).then((found) => found ?? systemdRules(DEFAULT_SYSTEMD_VERSION));
+    return this.#systemd;
+  }
+
   /** The host commands on the sysroot, for the OS name and deployment the options select. */
   async host(): Promise<Host> {
     return new Host({
+      systemd: await this.systemd(),
       sysroot: await this.sysroot(),
       store: await this.store(),
       osname: await this.osname(),

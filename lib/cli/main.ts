@@ -18,11 +18,20 @@ const GLOBAL: Record<string, OptionSpec> = {
   root: { type: 'string', arg: 'DIR', description: 'where run/extensions lives (default: the sysroot)' },
   force: { type: 'boolean', short: 'f', description: 'let plugin warnings and update warnings pass; remove extensions in use' },
   wait: { type: 'boolean', description: 'wait for the sysroot lock instead of failing (exit 5)' },
+  'systemd-version': { type: 'string', arg: 'N', description: "apply systemd N's rules (default: the installed systemd's, backports included)" },
   json: { type: 'boolean', description: 'print one JSON document: {"ok", "command", "result"} or {"ok": false, "error"}' },
   quiet: { type: 'boolean', short: 'q', description: 'print only results and errors, no progress' },
   help: { type: 'boolean', short: 'h', description: 'show help' },
   version: { type: 'boolean', description: 'print the version' },
 };
+
+/** `--systemd-version N`: a whole number systemd could be, else a usage error. */
+function systemdVersionOption(value: unknown, command = ''): number | undefined {
+  if (typeof value !== 'string') return undefined;
+  if (!/^[0-9]{3,5}$/.test(value) || Number(value) < 200)
+    throw usageError(`option '--systemd-version' wants a systemd version such as 257, got '${value}'`, command);
+  return Number(value);
+}
 
 /** All commands, `demo` included. */
 export const ALL_COMMANDS: Command[] = [...COMMANDS, demoCommand];
@@ -286,6 +295,11 @@ function resolveCommand(args: string[]): Resolved {
     const message = n < min ? `missing argument (${synopsis})` : max === 0 ? `takes no arguments, got ${extra}` : `too many arguments: ${extra} (${synopsis})`;
     forCommand(usageError(message, command.name), command.name);
   }
+  try {
+    systemdVersionOption(parsed.values['systemd-version'], command.name);
+  } catch (e) {
+    forCommand(e, command.name);
+  }
   return { command, values: parsed.values, positionals: parsed.positionals };
 }
 
@@ -333,6 +347,7 @@ export async function main(argv: string[], io: { stdout?: NodeJS.WriteStream; st
     json,
     quiet,
     wait: Boolean(v.wait),
+    systemdVersion: systemdVersionOption(v['systemd-version']),
   };
   const ac = new AbortController();
   const onSignal = (sig: NodeJS.Signals) => {

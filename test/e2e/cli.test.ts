@@ -6,6 +6,7 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readlinkSy
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { detectSystemd } from '../../lib/compat.js';
 import { Repo } from '../../lib/repo.js';
 import { Sysroot } from '../../lib/sysroot.js';
 import { makeTestSysroot, makeTree, type TestSysroot } from '../helpers/fixtures.js';
@@ -122,6 +123,10 @@ describe('ostree-sysext on a repository (no root needed)', () => {
     usageLine(['list', '--bogus'], "ostree-sysext list: unknown option '--bogus' (try: ostree-sysext list --help)");
     usageLine(['list', '--bsae', 'x'], "ostree-sysext list: unknown option '--bsae'. Did you mean '--base'? (try: ostree-sysext list --help)");
     usageLine(['list', '-x'], "ostree-sysext list: unknown option '-x' (try: ostree-sysext list --help)");
+    usageLine(
+      ['list', '--systemd-version', '2x'],
+      "ostree-sysext list: option '--systemd-version' wants a systemd version such as 257, got '2x' (try: ostree-sysext list --help)",
+    );
     usageLine(['list', '--json=yes'], "ostree-sysext list: option '--json' takes no value (try: ostree-sysext list --help)");
     usageLine(['lst'], "ostree-sysext: 'lst' is not an ostree-sysext command. Did you mean 'list'? (try: ostree-sysext --help)");
     usageLine(['--repo', dir, 'rmeove', 'x'], "ostree-sysext: 'rmeove' is not an ostree-sysext command. Did you mean 'remove'? (try: ostree-sysext --help)");
@@ -194,7 +199,7 @@ describe('ostree-sysext on a repository (no root needed)', () => {
     expect(debug.stderr).toMatch(/\n\s+at /);
   });
 
-  it('adds from a directory and an archive, lists, checks, removes', () => {
+  it('adds from a directory and an archive, lists, checks, removes', async () => {
     const hello = extTree('hello', 'ID=testos\nVERSION_ID=1\nSYSEXT_VERSION_ID=1.0\n');
     const added = json([...R(), 'add', hello]);
     expect(added.result.extension).toMatchObject({ name: 'hello', kind: 'sysext', version: '1.0', origin: { builder: 'directory' } });
@@ -231,6 +236,18 @@ describe('ostree-sysext on a repository (no root needed)', () => {
       ['other', false, 'ID_MISMATCH'],
     ]);
     expect(cli([...R(), 'check', 'hello', '--base', 'testos/stable']).code).toBe(0);
+    // The systemd whose rules apply: an ID from the base's ID_LIKE fits 258 (and a backported
+    // 257), not 252; by default the installed systemd decides, as detectSystemd finds it.
+    const likeBase = join(dir, 'like-os');
+    makeTree(likeBase, { 'usr/lib/os-release': 'ID=derived\nID_LIKE="upstream other"\nVERSION_ID=1\n' });
+    const likeExt = extTree('likeext', 'ID=upstream\nVERSION_ID=1\n');
+    const verdict = (...extra: string[]) =>
+      json([...R(), ...extra, 'check', likeExt, '--base', likeBase], extra.includes('258') ? 0 : 3).result.results[0].reason.code;
+    expect(verdict('--systemd-version', '252')).toBe('ID_MISMATCH');
+    expect(verdict('--systemd-version', '258')).toBe('MATCH');
+    const installed = await detectSystemd();
+    const byDefault = cli([...R(), 'check', likeExt, '--base', likeBase]);
+    expect(byDefault.code).toBe(installed?.idLike ? 0 : 3);
     const dirCheck = cli([...R(), 'check', otherSrc, '--base', osDir]);
     expect(dirCheck.code).toBe(3);
     expect(dirCheck.stdout).toMatch(/other +sysext +no +ID_MISMATCH: /);
