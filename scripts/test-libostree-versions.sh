@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Builds the addon against the newer libostree, GLib and Node that Debian ships (trixie:
-# libostree 2025.2, sid: the newest) and runs the native and library tests there, each in a
-# minimal chroot cached under /var/tmp/osx-chroots (debootstrap once; later runs reuse it).
+# libostree 2025.2, sid: the newest) and runs the native and library tests there, then the
+# compatibility differential against that suite's real systemd-sysext (trixie: 257, sid: 262),
+# each in a minimal chroot cached under /var/tmp/osx-chroots (debootstrap once; later runs
+# reuse it). `npm run test:libostree-versions` and `npm run test:systemd-versions` run it.
 # Usage: scripts/test-libostree-versions.sh [suite ...]   (default: trixie sid)
 # Exits 0 with a "skip" line for a suite only when it has no cached chroot and Debian's
 # mirror cannot be reached; any build or test failure fails the script.
@@ -73,6 +75,24 @@ for suite in "${suites[@]}"; do
     ./node_modules/.bin/vitest run test/native test/lib
     node scripts/test-summary.mjs test-results/vitest.json --no-skips'
   rc=$?
+  # systemd's rules proven against this suite's systemd: the compatibility differential test
+  # runs the real systemd-sysext merge (private mount namespace, the chroot's root a mount of
+  # its own, tmpfs on /run) and compares every verdict with checkCompatibility's for the systemd
+  # that detectSystemd finds there (its version and its ID_LIKE capability).
+  if [ $rc -eq 0 ]; then
+    unshare -m --propagation private bash -c '
+      set -e
+      c=$1
+      mount --rbind "$c" "$c"
+      mount -t tmpfs tmpfs "$c/run"
+      chroot "$c" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 OSTREE_SYSEXT_REQUIRE_ROOT_TESTS=1 bash -c "
+        set -e
+        cd /work/osx
+        systemd-sysext --version | head -n 1
+        ./node_modules/.bin/vitest run test/e2e/compat-systemd.test.ts
+        node scripts/test-summary.mjs test-results/vitest.json --no-skips"' _ "$c"
+    rc=$?
+  fi
   set -e
   cleanup
   mounted=()

@@ -2,7 +2,7 @@
 import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, expect, it } from 'vitest';
-import { checkCompatibility, detectSystemdVersion, sortExtensionNames, systemdArchitecture, type CompatibilityCode } from '../../lib/compat.js';
+import { checkCompatibility, detectSystemd, sortExtensionNames, systemdArchitecture, type CompatibilityCode, type SystemdInfo } from '../../lib/compat.js';
 import { parseRelease } from '../../lib/release.js';
 import { directoryReader, findOsRelease, validateExtension } from '../../lib/validate.js';
 import { describeAsRoot } from '../helpers/root.js';
@@ -162,7 +162,12 @@ function curatedCases(arch: string): Case[] {
     c('host-level-only-ext-without-level', 'ID=debian\nVERSION_ID=13\n', { usrLib: 'ID=debian\nSYSEXT_LEVEL=1.0\n' }),
     c('host-level-only-ext-level-mismatch', 'ID=debian\nSYSEXT_LEVEL=2\n', { usrLib: 'ID=debian\nSYSEXT_LEVEL=1.0\n' }),
     c('host-version-empty-is-rolling', 'ID=debian\nVERSION_ID=5\n', { usrLib: 'ID=debian\nVERSION_ID=""\n' }),
-    c('id-like-not-accepted-on-252', 'ID=debian\nVERSION_ID=24.04\n', { usrLib: 'ID=ubuntu\nID_LIKE=debian\nVERSION_ID=24.04\n' }),
+    // ID_LIKE: matched by 258 and by distributions' 257 with the backport (Debian 257.13), not by 252.
+    c('id-like-word-as-id', 'ID=debian\nVERSION_ID=24.04\n', { usrLib: 'ID=ubuntu\nID_LIKE=debian\nVERSION_ID=24.04\n' }),
+    c('id-like-second-word', 'ID=rhel\nVERSION_ID=9\n', { usrLib: 'ID=rocky\nID_LIKE="centos  rhel fedora"\nVERSION_ID=9\n' }),
+    c('id-like-version-still-checked', 'ID=debian\nVERSION_ID=12\n', { usrLib: 'ID=ubuntu\nID_LIKE=debian\nVERSION_ID=24.04\n' }),
+    c('id-like-partial-word', 'ID=deb\nVERSION_ID=24.04\n', { usrLib: 'ID=ubuntu\nID_LIKE=debian\nVERSION_ID=24.04\n' }),
+    c('id-like-rolling-host', 'ID=arch\n', { usrLib: 'ID=steamos\nID_LIKE=arch\n' }),
     c('id-case-sensitive', 'ID=Debian\nVERSION_ID=12\n'),
     // Host os-release lookup and failures.
     c('etc-os-release-wins', 'ID=fedora\nVERSION_ID=40\n', { usrLib: 'ID=debian\nVERSION_ID=12\n', etc: 'ID=fedora\nVERSION_ID=40\n' }),
@@ -230,15 +235,18 @@ function reasonsFromLog(stderr: string): CompatibilityCode[] | null {
 
 describeAsRoot('checkCompatibility agrees with the installed systemd-sysext', () => {
   let systemdVersion: number;
+  let systemd: SystemdInfo;
   const arch = systemdArchitecture();
   const base = tempDir('compat-systemd-');
   const cases = [...curatedCases(arch), ...generatedCases(arch)];
   let results: MergeProbeResult[];
 
   beforeAll(async () => {
-    const detected = await detectSystemdVersion();
+    // The installed systemd as the library sees it: its version and the capability probe's answer.
+    const detected = await detectSystemd();
     if (detected === undefined) throw new Error('systemd-sysext is not installed');
-    systemdVersion = detected;
+    systemd = detected;
+    systemdVersion = detected.version;
     cases.forEach((k, i) => writeRoot(join(base, `case-${i}`), k));
     results = await sysextMergeProbe(cases.map((_, i) => ({ root: join(base, `case-${i}`), probePaths: [PROBE] })));
   }, 300_000);
@@ -251,6 +259,13 @@ describeAsRoot('checkCompatibility agrees with the installed systemd-sysext', ()
     expect(outcomes.filter((o) => o === 'refused').length).toBeGreaterThanOrEqual(20);
     expect(outcomes.filter((o) => o === 'failed').length).toBeGreaterThanOrEqual(3);
     expect(results.every((r) => r.unmerged)).toBe(true);
+  });
+
+  it("says what the installed systemd does with ID_LIKE: the capability probe agrees with systemd's own merge", () => {
+    const i = cases.findIndex((k) => k.id === 'id-like-word-as-id');
+    expect(i).toBeGreaterThanOrEqual(0);
+    const outcome = observed(results[i] as MergeProbeResult);
+    expect(outcome === 'merged' ? 'matches ID_LIKE' : outcome).toBe(systemd.idLike ? 'matches ID_LIKE' : 'refused');
   });
 
   it('predicts every verdict and its reason', async () => {
@@ -267,7 +282,7 @@ describeAsRoot('checkCompatibility agrees with the installed systemd-sysext', ()
       if (host === null || !host.release.loadable) expected = 'failed';
       else {
         const verdict = checkCompatibility(ext.loadable ? ext.fields : {}, host.release.fields, {
-          systemdVersion,
+          systemd,
           architecture: arch,
           name: EXT,
         });
