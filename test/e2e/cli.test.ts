@@ -180,7 +180,7 @@ describe('ostree-sysext on a repository (no root needed)', () => {
       const h = cli([...c.split(' '), '--help']).stdout;
       expect(h, c).not.toContain('--sysroot DIR');
       expect(h, c).toContain(
-        "Global options: --sysroot, --repo, --os, --root, --force, --wait, --json, --quiet, --help, --version (see 'ostree-sysext --help').",
+        "Global options: --sysroot, --repo, --os, --root, --force, --wait, --systemd-version, --json, --quiet, --help, --version (see 'ostree-sysext --help').",
       );
     }
   });
