@@ -500,27 +500,25 @@ async function onPath(command: string): Promise<string | undefined> {
 /**
  * Whether the installed systemd's extension check matches `ID_LIKE`: the code that does so logs
  * with its own format string, which is looked for in that version's shared library
- * (`libsystemd-shared-<version>*.so`) and in the command itself (static builds). `undefined` when neither could be read.
+ * (`libsystemd-shared-<version>*.so`) and in the command itself (static builds); false when
+ * neither holds it or could be read.
  */
-async function probeIdLike(command: string, version: number, opts: DetectSystemdVersionOptions): Promise<boolean | undefined> {
+async function probeIdLike(command: string, version: number, opts: DetectSystemdVersionOptions): Promise<boolean> {
   const files: string[] = [];
   const binary = await onPath(command);
   if (binary !== undefined) files.push(binary);
+  // The library of this systemd only (`libsystemd-shared-257.so`, `libsystemd-shared-256.7-1.fc41.so`).
+  const own = new RegExp(`^libsystemd-shared-${version}([.-][^/]*)?\\.so$`);
   for (const dir of opts.libraryDirs ?? (await defaultLibraryDirs())) {
     const names = await readdir(dir).catch(() => [] as string[]);
-    // The library of this systemd only (`libsystemd-shared-257.so`, `libsystemd-shared-256.7-1.fc41.so`).
-    const own = new RegExp(`^libsystemd-shared-${version}([.-][^/]*)?\\.so$`);
     for (const name of names) if (own.test(name)) files.push(join(dir, name));
   }
-  let readAny = false;
   for (const file of files) {
     opts.signal?.throwIfAborted();
     const bytes = await readFile(file).catch(() => undefined);
-    if (bytes === undefined) continue;
-    readAny = true;
-    if (bytes.includes(ID_LIKE_MARKER)) return true;
+    if (bytes?.includes(ID_LIKE_MARKER)) return true;
   }
-  return readAny ? false : undefined;
+  return false;
 }
 
 /**
@@ -553,7 +551,7 @@ export async function detectSystemd(opts: DetectSystemdVersionOptions = {}): Pro
     const full = /^systemd \d+ \(([^)\s]+)\)/.exec(stdout);
     const upstream = systemdRules(version);
     // 258 and later match ID_LIKE by design; older ones only where a backport added the code.
-    const idLike = upstream.idLike || ((await probeIdLike(command, version, opts)) ?? false);
+    const idLike = upstream.idLike || (await probeIdLike(command, version, opts));
     const info: SystemdInfo = { version, fullVersion: full ? (full[1] as string) : null, idLike };
     detectedSystemd = info;
     return info;

@@ -326,6 +326,14 @@ describe('architecture names', () => {
   });
 });
 
+/** A `systemd-sysext` stand-in in `dir` that prints `systemd VERSION (FULL)` for --version. */
+function fakeSystemd(dir: string, name: string, version: number, full: string): string {
+  const path = join(dir, name);
+  writeFileSync(path, `#!/bin/sh\necho "systemd ${version} (${full})"\n`);
+  chmodSync(path, 0o755);
+  return path;
+}
+
 describe('systemd version detection', () => {
   it('parses the first line of --version', () => {
     expect(parseSystemdVersion('systemd 252 (252.38-1~deb12u1)\n+PAM +AUDIT')).toBe(252);
@@ -336,12 +344,7 @@ describe('systemd version detection', () => {
 
   it('runs the commands in order, remembers the result as the default, and gives undefined when none runs', async () => {
     const dir = tempDir();
-    const fake = (name: string, version: number): string => {
-      const path = join(dir, name);
-      writeFileSync(path, `#!/bin/sh\necho "systemd ${version} (${version}.1-test)"\n`);
-      chmodSync(path, 0o755);
-      return path;
-    };
+    const fake = (name: string, version: number): string => fakeSystemd(dir, name, version, `${version}.1-test`);
     const missing = join(dir, 'missing');
     expect(await detectSystemdVersion({ commands: [missing] })).toBeUndefined();
     // Nothing detected yet in this worker: the built-in default applies.
@@ -358,12 +361,7 @@ describe('systemd version detection', () => {
 
   it('finds an ID_LIKE backport in a pre-258 systemd by its code, not its version number', async () => {
     const dir = tempDir();
-    const fake = (name: string, version: number): string => {
-      const path = join(dir, name);
-      writeFileSync(path, `#!/bin/sh\necho "systemd ${version} (${version}.13-1~deb13u1)"\n`);
-      chmodSync(path, 0o755);
-      return path;
-    };
+    const fake = (name: string, version: number): string => fakeSystemd(dir, name, version, `${version}.13-1~deb13u1`);
     const lib = (name: string, withIdLike: boolean): string => {
       const d = join(dir, name);
       mkdirSync(d);
