@@ -11,7 +11,7 @@
 
 import { execFile } from 'node:child_process';
 import { constants } from 'node:fs';
-import { access, readdir, readFile } from 'node:fs/promises';
+import { access, readdir, readFile, stat } from 'node:fs/promises';
 import { endianness, machine } from 'node:os';
 import { delimiter, join } from 'node:path';
 import * as is from './args.js';
@@ -471,6 +471,8 @@ export function parseSystemdVersion(output: string): number | undefined {
 }
 
 /** The format string of the log line systemd's ID_LIKE-aware ID check prints (258, and its backports). */
+/** Largest file the probe reads (libsystemd-shared is ~4 MiB). */
+const PROBE_MAX_BYTES = 256 << 20;
 const ID_LIKE_MARKER = Buffer.from("but deployed on top of '%s'%s%s%s");
 
 async function defaultLibraryDirs(): Promise<string[]> {
@@ -515,6 +517,9 @@ async function probeIdLike(command: string, version: number, opts: DetectSystemd
   }
   for (const file of files) {
     opts.signal?.throwIfAborted();
+    // Regular files of a plausible size only: a FIFO or device under that name would block the read.
+    const st = await stat(file).catch(() => undefined);
+    if (!st?.isFile() || st.size > PROBE_MAX_BYTES) continue;
     const bytes = await readFile(file).catch(() => undefined);
     if (bytes?.includes(ID_LIKE_MARKER)) return true;
   }

@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { machine } from 'node:os';
 import { join } from 'node:path';
@@ -377,6 +378,11 @@ describe('systemd version detection', () => {
     expect(backported).toEqual({ version: 257, fullVersion: '257.13-1~deb13u1', idLike: true });
     const plain = await detectSystemd({ commands: [fake('s257', 257)], libraryDirs: [join(dir, 'nowhere'), lib('plain', false)] });
     expect(plain).toEqual({ version: 257, fullVersion: '257.13-1~deb13u1', idLike: false });
+    // A FIFO under the library's name is passed over, not read (a read would never return).
+    const fifoDir = join(dir, 'fifo');
+    mkdirSync(fifoDir);
+    execFileSync('mkfifo', [join(fifoDir, 'libsystemd-shared-257.so')]);
+    expect(await detectSystemd({ commands: [fake('s257', 257)], libraryDirs: [fifoDir, join(dir, 'with')] })).toMatchObject({ idLike: true });
     // 258 and later match ID_LIKE by design, whatever their strings say.
     expect((await detectSystemd({ commands: [fake('s258', 258)], libraryDirs: [lib('plain258', false)] }))?.idLike).toBe(true);
     // The last detection is the default: here the plain 257, then the backported one.
