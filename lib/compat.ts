@@ -92,6 +92,14 @@ export interface SystemdInfo {
    * why {@link detectSystemd} asks the installed systemd instead of trusting the major number.
    */
   idLike: boolean;
+  /**
+   * Whether a merged hierarchy's root (`/usr`, `/opt`, `/etc`) shows the host hierarchy's
+   * permission bits (`st_mode & 0777`, 0755 where the host has none), as systemd 256 and later
+   * make it; before, it shows systemd's own 0755 (measured: 252, 254 fixed; 257, 262 the host's).
+   * The owner is root and there are no xattrs either way. Optional in what callers pass: derived
+   * from `version` when absent.
+   */
+  hostHierarchyMode: boolean;
 }
 
 /**
@@ -105,7 +113,7 @@ export interface SystemdInfo {
  */
 export function systemdRules(version: number): SystemdInfo {
   if (!Number.isInteger(version) || version < 1) throw new ArgumentError(`systemd version must be a positive integer, got ${String(version)}`);
-  return { version, fullVersion: null, idLike: version >= 258 };
+  return { version, fullVersion: null, idLike: version >= 258, hostHierarchyMode: version >= 256 };
 }
 
 /**
@@ -125,7 +133,9 @@ export function systemdOption(
     is.integer('systemd.version', s.version, 200, 10000);
     if (s.fullVersion !== null && s.fullVersion !== undefined && typeof s.fullVersion !== 'string')
       throw new ArgumentError('systemd.fullVersion must be a string or null');
-    return { version: s.version as number, fullVersion: s.fullVersion ?? null, idLike: s.idLike };
+    if (s.hostHierarchyMode !== undefined && typeof s.hostHierarchyMode !== 'boolean') throw new ArgumentError('systemd.hostHierarchyMode must be a boolean');
+    const version = s.version as number;
+    return { version, fullVersion: s.fullVersion ?? null, idLike: s.idLike, hostHierarchyMode: s.hostHierarchyMode ?? systemdRules(version).hostHierarchyMode };
   }
   if (systemdVersion !== undefined) {
     return systemdRules(is.integer('systemdVersion', systemdVersion, 200, 10000));
@@ -557,7 +567,7 @@ export async function detectSystemd(opts: DetectSystemdVersionOptions = {}): Pro
     const upstream = systemdRules(version);
     // 258 and later match ID_LIKE by design; older ones only where a backport added the code.
     const idLike = upstream.idLike || (await probeIdLike(command, version, opts));
-    const info: SystemdInfo = { version, fullVersion: full ? (full[1] as string) : null, idLike };
+    const info: SystemdInfo = { version, fullVersion: full ? (full[1] as string) : null, idLike, hostHierarchyMode: upstream.hostHierarchyMode };
     detectedSystemd = info;
     return info;
   }

@@ -301,7 +301,7 @@ export class DeploymentSet {
       if (!report.accepted) throw new SetRefusedError(report);
       const stateDir = join(work, 'state');
       await mkdir(stateDir, { recursive: true });
-      const merged = await overlayView(this.#opts.base, ctx.extensions, { repo: this.#opts.store.repo });
+      const merged = await overlayView(this.#opts.base, ctx.extensions, { repo: this.#opts.store.repo, systemd: this.#systemd });
       try {
         await runDeployFinish(plugins, { ...ctx, merged, stateDir }, this.#opts.pluginTimeoutMs === undefined ? {} : { timeoutMs: this.#opts.pluginTimeoutMs });
       } finally {

@@ -175,6 +175,7 @@ export async function mergeOffline(opts: MergeOptions): Promise<MergeResult> {
   const layers = order.map((n) => byName.get(n)!);
   const overlayOpts = {
     repo,
+    systemd,
     ...(o.confextTarget === undefined ? {} : { confextTarget: o.confextTarget }),
     ...(o.createMissingHierarchies === undefined ? {} : { createMissingHierarchies: o.createMissingHierarchies }),
   };

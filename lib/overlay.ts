@@ -3,7 +3,7 @@
  * engine (native, overlayfs' rules for read-only lower layers) computes it; the offline merge,
  * the plugins' view and the file-conflict check all read it from here.
  *
- * The rules, as systemd 252 applies them (verified against the real systemd-sysext):
+ * The rules, as systemd applies them (verified against the real systemd-sysext 252, 254, 257, 262):
  * - each hierarchy (`usr`, `opt`; `etc` for confexts) is chased inside the base and inside
  *   each extension (symlinks followed within that root); the overlay lands on the resolved
  *   path, so a base `opt -> var/opt` gets its merged tree at `var/opt`;
@@ -11,8 +11,9 @@
  *   an immutable root, as an OSTree deployment's is; then it is skipped;
  * - an extension whose hierarchy is absent or empty does not take part in it; a hierarchy no
  *   extension takes part in is not mounted at all;
- * - the topmost layer is systemd's own: the mounted hierarchy root shows mode 0755, owner 0:0
- *   and no xattrs;
+ * - the topmost layer is systemd's own: the mounted hierarchy root shows owner 0:0, no xattrs
+ *   and mode 0755 (252–255), or from 256 the host hierarchy's permission bits (`st_mode &
+ *   0777`; 0755 where the base has none) — {@link SystemdInfo.hostHierarchyMode};
  * - for every other path the topmost layer with an entry decides its type; directories merge
  *   down to the first non-directory or opaque directory (`trusted.overlay.opaque=y`); a
  *   whiteout (char 0:0) hides the path; a merged directory's metadata is the topmost's; the
@@ -20,7 +21,7 @@
  * @module
  */
 import * as is from './args.js';
-import { compareVersions } from './compat.js';
+import { compareVersions, systemdOption, type SystemdInfo } from './compat.js';
 import type { Base } from './base.js';
 import { native } from './native.js';
 import type { Repo } from './repo.js';
@@ -100,6 +101,10 @@ export interface OverlayOptions {
    * (`chattr +i`, as an OSTree deployment's is), else yes (a commit base counts as writable).
    */
   createMissingHierarchies?: boolean;
+  /** The systemd version whose overlay is shown (default 252), as upstream releases it. */
+  systemdVersion?: number;
+  /** The target systemd as {@link detectSystemd} describes it; wins over `systemdVersion`. */
+  systemd?: SystemdInfo;
 }
 
 /** A hierarchy an extension does not take part in, and why. */
@@ -200,9 +205,10 @@ export class Overlay implements TreeReader {
     // Default: what systemd would do, i.e. create it unless the base's root is immutable
     // (detected natively for a directory or deployment base; a commit is taken as writable).
     const createMissing = o.createMissingHierarchies === undefined ? undefined : is.bool('createMissingHierarchies', o.createMissingHierarchies, true);
-    type Ctor = new (repo: unknown, layers: unknown[], opts: { createMissing?: boolean }) => NativeOverlay;
+    const { hostHierarchyMode } = systemdOption(o.systemd, o.systemdVersion);
+    type Ctor = new (repo: unknown, layers: unknown[], opts: { createMissing?: boolean; hostHierarchyMode: boolean }) => NativeOverlay;
     const Ctor = (native() as unknown as { Overlay: Ctor }).Overlay;
-    return new Overlay(new Ctor(repo?._native ?? null, layers, createMissing === undefined ? {} : { createMissing }), repo);
+    return new Overlay(new Ctor(repo?._native ?? null, layers, { ...(createMissing === undefined ? {} : { createMissing }), hostHierarchyMode }), repo);
   }
 
   /**
@@ -215,6 +221,21 @@ export class Overlay implements TreeReader {
     const o = { createMissing: false, raw: opts.raw === true };
     if ('path' in source) return new Overlay(new Ctor(null, [{ name: 'base', path: source.path }], o), undefined);
     return new Overlay(new Ctor(source.repo._native, [{ name: 'base', commit: is.checksum('commit', source.commit) }], o), source.repo);
+  }
+
+  /**
+   * @internal Whether systemd could create a missing hierarchy in the directory `root`: not when
+   * the root is immutable (`chattr +i`, as an OSTree deployment's is).
+   */
+  static async createsMissingHierarchies(root: string): Promise<boolean> {
+    type Ctor = new (repo: unknown, layers: unknown[], opts: object) => NativeOverlay;
+    const Ctor = (native() as unknown as { Overlay: Ctor }).Overlay;
+    const n = new Ctor(null, [{ name: 'base', path: root }], {});
+    try {
+      return (await cancellable('merged view', undefined, (c) => n.mounts(c))).createMissing;
+    } finally {
+      n.close();
+    }
   }
 
   /** @internal A hardlink checkout of a one-commit raw view into the new directory `dest`. */
@@ -356,7 +377,10 @@ export type FileConflict = OverlayConflict;
 export const fileConflictPlugin: Plugin = {
   name: 'file-conflicts',
   async checkCompatible(ctx) {
-    const view = await overlayView(ctx.base, ctx.extensions, ctx.repo === undefined ? {} : { repo: ctx.repo });
+    const view = await overlayView(ctx.base, ctx.extensions, {
+      ...(ctx.repo === undefined ? {} : { repo: ctx.repo }),
+      ...(ctx.systemd === undefined ? { systemdVersion: ctx.systemdVersion } : { systemd: ctx.systemd }),
+    });
     try {
       const conflicts: Array<OverlayConflict | { kind: 'ambiguous-order'; names: string[] }> = await view.conflicts(
         ctx.signal === undefined ? {} : { signal: ctx.signal },

@@ -27,6 +27,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <deque>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -274,6 +275,9 @@ class OverlayEngine {
   OstreeRepo* repo = nullptr;  // owned reference (may be null when every layer is a directory)
   std::vector<Layer> layers;   // index 0 is the base (bottom)
   bool createMissing = true;
+  // systemd >= 256 chmods its meta layer to the host hierarchy's permission bits (st_mode & 0777,
+  // 0755 when the host has none), so a mounted hierarchy root shows them; 252-254 show 0755.
+  bool hostHierarchyMode = false;
   bool raw = false;  // repository reads: markers are plain files, nothing is interpreted
   std::mutex mu;
   bool prepared = false;
@@ -282,6 +286,7 @@ class OverlayEngine {
   struct Skip { std::string layer, hierarchy, reason; };
   std::vector<Skip> skipped;
   int metaLayer = -1;
+  std::deque<LEntry> metaRoots;  // per-mount roots of the meta layer (hostHierarchyMode)
   std::unordered_map<std::string, std::pair<bool, bool>> cleanCache;  // dirtree+dirmeta -> computed, clean
   bool euidRoot = geteuid() == 0;
   std::atomic<size_t> loadedEntries{0};  // entries of every directory loaded so far (cache cost)
@@ -644,7 +649,8 @@ class OverlayEngine {
       }
     }
     // systemd's META layer: the topmost lower dir of every mount (mkdir_p 0755, root-owned,
-    // no xattrs), so each mounted hierarchy root shows that metadata.
+    // no xattrs), so each mounted hierarchy root shows that metadata; with hostHierarchyMode
+    // each mount's root gets the host hierarchy's permission bits instead (metaRoots).
     Layer meta;
     meta.name = "systemd-sysext";
     meta.root.type = EType::Dir;
@@ -672,7 +678,19 @@ class OverlayEngine {
       for (auto& w : where) mpath = Join(mpath, w);
       for (auto& t : tail) mpath = Join(mpath, t);
       if (mpath.empty()) continue;  // a hierarchy chasing to the root itself is never mounted
-      std::vector<LRef> refs{{metaLayer, &layers[metaLayer].root, ""}};
+      LEntry* metaRoot = &layers[metaLayer].root;
+      if (hostHierarchyMode && baseDir) {
+        if (!LoadDetails(layers[0], *baseDir, err)) return false;
+        LEntry& m = metaRoots.emplace_back();
+        m.name = mpath;
+        m.type = EType::Dir;
+        m.mode = S_IFDIR | (baseDir->mode & 0777);
+        m.details = m.xattrsLoaded = true;
+        m.opaque = 0;
+        m.dir = std::make_unique<LDir>();
+        metaRoot = &m;
+      }
+      std::vector<LRef> refs{{metaLayer, metaRoot, ""}};
       for (auto it = users.rbegin(); it != users.rend(); ++it) {  // topmost layer first
         Layer& l = layers[it->first];
         std::vector<std::string> lw;
@@ -1394,7 +1412,7 @@ class Overlay : public Napi::ObjectWrap<Overlay> {
     exports.Set("Overlay", f);
   }
 
-  // new Overlay(repo | null, [{ name, commit? , path?, hierarchies? }], { createMissing })
+  // new Overlay(repo | null, [{ name, commit? , path?, hierarchies? }], { createMissing, raw, hostHierarchyMode })
   explicit Overlay(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Overlay>(info) {
     Napi::Env env = info.Env();
     eng_ = std::make_shared<OverlayEngine>();
@@ -1449,6 +1467,7 @@ class Overlay : public Napi::ObjectWrap<Overlay> {
       Napi::Object o = info[2].As<Napi::Object>();
       if (o.Has("createMissing") && o.Get("createMissing").IsBoolean()) eng_->createMissing = o.Get("createMissing").As<Napi::Boolean>().Value();
       eng_->raw = OptBool(o, "raw", false);
+      eng_->hostHierarchyMode = OptBool(o, "hostHierarchyMode", false);
     }
   }
 

@@ -171,9 +171,13 @@ describe('checkCompatibility: systemd versions', () => {
 
   it('follows a SystemdInfo over the version number: a 257 with the ID_LIKE backport matches, a 258 described without it does not', () => {
     const ext = { ID: 'debian', VERSION_ID: '24.04' };
-    expect(code(ext, ubuntu, { systemd: { version: 257, fullVersion: '257.13-1~deb13u1', idLike: true } })).toBe('MATCH');
-    expect(code(ext, ubuntu, { systemdVersion: 258, systemd: { version: 258, fullVersion: null, idLike: false } })).toBe('ID_MISMATCH');
-    expect(systemdRules(257)).toEqual({ version: 257, fullVersion: null, idLike: false });
+    expect(code(ext, ubuntu, { systemd: { version: 257, fullVersion: '257.13-1~deb13u1', idLike: true, hostHierarchyMode: true } })).toBe('MATCH');
+    expect(code(ext, ubuntu, { systemdVersion: 258, systemd: { version: 258, fullVersion: null, idLike: false, hostHierarchyMode: true } })).toBe(
+      'ID_MISMATCH',
+    );
+    expect(systemdRules(257)).toEqual({ version: 257, fullVersion: null, idLike: false, hostHierarchyMode: true });
+    expect(systemdRules(255).hostHierarchyMode).toBe(false);
+    expect(systemdRules(256).hostHierarchyMode).toBe(true);
     expect(systemdRules(258).idLike).toBe(true);
   });
 
@@ -185,6 +189,7 @@ describe('checkCompatibility: systemd versions', () => {
       { version: '257', idLike: true },
       { version: 99, idLike: true },
       { version: 257, idLike: true, fullVersion: 1 },
+      { version: 257, idLike: true, hostHierarchyMode: 'yes' },
     ]) {
       expect(() => checkCompatibility({ ID: 'debian' }, HOST, { systemd: bad as never }), JSON.stringify(bad)).toThrow(/systemd/);
     }
@@ -375,9 +380,9 @@ describe('systemd version detection', () => {
       return d;
     };
     const backported = await detectSystemd({ commands: [fake('s257', 257)], libraryDirs: [lib('with', true)] });
-    expect(backported).toEqual({ version: 257, fullVersion: '257.13-1~deb13u1', idLike: true });
+    expect(backported).toEqual({ version: 257, fullVersion: '257.13-1~deb13u1', idLike: true, hostHierarchyMode: true });
     const plain = await detectSystemd({ commands: [fake('s257', 257)], libraryDirs: [join(dir, 'nowhere'), lib('plain', false)] });
-    expect(plain).toEqual({ version: 257, fullVersion: '257.13-1~deb13u1', idLike: false });
+    expect(plain).toEqual({ version: 257, fullVersion: '257.13-1~deb13u1', idLike: false, hostHierarchyMode: true });
     // A FIFO under the library's name is passed over, not read (a read would never return).
     const fifoDir = join(dir, 'fifo');
     mkdirSync(fifoDir);

@@ -2,7 +2,7 @@
 // checked against the real ostree CLI. The merged view itself is compared with the real
 // systemd-sysext in test/e2e/overlay-systemd.test.ts.
 import { execFileSync } from 'node:child_process';
-import { lstatSync, mkdirSync } from 'node:fs';
+import { chmodSync, lstatSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ambiguousNames, baseFromDirectory, ExtensionStore, fileConflictPlugin, mergeOffline, Overlay, Repo, type Base } from '../../lib/index.js';
@@ -78,6 +78,63 @@ describe('Overlay', () => {
       await expect(Overlay.open(base, [{ name: 'x', commit: 'f'.repeat(64), kind: 'sysext' }], { repo }).then((v) => v.stat('usr'))).rejects.toMatchObject({
         code: 'NOT_FOUND',
       });
+    } finally {
+      repo.close();
+    }
+  });
+
+  it("shows the hierarchy roots as the target systemd makes them: 0755 before 256, the base's permission bits from 256", async () => {
+    const repo = await Repo.create(join(dir, 'r-mode'), { mode: 'bare-user' });
+    const src = join(dir, 'base-modes');
+    try {
+      makeTree(src, { 'usr/lib/os-release': 'ID=testos\n', 'usr/share/x': 'x\n', 'opt/keep': 'k\n', 'var/x': 'v\n' });
+      chmodSync(join(src, 'usr'), 0o1750); // sticky: systemd keeps only st_mode & 0777
+      chmodSync(join(src, 'opt'), 0o700);
+      const b = await baseFromDirectory(src);
+      const c = await install(repo, 'm', { 'usr/share/m': 'm\n', 'opt/app/f': 'f\n' });
+      const layers = [{ name: 'm', commit: c, kind: 'sysext' as const }];
+      const modes = async (opts: Parameters<typeof Overlay.open>[2]) => {
+        const v = await Overlay.open(b, layers, { repo, ...opts });
+        try {
+          return await Promise.all(['usr', 'opt'].map(async (p) => (await v.stat(p))!));
+        } finally {
+          v.close();
+        }
+      };
+      for (const old of [
+        {},
+        { systemdVersion: 252 },
+        { systemdVersion: 255 },
+        { systemd: { version: 257, fullVersion: null, idLike: true, hostHierarchyMode: false } },
+      ]) {
+        expect(
+          (await modes(old)).map((e) => [e.mode, e.uid, e.gid, e.layer]),
+          JSON.stringify(old),
+        ).toEqual([
+          [0o755, 0, 0, 'systemd-sysext'],
+          [0o755, 0, 0, 'systemd-sysext'],
+        ]);
+      }
+      for (const recent of [{ systemdVersion: 256 }, { systemdVersion: 262 }, { systemd: { version: 257, fullVersion: null, idLike: false } as never }]) {
+        expect(
+          (await modes(recent)).map((e) => [e.mode, e.uid, e.gid, e.layer]),
+          JSON.stringify(recent),
+        ).toEqual([
+          [0o750, 0, 0, 'systemd-sysext'],
+          [0o700, 0, 0, 'systemd-sysext'],
+        ]);
+      }
+      // The offline merge writes the same roots (a directory and a commit).
+      const out = join(dir, 'merged-modes');
+      await mergeOffline({ repo, base: b, extensions: layers, directory: out, systemdVersion: 257 });
+      expect([lstatSync(join(out, 'usr')).mode & 0o7777, lstatSync(join(out, 'opt')).mode & 0o7777]).toEqual([0o750, 0o700]);
+      const r = await mergeOffline({ repo, base: b, extensions: layers, commit: {}, systemdVersion: 257 });
+      const co = join(dir, 'merged-modes-co');
+      await repo.checkout(r.commit!, co, { mode: 'user' });
+      expect([lstatSync(join(co, 'usr')).mode & 0o7777, lstatSync(join(co, 'opt')).mode & 0o7777]).toEqual([0o750, 0o700]);
+      await expect(
+        Overlay.open(b, layers, { repo, systemd: { version: 257, fullVersion: null, idLike: false, hostHierarchyMode: 1 as never } }),
+      ).rejects.toThrow(/hostHierarchyMode must be a boolean/);
     } finally {
       repo.close();
     }
