@@ -150,5 +150,15 @@ export { applySet, deactivate, boundSet, activeSet, cleanupSetCheckouts, layout,
 export type { ApplyOptions, ApplyResult, SetLayout } from './activate.js';
 export { Host } from './host.js';
 export type { HostOptions, HostCallOptions, HostUpgradeResult, SetChange } from './host.js';
-export { sysext, mergedExtensions, listImages, mergeAndVerify, SysextError } from './sysext.js';
+export {
+  sysext,
+  mergedExtensions,
+  listImages,
+  mergeAndVerify,
+  mergeableHierarchies,
+  sysextEnvironment,
+  writeServiceEnvironment,
+  SERVICE_ENVIRONMENT_FILE,
+  SysextError,
+} from './sysext.js';
 export type { SysextAction, SysextOptions } from './sysext.js';

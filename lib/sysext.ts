@@ -3,13 +3,17 @@
  * `status --root` fails while merged and `list` may say `"none"`, so the merged state is read
  * from `<hierarchy>/.systemd-sysext/extensions`; and a merge that printed errors but exited 0
  * (seen when `/run` is not a mount point) is detected by checking that state afterwards.
+ * A hierarchy systemd could not mount in that root (absent, in an immutable root such as an
+ * OSTree deployment's) is left out with `SYSTEMD_SYSEXT_HIERARCHIES`: 252 and 254 skip it with
+ * a log line, 257 and later fail the whole merge ("Failed to create hierarchy mount point").
  * @module
  */
 import { execFile } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { lstat, mkdir, readFile, readlink, rename, rm, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { ExtensionError } from './errors-domain.js';
+import { HIERARCHIES, Overlay } from './overlay.js';
 
 const run = promisify(execFile);
 
@@ -40,6 +44,115 @@ export class SysextError extends ExtensionError {
   }
 }
 
+/** What `path` (relative) resolves to inside `root`, symlinks chased there as systemd chases them. */
+async function chaseDir(root: string, path: string): Promise<'dir' | 'missing-in-root' | 'missing' | 'other'> {
+  const todo = path.split('/').filter((p) => p !== '' && p !== '.');
+  const done: string[] = [];
+  for (let hops = 0; todo.length > 0;) {
+    const part = todo.shift()!;
+    if (part === '..') {
+      done.pop();
+      continue;
+    }
+    const st = await lstat(join(root, ...done, part)).catch((e: NodeJS.ErrnoException) => {
+      if (e.code === 'ENOENT' || e.code === 'ENOTDIR') return null;
+      throw e;
+    });
+    // systemd would mkdir it (and what follows): in the root itself, or in a directory below.
+    if (st === null) return done.length === 0 ? 'missing-in-root' : 'missing';
+    if (st.isSymbolicLink()) {
+      if (++hops > 40) return 'other';
+      const target = await readlink(join(root, ...done, part));
+      if (target.startsWith('/')) done.length = 0;
+      todo.unshift(...target.split('/').filter((p) => p !== '' && p !== '.'));
+      continue;
+    }
+    if (!st.isDirectory()) return 'other';
+    done.push(part);
+  }
+  return 'dir';
+}
+
+/**
+ * The hierarchies systemd-sysext can merge in `root`: each of `hierarchies` that resolves to a
+ * directory there (symlinks chased inside `root`), or is missing where systemd can create it —
+ * below an existing directory, or in the root itself when that is writable. Missing in an
+ * immutable root (an OSTree deployment without /opt), it cannot be mounted: 252 and 254 skip it,
+ * 257 and later fail the merge, so {@link sysext} leaves it out for every version (the rule the
+ * offline merge applies too).
+ * @example
+ * ```ts
+ * await mergeableHierarchies(sysroot.deploymentPath(d)); // ['usr'] when the deployment has no /opt
+ * ```
+ */
+export async function mergeableHierarchies(root = '/', hierarchies: readonly string[] = HIERARCHIES.sysext): Promise<string[]> {
+  const out: string[] = [];
+  let creates: boolean | undefined;
+  for (const h of hierarchies) {
+    const state = await chaseDir(root, h);
+    if (state === 'dir' || state === 'missing') out.push(h);
+    else if (state === 'missing-in-root' && (creates ??= await Overlay.createsMissingHierarchies(root))) out.push(h);
+  }
+  return out;
+}
+
+/**
+ * The environment {@link sysext} runs systemd-sysext with for `action` in `root`: the caller's,
+ * plus `SYSTEMD_SYSEXT_HIERARCHIES` naming only {@link mergeableHierarchies} when a merge would
+ * otherwise need a mount point systemd cannot create. A `SYSTEMD_SYSEXT_HIERARCHIES` already set
+ * is the caller's choice and is kept.
+ * @example
+ * ```ts
+ * const env = await sysextEnvironment('refresh', '/sysroot/ostree/deploy/os/deploy/abc.0');
+ * ```
+ */
+export async function sysextEnvironment(action: SysextAction | 'list', root = '/', env: NodeJS.ProcessEnv = process.env): Promise<NodeJS.ProcessEnv> {
+  if ((action !== 'merge' && action !== 'refresh') || env.SYSTEMD_SYSEXT_HIERARCHIES !== undefined) return env;
+  const all = HIERARCHIES.sysext;
+  const usable = await mergeableHierarchies(root, all);
+  if (usable.length === all.length) return env;
+  // Nothing mergeable at all: keep systemd's own answer (it reports it) rather than an empty list.
+  if (usable.length === 0) return env;
+  return { ...env, SYSTEMD_SYSEXT_HIERARCHIES: usable.map((h) => `/${h}`).join(':') };
+}
+
+/** Where {@link writeServiceEnvironment} puts systemd-sysext.service's environment, below the `run/` root. */
+export const SERVICE_ENVIRONMENT_FILE = 'run/ostree-sysext/systemd-sysext.env';
+
+/**
+ * Writes the environment systemd-sysext.service needs to merge the OS tree `osRoot` (the booted
+ * deployment) as {@link sysext} would — `SYSTEMD_SYSEXT_HIERARCHIES` when a hierarchy cannot be
+ * mounted there — to `<runRoot>/run/ostree-sysext/systemd-sysext.env` (atomically), or removes
+ * that file when nothing is needed. The shipped drop-in
+ * `systemd/systemd-sysext.service.d/ostree-sysext.conf` reads it (`EnvironmentFile=-…`);
+ * `ostree-sysext boot` calls this before systemd-sysext.service starts. Returns what it wrote.
+ * @example
+ * ```ts
+ * await writeServiceEnvironment('/', sysroot.deploymentPath(booted)); // { SYSTEMD_SYSEXT_HIERARCHIES: '/usr' }
+ * ```
+ */
+export async function writeServiceEnvironment(runRoot: string, osRoot: string): Promise<Record<string, string>> {
+  const vars: Record<string, string> = {};
+  const env = await sysextEnvironment('refresh', osRoot, {});
+  if (env.SYSTEMD_SYSEXT_HIERARCHIES !== undefined) vars.SYSTEMD_SYSEXT_HIERARCHIES = env.SYSTEMD_SYSEXT_HIERARCHIES;
+  const file = join(runRoot, SERVICE_ENVIRONMENT_FILE);
+  if (Object.keys(vars).length === 0) {
+    await rm(file, { force: true });
+    return vars;
+  }
+  await mkdir(dirname(file), { recursive: true, mode: 0o755 });
+  const tmp = `${file}.${process.pid}.tmp`;
+  await writeFile(
+    tmp,
+    Object.entries(vars)
+      .map(([k, v]) => `${k}=${v}\n`)
+      .join(''),
+    { mode: 0o644 },
+  );
+  await rename(tmp, file);
+  return vars;
+}
+
 function args(action: string, root: string | undefined): string[] {
   return root && root !== '/' ? [`--root=${root}`, action] : [action];
 }
@@ -54,8 +167,10 @@ function args(action: string, root: string | undefined): string[] {
 export async function sysext(action: SysextAction | 'list', opts: SysextOptions = {}): Promise<{ stdout: string; stderr: string }> {
   const bin = opts.binary ?? 'systemd-sysext';
   try {
+    const env = await sysextEnvironment(action, opts.root ?? '/');
     const r = await run(bin, [...args(action, opts.root), ...(action === 'list' ? ['--json=short'] : [])], {
       ...(opts.signal ? { signal: opts.signal } : {}),
+      env,
       maxBuffer: 16 << 20,
     });
     return { stdout: r.stdout, stderr: r.stderr };

@@ -16,7 +16,7 @@ import { DeploymentSet, type SetRecord } from '../deployment-set.js';
 import { isOstreeError } from '../errors.js';
 import { mergeOffline } from '../merge.js';
 import { executablePlugin, type Plugin, type VoteReport } from '../plugins.js';
-import { mergedExtensions } from '../sysext.js';
+import { mergedExtensions, SERVICE_ENVIRONMENT_FILE, writeServiceEnvironment } from '../sysext.js';
 import type { InstalledExtension } from '../store.js';
 import { directoryReader, validateExtension } from '../validate.js';
 import type { Context } from './context.js';
@@ -771,7 +771,7 @@ export const COMMANDS: Command[] = [
     summary: 're-apply the set bound to the booted deployment (run by ostree-sysext.service)',
     synopsis: '',
     description:
-      'Points run/extensions at the set bound to the booted deployment; after an OS upgrade (no set bound yet) the current set is re-checked against the new OS and incompatible extensions are left out. Run early at boot by systemd/ostree-sysext.service, before systemd-sysext.service merges. Waits for the sysroot lock. With nothing ever deployed it does nothing and exits 0.',
+      'Points run/extensions at the set bound to the booted deployment; after an OS upgrade (no set bound yet) the current set is re-checked against the new OS and incompatible extensions are left out. Run early at boot by systemd/ostree-sysext.service, before systemd-sysext.service merges; writes run/ostree-sysext/systemd-sysext.env for that service (SYSTEMD_SYSEXT_HIERARCHIES=/usr when the deployment has no /opt, which systemd 257 and later could not mount). Waits for the sysroot lock. With nothing ever deployed it does nothing and exits 0.',
     options: { ...refreshOptions },
     examples: ['ostree-sysext boot', 'systemctl enable ostree-sysext.service'],
     args: [0, 0],
@@ -799,7 +799,10 @@ export const COMMANDS: Command[] = [
         `applied set ${short(applied.set.commit)} (${applied.set.order.join(', ') || 'empty'}) for ${short(deployment.checksum)}.${deployment.serial}`,
       );
       for (const x of applied.excluded) ctx.out.warn(`left out ${x.name}: ${x.reason}`);
-      return { applied: applyJson(applied) };
+      // What systemd-sysext.service needs to merge this deployment (its drop-in reads the file).
+      const environment = await writeServiceEnvironment(ctx.root, sysroot.deploymentPath(deployment));
+      for (const [k, v] of Object.entries(environment)) ctx.out.info(`systemd-sysext.service: ${k}=${v} (${SERVICE_ENVIRONMENT_FILE})`);
+      return { applied: applyJson(applied), environment };
     },
   },
 ];

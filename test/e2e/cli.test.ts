@@ -627,8 +627,14 @@ describeAsRoot('ostree-sysext on a sysroot (deploy, apply, boot, live merge)', (
     const current = json([...S(), 'status']).result.set.commit;
     const runExt = join(deployDir, 'run/extensions');
     run('rm', ['-f', runExt, join(deployDir, 'run/ostree/extensions')]);
-    expect(json([...S(), 'boot']).result.applied.set).toBe(current);
+    const booted = json([...S(), 'boot']).result;
+    expect(booted.applied.set).toBe(current);
     expect(readlinkSync(join(deployDir, 'run/ostree/extensions'))).toBe(`/ostree/deploy/testos/extensions/${current}.0`);
+    // The deployment has no /opt and its root is immutable: systemd-sysext.service gets /usr only
+    // (its drop-in reads this file); sets-live.test.ts merges with it on 252, 254, 257 and 262.
+    expect(existsSync(join(deployDir, 'opt'))).toBe(false);
+    expect(booted.environment).toEqual({ SYSTEMD_SYSEXT_HIERARCHIES: '/usr' });
+    expect(readFileSync(join(deployDir, 'run/ostree-sysext/systemd-sysext.env'), 'utf8')).toBe('SYSTEMD_SYSEXT_HIERARCHIES=/usr\n');
     expect(readlinkSync(runExt)).toBe('ostree/extensions/staged');
 
     // OS 2: alpha pins VERSION_ID=1 and is left out of the new deployment's set.

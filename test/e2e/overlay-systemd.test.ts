@@ -1,5 +1,6 @@
 // Differential test of the merged view (issue 11): for seeded and hand-written scenarios, the
-// /usr and /opt that the real systemd-sysext 252 mounts (live, in a private mount namespace)
+// /usr and /opt that the installed systemd-sysext mounts (live, in a private mount namespace;
+// 252 on the host, 254/257/262 in the chroots of scripts/test-libostree-versions.sh)
 // must be identical — type, mode, owner, xattrs, symlink target, content — to what the library
 // produces: mergeOffline into a directory, mergeOffline into a commit (checked out), and the
 // plugins' merged view (overlayView), from `bare` and `bare-user-only` repositories.
@@ -8,11 +9,13 @@ import { join } from 'node:path';
 import { beforeAll, expect, it } from 'vitest';
 import { baseFromDirectory, type Base } from '../../lib/base.js';
 import { commitReader } from '../../lib/commit-reader.js';
+import { detectSystemd, type SystemdInfo } from '../../lib/compat.js';
 import { mergeOffline } from '../../lib/merge.js';
 import type { SetMember } from '../../lib/plugins.js';
 import { parseRelease } from '../../lib/release.js';
 import { Repo, type RepoMode } from '../../lib/repo.js';
 import { ExtensionStore } from '../../lib/store.js';
+import { sysextEnvironment } from '../../lib/sysext.js';
 import type { TreeReader } from '../../lib/validate.js';
 import { generateScenario, handWrittenScenarios, TreeWriter, type Scenario } from '../helpers/overlay-gen.js';
 import { describeAsRoot } from '../helpers/root.js';
@@ -36,13 +39,17 @@ interface Live {
 }
 
 // The live batch: merge every root (each bind-mounted onto itself, shared), then capture all
-// manifests with one node process. The namespace (and every mount) goes away on exit.
+// manifests with one node process. The namespace (and every mount) goes away on exit. Each root
+// comes with the SYSTEMD_SYSEXT_HIERARCHIES the library's driver would set there ('-' for none):
+// 257 and later fail a merge that needs a mount point in an immutable root, 252 and 254 skip it.
 const LIVE_SCRIPT = `
 out=$1; script=$2; jobs=$3; shift 3
 i=0
-for root in "$@"; do
+while [ $# -gt 0 ]; do
+  root=$1; hier=$2; shift 2
   mount --bind "$root" "$root" && mount --make-shared "$root"
   rc=0
+  if [ "$hier" = - ]; then unset SYSTEMD_SYSEXT_HIERARCHIES; else export SYSTEMD_SYSEXT_HIERARCHIES="$hier"; fi
   SYSTEMD_LOG_LEVEL=debug systemd-sysext --root="$root" merge >"$out/$i.log" 2>&1 || rc=$?
   echo "$rc" >"$out/$i.rc"
   i=$((i + 1))
@@ -151,17 +158,28 @@ function scenarioFeatures(s: Scenario) {
   return f;
 }
 
-describeAsRoot('the merged view agrees with systemd-sysext 252', () => {
+describeAsRoot('the merged view agrees with the installed systemd-sysext', () => {
   const work = tempDir('overlay-systemd-');
   const scenarios: Scenario[] = [...handWrittenScenarios(), ...Array.from({ length: GENERATED }, (_, i) => generateScenario(FIRST_SEED + i))];
   const dirOf = (i: number) => join(work, `s${i}`);
   const live: Live[] = [];
   let overlayView:
-    ((base: Base, extensions: SetMember[], opts: { repo: Repo; createMissingHierarchies?: boolean }) => Promise<TreeReader & { close?: () => void }>) | null =
-    null;
+    | ((
+        base: Base,
+        extensions: SetMember[],
+        opts: { repo: Repo; createMissingHierarchies?: boolean; systemd?: SystemdInfo },
+      ) => Promise<TreeReader & { close?: () => void }>)
+    | null = null;
+  // The systemd that merges live here; the library is told which one it must agree with.
+  let systemd: SystemdInfo;
+  // Per scenario: the SYSTEMD_SYSEXT_HIERARCHIES the library's driver sets for its root ('-': none).
+  let hierarchies: string[] = [];
   let overlayMissing = '';
 
   beforeAll(async () => {
+    const found = await detectSystemd();
+    if (found === undefined) throw new Error('no systemd-sysext answers --version here');
+    systemd = found;
     const t0 = Date.now();
     const lap = (what: string) => {
       if (process.env.OVERLAY_TEST_TIMING) process.stderr.write(`beforeAll ${what} ${Date.now() - t0}ms\n`);
@@ -187,8 +205,10 @@ describeAsRoot('the merged view agrees with systemd-sysext 252', () => {
     const script = writeManifestScript(work);
     const jobs = join(work, 'live-jobs.json');
     writeFileSync(jobs, JSON.stringify(scenarios.map((_, i) => ({ root: join(dirOf(i), 'root'), tops: TOPS, out: join(out, `${i}.json`) }))));
+    const roots = scenarios.map((_, i) => join(dirOf(i), 'root'));
+    hierarchies = await Promise.all(roots.map(async (r) => (await sysextEnvironment('merge', r, {})).SYSTEMD_SYSEXT_HIERARCHIES ?? '-'));
     const run = await runInPrivateMountNamespace(LIVE_SCRIPT, {
-      args: [out, script, jobs, ...scenarios.map((_, i) => join(dirOf(i), 'root'))],
+      args: [out, script, jobs, ...roots.flatMap((r, i) => [r, hierarchies[i]!])],
       timeoutMs: 240_000,
     });
     lap('live merges and captures');
@@ -253,15 +273,18 @@ describeAsRoot('the merged view agrees with systemd-sysext 252', () => {
     expect(count('deep')).toBeGreaterThanOrEqual(40);
   });
 
-  it('systemd 252 shows the edge cases as /tmp/systemd-facts.md records them', () => {
+  it('systemd shows the edge cases as /tmp/systemd-facts.md records them (the hierarchy roots as its version makes them)', () => {
     const byId = (id: string) => {
       const i = scenarios.findIndex((s) => s.id === id);
       return { m: live[i]!.manifest, log: live[i]!.log, get: (p: string) => live[i]!.manifest.entries.find((e) => e.path === p) };
     };
-    // The hierarchy roots are systemd's meta directory: 0755 root:root, no xattrs.
+    // The hierarchy roots are systemd's meta directory: root:root, no xattrs, and mode 0755
+    // (252-255) or, from 256, the base hierarchy's st_mode & 0777 (there usr 0700, opt 0711).
     const meta = byId('directory-metadata');
-    expect(meta.get('usr')).toMatchObject({ type: 'dir', mode: 0o755, uid: 0, gid: 0, xattrs: {} });
-    expect(meta.get('opt')).toMatchObject({ type: 'dir', mode: 0o755, uid: 0, gid: 0, xattrs: {} });
+    const [usrMode, optMode] = systemd.version >= 256 ? [0o700, 0o711] : [0o755, 0o755];
+    expect(systemd.hostHierarchyMode).toBe(systemd.version >= 256);
+    expect(meta.get('usr')).toMatchObject({ type: 'dir', mode: usrMode, uid: 0, gid: 0, xattrs: {} });
+    expect(meta.get('opt')).toMatchObject({ type: 'dir', mode: optMode, uid: 0, gid: 0, xattrs: {} });
     expect(meta.get('usr/share')).toMatchObject({ mode: 0o1777 });
     expect(meta.get('usr/share/d')).toMatchObject({ mode: 0o2750, uid: 1000, gid: 1001, xattrs: { 'user.ext': Buffer.from('2').toString('hex') } });
     // Missing /opt: created on a writable root, not on an immutable one (where /usr still merges).
@@ -269,7 +292,11 @@ describeAsRoot('the merged view agrees with systemd-sysext 252', () => {
     const imm = byId('opt-missing-immutable-root');
     expect(imm.m.tops.opt).toBeNull();
     expect(imm.get('usr/share/s')).toBeDefined();
-    expect(imm.log).toMatch(/Failed to create hierarchy mount point .*opt.*Operation not permitted/);
+    // The driver leaves /opt out there (every version then merges /usr and exits 0), and only there.
+    expect(scenarios.filter((_, i) => hierarchies[i] !== '-').map((x, i) => [x.id, hierarchies.filter((h) => h !== '-')[i]])).toEqual(
+      scenarios.filter((x) => x.immutableRoot && x.base.children.opt === undefined).map((x) => [x.id, '/usr']),
+    );
+    expect(imm.log).not.toMatch(/Failed to create hierarchy mount point/);
     // opt -> var/opt: mounted on var/opt.
     expect(byId('opt-symlink-target-missing').m.tops.opt).toBe('var/opt');
     expect(byId('opt-symlink-target-missing').get('var/opt/app/f')).toBeDefined();
@@ -389,7 +416,7 @@ describeAsRoot('the merged view agrees with systemd-sysext 252', () => {
             // 1. Offline merge into a directory.
             const outDir = join(d, `out-${mode}`);
             try {
-              const r = (await mergeOffline({ repo, base, extensions, directory: outDir, ...rootOpts })) as unknown as Record<string, unknown>;
+              const r = (await mergeOffline({ repo, base, extensions, directory: outDir, systemd, ...rootOpts })) as unknown as Record<string, unknown>;
               checkResult('mergeOffline(directory)', r);
               const reported = reportedPaths(r, ...installReports);
               lossReported('mergeOffline(directory)', reported, extTrees);
@@ -401,7 +428,10 @@ describeAsRoot('the merged view agrees with systemd-sysext 252', () => {
             lap('directory');
             // 2. Offline merge into a commit, checked out.
             try {
-              const r = (await mergeOffline({ repo, base, extensions, commit: { ref: 'test/merged' }, ...rootOpts })) as unknown as Record<string, unknown>;
+              const r = (await mergeOffline({ repo, base, extensions, commit: { ref: 'test/merged' }, systemd, ...rootOpts })) as unknown as Record<
+                string,
+                unknown
+              >;
               checkResult('mergeOffline(commit)', r);
               const co = join(d, `checkout-${mode}`);
               await repo.checkout(r.commit as string, co, { mode: 'none' });
@@ -424,7 +454,7 @@ describeAsRoot('the merged view agrees with systemd-sysext 252', () => {
                   const rel = await reader.readFile(`usr/lib/extension-release.d/extension-release.${name}`);
                   members.push({ name, commit: x.commit, kind: 'sysext', release: rel === null ? {} : parseRelease(rel).fields, reader });
                 }
-                const view = await overlayView(base, members, { repo, ...rootOpts });
+                const view = await overlayView(base, members, { repo, systemd, ...rootOpts });
                 try {
                   compare('overlayView', await manifestFromReader(view, TOPS), reportedPaths(...installReports));
                 } finally {

@@ -13,6 +13,7 @@ import { executablePlugin } from '../../lib/plugins.js';
 import type { Repo } from '../../lib/repo.js';
 import { ExtensionStore } from '../../lib/store.js';
 import { Sysroot } from '../../lib/sysroot.js';
+import { sysextEnvironment } from '../../lib/sysext.js';
 import { makeTestSysroot, makeTree, type TestSysroot } from '../helpers/fixtures.js';
 import { describeAsRoot } from '../helpers/root.js';
 import { runInPrivateMountNamespace } from '../helpers/sysext.js';
@@ -47,7 +48,13 @@ echo "==listing"; ${listing('$DEPLOY/usr')}
 systemd-sysext --root="$DEPLOY" unmerge >&2
 echo "==after"; findmnt -n -o FSTYPE "$DEPLOY/usr" || echo "not-a-mount"
 `;
-  const r = await runInPrivateMountNamespace(script, { args: [sysrootPath, deployDir, ...paths], env: { DEPLOY: deployDir } });
+  // The environment the library's driver (sysext, applySet's refresh) gives systemd-sysext for
+  // this root: without it, 257 and later fail the merge of a deployment that has no /opt.
+  const env = await sysextEnvironment('merge', deployDir, {});
+  const r = await runInPrivateMountNamespace(script, {
+    args: [sysrootPath, deployDir, ...paths],
+    env: { ...env, DEPLOY: deployDir } as Record<string, string>,
+  });
   const sections = new Map<string, string>();
   let current = '';
   for (const line of r.stdout.split('\n')) {
