@@ -4,14 +4,16 @@
  *
  * Layout (all under the sysroot, see DESIGN.md):
  * - `ostree/deploy/<os>/extensions/<setcommit>.0/` — the set checkout: `state/` (plugin
- *   output) and `staged/<NAME>/` (a hardlink checkout of each extension: real directories,
- *   since systemd 252 does not discover symlinked images under `--root`);
+ *   output), `staged/<NAME>/` (a hardlink checkout of each sysext: real directories, since
+ *   systemd 252 does not discover symlinked images under `--root`) and `confexts/<NAME>/` (each
+ *   confext, for systemd-confext; an extension with both release files is in both);
  * - `ostree/deploy/<os>/deploy/<base>.<serial>.extensions` → that checkout (the binding);
  * - `<root>/run/ostree/extensions` → the set checkout: the one link that activation replaces,
  *   by one `rename()`, so a crash leaves the old or the new set active, never a mix;
- * - `<root>/run/extensions` → `ostree/extensions/staged`: a fixed relative link beneath it
- *   ({@link ACTIVATION_LINKS}), created once and never changed (systemd-sysext follows a
- *   symlinked search directory, also under `--root`).
+ * - `<root>/run/extensions` → `ostree/extensions/staged` and `<root>/run/confexts` →
+ *   `ostree/extensions/confexts`: fixed relative links beneath it ({@link ACTIVATION_LINKS}),
+ *   created once and never changed (systemd-sysext and systemd-confext follow a symlinked
+ *   search directory, also under `--root`), so sysexts and confexts switch together.
  * @module
  */
 import { randomBytes } from 'node:crypto';
@@ -20,7 +22,7 @@ import { lstat, readdir, readlink, rename, rm, rmdir, symlink } from 'node:fs/pr
 import { basename, dirname, join, relative, resolve } from 'node:path';
 import * as is from './args.js';
 import { baseFromDeployment } from './base.js';
-import { checkCompatibility, systemdOption, type SystemdInfo } from './compat.js';
+import { checkCompatibility, detectSystemd, systemdOption, type SystemdInfo } from './compat.js';
 import { DeploymentSet, type SetRecord } from './deployment-set.js';
 import { ExtensionError } from './errors-domain.js';
 // Node's recursive mkdir reports a full disk as ENOENT.
@@ -49,7 +51,12 @@ export interface ApplyOptions extends CallOptions {
   root?: string;
   /** Wait for another apply (or `ostree admin`) holding the sysroot lock. Default false. */
   wait?: boolean;
-  /** Then run `systemd-sysext refresh` for `root` and check the result. Default false. */
+  /**
+   * Then run `systemd-sysext refresh` (and, on systemd 254 and later, `systemd-confext
+   * refresh`) for `root` and check the result. A set with confexts is refused, before anything
+   * is switched, where the installed systemd (`systemd`, else {@link detectSystemd}) predates
+   * 254: it cannot merge them live (`CONFEXT_UNSUPPORTED`). Default false.
+   */
   refresh?: boolean;
   /** Plugins for a re-check (see {@link DeploymentSet}). */
   plugins?: Plugin[];
@@ -71,6 +78,8 @@ export interface ApplyResult {
   binding: string;
   /** Extensions merged by systemd-sysext, when `refresh` was asked. */
   merged?: string[];
+  /** Confexts merged by systemd-confext, when `refresh` was asked and systemd has it (254+). */
+  mergedConfexts?: string[];
 }
 
 /** The deployment's root directory name (`<checksum>.<serial>`). */
@@ -112,12 +121,21 @@ export const ACTIVE_SET_LINK = 'run/ostree/extensions';
 
 /**
  * The fixed links under a root, each relative and beneath {@link ACTIVE_SET_LINK}, so that
- * switching that one link switches them all. Created once, never changed afterwards.
- * (Confexts will get `run/confexts` → `ostree/extensions/confexts` the same way.)
+ * switching that one link switches them all (sysexts and confexts together). Created once,
+ * never changed afterwards.
  */
 export const ACTIVATION_LINKS: ReadonlyArray<{ readonly link: string; readonly target: string }> = [
   { link: 'run/extensions', target: 'ostree/extensions/staged' },
+  { link: 'run/confexts', target: 'ostree/extensions/confexts' },
 ];
+
+const releaseOf = (kind: 'sysext' | 'confext', name: string) =>
+  kind === 'sysext' ? join('usr', 'lib', 'extension-release.d', `extension-release.${name}`) : join('etc', 'extension-release.d', `extension-release.${name}`);
+
+/** The set's confexts, as its checkout holds them (`confexts/<NAME>`), in set order. */
+function confextsOf(checkout: string, set: SetRecord): string[] {
+  return set.order.filter((n) => existsSync(join(checkout, 'confexts', n)));
+}
 
 const TMP_SUFFIX = /^[0-9a-f]{12}$/;
 
@@ -190,21 +208,51 @@ const CHECKOUT_TEMP = /^\.?[0-9a-f]{64}\.0\.tmp-[0-9a-f]{12}(\.tmp-[0-9a-f]{12})
 async function ensureSetCheckout(store: ExtensionStore, dir: string, set: SetRecord, signal?: AbortSignal): Promise<void> {
   const leftovers = existsSync(dirname(dir)) ? (await readdir(dirname(dir))).filter((e) => CHECKOUT_TEMP.test(e)) : [];
   for (const e of leftovers) await rm(join(dirname(dir), e), { recursive: true, force: true });
-  if (existsSync(dir)) return;
+  // Whiteouts stored as `.ostree-wh.` markers become char 0:0 again, so the live overlay
+  // hides what they hide (creating devices needs root, as the live merge does).
+  const opts = { processPassthroughWhiteouts: process.getuid?.() === 0, ...(signal ? { signal } : {}) };
+  if (existsSync(dir)) {
+    // A checkout made before confexts had their own directory: add it (staged/ is untouched).
+    if (!existsSync(join(dir, 'confexts'))) await addConfexts(store, dir, set, opts);
+    return;
+  }
   await makeDirectory(dirname(dir));
   const tmp = `${dir}.tmp-${randomBytes(6).toString('hex')}`;
   try {
     await store.repo.checkout(set.commit, tmp, { ...(signal ? { signal } : {}) });
     await makeDirectory(join(tmp, 'staged'));
+    await makeDirectory(join(tmp, 'confexts'));
     for (const name of set.order) {
-      // Whiteouts stored as `.ostree-wh.` markers become char 0:0 again, so the live overlay
-      // hides what they hide (creating devices needs root, as the live merge does).
-      await store.repo.checkout(set.extensions[name]!, join(tmp, 'staged', name), {
-        processPassthroughWhiteouts: process.getuid?.() === 0,
-        ...(signal ? { signal } : {}),
-      });
+      const staged = join(tmp, 'staged', name);
+      await store.repo.checkout(set.extensions[name]!, staged, opts);
+      const sys = existsSync(join(staged, releaseOf('sysext', name)));
+      // systemd-sysext takes what has usr/lib/extension-release.d, systemd-confext what has
+      // etc/extension-release.d; one with neither stays in staged/ (systemd-sysext ignores it).
+      if (existsSync(join(staged, releaseOf('confext', name)))) {
+        if (sys) await store.repo.checkout(set.extensions[name]!, join(tmp, 'confexts', name), opts);
+        else await rename(staged, join(tmp, 'confexts', name));
+      }
     }
     await rename(tmp, dir);
+  } catch (e) {
+    await rm(tmp, { recursive: true, force: true });
+    throw e;
+  }
+}
+
+async function addConfexts(
+  store: ExtensionStore,
+  dir: string,
+  set: SetRecord,
+  opts: { processPassthroughWhiteouts: boolean; signal?: AbortSignal },
+): Promise<void> {
+  const tmp = join(dir, `.confexts.tmp-${randomBytes(6).toString('hex')}`);
+  await makeDirectory(tmp);
+  try {
+    for (const name of set.order) {
+      if (existsSync(join(dir, 'staged', name, releaseOf('confext', name)))) await store.repo.checkout(set.extensions[name]!, join(tmp, name), opts);
+    }
+    await rename(tmp, join(dir, 'confexts'));
   } catch (e) {
     await rm(tmp, { recursive: true, force: true });
     throw e;
@@ -304,6 +352,18 @@ export async function applyLocked(o: ApplyOptions): Promise<ApplyResult> {
   const set = await DeploymentSet.load(store, osname, setCommit);
   const checkout = paths.setCheckout(set.commit);
   await ensureSetCheckout(store, checkout, set, signal);
+  const confexts = confextsOf(checkout, set);
+  // The live systemd decides whether confexts can be merged; ask before switching anything.
+  let live: SystemdInfo | undefined;
+  if (o.refresh) {
+    live = o.systemd !== undefined ? systemdOption(o.systemd, undefined) : ((await detectSystemd()) ?? systemdOption(undefined, o.systemdVersion));
+    if (confexts.length > 0 && live.version < 254) {
+      throw new ExtensionError(
+        'CONFEXT_UNSUPPORTED',
+        `the set has confexts (${confexts.join(', ')}), which systemd ${live.version} cannot merge live (systemd-confext came with 254); nothing was switched: apply without refresh, or remove them`,
+      );
+    }
+  }
   const binding = paths.binding(deployment);
   await replaceSymlink(binding, relative(dirname(binding), checkout));
   // The fixed links first: over an older layout (each link switched on its own) they show
@@ -322,6 +382,8 @@ export async function applyLocked(o: ApplyOptions): Promise<ApplyResult> {
       if (existsSync(join(checkout, 'staged', name, 'usr', 'lib', 'extension-release.d', `extension-release.${name}`))) sysexts.push(name);
     }
     result.merged = await mergeAndVerify('refresh', sysexts, { root, ...(signal ? { signal } : {}) });
+    // Also with no confexts now: a refresh unmerges those of the set before.
+    if (live!.version >= 254) result.mergedConfexts = await mergeAndVerify('refresh', confexts, { root, kind: 'confext', ...(signal ? { signal } : {}) });
   }
   return result;
 }
@@ -350,7 +412,7 @@ export async function applySet(opts: ApplyOptions): Promise<ApplyResult> {
 /**
  * Deactivates: removes `run/ostree/extensions` (which deactivates everything at once) and
  * then the fixed links (only if they are symlinks) and, with `unmerge`, runs
- * `systemd-sysext unmerge` for `root`.
+ * `systemd-sysext unmerge` (and `systemd-confext unmerge` on systemd 254 and later) for `root`.
  * @example
  * ```ts
  * await deactivate({ root: '/', unmerge: true });
@@ -365,7 +427,10 @@ export async function deactivate(opts: { root: string; unmerge?: boolean; signal
       // absent: nothing to do
     }
   }
-  if (opts.unmerge) await sysext('unmerge', { root, ...(opts.signal ? { signal: opts.signal } : {}) });
+  if (opts.unmerge) {
+    await sysext('unmerge', { root, ...(opts.signal ? { signal: opts.signal } : {}) });
+    if (((await detectSystemd())?.version ?? 0) >= 254) await sysext('unmerge', { root, kind: 'confext', ...(opts.signal ? { signal: opts.signal } : {}) });
+  }
 }
 
 /**

@@ -10,7 +10,7 @@
  */
 import { execFile } from 'node:child_process';
 import { lstat, mkdir, readFile, readlink, rename, rm, writeFile } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { ExtensionError } from './errors-domain.js';
 import { HIERARCHIES, Overlay } from './overlay.js';
@@ -24,7 +24,9 @@ export type SysextAction = 'merge' | 'unmerge' | 'refresh';
 export interface SysextOptions {
   /** The root directory (`--root`); `/` (default) means the running system. */
   root?: string;
-  /** The systemd-sysext binary. Default `systemd-sysext` from PATH. */
+  /** `sysext` (default: `systemd-sysext`, /usr and /opt) or `confext` (`systemd-confext`, /etc; systemd 254 and later). */
+  kind?: 'sysext' | 'confext';
+  /** The binary. Default `systemd-sysext` (or `systemd-confext` for `kind: 'confext'`) from PATH. */
   binary?: string;
   /** Cancels the command. */
   signal?: AbortSignal;
@@ -165,9 +167,11 @@ function args(action: string, root: string | undefined): string[] {
  * ```
  */
 export async function sysext(action: SysextAction | 'list', opts: SysextOptions = {}): Promise<{ stdout: string; stderr: string }> {
-  const bin = opts.binary ?? 'systemd-sysext';
+  const confext = opts.kind === 'confext';
+  const bin = opts.binary ?? (confext ? 'systemd-confext' : 'systemd-sysext');
   try {
-    const env = await sysextEnvironment(action, opts.root ?? '/');
+    // /etc always exists: SYSTEMD_SYSEXT_HIERARCHIES is about /usr and /opt only.
+    const env = confext ? process.env : await sysextEnvironment(action, opts.root ?? '/');
     const r = await run(bin, [...args(action, opts.root), ...(action === 'list' ? ['--json=short'] : [])], {
       ...(opts.signal ? { signal: opts.signal } : {}),
       env,
@@ -178,22 +182,26 @@ export async function sysext(action: SysextAction | 'list', opts: SysextOptions 
     const err = e as { stderr?: string; code?: number | string; message: string };
     const code = typeof err.code === 'number' ? err.code : null;
     if (err.code === 'ENOENT') throw new SysextError(`${bin} is not installed (Debian/Fedora: the systemd package)`, '', null);
-    throw new SysextError(`systemd-sysext ${action} failed${opts.root ? ` for root ${opts.root}` : ''}`, err.stderr ?? err.message, code);
+    throw new SysextError(`${basename(bin)} ${action} failed${opts.root ? ` for root ${opts.root}` : ''}`, err.stderr ?? err.message, code);
   }
 }
 
 /**
- * Which extensions are merged into each hierarchy, read from the merged trees themselves.
+ * Which extensions are merged into each hierarchy, read from the merged trees themselves
+ * (`<hierarchy>/.systemd-sysext/extensions`; for `etc`, systemd-confext's
+ * `etc/.systemd-confext/confexts`).
  * @example
  * ```ts
  * await mergedExtensions('/'); // { usr: ['tools'], opt: [] }
+ * await mergedExtensions('/', ['etc']); // { etc: ['site-config'] }
  * ```
  */
 export async function mergedExtensions(root = '/', hierarchies: readonly string[] = ['usr', 'opt']): Promise<Record<string, string[]>> {
   const out: Record<string, string[]> = {};
   for (const h of hierarchies) {
     try {
-      const text = await readFile(join(root, h, '.systemd-sysext', 'extensions'), 'utf8');
+      const meta = h === 'etc' ? ['.systemd-confext', 'confexts'] : ['.systemd-sysext', 'extensions'];
+      const text = await readFile(join(root, h, ...meta), 'utf8');
       out[h] = text
         .split('\n')
         .map((s) => s.trim())
@@ -221,8 +229,9 @@ export async function listImages(opts: SysextOptions = {}): Promise<Array<{ name
 }
 
 /**
- * Merges (or refreshes) and checks that `expected` sysexts really are merged into /usr
- * afterwards: systemd 252 can print errors and still exit 0 having merged nothing.
+ * Merges (or refreshes) and checks that `expected` sysexts really are merged into /usr (or,
+ * with `kind: 'confext'`, confexts into /etc) afterwards: systemd 252 can print errors and
+ * still exit 0 having merged nothing.
  * @example
  * ```ts
  * await mergeAndVerify('refresh', ['tools', 'debug-tools'], { root: '/' });
@@ -230,10 +239,12 @@ export async function listImages(opts: SysextOptions = {}): Promise<Array<{ name
  */
 export async function mergeAndVerify(action: 'merge' | 'refresh', expected: readonly string[], opts: SysextOptions = {}): Promise<string[]> {
   const r = await sysext(action, opts);
-  const merged = (await mergedExtensions(opts.root ?? '/', ['usr'])).usr ?? [];
+  const h = opts.kind === 'confext' ? 'etc' : 'usr';
+  const merged = (await mergedExtensions(opts.root ?? '/', [h]))[h] ?? [];
   const missing = expected.filter((n) => !merged.includes(n));
   if (missing.length > 0) {
-    throw new SysextError(`systemd-sysext ${action} did not merge ${missing.join(', ')}${opts.root ? ` into ${opts.root}` : ''}`, r.stderr, 0);
+    const tool = opts.kind === 'confext' ? 'systemd-confext' : 'systemd-sysext';
+    throw new SysextError(`${tool} ${action} did not merge ${missing.join(', ')}${opts.root ? ` into ${opts.root}` : ''}`, r.stderr, 0);
   }
   return merged;
 }

@@ -61,8 +61,8 @@ const list = (v: Values, k: string): string[] => (Array.isArray(v[k]) ? (v[k] as
 const short = (c: string | null | undefined): string => (c ? c.slice(0, 12) : '-');
 
 const refreshOptions: Record<string, OptionSpec> = {
-  refresh: { type: 'boolean', description: 'run `systemd-sysext refresh` afterwards (default when --root is /)' },
-  'no-refresh': { type: 'boolean', description: 'do not run `systemd-sysext refresh`' },
+  refresh: { type: 'boolean', description: 'run `systemd-sysext refresh` (and `systemd-confext refresh`, systemd 254+) afterwards (default when --root is /)' },
+  'no-refresh': { type: 'boolean', description: 'do not run `systemd-sysext refresh` / `systemd-confext refresh`' },
 };
 const pluginOption: Record<string, OptionSpec> = {
   plugin: {
@@ -149,7 +149,14 @@ function printVotes(ctx: Context, report: VoteReport): void {
 }
 
 function applyJson(a: ApplyResult): Record<string, unknown> {
-  return { set: a.set.commit, checkout: a.checkout, binding: a.binding, excluded: a.excluded, ...(a.merged ? { merged: a.merged } : {}) };
+  return {
+    set: a.set.commit,
+    checkout: a.checkout,
+    binding: a.binding,
+    excluded: a.excluded,
+    ...(a.merged ? { merged: a.merged } : {}),
+    ...(a.mergedConfexts ? { mergedConfexts: a.mergedConfexts } : {}),
+  };
 }
 
 /** Prints a set change of the host API (refusals with their votes) and returns its `--json` part. */

@@ -63,6 +63,7 @@ const HINTS: Record<string, string> = {
   PERMISSION_DENIED: 'run as root, or point --sysroot/--repo at a directory you can write',
   NOT_FOUND: 'check the name, and --sysroot/--repo',
   APPLY_FAILED: 'run with OSTREE_SYSEXT_DEBUG=1 for details',
+  CONFEXT_UNSUPPORTED: 'undeploy the confexts, or apply with --no-refresh on a host whose systemd is older than 254',
   BASE_NO_OS_RELEASE: 'give a base with usr/lib/os-release or etc/os-release (--base DIR|REV)',
   HOST_NOT_FOUND: 'check the remote URL (`ostree-sysext remote list`) and the network',
   CONNECTION_REFUSED: 'check that the server runs and the remote URL (`ostree-sysext remote list`)',
@@ -110,7 +111,7 @@ export function classify(err: unknown): { exitCode: number; code: string; hint: 
   if (isExtensionError(e)) {
     const code = e.code;
     const exitCode =
-      code === 'SET_REFUSED' || code === 'IN_ACTIVE_SET' || code === 'ALREADY_INSTALLED'
+      code === 'SET_REFUSED' || code === 'IN_ACTIVE_SET' || code === 'ALREADY_INSTALLED' || code === 'CONFEXT_UNSUPPORTED'
         ? EXIT.REFUSED
         : code === 'NOT_INSTALLED' || code === 'NOT_IN_HISTORY' || code === 'UNKNOWN_BUILDER'
           ? EXIT.NOT_FOUND

@@ -2,7 +2,8 @@
 // sets voted on by plugins (one executable plugin writes a state file), applied, merged by the
 // real systemd-sysext in a private mount namespace, rolled back, unmerged; an OS upgrade
 // re-checks the set; the offline merge equals what systemd-sysext shows.
-import { chmodSync, existsSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { chmodSync, existsSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, expect, it } from 'vitest';
 import { applySet, boundSet } from '../../lib/activate.js';
@@ -14,12 +15,15 @@ import type { Repo } from '../../lib/repo.js';
 import { ExtensionStore } from '../../lib/store.js';
 import { Sysroot } from '../../lib/sysroot.js';
 import { sysextEnvironment } from '../../lib/sysext.js';
+import { detectSystemd, systemdRules } from '../../lib/compat.js';
 import { makeTestSysroot, makeTree, type TestSysroot } from '../helpers/fixtures.js';
 import { describeAsRoot } from '../helpers/root.js';
 import { runInPrivateMountNamespace } from '../helpers/sysext.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const dir = tempDir('sets-live-');
+/** The set commit of a set checkout path (`…/extensions/<commit>.0`). */
+const SET_CHECKOUT = (path: string) => /([0-9a-f]{64})\.0$/.exec(path)![1]!;
 
 function extTree(name: string, release: string, files: Record<string, string>): string {
   const path = join(dir, `ext-${name}-${Math.random().toString(36).slice(2)}`);
@@ -147,7 +151,8 @@ esac
     expect(live.merged.sort(), live.stderr + live.listing.slice(0, 300)).toEqual(['hello', 'world']);
     expect(live.files['usr/share/hello/msg']).toBe('hello from an extension');
     expect(live.files['usr/share/world/msg']).toBe('world');
-    // The base has no /opt: systemd-sysext 252 skips that hierarchy, and so does the offline merge.
+    // The base has no /opt and an immutable root: the driver leaves /opt out (252 and 254 skip
+    // it themselves; 257 and later would fail the merge), and so does the offline merge.
     expect(live.files['opt/world/bin']).toBe('<missing>');
     expect(live.files['usr/share/base/file']).toBe('from base');
     // Plugin state is exposed at run/ostree/extensions (a path resolved inside the root).
@@ -262,6 +267,81 @@ console.log(JSON.stringify(out));
     expect(live.code, live.stderr).toBe(0);
     expect(live.merged.sort()).toEqual(['hello', 'world']);
     expect(live.files['usr/share/hello/msg']).toBe('hello from an extension');
+  });
+
+  it('switches confexts with the set: systemd-confext merges them live from 254; before 254 a refresh is refused with nothing switched', async () => {
+    const installed = (await detectSystemd())!;
+    const d = sysroot.deployments().find((x) => x.checksum === s.commits[0])!;
+    const deployDir = sysroot.deploymentPath(d);
+    const conf = join(dir, 'conf-site');
+    makeTree(conf, { 'etc/extension-release.d/extension-release.site': 'ID=_any\n', 'etc/site/app.conf': 'from a confext\n' });
+    await store.installFromDirectory(conf);
+    // Made for this systemd where it has confexts, else for a newer target (252 cannot merge them).
+    const target = installed.version >= 254 ? installed : systemdRules(257);
+    const base = await baseFromDeployment(sysroot, d);
+    const { record } = await new DeploymentSet({ store, osname: 'testos', base, systemd: target }).add('hello').add('site').commit();
+    const before = readlinkSync(join(deployDir, 'run/ostree/extensions'));
+
+    if (installed.version < 254) {
+      const err = await applySet({
+        sysroot,
+        store,
+        osname: 'testos',
+        deployment: d,
+        root: deployDir,
+        set: record.commit,
+        refresh: true,
+        systemd: installed,
+      }).catch((e: unknown) => e);
+      expect(err).toMatchObject({ code: 'CONFEXT_UNSUPPORTED' });
+      expect((err as Error).message).toMatch(/site.*systemd 252 cannot merge live.*nothing was switched/);
+      expect(readlinkSync(join(deployDir, 'run/ostree/extensions'))).toBe(before);
+    }
+    // Without a refresh it applies: run/confexts (a fixed link) shows the set's confexts.
+    const applied = await applySet({ sysroot, store, osname: 'testos', deployment: d, root: deployDir, set: record.commit });
+    expect(readlinkSync(join(deployDir, 'run/confexts'))).toBe('ostree/extensions/confexts');
+    expect(existsSync(join(applied.checkout, 'confexts/site/etc/site/app.conf'))).toBe(true);
+    expect(existsSync(join(applied.checkout, 'staged/site'))).toBe(false);
+    expect(existsSync(join(applied.checkout, 'staged/hello'))).toBe(true);
+    // A checkout made before confexts had their own directory (every extension in staged/) gets it.
+    execFileSync('cp', ['-al', join(applied.checkout, 'confexts/site'), join(applied.checkout, 'staged/site')]);
+    rmSync(join(applied.checkout, 'confexts'), { recursive: true });
+    await applySet({ sysroot, store, osname: 'testos', deployment: d, root: deployDir, set: record.commit });
+    expect(readFileSync(join(applied.checkout, 'confexts/site/etc/site/app.conf'), 'utf8')).toBe('from a confext\n');
+    expect(readdirSync(applied.checkout).filter((e) => e.startsWith('.'))).toEqual([]);
+    if (installed.version < 254) return;
+
+    // Live, as a booted host would: applySet's refresh runs systemd-sysext and systemd-confext.
+    const dist = join(import.meta.dirname, '..', '..', 'dist', 'lib', 'index.js');
+    const driver = join(dir, 'confext-driver.mjs');
+    writeFileSync(
+      driver,
+      `import { applySet, deactivate, mergedExtensions, ExtensionStore, Sysroot } from ${JSON.stringify(dist)};
+import { readFileSync } from 'node:fs';
+const [sysrootPath, root, set] = process.argv.slice(2);
+const sysroot = await Sysroot.load(sysrootPath);
+const repo = await sysroot.repo();
+const d = sysroot.deployments().find((x) => sysroot.deploymentPath(x) === root);
+const r = await applySet({ sysroot, store: new ExtensionStore(repo), osname: 'testos', deployment: d, root, set, refresh: true });
+const out = { merged: r.merged, mergedConfexts: r.mergedConfexts, state: await mergedExtensions(root, ['usr', 'etc']) };
+out.conf = readFileSync(root + '/etc/site/app.conf', 'utf8');
+await deactivate({ root, unmerge: true });
+out.after = await mergedExtensions(root, ['usr', 'etc']);
+repo.close(); sysroot.close();
+console.log(JSON.stringify(out));
+`,
+    );
+    const script = `mount --bind "$2" "$2" && mount --make-shared "$2" && mount --bind "$1" "$2/sysroot" && exec "$3" "$4" "$1" "$2" "$5"`;
+    const r = await runInPrivateMountNamespace(script, { args: [s.path, deployDir, process.execPath, driver, record.commit] });
+    expect(r.code, r.stderr).toBe(0);
+    const out = JSON.parse(r.stdout.trim().split('\n').pop()!);
+    expect(out.merged).toEqual(['hello']);
+    expect(out.mergedConfexts).toEqual(['site']);
+    expect(out.state).toEqual({ usr: ['hello'], etc: ['site'] });
+    expect(out.conf).toBe('from a confext\n');
+    expect(out.after).toEqual({ usr: [], etc: [] });
+    // Put the earlier set back for the tests that follow.
+    await applySet({ sysroot, store, osname: 'testos', deployment: d, root: deployDir, set: SET_CHECKOUT(before) });
   });
 
   it('allows one apply at a time per sysroot', async () => {
