@@ -220,7 +220,7 @@ const LOG_REASONS: [RegExp, CompatibilityCode[]][] = [
   [/is for architecture/, ['ARCHITECTURE_MISMATCH']],
   [/does not contain ID in/, ['ID_MISSING']],
   [/matches '_any' OS/, ['ID_ANY']],
-  [/is for (sysext )?API level/, ['SYSEXT_LEVEL_MISMATCH']],
+  [/is for (sysext |confext )?API level/, ['SYSEXT_LEVEL_MISMATCH', 'CONFEXT_LEVEL_MISMATCH']],
   [/does not contain VERSION_ID in/, ['VERSION_ID_MISSING']],
   [/is for OS '[^]*', but deployed on top of/, ['ID_MISMATCH', 'VERSION_ID_MISMATCH']],
   [/No version info on the host \(rolling release\?\)/, ['ROLLING_HOST']],
@@ -303,6 +303,106 @@ describeAsRoot('checkCompatibility agrees with the installed systemd-sysext', ()
       }
     }
     expect(disagreements).toEqual([]);
+  });
+});
+
+// Confexts: the same generated cases with the CONFEXT_ keys (host and extension), plus cases
+// where only SYSEXT_ keys are present (confexts ignore them), merged by systemd-confext (254+).
+const CONF_PROBE = `etc/probe/${EXT}`;
+
+function confextCases(arch: string): Case[] {
+  const swap = (b: Bytes): Bytes => (typeof b === 'string' ? b.replace(/SYSEXT_/g, 'CONFEXT_') : b);
+  const generated = generatedCases(arch)
+    .filter((_, i) => i % 2 === 0)
+    .map((k) => ({
+      id: `confext:${k.id}`,
+      release: swap(k.release),
+      host: { ...k.host, ...(k.host.usrLib === undefined ? {} : { usrLib: swap(k.host.usrLib) }) },
+    }));
+  const debian = { usrLib: 'ID=debian\nVERSION_ID=12\n' };
+  const c = (id: string, release: string, host: HostSpec = debian): Case => ({ id: `confext:${id}`, host, release });
+  return [
+    ...generated,
+    c('sysext-scope-ignored', 'ID=debian\nVERSION_ID=12\nSYSEXT_SCOPE=initrd\n'),
+    c('confext-scope-initrd', 'ID=debian\nVERSION_ID=12\nCONFEXT_SCOPE=initrd\n'),
+    c('sysext-level-ignored', 'ID=debian\nVERSION_ID=12\nSYSEXT_LEVEL=9\n', { usrLib: 'ID=debian\nVERSION_ID=12\nSYSEXT_LEVEL=1\n' }),
+    c('host-sysext-level-ignored', 'ID=debian\nVERSION_ID=11\nCONFEXT_LEVEL=1\n', { usrLib: 'ID=debian\nVERSION_ID=12\nSYSEXT_LEVEL=1\n' }),
+    c('confext-level-match', 'ID=debian\nVERSION_ID=11\nCONFEXT_LEVEL=1\n', { usrLib: 'ID=debian\nVERSION_ID=12\nCONFEXT_LEVEL=1\n' }),
+    c('id-like-word-as-id', 'ID=debian\nVERSION_ID=24.04\n', { usrLib: 'ID=ubuntu\nID_LIKE=debian\nVERSION_ID=24.04\n' }),
+    c('any-id', 'ID=_any\n'),
+  ];
+}
+
+function writeConfextRoot(dir: string, k: Case): void {
+  writeRoot(dir, k);
+  const ext = join(dir, 'var/lib/confexts', EXT);
+  mkdirSync(join(ext, 'etc/extension-release.d'), { recursive: true });
+  mkdirSync(join(ext, 'etc/probe'), { recursive: true });
+  writeFileSync(join(ext, 'etc/extension-release.d', `extension-release.${EXT}`), k.release);
+  writeFileSync(join(ext, CONF_PROBE), `${k.id}\n`);
+}
+
+describeAsRoot('checkCompatibility agrees with the installed systemd-confext (254 and later; before, none exists)', () => {
+  const arch = systemdArchitecture();
+  const base = tempDir('compat-confext-');
+  const cases = confextCases(arch);
+  let systemd: SystemdInfo;
+  let results: MergeProbeResult[] = [];
+
+  beforeAll(async () => {
+    systemd = (await detectSystemd())!;
+    cases.forEach((k, i) => writeConfextRoot(join(base, `case-${i}`), k));
+    if (systemd.version >= 254) {
+      results = await sysextMergeProbe(
+        cases.map((_, i) => ({ root: join(base, `case-${i}`), probePaths: [CONF_PROBE] })),
+        { tool: 'systemd-confext' },
+      );
+    }
+  }, 300_000);
+
+  it('predicts every verdict and its reason', async () => {
+    expect(cases.length).toBeGreaterThanOrEqual(70);
+    const disagreements: string[] = [];
+    const outcomes: string[] = [];
+    for (const [i, k] of cases.entries()) {
+      const root = join(base, `case-${i}`);
+      const host = await findOsRelease(directoryReader(root), { systemdVersion: systemd.version });
+      const ext = parseRelease(typeof k.release === 'string' ? Buffer.from(k.release) : k.release, { systemdVersion: systemd.version });
+      if (systemd.version < 254) {
+        // No systemd-confext here: the library must say so for every confext.
+        const v = checkCompatibility(ext.loadable ? ext.fields : {}, host?.release.fields ?? {}, { systemd, architecture: arch, name: EXT, kind: 'confext' });
+        if (v.compatible || v.reason.code !== 'CONFEXT_UNSUPPORTED') disagreements.push(`${k.id}: ${v.reason.code} on systemd ${systemd.version}`);
+        continue;
+      }
+      const r = results[i]!;
+      const actual = observed({ ...r, merged: { ...r.merged, usr: r.merged.etc } }, EXT, CONF_PROBE);
+      outcomes.push(actual);
+      let expected: Outcome;
+      let code: CompatibilityCode | null = null;
+      let codes: CompatibilityCode[] | null = null;
+      if (host === null || !host.release.loadable) expected = 'failed';
+      else {
+        const v = checkCompatibility(ext.loadable ? ext.fields : {}, host.release.fields, { systemd, architecture: arch, name: EXT, kind: 'confext' });
+        code = v.reason.code;
+        expected = code === 'HOST_ID_MISSING' ? 'failed' : v.compatible ? 'merged' : 'refused';
+        codes = reasonsFromLog(r.stderr);
+        if (code === 'RELEASE_EMPTY' && ext.problems.some((p) => p.code === 'INVALID_KEY')) code = 'ID_MISSING';
+      }
+      if (actual !== expected || !(code === null || (codes !== null && codes.includes(code)))) {
+        const log = r.stderr
+          .split('\n')
+          .filter((l) => /xtension|ID|os-release|Failed|level/.test(l))
+          .slice(-4)
+          .join(' | ');
+        disagreements.push(`${k.id}: systemd-confext ${actual} (${codes?.join('/') ?? 'no reason logged'}), model ${expected} (${code ?? '-'}) :: ${log}`);
+      }
+    }
+    expect(disagreements).toEqual([]);
+    if (systemd.version >= 254) {
+      expect(outcomes.filter((o) => o === 'merged').length).toBeGreaterThanOrEqual(10);
+      expect(outcomes.filter((o) => o === 'refused').length).toBeGreaterThanOrEqual(10);
+      expect(results.every((r) => r.unmerged)).toBe(true);
+    }
   });
 });
 

@@ -66,7 +66,7 @@ export interface MergeProbeResult {
   root: string;
   /** Exit code of `systemd-sysext --root=ROOT merge`. */
   exitCode: number;
-  /** Extensions listed in `<hierarchy>/.systemd-sysext/extensions` of /usr, /opt and /etc while merged, in order. */
+  /** Extensions listed in `<hierarchy>/.systemd-sysext/extensions` of /usr, /opt and /etc (confexts: `etc/.systemd-confext/confexts`) while merged, in order. */
   merged: { usr: string[] | null; opt: string[] | null; etc: string[] | null };
   /** The `probePaths` that existed while merged. */
   present: string[];
@@ -91,6 +91,8 @@ export interface MergeProbeOptions {
   env?: Readonly<Record<string, string>>;
   /** Kill the batch after this many milliseconds. Default 300 000. */
   timeoutMs?: number;
+  /** `systemd-sysext` (default) or `systemd-confext` (systemd 254+: /etc, var/lib/confexts). */
+  tool?: 'systemd-sysext' | 'systemd-confext';
 }
 
 // Loops over the roots given as arguments: results-dir, then per root: path, N, N probe paths.
@@ -107,20 +109,22 @@ while [ $# -gt 0 ]; do
   : >"$out/present"
   mount --bind "$root" "$root" && mount --make-shared "$root"
   rc=0
-  systemd-sysext --root="$root" "\${margs[@]}" merge >"$out/stdout" 2>"$out/stderr" || rc=$?
+  "$PROBE_TOOL" --root="$root" "\${margs[@]}" merge >"$out/stdout" 2>"$out/stderr" || rc=$?
   echo "$rc" >"$out/rc"
   for h in usr opt etc; do
     if [ -f "$root/$h/.systemd-sysext/extensions" ]; then cp "$root/$h/.systemd-sysext/extensions" "$out/ext-$h"; fi
   done
+  if [ -f "$root/etc/.systemd-confext/confexts" ]; then cp "$root/etc/.systemd-confext/confexts" "$out/ext-etc"; fi
   for ((k = 0; k < nprobe; k++)); do
     if [ -e "$root/$1" ] || [ -L "$root/$1" ]; then printf '%s\\n' "$1" >>"$out/present"; fi
     shift
   done
   um=0
-  SYSTEMD_LOG_LEVEL=info systemd-sysext --root="$root" unmerge >>"$out/stdout" 2>>"$out/stderr" || um=$?
+  SYSTEMD_LOG_LEVEL=info "$PROBE_TOOL" --root="$root" unmerge >>"$out/stdout" 2>>"$out/stderr" || um=$?
   for h in usr opt etc; do
     if [ -e "$root/$h/.systemd-sysext" ]; then um=1; fi
   done
+  if [ -e "$root/etc/.systemd-confext" ]; then um=1; fi
   echo "$um" >"$out/unmerge"
   umount -l "$root"
   i=$((i + 1))
@@ -152,7 +156,7 @@ export async function sysextMergeProbe(roots: readonly MergeProbeRoot[], opts: M
     for (const r of roots) args.push(r.root, String(r.probePaths?.length ?? 0), ...(r.probePaths ?? []));
     const run = await runInPrivateMountNamespace(PROBE_SCRIPT, {
       args,
-      env: { SYSTEMD_LOG_LEVEL: 'debug', SYSTEMD_PAGER: 'cat', ...opts.env },
+      env: { SYSTEMD_LOG_LEVEL: 'debug', SYSTEMD_PAGER: 'cat', PROBE_TOOL: opts.tool ?? 'systemd-sysext', ...opts.env },
       timeoutMs: opts.timeoutMs ?? 300_000,
     });
     if (run.code !== 0) {
@@ -165,7 +169,8 @@ export async function sysextMergeProbe(roots: readonly MergeProbeRoot[], opts: M
         if (rc === null) throw new Error(`no result for ${r.root}: ${run.stderr}`);
         const exitCode = Number(rc.trim());
         const stderr = (await readOptional(join(dir, 'stderr'))) ?? '';
-        const ext = lines(await readOptional(join(dir, 'ext-usr'))) ?? lines(await readOptional(join(dir, 'ext-opt')));
+        const ext =
+          lines(await readOptional(join(dir, 'ext-usr'))) ?? lines(await readOptional(join(dir, 'ext-opt'))) ?? lines(await readOptional(join(dir, 'ext-etc')));
         const endedNormally = ext !== null || /No (suitable )?extensions found/.test(stderr);
         return {
           root: r.root,
