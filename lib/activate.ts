@@ -30,7 +30,8 @@ import { makeDirectory } from './errors.js';
 import type { Plugin } from './plugins.js';
 import type { CallOptions } from './repo.js';
 import type { ExtensionStore } from './store.js';
-import { mergeAndVerify, sysext } from './sysext.js';
+import { sysext } from './sysext.js';
+import { mergeAndVerify } from './sysext-driver.js';
 import type { Deployment, Sysroot } from './sysroot.js';
 
 /** Options of {@link applySet}. */
@@ -381,9 +382,11 @@ export async function applyLocked(o: ApplyOptions): Promise<ApplyResult> {
     for (const name of set.order) {
       if (existsSync(join(checkout, 'staged', name, 'usr', 'lib', 'extension-release.d', `extension-release.${name}`))) sysexts.push(name);
     }
-    result.merged = await mergeAndVerify('refresh', sysexts, { root, ...(signal ? { signal } : {}) });
+    // Over Varlink where the installed systemd serves this root (255+), else the command.
+    result.merged = await mergeAndVerify('refresh', sysexts, { root, systemd: live!, ...(signal ? { signal } : {}) });
     // Also with no confexts now: a refresh unmerges those of the set before.
-    if (live!.version >= 254) result.mergedConfexts = await mergeAndVerify('refresh', confexts, { root, kind: 'confext', ...(signal ? { signal } : {}) });
+    if (live!.version >= 254)
+      result.mergedConfexts = await mergeAndVerify('refresh', confexts, { root, kind: 'confext', systemd: live!, ...(signal ? { signal } : {}) });
   }
   return result;
 }

@@ -154,7 +154,6 @@ export {
   sysext,
   mergedExtensions,
   listImages,
-  mergeAndVerify,
   mergeableHierarchies,
   sysextEnvironment,
   writeServiceEnvironment,
@@ -162,3 +161,5 @@ export {
   SysextError,
 } from './sysext.js';
 export type { SysextAction, SysextOptions } from './sysext.js';
+export { mergeAndVerify, sysextDriver, CommandDriver, VarlinkDriver, SysextDriverError, SYSEXT_VARLINK_SOCKET } from './sysext-driver.js';
+export type { SysextDriver, SysextDriverOptions, SysextImage, DriverCallOptions, DriverResult } from './sysext-driver.js';

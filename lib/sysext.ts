@@ -28,6 +28,10 @@ export interface SysextOptions {
   kind?: 'sysext' | 'confext';
   /** The binary. Default `systemd-sysext` (or `systemd-confext` for `kind: 'confext'`) from PATH. */
   binary?: string;
+  /** `--force`: merge what the release rules would refuse. */
+  force?: boolean;
+  /** `--no-reload`: do not reload the service manager afterwards (implied by a `root` other than `/`). */
+  noReload?: boolean;
   /** Cancels the command. */
   signal?: AbortSignal;
 }
@@ -39,8 +43,8 @@ export class SysextError extends ExtensionError {
   /** Its exit code (null if killed). */
   readonly exitCode: number | null;
   /** An error for a failed systemd-sysext run; `stderr` and `exitCode` are its own. */
-  constructor(message: string, stderr: string, exitCode: number | null) {
-    super('APPLY_FAILED', stderr.trim() ? `${message}: ${stderr.trim().split('\n').slice(-5).join(' / ')}` : message);
+  constructor(message: string, stderr: string, exitCode: number | null, code = 'APPLY_FAILED') {
+    super(code, stderr.trim() ? `${message}: ${stderr.trim().split('\n').slice(-5).join(' / ')}` : message);
     this.stderr = stderr;
     this.exitCode = exitCode;
   }
@@ -172,7 +176,8 @@ export async function sysext(action: SysextAction | 'list', opts: SysextOptions 
   try {
     // /etc always exists: SYSTEMD_SYSEXT_HIERARCHIES is about /usr and /opt only.
     const env = confext ? process.env : await sysextEnvironment(action, opts.root ?? '/');
-    const r = await run(bin, [...args(action, opts.root), ...(action === 'list' ? ['--json=short'] : [])], {
+    const extra = [...(action === 'list' ? ['--json=short'] : []), ...(opts.force ? ['--force'] : []), ...(opts.noReload ? ['--no-reload'] : [])];
+    const r = await run(bin, [...args(action, opts.root), ...extra], {
       ...(opts.signal ? { signal: opts.signal } : {}),
       env,
       maxBuffer: 16 << 20,
@@ -226,25 +231,4 @@ export async function listImages(opts: SysextOptions = {}): Promise<Array<{ name
   if (t === '' || t === '"none"') return [];
   const parsed: unknown = JSON.parse(t);
   return Array.isArray(parsed) ? (parsed as Array<{ name: string; type: string; path: string }>) : [];
-}
-
-/**
- * Merges (or refreshes) and checks that `expected` sysexts really are merged into /usr (or,
- * with `kind: 'confext'`, confexts into /etc) afterwards: systemd 252 can print errors and
- * still exit 0 having merged nothing.
- * @example
- * ```ts
- * await mergeAndVerify('refresh', ['tools', 'debug-tools'], { root: '/' });
- * ```
- */
-export async function mergeAndVerify(action: 'merge' | 'refresh', expected: readonly string[], opts: SysextOptions = {}): Promise<string[]> {
-  const r = await sysext(action, opts);
-  const h = opts.kind === 'confext' ? 'etc' : 'usr';
-  const merged = (await mergedExtensions(opts.root ?? '/', [h]))[h] ?? [];
-  const missing = expected.filter((n) => !merged.includes(n));
-  if (missing.length > 0) {
-    const tool = opts.kind === 'confext' ? 'systemd-confext' : 'systemd-sysext';
-    throw new SysextError(`${tool} ${action} did not merge ${missing.join(', ')}${opts.root ? ` into ${opts.root}` : ''}`, r.stderr, 0);
-  }
-  return merged;
 }

@@ -105,7 +105,8 @@ for suite in "${suites[@]}"; do
   # its own, tmpfs on /run) and compares every verdict with checkCompatibility's for the systemd
   # that detectSystemd finds there (its version and its ID_LIKE capability); the overlay
   # differential compares the trees that systemd mounts with mergeOffline's and the merged view's.
-  # sets-live merges applied sets into an `ostree admin` deployment with this systemd.
+  # sets-live merges applied sets into an `ostree admin` deployment with this systemd;
+  # sysext-driver runs the command and (255+) the Varlink driver side by side.
   if [ $rc -eq 0 ]; then
     unshare -m --propagation private bash -c '
       set -e
@@ -116,7 +117,7 @@ for suite in "${suites[@]}"; do
         set -e
         cd /work/osx
         systemd-sysext --version | head -n 1
-        ./node_modules/.bin/vitest run test/e2e/compat-systemd.test.ts test/e2e/overlay-systemd.test.ts test/e2e/sets-live.test.ts
+        ./node_modules/.bin/vitest run test/e2e/compat-systemd.test.ts test/e2e/overlay-systemd.test.ts test/e2e/sets-live.test.ts test/e2e/sysext-driver.test.ts
         node scripts/test-summary.mjs test-results/vitest.json --no-skips"' _ "$c"
     rc=$?
   fi
