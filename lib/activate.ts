@@ -25,6 +25,7 @@ import { baseFromDeployment } from './base.js';
 import { checkCompatibility, detectSystemd, systemdOption, type SystemdInfo } from './compat.js';
 import { DeploymentSet, type SetRecord } from './deployment-set.js';
 import { ExtensionError } from './errors-domain.js';
+import { releaseFilePath } from './release.js';
 // Node's recursive mkdir reports a full disk as ENOENT.
 import { makeDirectory } from './errors.js';
 import type { Plugin } from './plugins.js';
@@ -130,9 +131,6 @@ export const ACTIVATION_LINKS: ReadonlyArray<{ readonly link: string; readonly t
   { link: 'run/confexts', target: 'ostree/extensions/confexts' },
 ];
 
-const releaseOf = (kind: 'sysext' | 'confext', name: string) =>
-  kind === 'sysext' ? join('usr', 'lib', 'extension-release.d', `extension-release.${name}`) : join('etc', 'extension-release.d', `extension-release.${name}`);
-
 /** The set's confexts, as its checkout holds them (`confexts/<NAME>`), in set order. */
 function confextsOf(checkout: string, set: SetRecord): string[] {
   return set.order.filter((n) => existsSync(join(checkout, 'confexts', n)));
@@ -226,10 +224,10 @@ async function ensureSetCheckout(store: ExtensionStore, dir: string, set: SetRec
     for (const name of set.order) {
       const staged = join(tmp, 'staged', name);
       await store.repo.checkout(set.extensions[name]!, staged, opts);
-      const sys = existsSync(join(staged, releaseOf('sysext', name)));
+      const sys = existsSync(join(staged, releaseFilePath('sysext', name)));
       // systemd-sysext takes what has usr/lib/extension-release.d, systemd-confext what has
       // etc/extension-release.d; one with neither stays in staged/ (systemd-sysext ignores it).
-      if (existsSync(join(staged, releaseOf('confext', name)))) {
+      if (existsSync(join(staged, releaseFilePath('confext', name)))) {
         if (sys) await store.repo.checkout(set.extensions[name]!, join(tmp, 'confexts', name), opts);
         else await rename(staged, join(tmp, 'confexts', name));
       }
@@ -251,7 +249,7 @@ async function addConfexts(
   await makeDirectory(tmp);
   try {
     for (const name of set.order) {
-      if (existsSync(join(dir, 'staged', name, releaseOf('confext', name)))) await store.repo.checkout(set.extensions[name]!, join(tmp, name), opts);
+      if (existsSync(join(dir, 'staged', name, releaseFilePath('confext', name)))) await store.repo.checkout(set.extensions[name]!, join(tmp, name), opts);
     }
     await rename(tmp, join(dir, 'confexts'));
   } catch (e) {
@@ -380,7 +378,7 @@ export async function applyLocked(o: ApplyOptions): Promise<ApplyResult> {
   if (o.refresh) {
     const sysexts = [];
     for (const name of set.order) {
-      if (existsSync(join(checkout, 'staged', name, 'usr', 'lib', 'extension-release.d', `extension-release.${name}`))) sysexts.push(name);
+      if (existsSync(join(checkout, 'staged', name, releaseFilePath('sysext', name)))) sysexts.push(name);
     }
     // Over Varlink where the installed systemd serves this root (255+), else the command.
     result.merged = await mergeAndVerify('refresh', sysexts, { root, systemd: live!, ...(signal ? { signal } : {}) });

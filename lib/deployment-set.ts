@@ -12,11 +12,11 @@ import * as is from './args.js';
 import type { Base } from './base.js';
 import { commitReader } from './commit-reader.js';
 import { sortExtensionNames, systemdOption, type SystemdInfo } from './compat.js';
-import { ExtensionError } from './errors-domain.js';
+import { ExtensionError, MAX_RELEASE_BYTES } from './errors-domain.js';
 import { extensionRef, setRef } from './refs.js';
 import { fileConflictPlugin, overlayView } from './overlay.js';
 import { loadPluginDirectory, releaseCompatibilityPlugin, runDeployFinish, runVote, type Plugin, type SetMember, type VoteReport } from './plugins.js';
-import { parseRelease } from './release.js';
+import { parseRelease, releaseFilePath } from './release.js';
 import type { CallOptions, Commit } from './repo.js';
 import { META_SET_EXTENSIONS, type ExtensionStore } from './store.js';
 
@@ -221,8 +221,8 @@ export class DeploymentSet {
       const commit = pinned ?? (await repo.resolve(extensionRef(name), { allowMissing: true }));
       if (commit === null) throw new ExtensionError('NOT_INSTALLED', `${name} is not installed`);
       const { results } = await repo.query(commit, [
-        { op: 'read', path: `/usr/lib/extension-release.d/extension-release.${name}`, optional: true, maxBytes: 65536 },
-        { op: 'read', path: `/etc/extension-release.d/extension-release.${name}`, optional: true, maxBytes: 65536 },
+        { op: 'read', path: `/${releaseFilePath('sysext', name)}`, optional: true, maxBytes: MAX_RELEASE_BYTES },
+        { op: 'read', path: `/${releaseFilePath('confext', name)}`, optional: true, maxBytes: MAX_RELEASE_BYTES },
       ]);
       const sys = results[0] as Buffer | null;
       const conf = results[1] as Buffer | null;

@@ -72,7 +72,7 @@ export { DEFAULT_PULL_MAX_BYTES, DEFAULT_PULL_MAX_OBJECT_BYTES } from './remote.
 export { Sysroot } from './sysroot.js';
 export type { Deployment } from './sysroot.js';
 
-export { parseRelease, formatRelease, isValidFieldName } from './release.js';
+export { parseRelease, formatRelease, isValidFieldName, releaseFilePath, RELEASE_DIRS } from './release.js';
 export type { ParsedRelease, ParseReleaseOptions, ReleaseProblem, ReleaseProblemCode } from './release.js';
 export {
   checkCompatibility,

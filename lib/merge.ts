@@ -11,11 +11,11 @@ import { basename, dirname, join, resolve } from 'node:path';
 import * as is from './args.js';
 import { baseFromCommit, type Base } from './base.js';
 import { checkCompatibility, sortExtensionNames, systemdOption, type SystemdInfo } from './compat.js';
-import { ExtensionError } from './errors-domain.js';
+import { ExtensionError, MAX_RELEASE_BYTES } from './errors-domain.js';
 import { OstreeError } from './errors.js';
 import { ambiguousNames, mergedHierarchies, Overlay, unrepresentable, type OverlayWriteStats, type SkippedHierarchy } from './overlay.js';
 import { commitReader } from './commit-reader.js';
-import { parseRelease } from './release.js';
+import { parseRelease, releaseFilePath } from './release.js';
 import { chaseInTree } from './validate.js';
 import type { CallOptions, MetadataValue, Repo } from './repo.js';
 
@@ -95,9 +95,7 @@ export interface MergeResult {
   unrepresentable: Array<{ path: string; lost: string }>;
 }
 
-function releasePath(kind: 'sysext' | 'confext', name: string): string {
-  return kind === 'sysext' ? `/usr/lib/extension-release.d/extension-release.${name}` : `/etc/extension-release.d/extension-release.${name}`;
-}
+const releasePath = (kind: 'sysext' | 'confext', name: string) => `/${releaseFilePath(kind, name)}`;
 
 /**
  * Merges `extensions` onto `base` without mounts, exactly as systemd-sysext's overlay shows
@@ -147,7 +145,7 @@ export async function mergeOffline(opts: MergeOptions): Promise<MergeResult> {
   const reads = await repo.queryMany(
     all.map((n) => ({
       rev: byName.get(n)!.commit,
-      ops: [{ op: 'read' as const, path: releasePath(byName.get(n)!.kind, n), optional: true, maxBytes: 65536 }],
+      ops: [{ op: 'read' as const, path: releasePath(byName.get(n)!.kind, n), optional: true, maxBytes: MAX_RELEASE_BYTES }],
     })),
     signal ? { signal } : {},
   );
@@ -159,7 +157,7 @@ export async function mergeOffline(opts: MergeOptions): Promise<MergeResult> {
       // Not at its usual path: systemd chases the release directory (an extension's usr may be a symlink).
       const reader = commitReader(repo, ext.commit);
       const found = await chaseInTree(reader, releasePath(ext.kind, name));
-      if (found !== null && found.type === 'file') data = await reader.readFile(found.path, 65536);
+      if (found !== null && found.type === 'file') data = await reader.readFile(found.path, MAX_RELEASE_BYTES);
     }
     const release = data === null ? {} : parseRelease(data).fields;
     const r = checkCompatibility(release, o.base.osRelease, { kind: ext.kind, name, systemd });

@@ -26,6 +26,24 @@ import { ExtensionError, MAX_RELEASE_BYTES } from './errors-domain.js';
  *   next line as comment too; 254 and later do not.
  * - `DUPLICATE_KEY`: a key is assigned twice; the later assignment wins.
  */
+/** The directory of an extension's release file, per kind (relative to the extension's root). */
+export const RELEASE_DIRS: Readonly<Record<'sysext' | 'confext', string>> = {
+  sysext: 'usr/lib/extension-release.d',
+  confext: 'etc/extension-release.d',
+};
+
+/**
+ * Where an extension's release file is (relative to its root): the one place this library
+ * spells `usr/lib/extension-release.d/extension-release.NAME` and its confext twin.
+ * @example
+ * ```ts
+ * releaseFilePath('confext', 'site'); // 'etc/extension-release.d/extension-release.site'
+ * ```
+ */
+export function releaseFilePath(kind: 'sysext' | 'confext', name: string): string {
+  return `${RELEASE_DIRS[kind]}/extension-release.${name}`;
+}
+
 export type ReleaseProblemCode = 'NO_EQUALS' | 'INVALID_KEY' | 'UNTERMINATED_QUOTE' | 'INVALID_UTF8' | 'COMMENT_CONTINUATION' | 'DUPLICATE_KEY';
 
 /** One problem found by {@link parseRelease}. */

@@ -10,10 +10,10 @@ import type { Base } from './base.js';
 import { commitReader } from './commit-reader.js';
 import { unrepresentable } from './overlay.js';
 import { checkCompatibility, type CompatibilityOptions, type CompatibilityReason } from './compat.js';
-import { ExtensionError } from './errors-domain.js';
+import { ExtensionError, MAX_RELEASE_BYTES } from './errors-domain.js';
 import { isOstreeError } from './errors.js';
 import { EXTENSION_REF_PREFIX, extensionRef, KEEP_REF_PREFIX, keepRef, nameFromExtensionRef, originSection, SET_REF_PREFIX, setRef } from './refs.js';
-import { parseRelease } from './release.js';
+import { parseRelease, releaseFilePath } from './release.js';
 import type { PullProgress } from './remote.js';
 import type { CallOptions, Commit, QueryOp, QueryResult, Repo } from './repo.js';
 import { SerialQueue } from './signal.js';
@@ -111,7 +111,7 @@ const REMOVING_KEY = 'removing';
 const MAX_SET_HISTORY = 100_000;
 
 function releasePaths(name: string): string[] {
-  return [`/usr/lib/extension-release.d/extension-release.${name}`, `/etc/extension-release.d/extension-release.${name}`];
+  return [`/${releaseFilePath('sysext', name)}`, `/${releaseFilePath('confext', name)}`];
 }
 
 function versionOf(kind: 'sysext' | 'confext', release: Record<string, string>, commitVersion: string | null): string | null {
@@ -150,7 +150,11 @@ function originFrom(section: Record<string, string> | undefined): ExtensionOrigi
 /** What describing an extension reads: its commit, then its sysext and confext release files. */
 function describeOps(name: string): QueryOp[] {
   const [sysPath, confPath] = releasePaths(name);
-  return [{ op: 'commit' }, { op: 'read', path: sysPath!, optional: true, maxBytes: 65536 }, { op: 'read', path: confPath!, optional: true, maxBytes: 65536 }];
+  return [
+    { op: 'commit' },
+    { op: 'read', path: sysPath!, optional: true, maxBytes: MAX_RELEASE_BYTES },
+    { op: 'read', path: confPath!, optional: true, maxBytes: MAX_RELEASE_BYTES },
+  ];
 }
 
 async function treeSize(reader: TreeReader, path = ''): Promise<number> {

@@ -10,7 +10,7 @@ import { lstat, open, readdir, readlink } from 'node:fs/promises';
 import { constants, type Stats } from 'node:fs';
 import { join } from 'node:path';
 import { ExtensionError, MAX_RELEASE_BYTES, isExtensionError } from './errors-domain.js';
-import { parseRelease, type ParsedRelease } from './release.js';
+import { parseRelease, RELEASE_DIRS, type ParsedRelease } from './release.js';
 import type { ExtensionKind } from './compat.js';
 import { HIERARCHIES, Overlay } from './overlay.js';
 
@@ -312,10 +312,6 @@ export interface ValidationResult {
 }
 
 const RELEASE_PREFIX = 'extension-release.';
-const RELEASE_DIRS: Readonly<Record<ExtensionKind, string>> = {
-  sysext: 'usr/lib/extension-release.d',
-  confext: 'etc/extension-release.d',
-};
 
 /**
  * Why a symlink at `linkPath` pointing to `target` probably does not do what its author meant,
