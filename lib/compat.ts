@@ -147,8 +147,8 @@ export function systemdOption(
 export interface CompatibilityOptions {
   /**
    * systemd version whose rules apply, as upstream releases them ({@link systemdRules}).
-   * Default: what the last {@link detectSystemd} / {@link detectSystemdVersion} call in this
-   * process found, else {@link DEFAULT_SYSTEMD_VERSION}. `systemd` takes precedence.
+   * Default {@link DEFAULT_SYSTEMD_VERSION}; the result depends on the arguments only (pass
+   * `systemd: await detectSystemd()` for the installed one). `systemd` takes precedence.
    */
   systemdVersion?: number;
   /**
@@ -165,8 +165,6 @@ export interface CompatibilityOptions {
   /** Extension name, used in messages only. */
   name?: string;
 }
-
-let detectedSystemd: SystemdInfo | undefined;
 
 const WHITESPACE_RUN = /[ \t\n\r]+/;
 
@@ -218,7 +216,7 @@ export function checkCompatibility(
 ): CompatibilityResult {
   if (typeof extensionRelease !== 'object' || extensionRelease === null) throw new ArgumentError('extensionRelease must be an object of release fields');
   if (typeof hostOsRelease !== 'object' || hostOsRelease === null) throw new ArgumentError('hostOsRelease must be an object of release fields');
-  const systemd = systemdOption(opts.systemd, opts.systemdVersion, () => detectedSystemd ?? systemdRules(DEFAULT_SYSTEMD_VERSION));
+  const systemd = systemdOption(opts.systemd, opts.systemdVersion);
   const version = systemd.version;
   const kind = opts.kind ?? 'sysext';
   const scope = opts.scope ?? 'system';
@@ -540,8 +538,8 @@ async function probeIdLike(command: string, version: number, opts: DetectSystemd
  * Finds the installed systemd and what it does where versions differ: the version from
  * `systemd-sysext --version` (then `systemctl --version`), and from a capability probe whether
  * it matches an extension's `ID` against the host's `ID_LIKE` (upstream 258, backported to
- * distributions' 257). Resolves to `undefined` when no systemd answers. The result is also
- * remembered as the default for {@link checkCompatibility} in this process.
+ * distributions' 257). Resolves to `undefined` when no systemd answers. Nothing is remembered:
+ * pass the result on (`{ systemd }`) to the calls whose rules it should decide.
  *
  * @example
  * ```ts
@@ -568,7 +566,6 @@ export async function detectSystemd(opts: DetectSystemdVersionOptions = {}): Pro
     // 258 and later match ID_LIKE by design; older ones only where a backport added the code.
     const idLike = upstream.idLike || (await probeIdLike(command, version, opts));
     const info: SystemdInfo = { version, fullVersion: full ? (full[1] as string) : null, idLike, hostHierarchyMode: upstream.hostHierarchyMode };
-    detectedSystemd = info;
     return info;
   }
   return undefined;
@@ -576,8 +573,7 @@ export async function detectSystemd(opts: DetectSystemdVersionOptions = {}): Pro
 
 /**
  * Finds the installed systemd's major version: {@link detectSystemd}, keeping only the number.
- * Resolves to `undefined` when no systemd answers; what was found (with its capabilities) is
- * also remembered as the default for {@link checkCompatibility} in this process.
+ * Resolves to `undefined` when no systemd answers.
  *
  * @example
  * ```ts

@@ -348,7 +348,7 @@ describe('systemd version detection', () => {
     expect(parseSystemdVersion('')).toBeUndefined();
   });
 
-  it('runs the commands in order, remembers the result as the default, and gives undefined when none runs', async () => {
+  it('runs the commands in order and gives undefined when none runs; checkCompatibility stays a function of its arguments', async () => {
     const dir = tempDir();
     const fake = (name: string, version: number): string => fakeSystemd(dir, name, version, `${version}.1-test`);
     const missing = join(dir, 'missing');
@@ -360,7 +360,10 @@ describe('systemd version detection', () => {
     expect(checkCompatibility(ext, ubuntu, { architecture: 'x86-64' }).compatible).toBe(false);
 
     expect(await detectSystemdVersion({ commands: [missing, fake('new', 258), fake('old', 252)] })).toBe(258);
-    expect(checkCompatibility(ext, ubuntu, { architecture: 'x86-64' }).compatible).toBe(true);
+    // No hidden default: detecting 258 changes nothing until it is passed on.
+    expect(checkCompatibility(ext, ubuntu, { architecture: 'x86-64' }).compatible).toBe(false);
+    const detected = (await detectSystemd({ commands: [fake('new', 258)] }))!;
+    expect(checkCompatibility(ext, ubuntu, { architecture: 'x86-64', systemd: detected }).compatible).toBe(true);
     expect(await detectSystemdVersion({ commands: [fake('old', 252)] })).toBe(252);
     expect(checkCompatibility(ext, ubuntu, { architecture: 'x86-64' }).compatible).toBe(false);
   });
@@ -390,13 +393,14 @@ describe('systemd version detection', () => {
     expect(await detectSystemd({ commands: [fake('s257', 257)], libraryDirs: [fifoDir, join(dir, 'with')] })).toMatchObject({ idLike: true });
     // 258 and later match ID_LIKE by design, whatever their strings say.
     expect((await detectSystemd({ commands: [fake('s258', 258)], libraryDirs: [lib('plain258', false)] }))?.idLike).toBe(true);
-    // The last detection is the default: here the plain 257, then the backported one.
+    // Passed on, the detection decides: the plain 257 refuses, the backported one matches ID_LIKE.
     const ext = { ID: 'debian', VERSION_ID: '24.04' };
     const ubuntu = { ID: 'ubuntu', ID_LIKE: 'debian', VERSION_ID: '24.04' };
-    await detectSystemd({ commands: [fake('s257', 257)], libraryDirs: [join(dir, 'plain')] });
-    expect(checkCompatibility(ext, ubuntu, { architecture: 'x86-64' }).compatible).toBe(false);
-    await detectSystemd({ commands: [fake('s257', 257)], libraryDirs: [join(dir, 'with')] });
-    expect(checkCompatibility(ext, ubuntu, { architecture: 'x86-64' }).compatible).toBe(true);
+    const plain257 = (await detectSystemd({ commands: [fake('s257', 257)], libraryDirs: [join(dir, 'plain')] }))!;
+    expect(checkCompatibility(ext, ubuntu, { architecture: 'x86-64', systemd: plain257 }).compatible).toBe(false);
+    const backported257 = (await detectSystemd({ commands: [fake('s257', 257)], libraryDirs: [join(dir, 'with')] }))!;
+    expect(checkCompatibility(ext, ubuntu, { architecture: 'x86-64', systemd: backported257 }).compatible).toBe(true);
+    expect(checkCompatibility(ext, ubuntu, { architecture: 'x86-64' }).compatible).toBe(false); // nothing remembered
   });
 
   it('honours an aborted signal', async () => {
