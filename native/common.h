@@ -206,7 +206,6 @@ struct ObjectRef {
 
 void InitCancellable(Napi::Env env, Napi::Object exports);
 void InitDevIno(Napi::Env env, Napi::Object exports);
-void InitRepo(Napi::Env env, Napi::Object exports);
 void InitSysroot(Napi::Env env, Napi::Object exports);
 void InitOverlay(Napi::Env env, Napi::Object exports);
 

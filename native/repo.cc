@@ -43,7 +43,6 @@ void Repo::Init(Napi::Env env, Napi::Object exports) {
           InstanceMethod<&Repo::AbortTransaction>("abortTransaction"),
           InstanceMethod<&Repo::TransactionSetRef>("transactionSetRef"),
           InstanceMethod<&Repo::WriteCommit>("writeCommit"),
-          InstanceMethod<&Repo::WriteArchive>("writeArchive"),
           InstanceMethod<&Repo::Checkout>("checkout"),
           InstanceMethod<&Repo::Prune>("prune"),
           InstanceMethod<&Repo::Fsck>("fsck"),
@@ -75,14 +74,6 @@ Napi::Object Repo::NewInstance(Napi::Env env, OstreeRepo* repo) {
   Repo* self = Repo::Unwrap(obj);
   self->repo_ = static_cast<OstreeRepo*>(g_object_ref(repo));
   return obj;
-}
-
-Repo* Repo::FromValue(Napi::Value value) {
-  Napi::Env env = value.Env();
-  if (!value.IsObject() || !value.As<Napi::Object>().InstanceOf(GetData(env)->repoConstructor.Value())) {
-    throw Napi::TypeError::New(env, "expected a native Repo");
-  }
-  return Repo::Unwrap(value.As<Napi::Object>());
 }
 
 OstreeRepo* Repo::Handle(Napi::Env env) const {
@@ -1064,7 +1055,6 @@ Napi::Value Repo::WriteCommit(const Napi::CallbackInfo& info) {
   return (new WriteCommitWorker(info, this, o))->Start();
 }
 
-Napi::Value Repo::WriteArchive(const Napi::CallbackInfo& info) { return WriteCommit(info); }
 
 // ---- checkout ----
 

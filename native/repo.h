@@ -13,7 +13,6 @@ class Repo : public Napi::ObjectWrap<Repo> {
   static void Init(Napi::Env env, Napi::Object exports);
   // Wraps a handle in a new JS Repo, taking a new reference.
   static Napi::Object NewInstance(Napi::Env env, OstreeRepo* repo);
-  static Repo* FromValue(Napi::Value value);
 
   explicit Repo(const Napi::CallbackInfo& info);
   ~Repo() override;
@@ -44,7 +43,6 @@ class Repo : public Napi::ObjectWrap<Repo> {
   Napi::Value AbortTransaction(const Napi::CallbackInfo& info);
   Napi::Value TransactionSetRef(const Napi::CallbackInfo& info);
   Napi::Value WriteCommit(const Napi::CallbackInfo& info);
-  Napi::Value WriteArchive(const Napi::CallbackInfo& info);
   Napi::Value Checkout(const Napi::CallbackInfo& info);
   Napi::Value Prune(const Napi::CallbackInfo& info);
   Napi::Value Fsck(const Napi::CallbackInfo& info);
