@@ -40,7 +40,7 @@ export interface HostOptions {
 export interface HostCallOptions extends CallOptions {
   /** Wait for another command (or `ostree admin`) holding the sysroot lock. Default false. */
   wait?: boolean;
-  /** Then run `systemd-sysext refresh` for the root and check the result. Default false. */
+  /** Then run `systemd-sysext refresh` (and `systemd-confext refresh` on 254+) for the root and check the result, as {@link applySet} does. Default false. */
   refresh?: boolean;
   /** Plugins that vote on a new set, besides the built-ins and the base's. */
   plugins?: Plugin[];
