@@ -69,6 +69,8 @@ const HINTS: Record<string, string> = {
   CONNECTION_REFUSED: 'check that the server runs and the remote URL (`ostree-sysext remote list`)',
   NETWORK_ERROR: 'check the remote URL and the network, then retry',
   HTTP_ERROR: 'check the remote URL (`ostree-sysext remote list`) and that the ref exists',
+  SIGN_UNSUPPORTED:
+    "the remote requires ed25519 signatures (sign-verify), which this libostree cannot check (Debian's is built without libsodium): use a GPG-signed remote, or a libostree with ed25519",
   GPG_NO_SIGNATURE: 'the commit is unsigned; ask the vendor for a signed one, or add the remote with --no-gpg-verify if you trust it',
   GPG_MISSING_KEY: "import the vendor's key: `ostree-sysext remote add NAME URL --gpg-import KEYFILE --replace`",
   GPG_INVALID_SIGNATURE: 'the content was not signed by a trusted key; do not use it',
@@ -127,7 +129,7 @@ export function classify(err: unknown): { exitCode: number; code: string; hint: 
           ? EXIT.NOT_FOUND
           : code === 'CANCELLED'
             ? EXIT.INTERRUPTED
-            : code.startsWith('GPG_')
+            : code.startsWith('GPG_') || code === 'SIGN_UNSUPPORTED'
               ? EXIT.VERIFY_FAILED
               : EXIT.FAILURE;
     return { exitCode, code, hint: HINTS[code] };
