@@ -245,6 +245,8 @@ async function addConfexts(
   set: SetRecord,
   opts: { processPassthroughWhiteouts: boolean; signal?: AbortSignal },
 ): Promise<void> {
+  // What an interrupted earlier call left (the caller holds the sysroot lock).
+  for (const e of await readdir(dir)) if (/^\.confexts\.tmp-[0-9a-f]{12}$/.test(e)) await rm(join(dir, e), { recursive: true, force: true });
   const tmp = join(dir, `.confexts.tmp-${randomBytes(6).toString('hex')}`);
   await makeDirectory(tmp);
   try {

@@ -92,6 +92,9 @@ const VARLINK_CODES: Record<string, string> = {
   'io.systemd.Disconnected': 'DISCONNECTED',
 };
 
+/** Most replies one streamed call may send (a List of that many images is not plausible). */
+const MAX_REPLIES = 100_000;
+
 interface VarlinkReply {
   parameters?: Record<string, unknown>;
   continues?: boolean;
@@ -151,7 +154,9 @@ async function varlinkCall(
           return finish(new SysextDriverError(code, `${method} failed: ${msg.error}${detail}`, msg.error, p));
         }
         replies.push(msg.parameters ?? {});
-        if (!msg.continues) return finish(null);
+        // A call without 'more' has one reply; a streamed one ends at continues=false (bounded).
+        if (!opts.more || !msg.continues) return finish(null);
+        if (replies.length > MAX_REPLIES) return finish(new SysextDriverError('APPLY_FAILED', `${method} over ${socket}: more than ${MAX_REPLIES} replies`));
       }
     });
     conn.on('error', (e: NodeJS.ErrnoException) => {

@@ -147,14 +147,16 @@ export async function writeServiceEnvironment(runRoot: string, osRoot: string): 
     return vars;
   }
   await mkdir(dirname(file), { recursive: true, mode: 0o755 });
+  // Written only into a real directory, never through a symlink planted there.
+  if (!(await lstat(dirname(file))).isDirectory()) {
+    throw new ExtensionError('APPLY_FAILED', `${dirname(file)} is not a directory (a symlink?): refusing to write systemd-sysext's environment through it`);
+  }
   const tmp = `${file}.${process.pid}.tmp`;
-  await writeFile(
-    tmp,
-    Object.entries(vars)
-      .map(([k, v]) => `${k}=${v}\n`)
-      .join(''),
-    { mode: 0o644 },
-  );
+  await rm(tmp, { force: true });
+  const text = Object.entries(vars)
+    .map(([k, v]) => `${k}=${v}\n`)
+    .join('');
+  await writeFile(tmp, text, { mode: 0o644, flag: 'wx' });
   await rename(tmp, file);
   return vars;
 }
