@@ -11,9 +11,8 @@ import { pathToFileURL } from 'node:url';
 import type { NativeCancellable, NativePullOptions, NativePullProgress, NativeRepo, NativeSignature } from './native-contract.js';
 import * as is from './args.js';
 import { AbortError, ArgumentError, OstreeError } from './errors.js';
-import type { CallOptions } from './repo.js';
 import { native } from './native.js';
-import { cancellable } from './signal.js';
+import { cancellable, type CallOptions } from './signal.js';
 
 /** What a remote's config section holds, as {@link Repo.addRemote} writes it. */
 export interface RemoteConfig {

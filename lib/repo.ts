@@ -24,7 +24,7 @@ import type {
 import * as is from './args.js';
 import { ArgumentError, OstreeError } from './errors.js';
 import { native } from './native.js';
-import { annotate, cancellable, Limiter, SerialQueue } from './signal.js';
+import { annotate, cancellable, Limiter, SerialQueue, type CallOptions } from './signal.js';
 import { Overlay } from './overlay.js';
 import * as remote from './remote.js';
 import { scanArchive } from './tar-scan.js';
@@ -49,11 +49,7 @@ import type {
 export type RepoMode = 'bare' | 'archive' | 'bare-user' | 'bare-user-only';
 const REPO_MODES: readonly RepoMode[] = ['bare', 'archive', 'bare-user', 'bare-user-only'];
 
-/** Options every asynchronous call accepts. */
-export interface CallOptions {
-  /** Cancels the call; it then rejects with an `AbortError`. */
-  signal?: AbortSignal;
-}
+export type { CallOptions } from './signal.js';
 
 /** Options for {@link Repo.open} and {@link Repo.create}. */
 export interface OpenOptions extends CallOptions {

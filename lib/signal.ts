@@ -7,6 +7,12 @@ import type { NativeCancellable } from './native-contract.js';
 import { AbortError, OstreeError } from './errors.js';
 import { native } from './native.js';
 
+/** Options every asynchronous call accepts (defined here, with the cancellation it drives). */
+export interface CallOptions {
+  /** Cancels the call; it then rejects with an `AbortError`. */
+  signal?: AbortSignal;
+}
+
 /**
  * Runs a native call with a GCancellable bound to `signal`; an aborted call rejects with
  * {@link AbortError}, other failures are OstreeErrors prefixed with `operation`.
