@@ -18,7 +18,7 @@ import {
   extensionRef,
   sortExtensionNames,
 } from '../dist/lib/index.js';
-import { originSection } from '../dist/lib/refs.js';
+import { originSection } from '../dist/lib/extension/refs.js';
 import { PYTHON, OSTREE, sh, timeProcess, ostree, rmrf, makeRepo, makeBaseTree, makeExtensionTree, alternate, timeLib, environment, stats } from './common.mjs';
 import { startNginx } from './nginx.mjs';
 

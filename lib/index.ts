@@ -3,6 +3,8 @@
  * libostree binding. The reference is grouped by what you are doing:
  *
  * - **Binding**: {@link Repo}, {@link Sysroot} — repositories, commits, pulls, signatures.
+ * - **Trees**: {@link TreeReader} over a directory ({@link directoryReader}), a commit
+ *   ({@link commitReader}) or the native {@link TreeView}; {@link chase}, {@link walk}.
  * - **Extensions**: {@link parseRelease}, {@link checkCompatibility}, {@link validateExtension},
  *   {@link ExtensionStore} and builders — what an extension is, whether it fits an OS exactly
  *   as systemd-sysext decides, installed extensions and where they came from.
@@ -14,6 +16,8 @@
  *
  * @categoryDescription Binding
  * The libostree binding: {@link Repo} (commits, reads, checkouts, pulls, signatures) and {@link Sysroot}.
+ * @categoryDescription Trees
+ * One interface, {@link TreeReader}, for every tree read: a directory, a commit, the merged view.
  * @categoryDescription Extensions
  * What an extension is and whether it fits an OS ({@link checkCompatibility}), installed extensions ({@link ExtensionStore}) and builders.
  * @categoryDescription Sets and plugins
@@ -24,12 +28,12 @@
  * Error classes with a stable `code` to branch on.
  * @module
  */
-export { AbortError, ArgumentError, OstreeError, isOstreeError, codeFromGError } from './errors.js';
-export type { OstreeErrorCode, OstreeErrorDetails } from './errors.js';
-export { ExtensionError, isExtensionError, MAX_RELEASE_BYTES } from './errors-domain.js';
-export type { ExtensionErrorCode, KnownExtensionErrorCode, ExtensionErrorOptions, ExtensionErrorProblem } from './errors-domain.js';
+export { AbortError, ArgumentError, OstreeError, isOstreeError, codeFromGError } from './binding/errors.js';
+export type { OstreeErrorCode, OstreeErrorDetails } from './binding/errors.js';
+export { ExtensionError, isExtensionError, MAX_RELEASE_BYTES } from './extension/errors.js';
+export type { ExtensionErrorCode, KnownExtensionErrorCode, ExtensionErrorOptions, ExtensionErrorProblem } from './extension/errors.js';
 
-export { Repo, Transaction, DevInoCache, variant, SYNC_READ_LIMIT } from './repo.js';
+export { Repo, Transaction, DevInoCache, variant, SYNC_READ_LIMIT } from './binding/repo.js';
 export type {
   RepoMode,
   CallOptions,
@@ -48,7 +52,7 @@ export type {
   QueryOp,
   QueryResult,
   QueryRequest,
-} from './repo.js';
+} from './binding/repo.js';
 export type {
   RemoteConfig,
   AddRemoteOptions,
@@ -67,13 +71,13 @@ export type {
   VerifyResult,
   SummaryOptions,
   DeltaOptions,
-} from './remote.js';
-export { DEFAULT_PULL_MAX_BYTES, DEFAULT_PULL_MAX_OBJECT_BYTES } from './remote.js';
-export { Sysroot } from './sysroot.js';
-export type { Deployment } from './sysroot.js';
+} from './binding/remote.js';
+export { DEFAULT_PULL_MAX_BYTES, DEFAULT_PULL_MAX_OBJECT_BYTES } from './binding/remote.js';
+export { Sysroot } from './binding/sysroot.js';
+export type { Deployment } from './binding/sysroot.js';
 
-export { parseRelease, formatRelease, isValidFieldName, releaseFilePath, RELEASE_DIRS } from './release.js';
-export type { ParsedRelease, ParseReleaseOptions, ReleaseProblem, ReleaseProblemCode } from './release.js';
+export { parseRelease, formatRelease, isValidFieldName, releaseFilePath, RELEASE_DIRS } from './extension/release.js';
+export type { ParsedRelease, ParseReleaseOptions, ReleaseProblem, ReleaseProblemCode } from './extension/release.js';
 export {
   checkCompatibility,
   compareVersions,
@@ -85,7 +89,7 @@ export {
   systemdArchitecture,
   nodeArchToSystemd,
   DEFAULT_SYSTEMD_VERSION,
-} from './compat.js';
+} from './extension/compat.js';
 export type {
   CompatibilityCode,
   CompatibilityOptions,
@@ -95,17 +99,19 @@ export type {
   ExtensionKind,
   ExtensionScope,
   SystemdInfo,
-} from './compat.js';
-export { validateExtension, assertValidExtension, directoryReader, findOsRelease, isValidExtensionName, extensionNameProblem } from './validate.js';
-export type { TreeEntry, TreeReader, ValidationCode, ValidationProblem, ValidationResult, ValidateExtensionOptions, OsReleaseFile } from './validate.js';
-export { commitReader } from './commit-reader.js';
-export { baseFromDirectory, baseFromCommit, baseFromDeployment } from './base.js';
-export type { Base, BaseSource } from './base.js';
+} from './extension/compat.js';
+export { validateExtension, assertValidExtension, findOsRelease, isValidExtensionName, extensionNameProblem } from './extension/validate.js';
+export { directoryReader } from './tree/directory.js';
+export type { ValidationCode, ValidationProblem, ValidationResult, ValidateExtensionOptions, OsReleaseFile } from './extension/validate.js';
+export type { TreeEntry, TreeReader } from './tree/reader.js';
+export { commitReader } from './tree/commit.js';
+export { baseFromDirectory, baseFromCommit, baseFromDeployment } from './extension/base.js';
+export type { Base, BaseSource } from './extension/base.js';
 
-export { ExtensionStore, META_SET_EXTENSIONS } from './store.js';
-export type { ExtensionOrigin, ExtensionState, InstalledExtension, InstallOptions, UpgradeOutcome } from './store.js';
-export { directoryBuilder, archiveBuilder, remoteBuilder, directoryFingerprint, fileSha256 } from './builders.js';
-export type { Builder, BuilderContext, BuildOutput, BuildRequest, UpdateCheck, UpdateStatus } from './builders.js';
+export { ExtensionStore, META_SET_EXTENSIONS } from './extension/store.js';
+export type { ExtensionOrigin, ExtensionState, InstalledExtension, InstallOptions, UpgradeOutcome } from './extension/store.js';
+export { directoryBuilder, archiveBuilder, remoteBuilder, directoryFingerprint, fileSha256 } from './extension/builders.js';
+export type { Builder, BuilderContext, BuildOutput, BuildRequest, UpdateCheck, UpdateStatus } from './extension/builders.js';
 export {
   extensionRef,
   setRef,
@@ -116,40 +122,27 @@ export {
   SET_REF_PREFIX,
   KEEP_REF_PREFIX,
   keepRef,
-} from './refs.js';
+} from './extension/refs.js';
 
-export {
-  runVote,
-  runDeployFinish,
-  executablePlugin,
-  loadPluginDirectory,
-  releaseCompatibilityPlugin,
-  DEFAULT_PLUGIN_TIMEOUT_MS,
-  modulePlugin,
-  canonicalizeState,
-  PLUGIN_PROTOCOL,
-} from './plugins.js';
-export type { Plugin, PluginContext, DeployContext, SetMember, Vote, VoteAnswer, VoteReport, Verdict } from './plugins.js';
-export { Overlay, overlayView, fileConflictPlugin, ambiguousNames, unrepresentable, walk, HIERARCHIES } from './overlay.js';
-export type {
-  OverlayEntry,
-  OverlayConflict,
-  OverlayConflictKind,
-  OverlayExtension,
-  OverlayMember,
-  OverlayOptions,
-  OverlayWriteStats,
-  SkippedHierarchy,
-  FileConflict,
-} from './overlay.js';
-export { DeploymentSet, SetRefusedError, META_SET_BASE, META_SET_VOTES, META_SET_ROLLBACK_OF, BASE_PLUGIN_DIR } from './deployment-set.js';
-export type { DeploymentSetOptions, SetCommitResult, SetRecord } from './deployment-set.js';
-export { mergeOffline, mergedHierarchies } from './merge.js';
-export type { MergeExtension, MergeOptions, MergeResult, SkippedExtension } from './merge.js';
-export { applySet, deactivate, boundSet, activeSet, cleanupSetCheckouts, layout, replaceSymlink, ACTIVE_SET_LINK, ACTIVATION_LINKS } from './activate.js';
-export type { ApplyOptions, ApplyResult, SetLayout } from './activate.js';
-export { Host } from './host.js';
-export type { HostOptions, HostCallOptions, HostUpgradeResult, SetChange } from './host.js';
+export { runVote, runDeployFinish, loadPluginDirectory, releaseCompatibilityPlugin, DEFAULT_PLUGIN_TIMEOUT_MS } from './sets/plugins.js';
+export { executablePlugin, modulePlugin, canonicalizeState, PLUGIN_PROTOCOL } from './sets/plugin-sandbox.js';
+export type { Plugin, PluginContext, DeployContext, SetMember, Vote, VoteAnswer, VoteReport, Verdict } from './sets/plugin.js';
+export { Overlay, overlayView, fileConflictPlugin, ambiguousNames } from './sets/overlay.js';
+export { unrepresentable } from './tree/view.js';
+export { walk, chase, chaseInTree } from './tree/reader.js';
+export type { ChaseResult } from './tree/reader.js';
+export { TreeView } from './tree/view.js';
+export { HIERARCHIES } from './extension/hierarchies.js';
+export type { OverlayConflict, OverlayConflictKind, OverlayExtension, OverlayMember, OverlayOptions, SkippedHierarchy, FileConflict } from './sets/overlay.js';
+export type { OverlayEntry, OverlayWriteStats } from './tree/view.js';
+export { DeploymentSet, SetRefusedError, META_SET_BASE, META_SET_VOTES, META_SET_ROLLBACK_OF, BASE_PLUGIN_DIR } from './sets/deployment-set.js';
+export type { DeploymentSetOptions, SetCommitResult, SetRecord } from './sets/deployment-set.js';
+export { mergeOffline, mergedHierarchies } from './sets/merge.js';
+export type { MergeExtension, MergeOptions, MergeResult, SkippedExtension } from './sets/merge.js';
+export { applySet, deactivate, boundSet, activeSet, cleanupSetCheckouts, layout, replaceSymlink, ACTIVE_SET_LINK, ACTIVATION_LINKS } from './sets/activate.js';
+export type { ApplyOptions, ApplyResult, SetLayout } from './sets/activate.js';
+export { Host } from './host/host.js';
+export type { HostOptions, HostCallOptions, HostUpgradeResult, SetChange } from './host/host.js';
 export {
   sysext,
   mergedExtensions,
@@ -159,7 +152,7 @@ export {
   writeServiceEnvironment,
   SERVICE_ENVIRONMENT_FILE,
   SysextError,
-} from './sysext.js';
-export type { SysextAction, SysextOptions } from './sysext.js';
-export { mergeAndVerify, sysextDriver, CommandDriver, VarlinkDriver, SysextDriverError, SYSEXT_VARLINK_SOCKET } from './sysext-driver.js';
-export type { SysextDriver, SysextDriverOptions, SysextImage, DriverCallOptions, DriverResult } from './sysext-driver.js';
+} from './sets/sysext.js';
+export type { SysextAction, SysextOptions } from './sets/sysext.js';
+export { mergeAndVerify, sysextDriver, CommandDriver, VarlinkDriver, SysextDriverError, SYSEXT_VARLINK_SOCKET } from './sets/sysext-driver.js';
+export type { SysextDriver, SysextDriverOptions, SysextImage, DriverCallOptions, DriverResult } from './sets/sysext-driver.js';

@@ -8,7 +8,7 @@ import { Comment, CommentTag, Converter, ParameterType, ReflectionKind } from 't
 export function load(app) {
   app.options.addDeclaration({
     name: 'categoryByFile',
-    help: 'Map of source file (relative to the package) to the API reference category of what it exports.',
+    help: 'Map of source file or folder (relative to the package, folders ending in /) to the API reference category of what it exports.',
     type: ParameterType.Mixed,
     defaultValue: {},
   });
@@ -23,7 +23,8 @@ export function load(app) {
     const examples = app.options.getValue('requireFunctionExamples');
     for (const child of context.project.children ?? []) {
       const file = context.project.getSymbolIdFromReflection(child)?.packagePath;
-      const category = file === undefined ? undefined : map[file];
+      // A file's own entry wins over its folder's (`lib/sets/`).
+      const category = file === undefined ? undefined : (map[file] ?? map[file.slice(0, file.lastIndexOf('/') + 1)]);
       if (category === undefined) {
         app.logger.warn(`${child.name} (${file ?? 'unknown file'}) has no category: add its file to categoryByFile in typedoc.json`);
       } else {

@@ -5,14 +5,14 @@
  */
 import { existsSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { baseFromCommit, baseFromDeployment, baseFromDirectory, type Base } from '../base.js';
-import { DEFAULT_SYSTEMD_VERSION, detectSystemd, systemdRules, type SystemdInfo } from '../compat.js';
-import { isOstreeError } from '../errors.js';
-import { Host } from '../host.js';
-import { Repo } from '../repo.js';
-import { ExtensionStore } from '../store.js';
-import type { Deployment } from '../sysroot.js';
-import { Sysroot } from '../sysroot.js';
+import { baseFromCommit, baseFromDeployment, baseFromDirectory, type Base } from '../extension/base.js';
+import { DEFAULT_SYSTEMD_VERSION, detectSystemd, systemdRules, type SystemdInfo } from '../extension/compat.js';
+import { isOstreeError } from '../binding/errors.js';
+import { Host } from '../host/host.js';
+import { Repo } from '../binding/repo.js';
+import { ExtensionStore } from '../extension/store.js';
+import type { Deployment } from '../binding/sysroot.js';
+import { Sysroot } from '../binding/sysroot.js';
 import { CliError, EXIT, usage, type Output } from './output.js';
 
 /** Options every command accepts. */

@@ -5,7 +5,7 @@
  * @module
  */
 import { createRequire } from 'node:module';
-import { isExtensionError } from '../errors-domain.js';
+import { isExtensionError } from '../extension/errors.js';
 import { COMMANDS, type Command, type OptionSpec, type Values } from './commands.js';
 import { Context, type GlobalOptions } from './context.js';
 import { demoCommand } from './demo.js';

@@ -3,9 +3,9 @@
  * (a bar on a terminal, plain lines otherwise), all kept apart from the library.
  * @module
  */
-import { isExtensionError } from '../errors-domain.js';
-import { AbortError, ArgumentError, fromFsError, isOstreeError } from '../errors.js';
-import type { PullProgress } from '../remote.js';
+import { isExtensionError } from '../extension/errors.js';
+import { AbortError, ArgumentError, fromFsError, isOstreeError } from '../binding/errors.js';
+import type { PullProgress } from '../binding/remote.js';
 
 /** Exit codes of `ostree-sysext` (documented in docs/cli.md). */
 export const EXIT = {

@@ -3,8 +3,8 @@
  * unique prefix).
  * @module
  */
-import { DeploymentSet } from '../deployment-set.js';
-import type { ExtensionStore } from '../store.js';
+import { DeploymentSet } from '../sets/deployment-set.js';
+import type { ExtensionStore } from '../extension/store.js';
 import { CliError, EXIT, usage } from './output.js';
 
 /** The shortest set id accepted (`status` prints 12 characters). */

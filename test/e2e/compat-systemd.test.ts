@@ -2,9 +2,17 @@
 import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, expect, it } from 'vitest';
-import { checkCompatibility, detectSystemd, sortExtensionNames, systemdArchitecture, type CompatibilityCode, type SystemdInfo } from '../../lib/compat.js';
-import { parseRelease } from '../../lib/release.js';
-import { directoryReader, findOsRelease, validateExtension } from '../../lib/validate.js';
+import {
+  checkCompatibility,
+  detectSystemd,
+  sortExtensionNames,
+  systemdArchitecture,
+  type CompatibilityCode,
+  type SystemdInfo,
+} from '../../lib/extension/compat.js';
+import { parseRelease } from '../../lib/extension/release.js';
+import { findOsRelease, validateExtension } from '../../lib/extension/validate.js';
+import { directoryReader } from '../../lib/tree/directory.js';
 import { describeAsRoot } from '../helpers/root.js';
 import { sysextMergeProbe, type MergeProbeResult } from '../helpers/sysext.js';
 import { tempDir } from '../helpers/tmp.js';

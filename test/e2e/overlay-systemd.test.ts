@@ -7,16 +7,16 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, expect, it } from 'vitest';
-import { baseFromDirectory, type Base } from '../../lib/base.js';
-import { commitReader } from '../../lib/commit-reader.js';
-import { detectSystemd, type SystemdInfo } from '../../lib/compat.js';
-import { mergeOffline } from '../../lib/merge.js';
-import type { SetMember } from '../../lib/plugins.js';
-import { parseRelease } from '../../lib/release.js';
-import { Repo, type RepoMode } from '../../lib/repo.js';
-import { ExtensionStore } from '../../lib/store.js';
-import { sysextEnvironment } from '../../lib/sysext.js';
-import type { TreeReader } from '../../lib/validate.js';
+import { baseFromDirectory, type Base } from '../../lib/extension/base.js';
+import { commitReader } from '../../lib/tree/commit.js';
+import { detectSystemd, type SystemdInfo } from '../../lib/extension/compat.js';
+import { mergeOffline } from '../../lib/sets/merge.js';
+import type { SetMember } from '../../lib/sets/plugin.js';
+import { parseRelease } from '../../lib/extension/release.js';
+import { Repo, type RepoMode } from '../../lib/binding/repo.js';
+import { ExtensionStore } from '../../lib/extension/store.js';
+import { sysextEnvironment } from '../../lib/sets/sysext.js';
+import type { TreeReader } from '../../lib/tree/reader.js';
 import { generateScenario, handWrittenScenarios, TreeWriter, type Scenario } from '../helpers/overlay-gen.js';
 import { describeAsRoot } from '../helpers/root.js';
 import { runInPrivateMountNamespace } from '../helpers/sysext.js';
@@ -223,7 +223,7 @@ describeAsRoot('the merged view agrees with the installed systemd-sysext', () =>
     // lib/overlay.ts is the engine being written for issue 11; until it exists this part fails.
     const present = HOST_CANARIES.filter((p) => existsSync(p));
     if (present.length > 0) throw new Error(`host paths the scenarios use as canaries exist already: ${present.join(', ')}`);
-    const modulePath = '../../lib/overlay.js';
+    const modulePath = '../../lib/sets/overlay.js';
     try {
       const mod = (await import(/* @vite-ignore */ modulePath)) as { overlayView?: typeof overlayView };
       if (typeof mod.overlayView === 'function') overlayView = mod.overlayView;

@@ -6,9 +6,9 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, expect, it } from 'vitest';
-import { detectSystemd, systemdRules, type SystemdInfo } from '../../lib/compat.js';
-import { CommandDriver, sysextDriver, SysextDriverError, VarlinkDriver } from '../../lib/sysext-driver.js';
-import { SysextError } from '../../lib/sysext.js';
+import { detectSystemd, systemdRules, type SystemdInfo } from '../../lib/extension/compat.js';
+import { CommandDriver, sysextDriver, SysextDriverError, VarlinkDriver } from '../../lib/sets/sysext-driver.js';
+import { SysextError } from '../../lib/sets/sysext.js';
 import { describeAsRoot } from '../helpers/root.js';
 import { runInPrivateMountNamespace } from '../helpers/sysext.js';
 import { tempDir } from '../helpers/tmp.js';

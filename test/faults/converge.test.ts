@@ -24,7 +24,7 @@ import {
 import { join, relative, resolve } from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { Repo } from '../../lib/repo.js';
+import { Repo } from '../../lib/binding/repo.js';
 import { makeTestSysroot, makeTree } from '../helpers/fixtures.js';
 import { describeAsRoot } from '../helpers/root.js';
 import { removeTree, tempDir } from '../helpers/tmp.js';

@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { beforeAll, expect, it } from 'vitest';
-import { Repo } from '../../lib/repo.js';
+import { Repo } from '../../lib/binding/repo.js';
 import { makeTree } from '../helpers/fixtures.js';
 import { describeAsRoot } from '../helpers/root.js';
 import { runInPrivateMountNamespace } from '../helpers/sysext.js';

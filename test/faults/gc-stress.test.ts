@@ -8,7 +8,7 @@ import { join, resolve } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { makeManyFiles, makeTree } from '../helpers/fixtures.js';
 import { tempDir } from '../helpers/tmp.js';
-import { Repo } from '../../lib/repo.js';
+import { Repo } from '../../lib/binding/repo.js';
 import { childEnv } from '../helpers/child.js';
 
 const dist = resolve(import.meta.dirname, '../../dist/lib/index.js');

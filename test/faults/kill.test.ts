@@ -10,12 +10,12 @@ import { makeManyFiles, makeTestSysroot, makeTree, snapshotTree } from '../helpe
 import { haveNginx, startNginx } from '../helpers/nginx.js';
 import { describeAsRoot } from '../helpers/root.js';
 import { tempDir } from '../helpers/tmp.js';
-import { applySet } from '../../lib/activate.js';
-import { baseFromDeployment } from '../../lib/base.js';
-import { DeploymentSet } from '../../lib/deployment-set.js';
-import { Repo } from '../../lib/repo.js';
-import { ExtensionStore } from '../../lib/store.js';
-import { Sysroot } from '../../lib/sysroot.js';
+import { applySet } from '../../lib/sets/activate.js';
+import { baseFromDeployment } from '../../lib/extension/base.js';
+import { DeploymentSet } from '../../lib/sets/deployment-set.js';
+import { Repo } from '../../lib/binding/repo.js';
+import { ExtensionStore } from '../../lib/extension/store.js';
+import { Sysroot } from '../../lib/binding/sysroot.js';
 import { childEnv, fsckOk } from '../helpers/child.js';
 
 const KILLS = Number(process.env.OSX_KILL_POINTS ?? 20);

@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import type { TreeEntry, TreeReader } from '../../lib/validate.js';
+import type { TreeEntry, TreeReader } from '../../lib/tree/reader.js';
 
 /** One visible entry. */
 export interface ManifestEntry {

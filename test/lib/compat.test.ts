@@ -17,7 +17,7 @@ import {
   systemdRules,
   type CompatibilityOptions,
   type CompatibilityResult,
-} from '../../lib/compat.js';
+} from '../../lib/extension/compat.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const HOST = { ID: 'debian', VERSION_ID: '12' };

@@ -3,11 +3,11 @@
 // set committed by another process while this one waited for the lock is judged on its own.
 import { join } from 'node:path';
 import { beforeAll, expect, it } from 'vitest';
-import { baseFromDeployment } from '../../lib/base.js';
-import { DeploymentSet, SetRefusedError } from '../../lib/deployment-set.js';
-import { Host } from '../../lib/host.js';
-import { ExtensionStore } from '../../lib/store.js';
-import { Sysroot } from '../../lib/sysroot.js';
+import { baseFromDeployment } from '../../lib/extension/base.js';
+import { DeploymentSet, SetRefusedError } from '../../lib/sets/deployment-set.js';
+import { Host } from '../../lib/host/host.js';
+import { ExtensionStore } from '../../lib/extension/store.js';
+import { Sysroot } from '../../lib/binding/sysroot.js';
 import { makeTestSysroot, makeTree, type TestSysroot } from '../helpers/fixtures.js';
 import { describeAsRoot } from '../helpers/root.js';
 import { tempDir } from '../helpers/tmp.js';

@@ -1,13 +1,15 @@
 import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { baseFromDirectory, type Base } from '../../lib/base.js';
-import { fileConflictPlugin, overlayView } from '../../lib/overlay.js';
-import { DeploymentSet, SetRefusedError } from '../../lib/deployment-set.js';
-import { mergeOffline } from '../../lib/merge.js';
-import { executablePlugin, loadPluginDirectory, releaseCompatibilityPlugin, runVote, type Plugin, type PluginContext } from '../../lib/plugins.js';
-import { Repo } from '../../lib/repo.js';
-import { ExtensionStore } from '../../lib/store.js';
+import { baseFromDirectory, type Base } from '../../lib/extension/base.js';
+import { fileConflictPlugin, overlayView } from '../../lib/sets/overlay.js';
+import { DeploymentSet, SetRefusedError } from '../../lib/sets/deployment-set.js';
+import { mergeOffline } from '../../lib/sets/merge.js';
+import { loadPluginDirectory, releaseCompatibilityPlugin, runVote } from '../../lib/sets/plugins.js';
+import { executablePlugin } from '../../lib/sets/plugin-sandbox.js';
+import { type Plugin, type PluginContext } from '../../lib/sets/plugin.js';
+import { Repo } from '../../lib/binding/repo.js';
+import { ExtensionStore } from '../../lib/extension/store.js';
 import { makeTree } from '../helpers/fixtures.js';
 import { tempDir } from '../helpers/tmp.js';
 
@@ -192,7 +194,7 @@ describe('sets and offline merges', () => {
     const osCommit = await repoBase.commit({ tree: osDir, ref: 'os/main' });
     const { commit, order } = await mergeOffline({
       repo: repoBase,
-      base: await (await import('../../lib/base.js')).baseFromCommit(repoBase, 'os/main'),
+      base: await (await import('../../lib/extension/base.js')).baseFromCommit(repoBase, 'os/main'),
       extensions: [
         { name: 'b', commit: b.commit, kind: 'sysext' },
         { name: 'a', commit: a.commit, kind: 'sysext' },

@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { MAX_RELEASE_BYTES, isExtensionError } from '../../lib/errors-domain.js';
-import { formatRelease, parseRelease } from '../../lib/release.js';
+import { MAX_RELEASE_BYTES, isExtensionError } from '../../lib/extension/errors.js';
+import { formatRelease, parseRelease } from '../../lib/extension/release.js';
 
 const isNonCharacter = (cp: number): boolean => (cp >= 0xfdd0 && cp <= 0xfdef) || (cp & 0xfffe) === 0xfffe;
 

@@ -2,8 +2,8 @@ import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ExtensionError, MAX_RELEASE_BYTES, isExtensionError } from '../../lib/errors-domain.js';
-import { formatRelease, isValidFieldName, parseRelease } from '../../lib/release.js';
+import { ExtensionError, MAX_RELEASE_BYTES, isExtensionError } from '../../lib/extension/errors.js';
+import { formatRelease, isValidFieldName, parseRelease } from '../../lib/extension/release.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const fieldsOf = (text: string | Uint8Array, version?: number): Record<string, string> => ({

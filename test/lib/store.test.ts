@@ -2,12 +2,12 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync, existsSync, utimesSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeEach, describe, expect, it } from 'vitest';
-import { Repo } from '../../lib/repo.js';
-import { ExtensionStore } from '../../lib/store.js';
-import { baseFromDirectory } from '../../lib/base.js';
-import { ExtensionError } from '../../lib/errors-domain.js';
-import { escapeRefComponent, extensionRef, nameFromExtensionRef, setRef, unescapeRefComponent } from '../../lib/refs.js';
-import type { Builder } from '../../lib/builders.js';
+import { Repo } from '../../lib/binding/repo.js';
+import { ExtensionStore } from '../../lib/extension/store.js';
+import { baseFromDirectory } from '../../lib/extension/base.js';
+import { ExtensionError } from '../../lib/extension/errors.js';
+import { escapeRefComponent, extensionRef, nameFromExtensionRef, setRef, unescapeRefComponent } from '../../lib/extension/refs.js';
+import type { Builder } from '../../lib/extension/builders.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const root = tempDir('store-test-');

@@ -7,8 +7,8 @@ import { existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 
 import { createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { mergeableHierarchies, sysextEnvironment, writeServiceEnvironment } from '../../lib/sysext.js';
-import { VarlinkDriver } from '../../lib/sysext-driver.js';
+import { mergeableHierarchies, sysextEnvironment, writeServiceEnvironment } from '../../lib/sets/sysext.js';
+import { VarlinkDriver } from '../../lib/sets/sysext-driver.js';
 import { describeAsRoot } from '../helpers/root.js';
 import { removeTree, tempDir } from '../helpers/tmp.js';
 

@@ -3,18 +3,17 @@ import { chmodSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { dirname, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { MAX_RELEASE_BYTES, isExtensionError, type ExtensionError } from '../../lib/errors-domain.js';
+import { MAX_RELEASE_BYTES, isExtensionError, type ExtensionError } from '../../lib/extension/errors.js';
 import {
   assertValidExtension,
-  directoryReader,
   extensionNameProblem,
   findOsRelease,
   isValidExtensionName,
   validateExtension,
-  type TreeEntry,
-  type TreeReader,
   type ValidationResult,
-} from '../../lib/validate.js';
+} from '../../lib/extension/validate.js';
+import { directoryReader } from '../../lib/tree/directory.js';
+import { type TreeEntry, type TreeReader } from '../../lib/tree/reader.js';
 import { tempDir } from '../helpers/tmp.js';
 
 type Spec = Record<string, string | Buffer | { symlink: string } | { dir: true } | { mode: number; content: string }>;

@@ -6,8 +6,8 @@ import { cpSync, mkdirSync, readFileSync, readdirSync, statSync, truncateSync, w
 import { createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { OstreeError } from '../../lib/errors.js';
-import { Repo } from '../../lib/repo.js';
+import { OstreeError } from '../../lib/binding/errors.js';
+import { Repo } from '../../lib/binding/repo.js';
 import { makeManyFiles } from '../helpers/fixtures.js';
 import { generateKey, type GpgKey } from '../helpers/gpg.js';
 import { freePort, startNginx, type NginxServer } from '../helpers/nginx.js';

@@ -4,8 +4,8 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { OstreeError } from '../../lib/errors.js';
-import { Repo } from '../../lib/repo.js';
+import { OstreeError } from '../../lib/binding/errors.js';
+import { Repo } from '../../lib/binding/repo.js';
 import { makeTree } from '../helpers/fixtures.js';
 import { generateKey, type GpgKey } from '../helpers/gpg.js';
 import { startNginx, type NginxServer } from '../helpers/nginx.js';

@@ -6,8 +6,8 @@ import { execFileSync } from 'node:child_process';
 import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect, it } from 'vitest';
-import { OstreeError } from '../../lib/errors.js';
-import { Repo } from '../../lib/repo.js';
+import { OstreeError } from '../../lib/binding/errors.js';
+import { Repo } from '../../lib/binding/repo.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const dir = tempDir('sign-ed25519-');

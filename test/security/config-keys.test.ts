@@ -3,7 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { Repo } from '../../lib/repo.js';
+import { Repo } from '../../lib/binding/repo.js';
 import { tempDir } from '../helpers/tmp.js';
 import { attack, REPORT } from './attack.js';
 

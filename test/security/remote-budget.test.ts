@@ -8,7 +8,7 @@ import { createReadStream, readdirSync, statSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { join, normalize } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Repo } from '../../lib/repo.js';
+import { Repo } from '../../lib/binding/repo.js';
 import { makeTree } from '../helpers/fixtures.js';
 import { tempDir } from '../helpers/tmp.js';
 import { attack, REPORT } from './attack.js';

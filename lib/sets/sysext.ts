@@ -9,11 +9,14 @@
  * @module
  */
 import { execFile } from 'node:child_process';
-import { lstat, mkdir, readFile, readlink, rename, rm, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { promisify } from 'node:util';
-import { ExtensionError } from './errors-domain.js';
-import { HIERARCHIES, Overlay } from './overlay.js';
+import { ExtensionError } from '../extension/errors.js';
+import { Overlay } from './overlay.js';
+import { HIERARCHIES } from '../extension/hierarchies.js';
+import { directoryReader } from '../tree/directory.js';
+import { chase } from '../tree/reader.js';
 
 const run = promisify(execFile);
 
@@ -50,35 +53,6 @@ export class SysextError extends ExtensionError {
   }
 }
 
-/** What `path` (relative) resolves to inside `root`, symlinks chased there as systemd chases them. */
-async function chaseDir(root: string, path: string): Promise<'dir' | 'missing-in-root' | 'missing' | 'other'> {
-  const todo = path.split('/').filter((p) => p !== '' && p !== '.');
-  const done: string[] = [];
-  for (let hops = 0; todo.length > 0;) {
-    const part = todo.shift()!;
-    if (part === '..') {
-      done.pop();
-      continue;
-    }
-    const st = await lstat(join(root, ...done, part)).catch((e: NodeJS.ErrnoException) => {
-      if (e.code === 'ENOENT' || e.code === 'ENOTDIR') return null;
-      throw e;
-    });
-    // systemd would mkdir it (and what follows): in the root itself, or in a directory below.
-    if (st === null) return done.length === 0 ? 'missing-in-root' : 'missing';
-    if (st.isSymbolicLink()) {
-      if (++hops > 40) return 'other';
-      const target = await readlink(join(root, ...done, part));
-      if (target.startsWith('/')) done.length = 0;
-      todo.unshift(...target.split('/').filter((p) => p !== '' && p !== '.'));
-      continue;
-    }
-    if (!st.isDirectory()) return 'other';
-    done.push(part);
-  }
-  return 'dir';
-}
-
 /**
  * The hierarchies systemd-sysext can merge in `root`: each of `hierarchies` that resolves to a
  * directory there (symlinks chased inside `root`), or is missing where systemd can create it —
@@ -93,11 +67,14 @@ async function chaseDir(root: string, path: string): Promise<'dir' | 'missing-in
  */
 export async function mergeableHierarchies(root = '/', hierarchies: readonly string[] = HIERARCHIES.sysext): Promise<string[]> {
   const out: string[] = [];
+  const reader = directoryReader(root);
   let creates: boolean | undefined;
   for (const h of hierarchies) {
-    const state = await chaseDir(root, h);
-    if (state === 'dir' || state === 'missing') out.push(h);
-    else if (state === 'missing-in-root' && (creates ??= await Overlay.createsMissingHierarchies(root))) out.push(h);
+    // systemd mkdirs a missing hierarchy (and what follows it) below an existing directory, and
+    // in the root itself only when the root is writable.
+    const r = await chase(reader, h);
+    if (r.status === 'found' ? r.entry?.type === 'dir' : r.status === 'missing' && r.at !== '') out.push(h);
+    else if (r.status === 'missing' && (creates ??= await Overlay.createsMissingHierarchies(root))) out.push(h);
   }
   return out;
 }

@@ -9,8 +9,8 @@
  * @module
  */
 
-import { ArgumentError } from './errors.js';
-import { ExtensionError, MAX_RELEASE_BYTES } from './errors-domain.js';
+import { ArgumentError } from '../binding/errors.js';
+import { ExtensionError, MAX_RELEASE_BYTES } from './errors.js';
 
 /**
  * Stable codes for problems found while parsing a release file.

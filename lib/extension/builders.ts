@@ -8,10 +8,10 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { lstat, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { OstreeError } from './errors.js';
-import { ExtensionError } from './errors-domain.js';
-import type { PullProgress } from './remote.js';
-import type { Repo } from './repo.js';
+import { OstreeError } from '../binding/errors.js';
+import { ExtensionError } from './errors.js';
+import type { PullProgress } from '../binding/remote.js';
+import type { Repo } from '../binding/repo.js';
 
 /** A builder's verdict on whether an extension can be updated. */
 export type UpdateStatus = 'available' | 'warn' | 'veto' | 'none' | 'unknown';

@@ -3,10 +3,10 @@
  * straight from the repository, without a checkout.
  * @module
  */
-import { isOstreeError } from './errors.js';
-import type { Repo, CommitEntry } from './repo.js';
-import { Overlay } from './overlay.js';
-import { plainEntry, type TreeEntry, type TreeReader } from './validate.js';
+import { isOstreeError } from '../binding/errors.js';
+import type { Repo, CommitEntry } from '../binding/repo.js';
+import { TreeView } from './view.js';
+import { plainEntry, type TreeEntry, type TreeReader } from './reader.js';
 
 function toTreeEntry(e: CommitEntry): TreeEntry {
   const t: TreeEntry = { name: e.name, path: e.path.replace(/^\//, ''), type: e.type, mode: e.mode, size: e.size };
@@ -27,7 +27,7 @@ export function commitReader(repo: Repo, commit: string): TreeReader & { readonl
   return {
     commit,
     async walk(path: string): Promise<TreeEntry[] | null> {
-      const view = Overlay.tree({ repo, commit });
+      const view = TreeView.of({ repo, commit });
       try {
         const entries = await view.walk(path);
         return entries === null ? null : entries.map(plainEntry);

@@ -20,20 +20,20 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, readlinkSync } from 'node:fs';
 import { lstat, readdir, readlink, rename, rm, rmdir, symlink } from 'node:fs/promises';
 import { basename, dirname, join, relative, resolve } from 'node:path';
-import * as is from './args.js';
-import { baseFromDeployment } from './base.js';
-import { checkCompatibility, detectSystemd, systemdOption, type SystemdInfo } from './compat.js';
+import * as is from '../binding/args.js';
+import { baseFromDeployment } from '../extension/base.js';
+import { checkCompatibility, detectSystemd, systemdOption, type SystemdInfo } from '../extension/compat.js';
 import { DeploymentSet, type SetRecord } from './deployment-set.js';
-import { ExtensionError } from './errors-domain.js';
-import { releaseFilePath } from './release.js';
+import { ExtensionError } from '../extension/errors.js';
+import { releaseFilePath } from '../extension/release.js';
 // Node's recursive mkdir reports a full disk as ENOENT.
-import { makeDirectory } from './errors.js';
-import type { Plugin } from './plugins.js';
-import type { CallOptions } from './repo.js';
-import type { ExtensionStore } from './store.js';
+import { makeDirectory } from '../binding/errors.js';
+import type { Plugin } from './plugin.js';
+import type { CallOptions } from '../binding/repo.js';
+import type { ExtensionStore } from '../extension/store.js';
 import { sysext } from './sysext.js';
 import { mergeAndVerify } from './sysext-driver.js';
-import type { Deployment, Sysroot } from './sysroot.js';
+import type { Deployment, Sysroot } from '../binding/sysroot.js';
 
 /** Options of {@link applySet}. */
 export interface ApplyOptions extends CallOptions {

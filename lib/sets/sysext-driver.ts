@@ -8,9 +8,9 @@
  */
 import { existsSync } from 'node:fs';
 import { createConnection } from 'node:net';
-import * as is from './args.js';
-import { detectSystemd, type SystemdInfo } from './compat.js';
-import { AbortError } from './errors.js';
+import * as is from '../binding/args.js';
+import { detectSystemd, type SystemdInfo } from '../extension/compat.js';
+import { AbortError } from '../binding/errors.js';
 import { listImages, mergedExtensions, sysext, sysextEnvironment, SysextError, type SysextOptions } from './sysext.js';
 
 /** The system's Varlink socket of systemd-sysext (socket-activated, 255 and later). */

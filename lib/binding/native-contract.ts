@@ -271,6 +271,62 @@ export interface NativeSysroot {
   close(): void;
 }
 
+/** One layer of the native merged view: the base (a directory or a commit), or an extension commit and the hierarchies it takes part in (`etc:usr/etc` maps one onto another). */
+export interface NativeLayer {
+  name: string;
+  path?: string;
+  commit?: string;
+  hierarchies?: string[];
+}
+
+/** An entry of the native merged view as it crosses the boundary (lib/tree/view.ts shapes it). */
+export interface NativeViewEntry {
+  name: string;
+  path: string;
+  type: 'file' | 'dir' | 'symlink' | 'special';
+  mode: number;
+  size: number;
+  uid: number;
+  gid: number;
+  layer: string;
+  target?: string;
+  checksum?: string;
+  xattrCount?: number;
+  whiteout?: boolean;
+}
+
+/** What the native engine's writes did (files, directories, links, reused subtrees). */
+export interface NativeWriteStats {
+  files: number;
+  dirs: number;
+  symlinks: number;
+  reused: number;
+  checkouts: number;
+  unrepresentable: string[];
+}
+
+/** One path several layers provide differently, as the native engine reports it. */
+export interface NativeConflict {
+  path: string;
+  kind: 'content' | 'type' | 'whiteout' | 'opaque' | 'directory-metadata';
+  providers: string[];
+  types: string[];
+  winner: string;
+}
+
+/** The native merged view (native/overlay.cc): one tree, or a base with extension layers. */
+export interface NativeOverlay {
+  query(ops: Array<{ op: string; path: string; maxBytes?: number; xattrs?: boolean }>, c?: NativeCancellable): Promise<unknown[]>;
+  conflicts(c?: NativeCancellable): Promise<NativeConflict[]>;
+  mounts(
+    c?: NativeCancellable,
+  ): Promise<{ mounts: Record<string, string[]>; skipped: Array<{ layer: string; hierarchy: string; reason: string }>; createMissing: boolean }>;
+  writeDirectory(dest: string, opts: { mode?: 'none' | 'user' }, c?: NativeCancellable): Promise<NativeWriteStats>;
+  writeTree(c?: NativeCancellable): Promise<{ tree: string; meta: string; stats: NativeWriteStats }>;
+  linkCheckout(dest: string, opts: { mode: 'none' | 'user'; requireLinks: boolean }, c?: NativeCancellable): Promise<NativeWriteStats>;
+  close(): void;
+}
+
 export interface NativeModule {
   Cancellable: new () => NativeCancellable;
   DevInoCache: new () => NativeDevInoCache;
@@ -281,6 +337,8 @@ export interface NativeModule {
   Sysroot: {
     load(path: string, c?: NativeCancellable): Promise<NativeSysroot>;
   };
+  /** `raw`: one commit's stored metadata, as checked out (no systemd layer); `hostHierarchyMode`: systemd 256+'s hierarchy root mode. */
+  Overlay: new (repo: NativeRepo | null, layers: NativeLayer[], opts: { createMissing?: boolean; raw?: boolean; hostHierarchyMode?: boolean }) => NativeOverlay;
   setErrorConstructor(ctor: new (message: string, details: { domain: string; gerrorCode: number }) => Error): void;
   version: { libostree: string; libostreeRuntime: boolean };
 }

@@ -25,7 +25,6 @@ import * as is from './args.js';
 import { ArgumentError, OstreeError } from './errors.js';
 import { native } from './native.js';
 import { annotate, cancellable, Limiter, SerialQueue, type CallOptions } from './signal.js';
-import { Overlay } from './overlay.js';
 import * as remote from './remote.js';
 import { scanArchive } from './tar-scan.js';
 import type {
@@ -790,9 +789,9 @@ export class Repo {
       ((mode === 'bare' && n.mode === 'none' && process.getuid?.() === 0) || ((mode === 'bare-user' || mode === 'bare-user-only') && n.mode === 'user'));
     try {
       if (linkable) {
-        const view = Overlay.tree({ repo: this, commit }, { raw: true });
+        const view = new (native().Overlay)(this._native, [{ name: 'base', commit }], { createMissing: false, raw: true });
         try {
-          await view.linkCheckout(tmp, { mode: n.mode ?? 'none', requireLinks: n.hardlinks === 'require', ...(signal ? { signal } : {}) });
+          await cancellable(op, signal, (c) => view.linkCheckout(tmp, { mode: n.mode ?? 'none', requireLinks: n.hardlinks === 'require' }, c));
         } finally {
           view.close();
         }

@@ -8,17 +8,17 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
-import * as is from './args.js';
-import { activeSet, applyLocked, boundSet, layout, pickDeployment, type ApplyResult } from './activate.js';
-import { baseFromDeployment } from './base.js';
-import type { SystemdInfo } from './compat.js';
-import { DeploymentSet, type SetRecord } from './deployment-set.js';
-import { ExtensionError } from './errors-domain.js';
-import type { Plugin, Vote, VoteReport } from './plugins.js';
-import { extensionRef } from './refs.js';
-import type { CallOptions } from './repo.js';
-import type { ExtensionStore, UpgradeOutcome } from './store.js';
-import type { Deployment, Sysroot } from './sysroot.js';
+import * as is from '../binding/args.js';
+import { activeSet, applyLocked, boundSet, layout, pickDeployment, type ApplyResult } from '../sets/activate.js';
+import { baseFromDeployment } from '../extension/base.js';
+import type { SystemdInfo } from '../extension/compat.js';
+import { DeploymentSet, type SetRecord } from '../sets/deployment-set.js';
+import { ExtensionError } from '../extension/errors.js';
+import type { Plugin, Vote, VoteReport } from '../sets/plugin.js';
+import { extensionRef } from '../extension/refs.js';
+import type { CallOptions } from '../binding/repo.js';
+import type { ExtensionStore, UpgradeOutcome } from '../extension/store.js';
+import type { Deployment, Sysroot } from '../binding/sysroot.js';
 
 /** Options of a {@link Host}. */
 export interface HostOptions {

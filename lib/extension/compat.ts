@@ -14,8 +14,8 @@ import { constants } from 'node:fs';
 import { access, readdir, readFile, stat } from 'node:fs/promises';
 import { endianness, machine } from 'node:os';
 import { delimiter, join } from 'node:path';
-import * as is from './args.js';
-import { ArgumentError } from './errors.js';
+import * as is from '../binding/args.js';
+import { ArgumentError } from '../binding/errors.js';
 
 /** Oldest systemd version whose rules this module implements; the default when none is known. */
 export const DEFAULT_SYSTEMD_VERSION = 252;

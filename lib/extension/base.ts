@@ -4,12 +4,14 @@
  * @module
  */
 import { resolve } from 'node:path';
-import * as is from './args.js';
-import { commitReader } from './commit-reader.js';
-import { ExtensionError } from './errors-domain.js';
-import type { Repo } from './repo.js';
-import type { Deployment, Sysroot } from './sysroot.js';
-import { directoryReader, findOsRelease, type TreeReader } from './validate.js';
+import * as is from '../binding/args.js';
+import { commitReader } from '../tree/commit.js';
+import { ExtensionError } from './errors.js';
+import type { Repo } from '../binding/repo.js';
+import type { Deployment, Sysroot } from '../binding/sysroot.js';
+import { findOsRelease } from './validate.js';
+import { directoryReader } from '../tree/directory.js';
+import { type TreeReader } from '../tree/reader.js';
 
 /** Where a {@link Base} comes from. */
 export type BaseSource =

@@ -8,17 +8,18 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import * as is from './args.js';
-import type { Base } from './base.js';
-import { commitReader } from './commit-reader.js';
-import { sortExtensionNames, systemdOption, type SystemdInfo } from './compat.js';
-import { ExtensionError, MAX_RELEASE_BYTES } from './errors-domain.js';
-import { extensionRef, setRef } from './refs.js';
+import * as is from '../binding/args.js';
+import type { Base } from '../extension/base.js';
+import { commitReader } from '../tree/commit.js';
+import { sortExtensionNames, systemdOption, type SystemdInfo } from '../extension/compat.js';
+import { ExtensionError, MAX_RELEASE_BYTES } from '../extension/errors.js';
+import { extensionRef, setRef } from '../extension/refs.js';
 import { fileConflictPlugin, overlayView } from './overlay.js';
-import { loadPluginDirectory, releaseCompatibilityPlugin, runDeployFinish, runVote, type Plugin, type SetMember, type VoteReport } from './plugins.js';
-import { parseRelease, releaseFilePath } from './release.js';
-import type { CallOptions, Commit } from './repo.js';
-import { META_SET_EXTENSIONS, type ExtensionStore } from './store.js';
+import { loadPluginDirectory, releaseCompatibilityPlugin, runDeployFinish, runVote } from './plugins.js';
+import { type Plugin, type SetMember, type VoteReport } from './plugin.js';
+import { parseRelease, releaseFilePath } from '../extension/release.js';
+import type { CallOptions, Commit } from '../binding/repo.js';
+import { META_SET_EXTENSIONS, type ExtensionStore } from '../extension/store.js';
 
 /** Metadata key of a set commit naming its base. */
 export const META_SET_BASE = 'ostree-sysext.base';

@@ -10,10 +10,10 @@ import { constants, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import { ExtensionError, type ExtensionErrorProblem } from './errors-domain.js';
-import type { SystemdInfo } from './compat.js';
-import type { DeployContext, Plugin, PluginContext, VoteAnswer } from './plugins.js';
-import type { TreeReader } from './validate.js';
+import { ExtensionError, type ExtensionErrorProblem } from '../extension/errors.js';
+import type { SystemdInfo } from '../extension/compat.js';
+import type { DeployContext, Plugin, PluginContext, VoteAnswer } from './plugin.js';
+import type { TreeReader } from '../tree/reader.js';
 
 /** Version of the JSON protocol spoken with executable plugins. */
 export const PLUGIN_PROTOCOL = 1;

@@ -20,40 +20,16 @@
  *   `trusted.overlay.*` xattrs are never shown; symlinks are entries, never followed.
  * @module
  */
-import * as is from './args.js';
-import { compareVersions, systemdOption, type SystemdInfo } from './compat.js';
-import type { Base } from './base.js';
-import { native } from './native.js';
-import type { Repo } from './repo.js';
-import { cancellable } from './signal.js';
-import type { Plugin } from './plugins.js';
-import type { TreeEntry, TreeReader } from './validate.js';
-
-/** The hierarchies systemd merges for each kind (252: /usr and /opt; /etc for confexts). */
-export const HIERARCHIES = { sysext: ['usr', 'opt'], confext: ['etc'] } as const satisfies Record<'sysext' | 'confext', readonly string[]>;
-
-/**
- * The hierarchies systemd merges for an extension of `kind`.
- * @example
- * ```ts
- * mergedHierarchies('sysext'); // ['usr', 'opt']
- * ```
- */
-export function mergedHierarchies(kind: 'sysext' | 'confext'): string[] {
-  return [...HIERARCHIES[kind]];
-}
-
-/** An entry of the merged view: a {@link TreeEntry} plus owner and the layer it comes from. */
-export interface OverlayEntry extends TreeEntry {
-  uid: number;
-  gid: number;
-  /** `base`, an extension's name, or `systemd-sysext` for a hierarchy root systemd makes. */
-  layer: string;
-  /** The OSTree content (or dirtree) checksum, when the layer is a commit. */
-  checksum?: string;
-  /** How many extended attributes it has (from {@link Overlay.walk} with `xattrCount`). */
-  xattrCount?: number;
-}
+import * as is from '../binding/args.js';
+import { compareVersions, systemdOption, type SystemdInfo } from '../extension/compat.js';
+import type { Base } from '../extension/base.js';
+import { native } from '../binding/native.js';
+import type { Repo } from '../binding/repo.js';
+import { cancellable } from '../binding/signal.js';
+import type { NativeLayer, NativeOverlay } from '../binding/native-contract.js';
+import { mergedHierarchies } from '../extension/hierarchies.js';
+import { TreeView, type OverlayWriteStats } from '../tree/view.js';
+import type { Plugin } from './plugin.js';
 
 /** How a path is provided differently by several layers. */
 export type OverlayConflictKind =
@@ -114,52 +90,9 @@ export interface SkippedHierarchy {
   reason: string;
 }
 
-/** What a write of the merged view did. */
-export interface OverlayWriteStats {
-  files: number;
-  dirs: number;
-  symlinks: number;
-  /** Directories taken whole from one layer (by checksum, or by one libostree checkout). */
-  reused: number;
-  checkouts: number;
-  /** Paths whose owner, xattrs or type this process or repository could not reproduce (the first 1,000). */
-  unrepresentable: string[];
-}
-
-interface NativeOverlay {
-  query(ops: Array<{ op: string; path: string; maxBytes?: number }>, c?: unknown): Promise<unknown[]>;
-  conflicts(c?: unknown): Promise<OverlayConflict[]>;
-  mounts(
-    c?: unknown,
-  ): Promise<{ mounts: Record<string, string[]>; skipped: Array<{ layer: string; hierarchy: string; reason: string }>; createMissing: boolean }>;
-  writeDirectory(dest: string, opts: { mode?: 'none' | 'user' }, c?: unknown): Promise<OverlayWriteStats>;
-  writeTree(c?: unknown): Promise<{ tree: string; meta: string; stats: OverlayWriteStats }>;
-  linkCheckout(dest: string, opts: { mode: 'none' | 'user'; requireLinks: boolean }, c?: unknown): Promise<OverlayWriteStats>;
-  close(): void;
-}
-
-type NativeEntry = Omit<OverlayEntry, 'size'> & { size: number; mode: number };
-
-function toEntry(e: NativeEntry): OverlayEntry {
-  const out: OverlayEntry = { name: e.name, path: e.path, type: e.type, mode: e.mode & 0o7777, uid: e.uid, gid: e.gid, layer: e.layer };
-  if (e.type === 'file') out.size = e.size;
-  if (e.target !== undefined) out.target = e.target;
-  if (e.checksum !== undefined) out.checksum = e.checksum;
-  if (e.xattrCount !== undefined) out.xattrCount = e.xattrCount;
-  return out;
-}
-
-function treePath(path: string): string {
-  if (typeof path !== 'string') throw new TypeError(`tree path must be a string, got ${typeof path}`);
-  if (path.includes('\0')) throw new RangeError(`tree path contains NUL: ${JSON.stringify(path)}`);
-  const parts = path.split('/').filter((p) => p !== '' && p !== '.');
-  if (parts.includes('..')) throw new RangeError(`tree path must not contain '..': ${JSON.stringify(path)}`);
-  return parts.join('/');
-}
-
 /**
  * The merged view of a base and extensions, as systemd-sysext's overlay shows it. It reads
- * like a {@link TreeReader} (no symlink is followed, also not in intermediate components) and
+ * like a {@link TreeView} (no symlink is followed, also not in intermediate components) and
  * reports conflicts; `mergeOffline` writes it out. Close it when done.
  * @example
  * ```ts
@@ -172,14 +105,9 @@ function treePath(path: string): string {
  * }
  * ```
  */
-export class Overlay implements TreeReader {
-  readonly #n: NativeOverlay;
-  /** @internal */
-  readonly repo: Repo | undefined;
-
+export class Overlay extends TreeView {
   private constructor(n: NativeOverlay, repo: Repo | undefined) {
-    this.#n = n;
-    this.repo = repo;
+    super(n, repo);
   }
 
   /** Opens the merged view of `base` with `extensions` layered in the order given (bottom first). */
@@ -191,7 +119,7 @@ export class Overlay implements TreeReader {
       throw new TypeError('a commit base must be in the same repository as the extensions');
     }
     const confextTarget = is.oneOf('confextTarget', o.confextTarget ?? 'etc', ['etc', 'usr/etc'] as const);
-    const layers: Array<Record<string, unknown>> = [];
+    const layers: NativeLayer[] = [];
     if (base.source.type === 'commit') layers.push({ name: 'base', commit: base.source.commit });
     else if (base.source.type === 'directory') layers.push({ name: 'base', path: base.source.path });
     else layers.push({ name: 'base', path: base.source.sysroot.deploymentPath(base.source.deployment) });
@@ -206,21 +134,8 @@ export class Overlay implements TreeReader {
     // (detected natively for a directory or deployment base; a commit is taken as writable).
     const createMissing = o.createMissingHierarchies === undefined ? undefined : is.bool('createMissingHierarchies', o.createMissingHierarchies, true);
     const { hostHierarchyMode } = systemdOption(o.systemd, o.systemdVersion);
-    type Ctor = new (repo: unknown, layers: unknown[], opts: { createMissing?: boolean; hostHierarchyMode: boolean }) => NativeOverlay;
-    const Ctor = (native() as unknown as { Overlay: Ctor }).Overlay;
+    const Ctor = native().Overlay;
     return new Overlay(new Ctor(repo?._native ?? null, layers, { ...(createMissing === undefined ? {} : { createMissing }), hostHierarchyMode }), repo);
-  }
-
-  /**
-   * @internal A view of one tree alone (a commit in `repo`, or a directory): the engine's
-   * validated, symlink-free reads, and {@link Overlay.walk} in one call.
-   */
-  static tree(source: { repo: Repo; commit: string } | { path: string }, opts: { raw?: boolean } = {}): Overlay {
-    type Ctor = new (repo: unknown, layers: unknown[], opts: { createMissing?: boolean; raw?: boolean }) => NativeOverlay;
-    const Ctor = (native() as unknown as { Overlay: Ctor }).Overlay;
-    const o = { createMissing: false, raw: opts.raw === true };
-    if ('path' in source) return new Overlay(new Ctor(null, [{ name: 'base', path: source.path }], o), undefined);
-    return new Overlay(new Ctor(source.repo._native, [{ name: 'base', commit: is.checksum('commit', source.commit) }], o), source.repo);
   }
 
   /**
@@ -228,9 +143,7 @@ export class Overlay implements TreeReader {
    * the root is immutable (`chattr +i`, as an OSTree deployment's is).
    */
   static async createsMissingHierarchies(root: string): Promise<boolean> {
-    type Ctor = new (repo: unknown, layers: unknown[], opts: object) => NativeOverlay;
-    const Ctor = (native() as unknown as { Overlay: Ctor }).Overlay;
-    const n = new Ctor(null, [{ name: 'base', path: root }], {});
+    const n = new (native().Overlay)(null, [{ name: 'base', path: root }], {});
     try {
       return (await cancellable('merged view', undefined, (c) => n.mounts(c))).createMissing;
     } finally {
@@ -238,58 +151,12 @@ export class Overlay implements TreeReader {
     }
   }
 
-  /** @internal A hardlink checkout of a one-commit raw view into the new directory `dest`. */
-  linkCheckout(dest: string, opts: { mode: 'none' | 'user'; requireLinks: boolean; signal?: AbortSignal }): Promise<OverlayWriteStats> {
-    return cancellable(`check out to ${dest}`, opts.signal, (c) => this.#n.linkCheckout(dest, { mode: opts.mode, requireLinks: opts.requireLinks }, c));
-  }
-
-  async #query(op: string, path: string, maxBytes?: number, xattrs = false): Promise<unknown> {
-    const p = treePath(path);
-    const ops = [{ op, path: p, ...(maxBytes === undefined ? {} : { maxBytes }), ...(xattrs ? { xattrs } : {}) }];
-    const [r] = await cancellable(`read ${op} /${p} in the merged view`, undefined, (c) => this.#n.query(ops, c));
-    return r;
-  }
-
-  /** The entry at `path`, or null when nothing is visible there. */
-  async stat(path: string): Promise<OverlayEntry | null> {
-    const r = (await this.#query('stat', path)) as NativeEntry | null;
-    return r === null ? null : toEntry(r);
-  }
-
-  /** The visible entries of the directory at `path`, sorted by name; null if it is not a directory. */
-  async list(path: string): Promise<OverlayEntry[] | null> {
-    const r = (await this.#query('list', path)) as NativeEntry[] | null;
-    return r === null ? null : r.map(toEntry);
-  }
-
-  /** The content of the regular file at `path` (at most `maxBytes`, else a LIMIT error), or null. */
-  async readFile(path: string, maxBytes?: number): Promise<Buffer | null> {
-    if (maxBytes !== undefined) is.integer('maxBytes', maxBytes, 1, 2 ** 40);
-    return (await this.#query('read', path, maxBytes)) as Buffer | null;
-  }
-
-  /** Every visible entry below the directory `path`, depth first in name order, in one call; null if it is not a directory. */
-  async walk(path: string, opts: { xattrCount?: boolean } = {}): Promise<OverlayEntry[] | null> {
-    const r = (await this.#query('walk', path, undefined, opts.xattrCount === true)) as NativeEntry[] | null;
-    return r === null ? null : r.map(toEntry);
-  }
-
-  /** The target of the symlink at `path`, or null. */
-  async readLink(path: string): Promise<string | null> {
-    return (await this.#query('readlink', path)) as string | null;
-  }
-
-  /** The visible extended attributes of the file or directory at `path`, or null. */
-  async xattrs(path: string): Promise<Record<string, Buffer> | null> {
-    return (await this.#query('xattrs', path)) as Record<string, Buffer> | null;
-  }
-
   /**
    * Where each hierarchy is mounted (path → layers, topmost first), what takes no part, and
    * whether a hierarchy the base lacks is created (false on an immutable root).
    */
   async mounts(): Promise<{ mounts: Record<string, string[]>; skipped: SkippedHierarchy[]; createsMissingHierarchies: boolean }> {
-    const r = await cancellable('merged view', undefined, (c) => this.#n.mounts(c));
+    const r = await cancellable('merged view', undefined, (c) => this.native.mounts(c));
     return {
       mounts: r.mounts,
       skipped: r.skipped.map((s) => ({ extension: s.layer, hierarchy: s.hierarchy, reason: s.reason })),
@@ -303,23 +170,18 @@ export class Overlay implements TreeReader {
    * the layer systemd shows.
    */
   async conflicts(opts: { signal?: AbortSignal } = {}): Promise<OverlayConflict[]> {
-    const list = await cancellable('conflict check', is.signal(opts.signal), (c) => this.#n.conflicts(c));
+    const list = await cancellable('conflict check', is.signal(opts.signal), (c) => this.native.conflicts(c));
     return list.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
   }
 
   /** @internal Writes the merged tree into the new directory `dest` (see mergeOffline). */
   writeDirectory(dest: string, opts: { mode?: 'none' | 'user'; signal?: AbortSignal } = {}): Promise<OverlayWriteStats> {
-    return cancellable(`merge into ${dest}`, opts.signal, (c) => this.#n.writeDirectory(dest, opts.mode === undefined ? {} : { mode: opts.mode }, c));
+    return cancellable(`merge into ${dest}`, opts.signal, (c) => this.native.writeDirectory(dest, opts.mode === undefined ? {} : { mode: opts.mode }, c));
   }
 
   /** @internal Writes the merged tree's dirtree/dirmeta objects (inside a transaction). */
   writeTree(opts: { signal?: AbortSignal } = {}): Promise<{ tree: string; meta: string; stats: OverlayWriteStats }> {
-    return cancellable('merge into a commit', opts.signal, (c) => this.#n.writeTree(c));
-  }
-
-  /** Releases the view; reads in flight finish. */
-  close(): void {
-    this.#n.close();
+    return cancellable('merge into a commit', opts.signal, (c) => this.native.writeTree(c));
   }
 }
 
@@ -348,21 +210,6 @@ export function overlayView(base: Base, extensions: readonly OverlayMember[], op
     extensions.map((e) => ({ name: e.name, commit: e.commit, kind: e.kind })),
     repo === undefined ? opts : { ...opts, repo },
   );
-}
-
-/**
- * Every entry below `dir` of a tree (paths relative to the tree root), depth first.
- * @example
- * ```ts
- * for await (const e of walk(view, 'usr/lib/systemd/system')) console.log(e.path);
- * ```
- */
-export async function* walk(reader: TreeReader, dir: string): AsyncGenerator<TreeEntry> {
-  const entries = await reader.list(dir);
-  for (const e of entries ?? []) {
-    yield e;
-    if (e.type === 'dir') yield* walk(reader, e.path);
-  }
 }
 
 /** One path provided differently by several layers, as {@link fileConflictPlugin} reports it. */
@@ -400,44 +247,6 @@ export const fileConflictPlugin: Plugin = {
     }
   },
 };
-
-/**
- * Paths whose owner, mode or extended attributes the commit `committed` does not keep from the
- * directory `source` (a bare-user-only repository stores canonical 0644/0755 root-owned files
- * without xattrs): what a repository mode cannot represent, to report rather than hide.
- * @example
- * ```ts
- * const lost = await unrepresentable(dir, repo, commit); // [{ path: 'usr/bin/tool', lost: 'mode 4755 stored as 0755' }]
- * ```
- */
-export async function unrepresentable(source: string, repo: Repo, committed: string): Promise<Array<{ path: string; lost: string }>> {
-  const a = Overlay.tree({ path: source });
-  const b = Overlay.tree({ repo, commit: committed });
-  try {
-    const [before, after, rootBefore, rootAfter] = await Promise.all([
-      a.walk('', { xattrCount: true }),
-      b.walk('', { xattrCount: true }),
-      a.stat(''),
-      b.stat(''),
-    ]);
-    const stored = new Map((after ?? []).map((e) => [e.path, e]));
-    if (rootAfter !== null) stored.set('', rootAfter);
-    const out: Array<{ path: string; lost: string }> = [];
-    for (const e of [...(rootBefore === null ? [] : [rootBefore]), ...(before ?? [])]) {
-      const s = stored.get(e.path);
-      if (s === undefined || s.type !== e.type) continue;
-      const what: string[] = [];
-      if (e.type !== 'symlink' && s.mode !== e.mode) what.push(`mode ${e.mode.toString(8).padStart(4, '0')} stored as ${s.mode.toString(8).padStart(4, '0')}`);
-      if (s.uid !== e.uid || s.gid !== e.gid) what.push(`owner ${e.uid}:${e.gid} stored as ${s.uid}:${s.gid}`);
-      if ((e.xattrCount ?? 0) > (s.xattrCount ?? 0)) what.push(`${(e.xattrCount ?? 0) - (s.xattrCount ?? 0)} xattr(s) dropped`);
-      if (what.length > 0) out.push({ path: e.path, lost: what.join(', ') });
-    }
-    return out;
-  } finally {
-    a.close();
-    b.close();
-  }
-}
 
 /**
  * Groups of names that compare equal in systemd's version compare (`a1`/`a_1`,

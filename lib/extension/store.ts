@@ -5,19 +5,21 @@
  * @module
  */
 import { archiveBuilder, directoryBuilder, remoteBuilder, type Builder, type BuilderContext, type BuildOutput, type UpdateCheck } from './builders.js';
-import * as is from './args.js';
+import * as is from '../binding/args.js';
 import type { Base } from './base.js';
-import { commitReader } from './commit-reader.js';
-import { unrepresentable } from './overlay.js';
+import { commitReader } from '../tree/commit.js';
+import { unrepresentable } from '../tree/view.js';
 import { checkCompatibility, type CompatibilityOptions, type CompatibilityReason } from './compat.js';
-import { ExtensionError, MAX_RELEASE_BYTES } from './errors-domain.js';
-import { isOstreeError } from './errors.js';
+import { ExtensionError, MAX_RELEASE_BYTES } from './errors.js';
+import { isOstreeError } from '../binding/errors.js';
 import { EXTENSION_REF_PREFIX, extensionRef, KEEP_REF_PREFIX, keepRef, nameFromExtensionRef, originSection, SET_REF_PREFIX, setRef } from './refs.js';
 import { parseRelease, releaseFilePath } from './release.js';
-import type { PullProgress } from './remote.js';
-import type { CallOptions, Commit, QueryOp, QueryResult, Repo } from './repo.js';
-import { SerialQueue } from './signal.js';
-import { directoryReader, validateExtension, type TreeReader, type ValidationResult } from './validate.js';
+import type { PullProgress } from '../binding/remote.js';
+import type { CallOptions, Commit, QueryOp, QueryResult, Repo } from '../binding/repo.js';
+import { SerialQueue } from '../binding/signal.js';
+import { validateExtension, type ValidationResult } from './validate.js';
+import { directoryReader } from '../tree/directory.js';
+import { type TreeReader } from '../tree/reader.js';
 
 /** Where an installed extension came from: the builder that made it and its context. */
 export interface ExtensionOrigin {

@@ -6,186 +6,16 @@
  * @module
  */
 
-import { lstat, open, readdir, readlink } from 'node:fs/promises';
-import { constants, type Stats } from 'node:fs';
-import { join } from 'node:path';
-import { ExtensionError, MAX_RELEASE_BYTES, isExtensionError } from './errors-domain.js';
+import { ExtensionError, MAX_RELEASE_BYTES, isExtensionError } from './errors.js';
 import { parseRelease, RELEASE_DIRS, type ParsedRelease } from './release.js';
 import type { ExtensionKind } from './compat.js';
-import { HIERARCHIES, Overlay } from './overlay.js';
-
-/** One entry of an extension tree, as a {@link TreeReader} reports it (never following symlinks). */
-export interface TreeEntry {
-  /** Last path component; `''` for the tree root. */
-  name: string;
-  /** Path relative to the tree root, `/`-separated, without leading `/`; `''` for the root. */
-  path: string;
-  /** Regular file, directory, symbolic link, or anything else (device, FIFO, socket). */
-  type: 'file' | 'dir' | 'symlink' | 'special';
-  /** Permission bits including setuid, setgid and sticky (`st_mode & 0o7777`). */
-  mode: number;
-  /** Size in bytes, for regular files. */
-  size?: number;
-  /** Link target exactly as stored, for symlinks. */
-  target?: string;
-  /** True for an overlayfs whiteout (a character device 0:0, type `special`). */
-  whiteout?: boolean;
-}
-
-/**
- * Read access to an extension tree. Paths are relative to the tree root, `/`-separated; `''` is
- * the root. Implementations never follow symlinks, including in intermediate components: a path
- * through a symlink does not exist.
- */
-export interface TreeReader {
-  /** The entry at `path`, or `null` if there is none. */
-  stat(path: string): Promise<TreeEntry | null>;
-  /** The entries of the directory at `path` sorted by name, or `null` if it is not a directory. */
-  list(path: string): Promise<TreeEntry[] | null>;
-  /**
-   * The contents of the regular file at `path`, at most `maxBytes` bytes of it when given, or
-   * `null` if it is not a regular file.
-   */
-  readFile(path: string, maxBytes?: number): Promise<Buffer | null>;
-  /**
-   * Optional: every entry below the directory `path`, depth first in name order, in one call
-   * (validation uses it so a deep tree costs one read, not one lookup from the root per entry).
-   */
-  walk?(path: string): Promise<TreeEntry[] | null>;
-}
-
-/** Splits a tree path into components; rejects `..`, NUL and non-string input. */
-function treePathParts(path: string): string[] {
-  if (typeof path !== 'string') throw new TypeError(`tree path must be a string, got ${typeof path}`);
-  if (path.includes('\0')) throw new RangeError(`tree path contains NUL: ${JSON.stringify(path)}`);
-  const parts = path.split('/').filter((part) => part !== '' && part !== '.');
-  if (parts.includes('..')) throw new RangeError(`tree path must not contain '..': ${JSON.stringify(path)}`);
-  return parts;
-}
-
-function entryFromStats(parts: readonly string[], st: Stats, target?: string): TreeEntry {
-  const type = st.isFile() ? 'file' : st.isDirectory() ? 'dir' : st.isSymbolicLink() ? 'symlink' : 'special';
-  const entry: TreeEntry = { name: parts.at(-1) ?? '', path: parts.join('/'), type, mode: st.mode & 0o7777 };
-  if (type === 'file') entry.size = st.size;
-  if (target !== undefined) entry.target = target;
-  if (st.isCharacterDevice() && st.rdev === 0) entry.whiteout = true;
-  return entry;
-}
-
-function isMissing(err: unknown): boolean {
-  const code = (err as NodeJS.ErrnoException | null)?.code;
-  return code === 'ENOENT' || code === 'ENOTDIR';
-}
-
-/**
- * A {@link TreeReader} over a directory on disk, using `lstat` and `O_NOFOLLOW` so no symlink is
- * ever followed, even in intermediate path components.
- *
- * @example
- * ```ts
- * const result = await validateExtension(directoryReader('/var/lib/extensions/foo'), { name: 'foo' });
- * ```
- */
-export function directoryReader(root: string): TreeReader {
-  // lstat every component so a symlinked parent never redirects the lookup.
-  const lstatChain = async (parts: readonly string[]): Promise<Stats | null> => {
-    let st: Stats;
-    try {
-      st = await lstat(root);
-      for (let i = 0; i < parts.length; i++) {
-        if (!st.isDirectory()) return null;
-        st = await lstat(join(root, ...parts.slice(0, i + 1)));
-      }
-    } catch (err) {
-      if (isMissing(err)) return null;
-      throw err;
-    }
-    return st;
-  };
-
-  const statEntry = async (parts: readonly string[]): Promise<TreeEntry | null> => {
-    const st = await lstatChain(parts);
-    if (st === null) return null;
-    return entryFromStats(parts, st, st.isSymbolicLink() ? await readlink(join(root, ...parts)) : undefined);
-  };
-
-  return {
-    stat: async (path) => statEntry(treePathParts(path)),
-
-    walk: async (path) => {
-      const view = Overlay.tree({ path: root });
-      try {
-        const entries = await view.walk(treePathParts(path).join('/'));
-        return entries === null ? null : entries.map(plainEntry);
-      } finally {
-        view.close();
-      }
-    },
-
-    list: async (path) => {
-      const parts = treePathParts(path);
-      const st = await lstatChain(parts);
-      if (st === null || !st.isDirectory()) return null;
-      const names = await readdir(join(root, ...parts));
-      names.sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
-      const entries: TreeEntry[] = [];
-      for (const name of names) {
-        const childParts = [...parts, name];
-        const child = join(root, ...childParts);
-        try {
-          const cst = await lstat(child);
-          entries.push(entryFromStats(childParts, cst, cst.isSymbolicLink() ? await readlink(child) : undefined));
-        } catch (err) {
-          if (!isMissing(err)) throw err; // removed while listing
-        }
-      }
-      return entries;
-    },
-
-    readFile: async (path, maxBytes) => {
-      const parts = treePathParts(path);
-      const st = await lstatChain(parts);
-      if (st === null || !st.isFile()) return null;
-      // O_NONBLOCK: a FIFO swapped in after the lstat must not hang the open.
-      const handle = await open(join(root, ...parts), constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK).catch((err: unknown) => {
-        if (isMissing(err) || (err as NodeJS.ErrnoException).code === 'ELOOP') return null;
-        throw err;
-      });
-      if (handle === null) return null;
-      try {
-        const fst = await handle.stat();
-        if (!fst.isFile()) return null;
-        const limit = maxBytes ?? Number.POSITIVE_INFINITY;
-        const chunks: Buffer[] = [];
-        let total = 0;
-        while (total < limit) {
-          const buf = Buffer.alloc(Math.min(64 * 1024, limit - total));
-          const { bytesRead } = await handle.read(buf, 0, buf.length, null);
-          if (bytesRead === 0) break;
-          chunks.push(buf.subarray(0, bytesRead));
-          total += bytesRead;
-        }
-        return Buffer.concat(chunks, total);
-      } finally {
-        await handle.close();
-      }
-    },
-  };
-}
+import { HIERARCHIES } from './hierarchies.js';
+import { chaseInTree, type TreeEntry, type TreeReader } from '../tree/reader.js';
 
 const NAME_MAX = 255;
 // The longest path (bytes, from the tree root) accepted: checkouts put it below a prefix
 // (`ostree/deploy/<os>/extensions/<commit>.0/staged/<name>/`), and PATH_MAX is 4096.
 const PATH_MAX_IN_TREE = 3584;
-
-/** A {@link TreeEntry} without the engine's extra fields (owner, layer, checksum). */
-export function plainEntry(e: TreeEntry): TreeEntry {
-  const out: TreeEntry = { name: e.name, path: e.path, type: e.type, mode: e.mode };
-  if (e.size !== undefined) out.size = e.size;
-  if (e.target !== undefined) out.target = e.target;
-  if (e.whiteout) out.whiteout = true;
-  return out;
-}
 
 /**
  * Why `name` is not a valid extension (image) name, or `null` if it is valid. The rules are
@@ -605,43 +435,6 @@ export interface OsReleaseFile {
   path: string;
   /** The parsed file. */
   release: ParsedRelease;
-}
-
-const MAX_SYMLINK_HOPS = 32;
-
-/**
- * Follows `path` through symlinks inside the tree, the way systemd's `chase_symlinks()` does with
- * the tree as root (absolute targets and `..` stay inside it). Returns the final entry or `null`
- * when something along the way is missing, or after 32 symlinks.
- * @example
- * ```ts
- * (await chaseInTree(reader, 'usr/lib/extension-release.d'))?.path; // 'real/lib/extension-release.d' when usr -> real
- * ```
- */
-export async function chaseInTree(reader: TreeReader, path: string): Promise<TreeEntry | null> {
-  const todo = treePathParts(path);
-  const done: string[] = [];
-  let hops = 0;
-  while (todo.length > 0) {
-    const part = todo.shift() as string;
-    if (part === '..') {
-      done.pop();
-      continue;
-    }
-    if (part === '.') continue;
-    const entry = await reader.stat([...done, part].join('/'));
-    if (entry === null) return null;
-    if (entry.type === 'symlink') {
-      if (++hops > MAX_SYMLINK_HOPS) return null;
-      const target = entry.target ?? '';
-      if (target.startsWith('/')) done.length = 0;
-      todo.unshift(...target.split('/').filter((p) => p !== ''));
-      continue;
-    }
-    if (todo.length > 0 && entry.type !== 'dir') return null;
-    done.push(part);
-  }
-  return reader.stat(done.join('/'));
 }
 
 /**

@@ -8,16 +8,18 @@ import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { rename, rm } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
-import * as is from './args.js';
-import { baseFromCommit, type Base } from './base.js';
-import { checkCompatibility, sortExtensionNames, systemdOption, type SystemdInfo } from './compat.js';
-import { ExtensionError, MAX_RELEASE_BYTES } from './errors-domain.js';
-import { OstreeError } from './errors.js';
-import { ambiguousNames, mergedHierarchies, Overlay, unrepresentable, type OverlayWriteStats, type SkippedHierarchy } from './overlay.js';
-import { commitReader } from './commit-reader.js';
-import { parseRelease, releaseFilePath } from './release.js';
-import { chaseInTree } from './validate.js';
-import type { CallOptions, MetadataValue, Repo } from './repo.js';
+import * as is from '../binding/args.js';
+import { baseFromCommit, type Base } from '../extension/base.js';
+import { checkCompatibility, sortExtensionNames, systemdOption, type SystemdInfo } from '../extension/compat.js';
+import { ExtensionError, MAX_RELEASE_BYTES } from '../extension/errors.js';
+import { OstreeError } from '../binding/errors.js';
+import { ambiguousNames, Overlay, type SkippedHierarchy } from './overlay.js';
+import { mergedHierarchies } from '../extension/hierarchies.js';
+import { unrepresentable, type OverlayWriteStats } from '../tree/view.js';
+import { commitReader } from '../tree/commit.js';
+import { parseRelease, releaseFilePath } from '../extension/release.js';
+import { chaseInTree } from '../tree/reader.js';
+import type { CallOptions, MetadataValue, Repo } from '../binding/repo.js';
 
 export { ambiguousNames, mergedHierarchies };
 
