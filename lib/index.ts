@@ -61,18 +61,10 @@ export type {
   DeleteRemoteOptions,
   RemoteFetchOptions,
   RemoteSummary,
-  PullProgress,
-  PullOptions,
-  PullLocalOptions,
-  PullResult,
-  SignOptions,
-  VerifyOptions,
-  Signature,
-  VerifyResult,
-  SummaryOptions,
-  DeltaOptions,
 } from './binding/remote.js';
-export { DEFAULT_PULL_MAX_BYTES, DEFAULT_PULL_MAX_OBJECT_BYTES } from './binding/remote.js';
+export type { PullProgress, PullOptions, PullLocalOptions, PullResult } from './binding/pull.js';
+export type { SignOptions, VerifyOptions, Signature, VerifyResult, SummaryOptions, DeltaOptions } from './binding/sign.js';
+export { DEFAULT_PULL_MAX_BYTES, DEFAULT_PULL_MAX_OBJECT_BYTES } from './binding/pull.js';
 export { Sysroot } from './binding/sysroot.js';
 export type { Deployment } from './binding/sysroot.js';
 

@@ -25,24 +25,11 @@ import * as is from './args.js';
 import { ArgumentError, OstreeError } from './errors.js';
 import { native } from './native.js';
 import { annotate, cancellable, Limiter, SerialQueue, type CallOptions } from './signal.js';
-import * as remote from './remote.js';
+import { pullMethods, type PullMethods } from './pull.js';
+import { remoteMethods, type RemoteMethods } from './remote.js';
+import { REPO_ACCESS, type RepoAccess } from './repo-access.js';
+import { publishMethods, type PublishMethods } from './sign.js';
 import { scanArchive } from './tar-scan.js';
-import type {
-  AddRemoteOptions,
-  ChangeRemoteOptions,
-  DeleteRemoteOptions,
-  DeltaOptions,
-  PullLocalOptions,
-  PullOptions,
-  PullResult,
-  RemoteFetchOptions,
-  RemoteInfo,
-  RemoteSummary,
-  SignOptions,
-  SummaryOptions,
-  VerifyOptions,
-  VerifyResult,
-} from './remote.js';
 
 /** Storage modes of a repository (see ostree-repo-config(5)). */
 export type RepoMode = 'bare' | 'archive' | 'bare-user' | 'bare-user-only';
@@ -326,6 +313,7 @@ export class Transaction {
  * repo.close();
  * ```
  */
+// eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging -- see the interface Repo below
 export class Repo {
   /** @internal */
   readonly _native: NativeRepo;
@@ -832,105 +820,17 @@ export class Repo {
     return this.#writes.run(() => cancellable(operation, s, run));
   }
 
-  // ---- Remotes, pulls and publishing (issue 3): thin delegates to lib/remote.ts ----
-
-  /** @internal Handle, path and write queue for lib/remote.ts. */
-  get #remoteAccess(): remote.RepoAccess {
+  /** @internal What lib/binding/remote.ts, pull.ts and sign.ts use: handle, path, write queue. */
+  get [REPO_ACCESS](): RepoAccess {
     return { native: this._native, path: this.#path, write: (op, signal, run) => this.#write(op, signal, run) };
   }
-
-  /**
-   * Adds a remote. GPG verification is on unless `gpgVerify: false`; import its keys with
-   * {@link Repo.importRemoteKeys}. Rejects with `EXISTS` when the name is taken.
-   * @example
-   * ```ts
-   * await repo.addRemote('origin', { url: 'https://example.com/repo', gpgVerifySummary: true });
-   * await repo.importRemoteKeys('origin', '/usr/share/keys/example.asc');
-   * ```
-   */
-  addRemote(name: string, opts: AddRemoteOptions): Promise<void> {
-    return remote.addRemote(this.#remoteAccess, name, opts);
-  }
-
-  /** Every configured remote (repo config and remotes.d), sorted by name. */
-  remotes(): RemoteInfo[] {
-    return remote.listRemotes(this.#remoteAccess);
-  }
-
-  /** One remote's URL and options; throws `NOT_FOUND` when it is not configured. */
-  getRemote(name: string): RemoteInfo {
-    return remote.getRemote(this.#remoteAccess, name);
-  }
-
-  /** Changes some of a remote's settings, keeping the others; `unset` removes keys. */
-  changeRemote(name: string, changes: ChangeRemoteOptions): Promise<void> {
-    return remote.changeRemote(this.#remoteAccess, name, changes);
-  }
-
-  /** Deletes a remote and its imported keys; `NOT_FOUND` unless `ifExists`. */
-  deleteRemote(name: string, opts?: DeleteRemoteOptions): Promise<void> {
-    return remote.deleteRemote(this.#remoteAccess, name, opts);
-  }
-
-  /** Imports GPG public keys (key data, armored or binary, or a path to a key file) for a remote; returns how many. */
-  importRemoteKeys(name: string, keys: Uint8Array | string, opts?: CallOptions): Promise<number> {
-    return remote.importRemoteKeys(this.#remoteAccess, name, keys, opts);
-  }
-
-  /** The refs a remote's summary lists (`ref → checksum`), without pulling anything. */
-  listRemoteRefs(name: string, opts?: RemoteFetchOptions): Promise<Record<string, string>> {
-    return remote.listRemoteRefs(this.#remoteAccess, name, opts);
-  }
-
-  /** Downloads a remote's summary and its signatures, without pulling anything. */
-  fetchRemoteSummary(name: string, opts?: RemoteFetchOptions): Promise<RemoteSummary> {
-    return remote.fetchRemoteSummary(this.#remoteAccess, name, opts);
-  }
-
-  /**
-   * Pulls refs from a remote (by name) or a `file://` URL. Runs on its own thread and its own
-   * repository handle, so pulls run concurrently with each other and with this handle's work.
-   * @example
-   * ```ts
-   * const ac = new AbortController();
-   * const { refs } = await repo.pull('origin', {
-   *   refs: ['os/stable'],
-   *   onProgress: (p) => console.log(p.status),
-   *   signal: ac.signal,
-   * });
-   * ```
-   */
-  pull(remoteOrUrl: string, opts?: PullOptions): Promise<PullResult> {
-    return remote.pull(this.#remoteAccess, remoteOrUrl, opts);
-  }
-
-  /** Copies refs from another repository on this machine, hardlinking objects where possible. */
-  pullLocal(sourcePath: string, opts?: PullLocalOptions): Promise<PullResult> {
-    return remote.pullLocal(this.#remoteAccess, sourcePath, opts);
-  }
-
-  /** Adds a GPG signature to a commit (detached metadata). */
-  signCommit(rev: string, opts: SignOptions): Promise<void> {
-    return remote.signCommit(this.#remoteAccess, rev, opts);
-  }
-
-  /** Checks a commit's GPG signatures; rejects with `GPG_NO_SIGNATURE` when it has none. */
-  verifyCommit(rev: string, opts?: VerifyOptions): Promise<VerifyResult> {
-    return remote.verifyCommit(this.#remoteAccess, rev, opts);
-  }
-
-  /** Rewrites the summary file (refs and static deltas), signed when `keyIds` are given. */
-  regenerateSummary(opts?: SummaryOptions): Promise<void> {
-    return remote.regenerateSummary(this.#remoteAccess, opts);
-  }
-
-  /** Generates a static delta (`from` → `to`, or from scratch) and by default regenerates the summary. */
-  generateDelta(opts: DeltaOptions): Promise<void> {
-    return remote.generateDelta(this.#remoteAccess, opts);
-  }
-
-  // ---- end of remotes, pulls and publishing ----
 }
+
+// The topic modules' methods, on the prototype (as sharp attaches its topic modules): the
+// interfaces below give them their types and documentation, repoMethods their `this`.
+// eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging -- the class gets these members from Object.assign below
+export interface Repo extends RemoteMethods, PullMethods, PublishMethods {}
+Object.assign(Repo.prototype, remoteMethods, pullMethods, publishMethods);
 
 /** Checks every commit option (no I/O) and builds the native options; refs are resolved later. */
 function commitArgs(opts: CommitOptions): { n: NativeWriteCommitOptions; ref?: string; parent?: string | null; fromCommit?: string; signal?: AbortSignal } {

@@ -5,7 +5,7 @@
  */
 import { isExtensionError } from '../extension/errors.js';
 import { AbortError, ArgumentError, fromFsError, isOstreeError } from '../binding/errors.js';
-import type { PullProgress } from '../binding/remote.js';
+import type { PullProgress } from '../binding/pull.js';
 
 /** Exit codes of `ostree-sysext` (documented in docs/cli.md). */
 export const EXIT = {

@@ -10,7 +10,7 @@ import { lstat, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { OstreeError } from '../binding/errors.js';
 import { ExtensionError } from './errors.js';
-import type { PullProgress } from '../binding/remote.js';
+import type { PullProgress } from '../binding/pull.js';
 import type { Repo } from '../binding/repo.js';
 
 /** A builder's verdict on whether an extension can be updated. */

@@ -14,7 +14,7 @@ import { ExtensionError, MAX_RELEASE_BYTES } from './errors.js';
 import { isOstreeError } from '../binding/errors.js';
 import { EXTENSION_REF_PREFIX, extensionRef, KEEP_REF_PREFIX, keepRef, nameFromExtensionRef, originSection, SET_REF_PREFIX, setRef } from './refs.js';
 import { parseRelease, releaseFilePath } from './release.js';
-import type { PullProgress } from '../binding/remote.js';
+import type { PullProgress } from '../binding/pull.js';
 import type { CallOptions, Commit, QueryOp, QueryResult, Repo } from '../binding/repo.js';
 import { SerialQueue } from '../binding/signal.js';
 import { validateExtension, type ValidationResult } from './validate.js';

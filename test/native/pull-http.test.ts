@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { OstreeError } from '../../lib/binding/errors.js';
-import type { PullProgress } from '../../lib/binding/remote.js';
+import type { PullProgress } from '../../lib/binding/pull.js';
 import { Repo } from '../../lib/binding/repo.js';
 import { makeManyFiles, makeTree } from '../helpers/fixtures.js';
 import { startNginx, type NginxServer } from '../helpers/nginx.js';

@@ -6,7 +6,7 @@ import { cpSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OstreeError } from '../../lib/binding/errors.js';
-import type { PullProgress } from '../../lib/binding/remote.js';
+import type { PullProgress } from '../../lib/binding/pull.js';
 import { Repo } from '../../lib/binding/repo.js';
 import { makeManyFiles, makeTree } from '../helpers/fixtures.js';
 import { generateKey, type GpgKey } from '../helpers/gpg.js';
