@@ -97,6 +97,8 @@ export { directoryReader } from './tree/directory.js';
 export type { ValidationCode, ValidationProblem, ValidationResult, ValidateExtensionOptions, OsReleaseFile } from './extension/validate.js';
 export type { TreeEntry, TreeReader } from './tree/reader.js';
 export { commitReader } from './tree/commit.js';
+export { verifyExtensions } from './extension/verify.js';
+export type { VerifyExtensionsOptions, VerifyExtensionsResult, ExtensionVerification } from './extension/verify.js';
 export { baseFromDirectory, baseFromCommit, baseFromDeployment } from './extension/base.js';
 export type { Base, BaseSource } from './extension/base.js';
 

@@ -7,7 +7,7 @@
 import { join } from 'node:path';
 import type { NativeSysroot } from './native-contract.js';
 import * as is from './args.js';
-import { OstreeError } from './errors.js';
+import { AbortError, OstreeError } from './errors.js';
 import { native } from './native.js';
 import { Repo, type CallOptions, type OpenOptions } from './repo.js';
 import { cancellable, SerialQueue } from './signal.js';
@@ -85,13 +85,22 @@ export class Sysroot {
   /**
    * Runs `fn` holding the sysroot's lock (`ostree/lock`, the one `ostree admin` takes), so
    * only one apply or deploy runs at a time. With `wait: false` (default) a held lock
-   * rejects at once with `LOCKED`; with `wait: true` it waits for the holder.
+   * rejects at once with `LOCKED`; with `wait: true` it waits for the holder, trying again
+   * every few milliseconds (up to 100 ms apart) without occupying a thread, until it gets the
+   * lock or `signal` aborts (AbortError; nothing was locked).
    */
   async withLock<T>(fn: () => Promise<T>, opts: CallOptions & { wait?: boolean } = {}): Promise<T> {
     const wait = is.bool('wait', opts.wait, false);
     const signal = is.signal(opts.signal);
+    const op = `lock sysroot ${this.#path}`;
     return this.#queue.run(async () => {
-      const got = await cancellable(`lock sysroot ${this.#path}`, signal, (c) => this.#native.lock(wait, c));
+      // ostree_sysroot_lock() would block a libuv pool thread until the holder lets go, and
+      // cannot be cancelled: only ever try-lock natively, and wait here, on timers.
+      let got = await cancellable(op, signal, (c) => this.#native.lock(false, c));
+      for (let delay = 5; !got && wait; delay = Math.min(delay * 2, LOCK_RETRY_MAX_MS)) {
+        await sleep(delay, signal, op);
+        got = await cancellable(op, signal, (c) => this.#native.lock(false, c));
+      }
       if (!got) {
         throw new OstreeError(`another process holds the lock of sysroot ${this.#path} (an apply or ostree admin is running); retry later or pass wait: true`, {
           domain: 'g-io-error-quark',
@@ -116,4 +125,22 @@ export class Sysroot {
   close(): void {
     this.#native.close();
   }
+}
+
+const LOCK_RETRY_MAX_MS = 100;
+
+/** Waits `ms`, or rejects with AbortError as soon as `signal` aborts. */
+function sleep(ms: number, signal: AbortSignal | undefined, operation: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const aborted = (): void => {
+      clearTimeout(timer);
+      reject(new AbortError(`${operation}: aborted while waiting for the lock`, { cause: signal?.reason }));
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', aborted);
+      resolve();
+    }, ms);
+    if (signal?.aborted) aborted();
+    else signal?.addEventListener('abort', aborted, { once: true });
+  });
 }

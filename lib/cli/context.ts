@@ -12,6 +12,7 @@ import { Host } from '../host/host.js';
 import { Repo } from '../binding/repo.js';
 import { ExtensionStore } from '../extension/store.js';
 import type { Deployment } from '../binding/sysroot.js';
+import { pickDeployment } from '../sets/activate.js';
 import { Sysroot } from '../binding/sysroot.js';
 import { CliError, EXIT, usage, type Output } from './output.js';
 
@@ -121,15 +122,14 @@ export class Context {
     throw usage(`the sysroot has several OS names (${names.join(', ')}) and none is booted`, 'pass --os NAME');
   }
 
-  /** The deployment sets apply to: the booted one of the OS, else its first (default) one. */
+  /** The deployment sets apply to: the booted one of the OS, else its first (default) one ({@link pickDeployment}). */
   async deployment(): Promise<Deployment> {
     const s = await this.sysroot();
     const osname = await this.osname();
-    const booted = s.bootedDeployment();
-    if (booted && booted.osname === osname) return booted;
-    const d = s.deployments().find((x) => x.osname === osname);
-    if (!d) throw new CliError(`the sysroot ${s.path} has no deployment of ${osname}`, EXIT.NOT_FOUND, 'NOT_FOUND', 'check --os');
-    return d;
+    if (!s.deployments().some((x) => x.osname === osname)) {
+      throw new CliError(`the sysroot ${s.path} has no deployment of ${osname}`, EXIT.NOT_FOUND, 'NOT_FOUND', 'check --os');
+    }
+    return pickDeployment(s, osname);
   }
 
   /**

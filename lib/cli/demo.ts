@@ -22,7 +22,7 @@ import type { VoteReport } from '../sets/plugin.js';
 import { Repo } from '../binding/repo.js';
 import { ExtensionStore } from '../extension/store.js';
 import { Sysroot } from '../binding/sysroot.js';
-import type { Command } from './commands.js';
+import type { Command } from './commands/index.js';
 import type { Context } from './context.js';
 import { CliError, EXIT, table, usage } from './output.js';
 

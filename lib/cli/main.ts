@@ -6,7 +6,7 @@
  */
 import { createRequire } from 'node:module';
 import { isExtensionError } from '../extension/errors.js';
-import { COMMANDS, type Command, type OptionSpec, type Values } from './commands.js';
+import { COMMANDS, type Command, type OptionSpec, type Values } from './commands/index.js';
 import { Context, type GlobalOptions } from './context.js';
 import { demoCommand } from './demo.js';
 import { CliError, EXIT, Output, usage } from './output.js';

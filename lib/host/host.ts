@@ -9,7 +9,8 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import * as is from '../binding/args.js';
-import { activeSet, applyLocked, boundSet, layout, pickDeployment, type ApplyResult } from '../sets/activate.js';
+import { activeSet, applyLocked, applySet, boundSet, layout, pickDeployment, type ApplyResult } from '../sets/activate.js';
+import { writeServiceEnvironment } from '../sets/sysext.js';
 import { baseFromDeployment } from '../extension/base.js';
 import type { SystemdInfo } from '../extension/compat.js';
 import { DeploymentSet, type SetRecord } from '../sets/deployment-set.js';
@@ -332,6 +333,40 @@ export class Host {
       await rm(path, { force: true });
       return { outcomes, change };
     });
+  }
+
+  /**
+   * What ostree-sysext.service runs early at boot, before systemd-sysext.service merges: applies
+   * the set bound to the deployment (after an OS upgrade, with none bound yet, the current set
+   * re-checked against the new OS, incompatible extensions left out) and writes
+   * `run/ostree-sysext/systemd-sysext.env` for systemd-sysext.service (see
+   * {@link writeServiceEnvironment}). Waits for the sysroot lock unless `wait: false`. With
+   * nothing ever deployed for the OS it does nothing: `applied: null`.
+   * @example
+   * ```ts
+   * const { applied, environment } = await host.boot();
+   * for (const x of applied?.excluded ?? []) console.warn(`left out ${x.name}: ${x.reason}`);
+   * ```
+   */
+  async boot(opts: HostCallOptions = {}): Promise<{ applied: ApplyResult | null; environment: NodeJS.ProcessEnv | null }> {
+    const { sysroot, store, osname } = this.#o;
+    const deployment = this.deployment;
+    if ((await boundSet(sysroot, deployment)) === null && (await DeploymentSet.current(store, osname)) === null) return { applied: null, environment: null };
+    const applied = await applySet({
+      sysroot,
+      store,
+      osname,
+      deployment,
+      root: this.#root,
+      wait: opts.wait ?? true,
+      refresh: opts.refresh ?? false,
+      ...(opts.plugins ? { plugins: opts.plugins } : {}),
+      ...(this.#o.systemdVersion === undefined ? {} : { systemdVersion: this.#o.systemdVersion }),
+      ...(this.#o.systemd === undefined ? {} : { systemd: this.#o.systemd }),
+      ...(opts.signal ? { signal: opts.signal } : {}),
+    });
+    const environment = await writeServiceEnvironment(this.#root, sysroot.deploymentPath(deployment));
+    return { applied, environment };
   }
 
   /**

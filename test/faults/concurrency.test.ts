@@ -39,6 +39,20 @@ try {
       say('HELD');
       await new Promise((r) => process.stdin.once('data', r));
     });
+  } else if (op === 'waiters') {
+    // Six waits for a held lock at once, each aborting after b ms, while the libuv pool
+    // (4 threads) serves other work (pbkdf2 runs there): waiting must take no thread and end
+    // at the abort.
+    const { pbkdf2 } = await import('node:crypto');
+    const handles = await Promise.all([1, 2, 3, 4, 5, 6].map(() => lib.Sysroot.load(a)));
+    const t0 = Date.now();
+    const waits = handles.map((h) => h.withLock(async () => 'GOT', { wait: true, signal: AbortSignal.timeout(Number(b)) }).then((v) => v, (e) => e.name));
+    await new Promise((r) => setTimeout(r, 50));
+    const f0 = Date.now();
+    await Promise.all(Array.from({ length: 16 }, () => new Promise((r, j) => pbkdf2('pw', 'salt', 1000, 32, 'sha256', (e) => (e ? j(e) : r())))));
+    say('FS:' + (Date.now() - f0));
+    const outcomes = await Promise.all(waits);
+    say('WAITS:' + outcomes.join(',') + ':' + (Date.now() - t0));
   } else if (op === 'pull') {
     const repo = await lib.Repo.open(a);
     say('START');
@@ -153,6 +167,26 @@ describeAsRoot('two processes applying sets on one sysroot', () => {
     expect(outcome(await waiter.done)).toBe('DONE');
     expect(active()).toBe(setB);
     await fsckOk(repo.path);
+  }, 120_000);
+
+  it('waiting for a held lock occupies no pool thread and ends when the signal aborts', async () => {
+    const holder = start(['hold', sysrootPath]);
+    await holder.waitFor('HELD');
+    try {
+      const out = await start(['waiters', sysrootPath, '1500']).done;
+      const fsMs = Number(/FS:(\d+)/.exec(out)?.[1]);
+      const waits = /WAITS:([^:]*):(\d+)/.exec(out);
+      process.stdout.write(`concurrency: 16 pool tasks during 6 lock waits took ${fsMs} ms; the waits ended after ${waits?.[2]} ms\n`);
+      // Each of the six ended by its signal, none got the lock, and the pool kept serving other work
+      // (with a blocking native wait, four waits would hold all four pool threads until release).
+      expect(waits?.[1]).toBe('AbortError,AbortError,AbortError,AbortError,AbortError,AbortError');
+      expect(fsMs).toBeLessThan(1000);
+      expect(Number(waits?.[2])).toBeLessThan(10_000);
+    } finally {
+      holder.proc.stdin!.end('release\n');
+      await holder.done;
+    }
+    expect(active()).toBe(setA);
   }, 120_000);
 
   it('two applies started together (wait: false): one may get LOCKED, never both fail, the active set is complete', async () => {
