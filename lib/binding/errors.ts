@@ -101,27 +101,116 @@ const FILE_CODES: Record<number, OstreeErrorCode> = {
 
 const BINDING_CODES: Record<number, OstreeErrorCode> = { 1: 'CLOSED', 2: 'INVALID_ARGUMENT', 3: 'TOO_LARGE' };
 
-// libostree reports several distinct failures as G_IO_ERROR_FAILED; the message tells them apart.
-const FAILED_PATTERNS: Array<[RegExp, OstreeErrorCode]> = [
-  [/another transaction is in progress/i, 'TRANSACTION_IN_PROGRESS'],
-  [/already exists/i, 'EXISTS'],
-  [/server returned http 404|HTTP 404|not found/i, 'NOT_FOUND'],
-  [/No such branch/i, 'NOT_FOUND'],
-  [/server returned http|HTTP \d{3}/i, 'HTTP_ERROR'],
-  [/corrupted|checksum mismatch|invalid checksum|unexpected end of|truncated|header size \d+ exceeds size/i, 'CORRUPT'],
-  [/no signatures found|gpg verification enabled, but no signatures/i, 'GPG_NO_SIGNATURE'],
+/** Where a message of {@link FAILED_MESSAGES} is printed, and its text there (a printf format). */
+export interface MessageSource {
+  /** The library that prints it (its file is searched for `text`), or `binding` for native/. */
+  in: 'libostree' | 'libcurl' | 'libc' | 'libgio' | 'libarchive' | 'libz' | 'binding';
+  /** The text as it stands in that library: a printf format (`%s`, `%u`, … filled in for the match). */
+  text: string;
+  /** The arguments the format is filled with (default `x` for every directive). */
+  args?: string[];
+}
+
+/**
+ * @internal libostree reports several distinct failures as G_IO_ERROR_FAILED (or with no
+ * domain code this table knows): then the message tells them apart. One row per case, each with
+ * where its wording really comes from; test/native/error-messages.test.ts checks every row
+ * against the text in the installed libostree and the libraries it passes errors on from, so a
+ * rewording there fails a test instead of silently changing a code. Order matters: first match wins.
+ */
+export const FAILED_MESSAGES: ReadonlyArray<{ pattern: RegExp; code: OstreeErrorCode; from: readonly MessageSource[] }> = [
+  {
+    pattern: /another transaction is in progress/i,
+    code: 'TRANSACTION_IN_PROGRESS',
+    from: [{ in: 'libostree', text: 'Failed to prepare transaction, another transaction is in progress' }],
+  },
+  { pattern: /already exists/i, code: 'EXISTS', from: [{ in: 'libostree', text: 'Remote configuration for "%s" already exists: %s' }] },
+  // libostree's fetcher errors are G_IO_ERROR: codeFromGError reads their HTTP status first (HTTP_STATUS).
+  { pattern: /server returned http 404|HTTP 404/i, code: 'NOT_FOUND', from: [{ in: 'libostree', text: 'Server returned HTTP %lu', args: ['404'] }] },
+  { pattern: /not found/i, code: 'NOT_FOUND', from: [{ in: 'libostree', text: 'Remote "%s" not found' }] },
+  {
+    pattern: /No such branch/i,
+    code: 'NOT_FOUND',
+    from: [
+      { in: 'libostree', text: "No such branch '%s' in repository summary" },
+      { in: 'libostree', text: 'No such branch (%s, %s) in repository summary' },
+    ],
+  },
+  { pattern: /server returned http|HTTP \d{3}/i, code: 'HTTP_ERROR', from: [{ in: 'libostree', text: 'Server returned HTTP %lu', args: ['403'] }] },
+  {
+    pattern: /corrupted|checksum mismatch|invalid checksum|unexpected end of|truncated|header size \d+ exceeds size/i,
+    code: 'CORRUPT',
+    from: [
+      { in: 'libostree', text: "Corrupted %s object; checksum expected='%s' actual='%s'" },
+      { in: 'libostree', text: 'File header size %u exceeds size %lu', args: ['4096', '12'] },
+      { in: 'libostree', text: 'Invalid checksum of length %lu expected 32', args: ['5'] },
+      { in: 'libz', text: 'unexpected end of file' },
+      { in: 'libarchive', text: 'truncated gzip input' },
+    ],
+  },
+  {
+    pattern: /no signatures found|gpg verification enabled, but no signatures/i,
+    code: 'GPG_NO_SIGNATURE',
+    from: [
+      { in: 'libostree', text: 'GPG verification enabled, but no signatures found (use gpg-verify=false in remote config to disable)' },
+      { in: 'libostree', text: 'No signatures found for commit %s' },
+    ],
+  },
   // sign-verify on a libostree without ed25519: the pull falls back to its test-only "dummy"
   // type (test/native/sign-ed25519.test.ts provokes it).
-  [/dummy signature type is only for ostree testing/i, 'SIGN_UNSUPPORTED'],
-  [/timeout was reached|timed out/i, 'TIMED_OUT'],
-  [/couldn't resolve host|could not resolve/i, 'HOST_NOT_FOUND'],
-  [/couldn't connect|could not connect|connection refused|failed to connect/i, 'CONNECTION_REFUSED'],
-  [/no space left on device/i, 'NO_SPACE'],
+  {
+    pattern: /dummy signature type is only for ostree testing/i,
+    code: 'SIGN_UNSUPPORTED',
+    from: [{ in: 'libostree', text: 'dummy signature type is only for ostree testing' }],
+  },
+  {
+    pattern: /timeout was reached|timed out/i,
+    code: 'TIMED_OUT',
+    from: [
+      { in: 'libcurl', text: 'Timeout was reached' },
+      { in: 'libcurl', text: 'Connection timed out after %ld milliseconds', args: ['100'] },
+    ],
+  },
+  {
+    pattern: /couldn't resolve host|could not resolve/i,
+    code: 'HOST_NOT_FOUND',
+    from: [
+      { in: 'libcurl', text: "Couldn't resolve host name" },
+      { in: 'libcurl', text: 'Could not resolve host: %s' },
+    ],
+  },
+  {
+    pattern: /couldn't connect|could not connect|connection refused|failed to connect/i,
+    code: 'CONNECTION_REFUSED',
+    from: [
+      { in: 'libcurl', text: "Couldn't connect to server" },
+      { in: 'libcurl', text: 'Failed to connect to %s port %u after %ld ms: %s', args: ['127.0.0.1', '9', '0', 'Connection refused'] },
+      { in: 'libc', text: 'Connection refused' },
+    ],
+  },
+  { pattern: /no space left on device/i, code: 'NO_SPACE', from: [{ in: 'libc', text: 'No space left on device' }] },
   // The repo's reserve (core.min-free-space-percent/-size) would be used: a full disk to the caller.
-  [/min-free-space-(percent|size) .* would be exceeded/i, 'NO_SPACE'],
-  [/permission denied|operation not permitted/i, 'PERMISSION_DENIED'],
-  [/locking repo .* timed out|resource temporarily unavailable/i, 'LOCKED'],
+  {
+    pattern: /min-free-space-(percent|size) .* would be exceeded/i,
+    code: 'NO_SPACE',
+    from: [
+      { in: 'libostree', text: 'min-free-space-size %luMB %s', args: ['500', 'would be exceeded'] },
+      { in: 'libostree', text: "min-free-space-percent '%u%%' %s", args: ['3', 'would be exceeded, at least 1 MB requested'] },
+    ],
+  },
+  {
+    pattern: /permission denied|operation not permitted/i,
+    code: 'PERMISSION_DENIED',
+    from: [
+      { in: 'libc', text: 'Permission denied' },
+      { in: 'libc', text: 'Operation not permitted' },
+    ],
+  },
+  // libostree's repo lock: "Locking repo … failed" with flock's EWOULDBLOCK.
+  { pattern: /resource temporarily unavailable/i, code: 'LOCKED', from: [{ in: 'libc', text: 'Resource temporarily unavailable' }] },
 ];
+
+const FAILED_PATTERNS: Array<[RegExp, OstreeErrorCode]> = FAILED_MESSAGES.map((r) => [r.pattern, r.code]);
 
 // Codes whose message can name a more precise one. libostree 2025.x passes curl's
 // CURLE_COULDNT_CONNECT on as G_IO_ERROR_TIMED_OUT with curl 8's wording ("Failed to connect
