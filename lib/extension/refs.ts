@@ -1,6 +1,9 @@
 /**
  * The refs ostree-sysext keeps in a repository (DESIGN.md "Refs and files"). Extension names
  * are file names, which may hold characters a ref may not, so they are escaped reversibly.
+ * Not with ostree-rs-ext's `refescape` (rpm-ostree, bootc): that one escapes `.` too and is
+ * built for multi-component identifiers, while an extension name is one component and
+ * version-like names (`python-3.12`) should stay readable in `ostree refs` (ARCHITECTURE.md).
  * @module
  */
 
