@@ -7,14 +7,23 @@
       "target_name": "ostree_sysext",
       "sources": [
         "native/addon.cc",
-        "native/common.cc",
+        "native/args.cc",
+        "native/cancel.cc",
+        "native/checkout.cc",
+        "native/commit.cc",
+        "native/error.cc",
+        "native/fsck.cc",
         "native/objects.cc",
         "native/overlay.cc",
-        "native/repo.cc",
-        "native/remote.cc",
+        "native/prune.cc",
         "native/pull.cc",
+        "native/query.cc",
+        "native/remote.cc",
+        "native/repo.cc",
         "native/sign.cc",
-        "native/sysroot.cc"
+        "native/sysroot.cc",
+        "native/variant.cc",
+        "native/worker.cc"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",

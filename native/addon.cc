@@ -1,6 +1,13 @@
 // Module entry: registers the classes and lets lib/ hand over the OstreeError constructor.
-#include "common.h"
+#include <napi.h>
+#include <ostree.h>
+
+#include "addon-data.h"
+#include "cancel.h"
+#include "checkout.h"
+#include "overlay.h"
 #include "repo.h"
+#include "sysroot.h"
 
 namespace osx {
 

@@ -40,7 +40,8 @@ static gboolean Corrupt(GError** error, GError* cause, OstreeObjectType type, co
   return FALSE;
 }
 
-bool ValidTreeName(const char* name, GError** error) {
+// A name allowed in a dirtree: non-empty, <= 255 bytes, not "." or "..", no '/'.
+static bool ValidTreeName(const char* name, GError** error) {
   size_t len = strlen(name);
   const char* why = nullptr;
   if (len == 0) why = "empty file name";
@@ -115,7 +116,8 @@ static gboolean ValidateDirtree(const char* checksum, GVariant* tree, GError** e
   return TRUE;
 }
 
-gboolean ValidateMetadata(OstreeObjectType type, const char* checksum, GVariant* value, GError** error) {
+// Validates metadata bytes already in hand (the checks of LoadValidMetadata minus the file).
+static gboolean ValidateMetadata(OstreeObjectType type, const char* checksum, GVariant* value, GError** error) {
   const GVariantType* vtype = ostree_metadata_variant_type(type);
   if (!vtype || !g_variant_is_of_type(value, vtype))
     return (SetCorrupt(error, type, checksum, "wrong variant type"), FALSE);
@@ -232,14 +234,18 @@ gboolean LoadValidMetadata(OstreeRepo* repo, OstreeObjectType type, const char* 
   return TRUE;
 }
 
-bool MetadataObjectExists(OstreeRepo* repo, OstreeObjectType type, const char* checksum) {
-  if (!ostree_validate_checksum_string(checksum, nullptr)) return false;
+OstreeRepo* MetadataObjectHolder(OstreeRepo* repo, OstreeObjectType type, const char* checksum) {
+  if (!ostree_validate_checksum_string(checksum, nullptr)) return nullptr;
   g_autofree char* relpath = LoosePath(checksum, type, FALSE);
   for (OstreeRepo* r = repo; r; r = ostree_repo_get_parent(r)) {
     struct stat st;
-    if (fstatat(ostree_repo_get_dfd(r), relpath, &st, AT_SYMLINK_NOFOLLOW) == 0) return true;
+    if (fstatat(ostree_repo_get_dfd(r), relpath, &st, AT_SYMLINK_NOFOLLOW) == 0) return r;
   }
-  return false;
+  return nullptr;
+}
+
+bool MetadataObjectExists(OstreeRepo* repo, OstreeObjectType type, const char* checksum) {
+  return MetadataObjectHolder(repo, type, checksum) != nullptr;
 }
 
 gboolean CheckContentObject(OstreeRepo* repo, const char* checksum, GError** error) {

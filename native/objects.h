@@ -26,22 +26,18 @@ constexpr unsigned kMaxHistoryDepth = 100000;  // parent links followed in one h
 gboolean LoadValidMetadata(OstreeRepo* repo, OstreeObjectType type, const char* checksum, GVariant** out,
                            GError** error);
 
-// Validates metadata bytes already in hand (same checks as LoadValidMetadata minus the file).
-gboolean ValidateMetadata(OstreeObjectType type, const char* checksum, GVariant* value, GError** error);
-
 // Checks that the content object's loose file (if loose in this repo) is a regular file (or,
 // in bare mode, a symlink), not a FIFO, directory, socket or device. Not loose: TRUE (the
 // subsequent libostree call reports a missing object itself).
 gboolean CheckContentObject(OstreeRepo* repo, const char* checksum, GError** error);
 // Whether the metadata object is loose in this repository or a parent (one fstatat each).
 bool MetadataObjectExists(OstreeRepo* repo, OstreeObjectType type, const char* checksum);
+// Which of them holds it loose (`repo` or one of its parents), or nullptr.
+OstreeRepo* MetadataObjectHolder(OstreeRepo* repo, OstreeObjectType type, const char* checksum);
 
 // Sets G_IO_ERROR_INVALID_DATA "corrupted <type> object <checksum>: <what>".
 void SetCorrupt(GError** error, OstreeObjectType type, const char* checksum, const char* fmt, ...)
     G_GNUC_PRINTF(4, 5);
-
-// A name allowed in a dirtree: non-empty, <= 255 bytes, not "." or "..", no '/'.
-bool ValidTreeName(const char* name, GError** error);
 
 // What a graph walk has validated already, shared across the commits of one operation so
 // shared subtrees are read once. A dirtree is walked again only when reached deeper than

@@ -7,9 +7,13 @@
 //
 // Policy (which layers, which hierarchies, what systemd would skip) lives in lib/overlay.ts;
 // this file only applies overlayfs' rules to the layers it is given.
-#include "common.h"
+#include "overlay.h"
+
+#include "args.h"
+#include "error.h"
 #include "objects.h"
 #include "repo.h"
+#include "worker.h"
 
 #include <dirent.h>
 #include <linux/openat2.h>
@@ -272,7 +276,7 @@ struct WriteStats {
 
 class OverlayEngine {
  public:
-  OstreeRepo* repo = nullptr;  // owned reference (may be null when every layer is a directory)
+  RepoRef repo;               // empty when every layer is a directory
   std::vector<Layer> layers;   // index 0 is the base (bottom)
   bool createMissing = true;
   // systemd >= 256 chmods its meta layer to the host hierarchy's permission bits (st_mode & 0777,
@@ -294,7 +298,6 @@ class OverlayEngine {
   ~OverlayEngine() {
     for (auto& l : layers)
       if (l.rootFd >= 0) close(l.rootFd);
-    if (repo) g_object_unref(repo);
   }
 
   // ---- layer access ----
@@ -304,7 +307,7 @@ class OverlayEngine {
     if (!l.isCommit) return true;  // directory layers fill details while listing
     if (e.type == EType::Dir) {
       g_autoptr(GVariant) v = nullptr;
-      if (!LoadMeta(repo, OSTREE_OBJECT_TYPE_DIR_META, e.meta, &v, err)) return false;
+      if (!LoadMeta(repo.get(), OSTREE_OBJECT_TYPE_DIR_META, e.meta, &v, err)) return false;
       guint32 uid, gid, mode;
       g_autoptr(GVariant) xv = nullptr;
       g_variant_get(v, "(uuu@a(ayay))", &uid, &gid, &mode, &xv);
@@ -316,10 +319,10 @@ class OverlayEngine {
       e.details = true;
       return true;
     }
-    if (!CheckContentObject(repo, e.csum.c_str(), err)) return false;
+    if (!CheckContentObject(repo.get(), e.csum.c_str(), err)) return false;
     g_autoptr(GFileInfo) fi = nullptr;
     g_autoptr(GVariant) xv = nullptr;
-    if (!ostree_repo_load_file(repo, e.csum.c_str(), nullptr, &fi, &xv, nullptr, err)) return false;
+    if (!ostree_repo_load_file(repo.get(), e.csum.c_str(), nullptr, &fi, &xv, nullptr, err)) return false;
     e.uid = g_file_info_get_attribute_uint32(fi, "unix::uid");
     e.gid = g_file_info_get_attribute_uint32(fi, "unix::gid");
     e.mode = g_file_info_get_attribute_uint32(fi, "unix::mode");
@@ -430,7 +433,7 @@ class OverlayEngine {
     auto d = std::make_unique<LDir>();
     if (l.isCommit) {
       g_autoptr(GVariant) v = nullptr;
-      if (!LoadMeta(repo, OSTREE_OBJECT_TYPE_DIR_TREE, e.csum, &v, err)) return false;
+      if (!LoadMeta(repo.get(), OSTREE_OBJECT_TYPE_DIR_TREE, e.csum, &v, err)) return false;
       g_autoptr(GVariant) files = g_variant_get_child_value(v, 0);
       g_autoptr(GVariant) dirs = g_variant_get_child_value(v, 1);
       gsize nf = g_variant_n_children(files), nd = g_variant_n_children(dirs);
@@ -536,27 +539,6 @@ class OverlayEngine {
     return true;
   }
 
-  // Looks `lpath` up inside layer `l` without following symlinks; nullptr when absent.
-  bool Lookup(Layer& l, const std::vector<std::string>& parts, LEntry** out, GError** err) {
-    LEntry* cur = &l.root;
-    std::string lpath;
-    for (auto& p : parts) {
-      if (cur->type != EType::Dir) {
-        *out = nullptr;
-        return true;
-      }
-      if (!LoadDir(l, *cur, lpath, err)) return false;
-      cur = cur->dir->Find(p);
-      if (!cur) {
-        *out = nullptr;
-        return true;
-      }
-      lpath = Join(lpath, p);
-    }
-    *out = cur;
-    return true;
-  }
-
   // Resolves `path` inside layer `l` as systemd's chase() with CHASE_PREFIX_ROOT does:
   // symlinks are followed, absolute targets and `..` stay inside the layer's root.
   bool Chase(Layer& l, const std::string& path, std::vector<std::string>* resolved, LEntry** out, GError** err,
@@ -627,7 +609,7 @@ class OverlayEngine {
   bool LoadRoot(Layer& l, GError** err) {
     if (!l.isCommit || !l.root.csum.empty()) return true;
     g_autoptr(GVariant) v = nullptr;
-    if (!LoadMeta(repo, OSTREE_OBJECT_TYPE_COMMIT, l.commit, &v, err)) return false;
+    if (!LoadMeta(repo.get(), OSTREE_OBJECT_TYPE_COMMIT, l.commit, &v, err)) return false;
     SetRootFromCommit(l, v);
     return true;
   }
@@ -949,8 +931,8 @@ class OverlayEngine {
       // In the bare modes the loose object is the file's content: read it directly. Through
       // load_file, GLib probes every stream's fd for pollability (an epoll instance per read),
       // a third of a small read's cost. Not loose here (a parent repository): libostree.
-      if (ostree_repo_get_mode(repo) != OSTREE_REPO_MODE_ARCHIVE) {
-        int fd = openat(ostree_repo_get_dfd(repo), LoosePath(repo, e.csum).c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+      if (ostree_repo_get_mode(repo.get()) != OSTREE_REPO_MODE_ARCHIVE) {
+        int fd = openat(ostree_repo_get_dfd(repo.get()), LoosePath(repo.get(), e.csum).c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
         if (fd >= 0) {
           struct stat st;
           if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || static_cast<uint64_t>(st.st_size) != e.size) {
@@ -964,7 +946,7 @@ class OverlayEngine {
         if (errno != ENOENT) return SetErrno(err, "open content object " + e.csum);
       }
       g_autoptr(GInputStream) in = nullptr;
-      if (!ostree_repo_load_file(repo, e.csum.c_str(), &in, nullptr, nullptr, nullptr, err)) return false;
+      if (!ostree_repo_load_file(repo.get(), e.csum.c_str(), &in, nullptr, nullptr, nullptr, err)) return false;
       out->resize(e.size);
       gsize got = 0;
       if (e.size > 0 && !g_input_stream_read_all(in, out->data(), out->size(), &got, nullptr, err)) return false;
@@ -1076,14 +1058,14 @@ class OverlayEngine {
     }
     // Commit layer: hardlink the object where its on-disk form is exactly the file (bare
     // as root); otherwise write the content with the recorded metadata.
-    OstreeRepoMode mode = ostree_repo_get_mode(repo);
+    OstreeRepoMode mode = ostree_repo_get_mode(repo.get());
     if (mode == OSTREE_REPO_MODE_BARE && euidRoot && e.size > 0 && !HasOverlayXattr(e.xattrs)) {
-      std::string lp = LoosePath(repo, e.csum);
-      if (linkat(ostree_repo_get_dfd(repo), lp.c_str(), dfd, name.c_str(), 0) == 0) return true;
+      std::string lp = LoosePath(repo.get(), e.csum);
+      if (linkat(ostree_repo_get_dfd(repo.get()), lp.c_str(), dfd, name.c_str(), 0) == 0) return true;
       if (errno != EXDEV && errno != EMLINK && errno != EPERM) return SetErrno(err, "link " + path);
     }
     g_autoptr(GInputStream) in = nullptr;
-    if (!ostree_repo_load_file(repo, e.csum.c_str(), &in, nullptr, nullptr, nullptr, err)) return false;
+    if (!ostree_repo_load_file(repo.get(), e.csum.c_str(), &in, nullptr, nullptr, nullptr, err)) return false;
     int out = openat(dfd, name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (out < 0) return SetErrno(err, "create " + path);
     g_autoptr(GOutputStream) os = g_unix_output_stream_new(out, FALSE);
@@ -1170,7 +1152,7 @@ class OverlayEngine {
           opts.overwrite_mode = OSTREE_REPO_CHECKOUT_OVERWRITE_NONE;
           std::string sub = "/" + top.lpath;
           opts.subpath = sub.c_str();
-          if (!ostree_repo_checkout_at(repo, &opts, dfd, k.name.c_str(), tl.commit.c_str(), c, err)) return false;
+          if (!ostree_repo_checkout_at(repo.get(), &opts, dfd, k.name.c_str(), tl.commit.c_str(), c, err)) return false;
           st.checkouts++;
           continue;
         }
@@ -1220,8 +1202,8 @@ class OverlayEngine {
                 int depth) {
     if (depth > kMaxDepth) return Invalid(err, "directory tree deeper than " + std::to_string(kMaxDepth) + " levels");
     if (!LoadDir(l, d, lpath, err)) return false;
-    int rdfd = ostree_repo_get_dfd(repo);
-    OstreeRepoMode rmode = ostree_repo_get_mode(repo);
+    int rdfd = ostree_repo_get_dfd(repo.get());
+    OstreeRepoMode rmode = ostree_repo_get_mode(repo.get());
     for (LEntry& e : d.dir->entries) {
       if (g_cancellable_set_error_if_cancelled(c, err)) return false;
       std::string path = Join(lpath, e.name);
@@ -1242,7 +1224,7 @@ class OverlayEngine {
         if (!ok) return false;
         continue;
       }
-      std::string obj = LoosePath(repo, e.csum);
+      std::string obj = LoosePath(repo.get(), e.csum);
       struct stat ost;
       if (fstatat(rdfd, obj.c_str(), &ost, AT_SYMLINK_NOFOLLOW) < 0) return SetErrno(err, "object " + e.csum);
       bool plain = rmode != OSTREE_REPO_MODE_BARE_USER;  // the object file is the file
@@ -1291,7 +1273,7 @@ class OverlayEngine {
     g_autoptr(GVariant) xv = XattrsToVariant(xs);
     g_autoptr(GVariant) dm = g_variant_ref_sink(g_variant_new("(uuu@a(ayay))", GUINT32_TO_BE(e.uid), GUINT32_TO_BE(e.gid), GUINT32_TO_BE(e.mode), xv));
     g_autofree guchar* csum = nullptr;
-    if (!ostree_repo_write_metadata(repo, OSTREE_OBJECT_TYPE_DIR_META, nullptr, dm, &csum, c, err)) return false;
+    if (!ostree_repo_write_metadata(repo.get(), OSTREE_OBJECT_TYPE_DIR_META, nullptr, dm, &csum, c, err)) return false;
     g_autofree char* hex = ostree_checksum_from_bytes(csum);
     *out = hex;
     return true;
@@ -1334,7 +1316,7 @@ class OverlayEngine {
     }
     g_autoptr(GVariant) dt = g_variant_ref_sink(g_variant_new("(@a(say)@a(sayay))", g_variant_builder_end(&files), g_variant_builder_end(&dirs)));
     g_autofree guchar* csum = nullptr;
-    if (!ostree_repo_write_metadata(repo, OSTREE_OBJECT_TYPE_DIR_TREE, nullptr, dt, &csum, c, err)) return false;
+    if (!ostree_repo_write_metadata(repo.get(), OSTREE_OBJECT_TYPE_DIR_TREE, nullptr, dt, &csum, c, err)) return false;
     g_autofree char* hex = ostree_checksum_from_bytes(csum);
     *tree = hex;
     if (!LoadDetails(tl, *top.e, err)) return false;
@@ -1418,7 +1400,7 @@ class Overlay : public Napi::ObjectWrap<Overlay> {
     eng_ = std::make_shared<OverlayEngine>();
     if (info[0].IsObject()) {
       Repo* r = Napi::ObjectWrap<Repo>::Unwrap(info[0].As<Napi::Object>());
-      eng_->repo = static_cast<OstreeRepo*>(g_object_ref(r->Handle(env)));
+      eng_->repo = r->Hold(env);
     }
     if (!info[1].IsArray()) throw Napi::TypeError::New(env, "layers must be an array");
     Napi::Array arr = info[1].As<Napi::Array>();
@@ -1473,7 +1455,7 @@ class Overlay : public Napi::ObjectWrap<Overlay> {
 
  private:
   std::shared_ptr<OverlayEngine> Engine(Napi::Env env) {
-    if (!eng_) ThrowOstreeError(env, "CLOSED", "the overlay is closed");
+    if (!eng_) ThrowClosed(env, "the overlay is closed");
     return eng_;
   }
 
@@ -1720,7 +1702,7 @@ class Overlay : public Napi::ObjectWrap<Overlay> {
                   // The whole source is checked (iteratively, depth-bounded) before anything is
                   // created: a damaged or hostile tree leaves no half-made checkout behind.
                   ValidatedSet seen;
-                  if (!ValidateCheckoutSource(e.repo, l.commit.c_str(), "/", false, &seen, c, err)) return false;
+                  if (!ValidateCheckoutSource(e.repo.get(), l.commit.c_str(), "/", false, &seen, c, err)) return false;
                   g_autofree char* dir = g_path_get_dirname(dest.c_str());
                   g_autofree char* base = g_path_get_basename(dest.c_str());
                   int pfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -1968,7 +1950,7 @@ struct CommitTree {
 
 std::shared_ptr<CommitTree> OpenCommitTree(OstreeRepo* repo, const std::string& commit, GVariant* validatedCommit) {
   auto t = std::make_shared<CommitTree>();
-  t->eng.repo = static_cast<OstreeRepo*>(g_object_ref(repo));
+  t->eng.repo = RepoRef(repo);
   t->eng.raw = true;
   t->eng.createMissing = false;
   Layer l;
@@ -1984,7 +1966,7 @@ std::shared_ptr<CommitTree> OpenCommitTree(OstreeRepo* repo, const std::string& 
 
 size_t CommitTreeEntries(const CommitTree& t) { return t.eng.loadedEntries.load(std::memory_order_relaxed); }
 
-static void FillTreeEntry(OverlayEngine& e, const MView& v, const std::string& path, CommitTreeEntry* out) {
+static void FillTreeEntry(const MView& v, const std::string& path, CommitTreeEntry* out) {
   const LEntry& x = *v.stack[0].e;
   out->name = v.name;
   out->path = path;
@@ -1995,7 +1977,6 @@ static void FillTreeEntry(OverlayEngine& e, const MView& v, const std::string& p
   out->size = x.type == EType::File ? x.size : 0;
   out->target = x.type == EType::Symlink ? x.target : "";
   out->checksum = x.csum;
-  (void)e;
 }
 
 bool CommitTreeOp(CommitTree& t, const std::string& op, const std::string& path, int64_t maxBytes, CommitTreeEntry* entry,
@@ -2011,7 +1992,7 @@ bool CommitTreeOp(CommitTree& t, const std::string& op, const std::string& path,
   }
   LRef& r = v.stack[0];
   if (!e.LoadDetails(e.layers[r.layer], *r.e, err)) return false;
-  FillTreeEntry(e, v, path, entry);
+  FillTreeEntry(v, path, entry);
   if (op == "stat") return true;
   if (op == "readlink") {
     if (r.e->type != EType::Symlink) {
@@ -2032,7 +2013,7 @@ bool CommitTreeOp(CommitTree& t, const std::string& op, const std::string& path,
       if (!k.visible) continue;
       if (!e.LoadDetails(e.layers[k.stack[0].layer], *k.stack[0].e, err)) return false;
       CommitTreeEntry c;
-      FillTreeEntry(e, k, path.empty() || path == "/" ? "/" + k.name : path + "/" + k.name, &c);
+      FillTreeEntry(k, path.empty() || path == "/" ? "/" + k.name : path + "/" + k.name, &c);
       children->push_back(std::move(c));
     }
     return true;

@@ -7,7 +7,11 @@
 #include <atomic>
 #include <mutex>
 
+#include "args.h"
+#include "cancel.h"
+#include "error.h"
 #include "objects.h"
+#include "refs.h"
 #include "repo.h"
 
 namespace osx {
@@ -170,17 +174,17 @@ static void ShutdownContextSockets(GMainContext* ctx) {
   }
 }
 
-class PullWorker : public DedicatedWorker {
+class PullWorker : public DedicatedRepoWorker {
  public:
-  PullWorker(const Napi::CallbackInfo& info, OstreeRepo* repo, Napi::Object o)
-      : DedicatedWorker(info.Env(), "ostree-sysext:pull", info.This(), info[1]) {
+  PullWorker(const Napi::CallbackInfo& info, Repo* self, Napi::Object o)
+      : DedicatedRepoWorker(info, "ostree-sysext:pull", self, info[1]) {
     Napi::Env env = info.Env();
     std::optional<std::string> remote = OptString(o, "remote");
     if (!remote || remote->empty()) throw Napi::TypeError::New(env, "remote is required");
     remote_ = *remote;
-    g_autofree char* path = g_file_get_path(ostree_repo_get_path(repo));
+    g_autofree char* path = g_file_get_path(ostree_repo_get_path(repo()));
     path_ = path ? path : "";
-    disableFsync_ = ostree_repo_get_disable_fsync(repo);
+    disableFsync_ = ostree_repo_get_disable_fsync(repo());
     guint frequency = static_cast<guint>(OptInt(o, "updateFrequencyMs", 100, 10, 60000));
     options_ = VariantRef(PullOptionsVariant(env, o, frequency));
     maxBytes_ = static_cast<guint64>(OptInt(o, "maxBytes", 0, 0, INT64_MAX));
@@ -194,16 +198,16 @@ class PullWorker : public DedicatedWorker {
   void Run() override {
     GError* err = nullptr;
     // A fresh handle per pull: two pulls through one OstreeRepo abort each other's transaction.
-    g_autoptr(OstreeRepo) repo = ostree_repo_open_at(AT_FDCWD, path_.c_str(), cancellable_, &err);
-    if (!repo) {
+    g_autoptr(OstreeRepo) fresh = ostree_repo_open_at(AT_FDCWD, path_.c_str(), cancellable_, &err);
+    if (!fresh) {
       Fail(err);
       return;
     }
-    if (disableFsync_) ostree_repo_set_disable_fsync(repo, TRUE);
+    if (disableFsync_) ostree_repo_set_disable_fsync(fresh, TRUE);
     // A local (file://) source is read by libostree without the checks a network pull
     // makes: a damaged dirtree crashed it, a FIFO hung it. What will be pulled is
     // validated first (objects.h).
-    if (!ValidateLocalSource(repo, &err)) {
+    if (!ValidateLocalSource(fresh, &err)) {
       Fail(err);
       return;
     }
@@ -220,7 +224,7 @@ class PullWorker : public DedicatedWorker {
     g_source_set_priority(watch, G_PRIORITY_HIGH);
     g_source_set_callback(watch, &PullWorker::OnBudgetTick, this, nullptr);
     g_source_attach(watch, context_);
-    gboolean ok = ostree_repo_pull_with_options(repo, remote_.c_str(), options_.v, progress, cancellable_, &err);
+    gboolean ok = ostree_repo_pull_with_options(fresh, remote_.c_str(), options_.v, progress, cancellable_, &err);
     g_source_destroy(watch);
     g_source_unref(watch);
     progress_ = nullptr;
@@ -249,13 +253,13 @@ class PullWorker : public DedicatedWorker {
     return SnapshotToJs(env, latest_);
   }
 
-  gboolean ValidateLocalSource(OstreeRepo* repo, GError** err) {
+  gboolean ValidateLocalSource(OstreeRepo* dest, GError** err) {
     const char* overrideUrl = nullptr;
     g_autofree char* configured = nullptr;
     std::string url;
     if (g_variant_lookup(options_.v, "override-url", "&s", &overrideUrl)) url = overrideUrl;
     else if (g_str_has_prefix(remote_.c_str(), "file://")) url = remote_;
-    else if (ostree_repo_remote_get_url(repo, remote_.c_str(), &configured, nullptr)) url = configured;
+    else if (ostree_repo_remote_get_url(dest, remote_.c_str(), &configured, nullptr)) url = configured;
     if (!g_str_has_prefix(url.c_str(), "file://")) return TRUE;
     g_autoptr(GFile) f = g_file_new_for_uri(url.c_str());
     g_autofree char* path = g_file_get_path(f);
@@ -381,7 +385,7 @@ class PullWorker : public DedicatedWorker {
 //   cancellable) -> final progress snapshot
 Napi::Value Repo::Pull(const Napi::CallbackInfo& info) {
   Napi::Object o = ArgObject(info, 0, "options");
-  return (new PullWorker(info, Handle(info.Env()), o))->Start();
+  return (new PullWorker(info, this, o))->Start();
 }
 
 }  // namespace osx

@@ -2,13 +2,16 @@
 // reads that pull no content (a remote's refs, its summary).
 #include <memory>
 #include <set>
+#include <string>
+#include <vector>
 
+#include "args.h"
+#include "cancel.h"
+#include "refs.h"
 #include "repo.h"
+#include "variant.h"
 
 namespace osx {
-
-using RepoHold = std::shared_ptr<ObjectRef<OstreeRepo>>;
-static RepoHold Hold(OstreeRepo* r) { return std::make_shared<ObjectRef<OstreeRepo>>(r); }
 
 static bool RemoteExists(OstreeRepo* repo, const std::string& name) {
   guint n = 0;
@@ -69,33 +72,31 @@ Napi::Value Repo::RemoteAdd(const Napi::CallbackInfo& info) {
   else if (mode == "add-if-not-exists") op = OSTREE_REPO_REMOTE_CHANGE_ADD_IF_NOT_EXISTS;
   else throw Napi::TypeError::New(env, "mode must be add, replace or add-if-not-exists");
   auto options = std::make_shared<VariantRef>(RemoteOptionsVariant(env, o.Get("options")));
-  RepoHold repo = Hold(Handle(env));
   std::string u = *url;
-  return (new CallWorker(env, "ostree-sysext:remoteAdd", info.This(), info[2],
-                         [repo, name, u, op, options](GCancellable* c, GError** err) -> gboolean {
-                           if (ostree_repo_remote_change(repo->get(), nullptr, op, name.c_str(), u.c_str(), options->v, c, err)) {
-                             return TRUE;
-                           }
-                           // libostree reports a duplicate as G_IO_ERROR_FAILED; callers need EXISTS.
-                           if (op == OSTREE_REPO_REMOTE_CHANGE_ADD && g_error_matches(*err, G_IO_ERROR, G_IO_ERROR_FAILED) &&
-                               RemoteExists(repo->get(), name)) {
-                             (*err)->code = G_IO_ERROR_EXISTS;
-                           }
-                           return FALSE;
-                         }))
+  return (new RepoCallWorker(info, "ostree-sysext:remoteAdd", this, info[2],
+                             [name, u, op, options](OstreeRepo* repo, GCancellable* c, GError** err) -> gboolean {
+                               if (ostree_repo_remote_change(repo, nullptr, op, name.c_str(), u.c_str(), options->v, c, err)) {
+                                 return TRUE;
+                               }
+                               // libostree reports a duplicate as G_IO_ERROR_FAILED; callers need EXISTS.
+                               if (op == OSTREE_REPO_REMOTE_CHANGE_ADD && g_error_matches(*err, G_IO_ERROR, G_IO_ERROR_FAILED) &&
+                                   RemoteExists(repo, name)) {
+                                 (*err)->code = G_IO_ERROR_EXISTS;
+                               }
+                               return FALSE;
+                             }))
       ->Start();
 }
 
 // remoteDelete(name, { ifExists }, cancellable)
 Napi::Value Repo::RemoteDelete(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
   std::string name = ArgString(info, 0, "name");
   Napi::Object o = ArgObject(info, 1, "options");
   OstreeRepoRemoteChange op = OptBool(o, "ifExists", false) ? OSTREE_REPO_REMOTE_CHANGE_DELETE_IF_EXISTS : OSTREE_REPO_REMOTE_CHANGE_DELETE;
-  RepoHold repo = Hold(Handle(env));
-  return (new CallWorker(env, "ostree-sysext:remoteDelete", info.This(), info[2], [repo, name, op](GCancellable* c, GError** err) {
-           return ostree_repo_remote_change(repo->get(), nullptr, op, name.c_str(), nullptr, nullptr, c, err);
-         }))
+  return (new RepoCallWorker(info, "ostree-sysext:remoteDelete", this, info[2],
+                             [name, op](OstreeRepo* repo, GCancellable* c, GError** err) {
+                               return ostree_repo_remote_change(repo, nullptr, op, name.c_str(), nullptr, nullptr, c, err);
+                             }))
       ->Start();
 }
 
@@ -164,12 +165,11 @@ Napi::Value Repo::RemoteGpgImport(const Napi::CallbackInfo& info) {
   // Copied: the JS Buffer may change or be collected while the worker runs.
   auto bytes = std::shared_ptr<GBytes>(g_bytes_new(buf.Data(), buf.Length()), g_bytes_unref);
   auto imported = std::make_shared<guint>(0);
-  RepoHold repo = Hold(Handle(env));
-  return (new CallWorker(
-              env, "ostree-sysext:remoteGpgImport", info.This(), info[2],
-              [repo, name, bytes, imported](GCancellable* c, GError** err) {
+  return (new RepoCallWorker(
+              info, "ostree-sysext:remoteGpgImport", this, info[2],
+              [name, bytes, imported](OstreeRepo* repo, GCancellable* c, GError** err) {
                 g_autoptr(GInputStream) in = g_memory_input_stream_new_from_bytes(bytes.get());
-                return ostree_repo_remote_gpg_import(repo->get(), name.c_str(), in, nullptr, imported.get(), c, err);
+                return ostree_repo_remote_gpg_import(repo, name.c_str(), in, nullptr, imported.get(), c, err);
               },
               [imported](Napi::Env e) { return Napi::Number::New(e, *imported); }))
       ->Start();
@@ -177,10 +177,10 @@ Napi::Value Repo::RemoteGpgImport(const Napi::CallbackInfo& info) {
 
 // ---- network reads: a dedicated thread and a pushed main context each ----
 
-class RemoteListRefsWorker : public DedicatedWorker {
+class RemoteListRefsWorker : public DedicatedRepoWorker {
  public:
-  RemoteListRefsWorker(const Napi::CallbackInfo& info, OstreeRepo* repo, std::string name)
-      : DedicatedWorker(info.Env(), "ostree-sysext:remoteListRefs", info.This(), info[1]), repo_(repo), name_(std::move(name)) {}
+  RemoteListRefsWorker(const Napi::CallbackInfo& info, Repo* self, std::string name)
+      : DedicatedRepoWorker(info, "ostree-sysext:remoteListRefs", self, info[1]), name_(std::move(name)) {}
   ~RemoteListRefsWorker() override {
     if (refs_) g_hash_table_unref(refs_);
   }
@@ -190,12 +190,11 @@ class RemoteListRefsWorker : public DedicatedWorker {
     GError* err = nullptr;
     PushedContext ctx;
     CancelBreaker breaker(cancellable_);
-    if (!ostree_repo_remote_list_refs(repo_.get(), name_.c_str(), &refs_, cancellable_, &err)) Fail(err);
+    if (!ostree_repo_remote_list_refs(repo(), name_.c_str(), &refs_, cancellable_, &err)) Fail(err);
   }
   Napi::Value Result(Napi::Env env) override { return StringTableToJs(env, refs_); }
 
  private:
-  ObjectRef<OstreeRepo> repo_;
   std::string name_;
   GHashTable* refs_ = nullptr;
 };
@@ -203,13 +202,13 @@ class RemoteListRefsWorker : public DedicatedWorker {
 // remoteListRefs(name, cancellable) -> { ref: checksum } from the remote's summary
 Napi::Value Repo::RemoteListRefs(const Napi::CallbackInfo& info) {
   std::string name = ArgString(info, 0, "name");
-  return (new RemoteListRefsWorker(info, Handle(info.Env()), name))->Start();
+  return (new RemoteListRefsWorker(info, this, name))->Start();
 }
 
-class FetchSummaryWorker : public DedicatedWorker {
+class FetchSummaryWorker : public DedicatedRepoWorker {
  public:
-  FetchSummaryWorker(const Napi::CallbackInfo& info, OstreeRepo* repo, std::string name)
-      : DedicatedWorker(info.Env(), "ostree-sysext:remoteFetchSummary", info.This(), info[1]), repo_(repo), name_(std::move(name)) {}
+  FetchSummaryWorker(const Napi::CallbackInfo& info, Repo* self, std::string name)
+      : DedicatedRepoWorker(info, "ostree-sysext:remoteFetchSummary", self, info[1]), name_(std::move(name)) {}
   ~FetchSummaryWorker() override {
     if (summary_) g_bytes_unref(summary_);
     if (signatures_) g_bytes_unref(signatures_);
@@ -220,7 +219,7 @@ class FetchSummaryWorker : public DedicatedWorker {
     GError* err = nullptr;
     PushedContext ctx;
     CancelBreaker breaker(cancellable_);
-    if (!ostree_repo_remote_fetch_summary(repo_.get(), name_.c_str(), &summary_, &signatures_, cancellable_, &err)) Fail(err);
+    if (!ostree_repo_remote_fetch_summary(repo(), name_.c_str(), &summary_, &signatures_, cancellable_, &err)) Fail(err);
   }
   static Napi::Value BytesToJs(Napi::Env env, GBytes* b) {
     if (!b) return env.Null();
@@ -236,7 +235,6 @@ class FetchSummaryWorker : public DedicatedWorker {
   }
 
  private:
-  ObjectRef<OstreeRepo> repo_;
   std::string name_;
   GBytes* summary_ = nullptr;
   GBytes* signatures_ = nullptr;
@@ -245,7 +243,7 @@ class FetchSummaryWorker : public DedicatedWorker {
 // remoteFetchSummary(name, cancellable) -> { summary: Buffer | null, signatures: Buffer | null }
 Napi::Value Repo::RemoteFetchSummary(const Napi::CallbackInfo& info) {
   std::string name = ArgString(info, 0, "name");
-  return (new FetchSummaryWorker(info, Handle(info.Env()), name))->Start();
+  return (new FetchSummaryWorker(info, this, name))->Start();
 }
 
 }  // namespace osx

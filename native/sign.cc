@@ -1,32 +1,31 @@
 // Publisher side: GPG-sign commits, verify their signatures, regenerate the (signed) summary,
 // and generate static deltas.
-#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
 
+#include "args.h"
 #include "objects.h"
+#include "refs.h"
 #include "repo.h"
 
 namespace osx {
 
-using RepoHold = std::shared_ptr<ObjectRef<OstreeRepo>>;
-static RepoHold Hold(OstreeRepo* r) { return std::make_shared<ObjectRef<OstreeRepo>>(r); }
-
 // signCommit(checksum, keyId, homedir | null, cancellable)
 Napi::Value Repo::SignCommit(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
   std::string checksum = ArgString(info, 0, "checksum");
   std::string keyId = ArgString(info, 1, "keyId");
   std::optional<std::string> homedir = ArgOptString(info, 2, "homedir");
-  RepoHold repo = Hold(Handle(env));
-  return (new CallWorker(env, "ostree-sysext:signCommit", info.This(), info[3],
-                         [repo, checksum, keyId, homedir](GCancellable* c, GError** err) {
-                           // A damaged commit or a FIFO for its detached metadata: CORRUPT, not a hang.
-                           g_autoptr(GVariant) commit = nullptr;
-                           if (!LoadValidMetadata(repo->get(), OSTREE_OBJECT_TYPE_COMMIT, checksum.c_str(), &commit, err) ||
-                               !CheckDetachedMetadata(repo->get(), checksum.c_str(), err))
-                             return FALSE;
-                           return ostree_repo_sign_commit(repo->get(), checksum.c_str(), keyId.c_str(),
-                                                          homedir ? homedir->c_str() : nullptr, c, err);
-                         }))
+  return (new RepoCallWorker(info, "ostree-sysext:signCommit", this, info[3],
+                             [checksum, keyId, homedir](OstreeRepo* repo, GCancellable* c, GError** err) {
+                               // A damaged commit or a FIFO for its detached metadata: CORRUPT, not a hang.
+                               g_autoptr(GVariant) commit = nullptr;
+                               if (!LoadValidMetadata(repo, OSTREE_OBJECT_TYPE_COMMIT, checksum.c_str(), &commit, err) ||
+                                   !CheckDetachedMetadata(repo, checksum.c_str(), err))
+                                 return FALSE;
+                               return ostree_repo_sign_commit(repo, checksum.c_str(), keyId.c_str(),
+                                                              homedir ? homedir->c_str() : nullptr, c, err);
+                             }))
       ->Start();
 }
 
@@ -63,10 +62,10 @@ static SignatureInfo ReadSignature(OstreeGpgVerifyResult* result, guint i) {
   return s;
 }
 
-class VerifyWorker : public Worker {
+class VerifyWorker : public RepoWorker {
  public:
-  VerifyWorker(const Napi::CallbackInfo& info, OstreeRepo* repo, std::string checksum, Napi::Object o)
-      : Worker(info.Env(), "ostree-sysext:verifyCommit", info.This(), info[2]), repo_(repo), checksum_(std::move(checksum)) {
+  VerifyWorker(const Napi::CallbackInfo& info, Repo* self, std::string checksum, Napi::Object o)
+      : RepoWorker(info, "ostree-sysext:verifyCommit", self, info[2]), checksum_(std::move(checksum)) {
     remote_ = OptString(o, "remote");
     keyringDir_ = OptString(o, "keyringDir");
     keyring_ = OptString(o, "keyring");
@@ -77,17 +76,17 @@ class VerifyWorker : public Worker {
     GError* err = nullptr;
     g_autoptr(OstreeGpgVerifyResult) result = nullptr;
     g_autoptr(GVariant) commit = nullptr;
-    if (!LoadValidMetadata(repo_.get(), OSTREE_OBJECT_TYPE_COMMIT, checksum_.c_str(), &commit, &err) ||
-        !CheckDetachedMetadata(repo_.get(), checksum_.c_str(), &err)) {
+    if (!LoadValidMetadata(repo(), OSTREE_OBJECT_TYPE_COMMIT, checksum_.c_str(), &commit, &err) ||
+        !CheckDetachedMetadata(repo(), checksum_.c_str(), &err)) {
       Fail(err);
       return;
     }
     if (remote_) {
-      result = ostree_repo_verify_commit_for_remote(repo_.get(), checksum_.c_str(), remote_->c_str(), cancellable_, &err);
+      result = ostree_repo_verify_commit_for_remote(repo(), checksum_.c_str(), remote_->c_str(), cancellable_, &err);
     } else {
       g_autoptr(GFile) dir = keyringDir_ ? g_file_new_for_path(keyringDir_->c_str()) : nullptr;
       g_autoptr(GFile) extra = keyring_ ? g_file_new_for_path(keyring_->c_str()) : nullptr;
-      result = ostree_repo_verify_commit_ext(repo_.get(), checksum_.c_str(), dir, extra, cancellable_, &err);
+      result = ostree_repo_verify_commit_ext(repo(), checksum_.c_str(), dir, extra, cancellable_, &err);
     }
     if (!result) {
       Fail(err);
@@ -126,7 +125,6 @@ class VerifyWorker : public Worker {
   }
 
  private:
-  ObjectRef<OstreeRepo> repo_;
   std::string checksum_;
   std::optional<std::string> remote_, keyringDir_, keyring_;
   std::vector<SignatureInfo> signatures_;
@@ -136,46 +134,44 @@ class VerifyWorker : public Worker {
 Napi::Value Repo::VerifyCommit(const Napi::CallbackInfo& info) {
   std::string checksum = ArgString(info, 0, "checksum");
   Napi::Object o = ArgObject(info, 1, "options");
-  return (new VerifyWorker(info, Handle(info.Env()), checksum, o))->Start();
+  return (new VerifyWorker(info, this, checksum, o))->Start();
 }
 
 // regenerateSummary({ keyIds, homedir }, cancellable): rewrites summary (refs, deltas) and,
 // with keyIds, its detached GPG signature.
 Napi::Value Repo::RegenerateSummary(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
   Napi::Object o = ArgObject(info, 0, "options");
   std::vector<std::string> keyIds = OptStringArray(o, "keyIds");
   std::optional<std::string> homedir = OptString(o, "homedir");
-  RepoHold repo = Hold(Handle(env));
-  return (new CallWorker(env, "ostree-sysext:regenerateSummary", info.This(), info[1],
-                         [repo, keyIds, homedir](GCancellable* c, GError** err) -> gboolean {
-                           // The summary reads every ref's commit: each is validated first.
-                           g_autoptr(GHashTable) refs = nullptr;
-                           if (!ostree_repo_list_refs_ext(repo->get(), nullptr, &refs, OSTREE_REPO_LIST_REFS_EXT_NONE, c, err))
-                             return FALSE;
-                           GHashTableIter it;
-                           gpointer k, v;
-                           g_hash_table_iter_init(&it, refs);
-                           while (g_hash_table_iter_next(&it, &k, &v)) {
-                             g_autoptr(GVariant) commit = nullptr;
-                             if (!LoadValidMetadata(repo->get(), OSTREE_OBJECT_TYPE_COMMIT, static_cast<const char*>(v), &commit, err))
-                               return FALSE;
-                           }
-                           if (!ostree_repo_regenerate_summary(repo->get(), nullptr, c, err)) return FALSE;
-                           if (keyIds.empty()) return TRUE;
-                           std::vector<const gchar*> ids;
-                           for (auto& k : keyIds) ids.push_back(k.c_str());
-                           ids.push_back(nullptr);
-                           return ostree_repo_add_gpg_signature_summary(repo->get(), ids.data(), homedir ? homedir->c_str() : nullptr, c, err);
-                         }))
+  return (new RepoCallWorker(info, "ostree-sysext:regenerateSummary", this, info[1],
+                             [keyIds, homedir](OstreeRepo* repo, GCancellable* c, GError** err) -> gboolean {
+                               // The summary reads every ref's commit: each is validated first.
+                               g_autoptr(GHashTable) refs = nullptr;
+                               if (!ostree_repo_list_refs_ext(repo, nullptr, &refs, OSTREE_REPO_LIST_REFS_EXT_NONE, c, err))
+                                 return FALSE;
+                               GHashTableIter it;
+                               gpointer k, v;
+                               g_hash_table_iter_init(&it, refs);
+                               while (g_hash_table_iter_next(&it, &k, &v)) {
+                                 g_autoptr(GVariant) commit = nullptr;
+                                 if (!LoadValidMetadata(repo, OSTREE_OBJECT_TYPE_COMMIT, static_cast<const char*>(v), &commit, err))
+                                   return FALSE;
+                               }
+                               if (!ostree_repo_regenerate_summary(repo, nullptr, c, err)) return FALSE;
+                               if (keyIds.empty()) return TRUE;
+                               std::vector<const gchar*> ids;
+                               for (auto& k : keyIds) ids.push_back(k.c_str());
+                               ids.push_back(nullptr);
+                               return ostree_repo_add_gpg_signature_summary(repo, ids.data(), homedir ? homedir->c_str() : nullptr, c, err);
+                             }))
       ->Start();
 }
 
 // Delta generation is long and CPU-bound: a dedicated thread keeps libuv's pool free.
-class DeltaWorker : public DedicatedWorker {
+class DeltaWorker : public DedicatedRepoWorker {
  public:
-  DeltaWorker(const Napi::CallbackInfo& info, OstreeRepo* repo, Napi::Object o)
-      : DedicatedWorker(info.Env(), "ostree-sysext:generateDelta", info.This(), info[1]), repo_(repo) {
+  DeltaWorker(const Napi::CallbackInfo& info, Repo* self, Napi::Object o)
+      : DedicatedRepoWorker(info, "ostree-sysext:generateDelta", self, info[1]) {
     Napi::Env env = info.Env();
     from_ = OptString(o, "from");
     std::optional<std::string> to = OptString(o, "to");
@@ -198,19 +194,18 @@ class DeltaWorker : public DedicatedWorker {
     GError* err = nullptr;
     // A delta reads both commits' whole trees and their content: validated first.
     ValidatedSet seen;
-    if ((from_ && !ValidateCommitGraph(repo_.get(), from_->c_str(), 0, true, &seen, cancellable_, &err)) ||
-        !ValidateCommitGraph(repo_.get(), to_.c_str(), 0, true, &seen, cancellable_, &err)) {
+    if ((from_ && !ValidateCommitGraph(repo(), from_->c_str(), 0, true, &seen, cancellable_, &err)) ||
+        !ValidateCommitGraph(repo(), to_.c_str(), 0, true, &seen, cancellable_, &err)) {
       Fail(err);
       return;
     }
-    if (!ostree_repo_static_delta_generate(repo_.get(), OSTREE_STATIC_DELTA_GENERATE_OPT_MAJOR, from_ ? from_->c_str() : nullptr,
+    if (!ostree_repo_static_delta_generate(repo(), OSTREE_STATIC_DELTA_GENERATE_OPT_MAJOR, from_ ? from_->c_str() : nullptr,
                                            to_.c_str(), nullptr, params_.v, cancellable_, &err)) {
       Fail(err);
     }
   }
 
  private:
-  ObjectRef<OstreeRepo> repo_;
   std::optional<std::string> from_;
   std::string to_;
   VariantRef params_;
@@ -219,7 +214,7 @@ class DeltaWorker : public DedicatedWorker {
 // generateDelta({ from | null, to, inlineParts, bsdiff, maxChunkSizeMiB }, cancellable)
 Napi::Value Repo::GenerateDelta(const Napi::CallbackInfo& info) {
   Napi::Object o = ArgObject(info, 0, "options");
-  return (new DeltaWorker(info, Handle(info.Env()), o))->Start();
+  return (new DeltaWorker(info, this, o))->Start();
 }
 
 }  // namespace osx

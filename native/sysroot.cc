@@ -1,6 +1,16 @@
 // Sysroot: an OstreeSysroot loaded from a directory. OstreeSysroot is not thread-safe, so
 // lib/ serialises every call on one handle; here each worker holds its own reference.
-#include "common.h"
+#include "sysroot.h"
+
+#include <ostree.h>
+
+#include <string>
+
+#include "addon-data.h"
+#include "args.h"
+#include "error.h"
+#include "refs.h"
+#include "worker.h"
 
 namespace osx {
 
@@ -19,41 +29,33 @@ class Sysroot : public Napi::ObjectWrap<Sysroot> {
     exports.Set("Sysroot", ctor);
   }
   explicit Sysroot(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Sysroot>(info) {}
-  ~Sysroot() override {
-    if (sysroot_) g_object_unref(sysroot_);
-  }
   OstreeSysroot* Handle(Napi::Env env) const {
-    if (!sysroot_) ThrowOstreeError(env, "CLOSED", "the sysroot handle is closed");
-    return sysroot_;
+    if (!sysroot_) ThrowClosed(env, "the sysroot handle is closed");
+    return sysroot_.get();
   }
 
  private:
   class LoadWorker : public Worker {
    public:
     LoadWorker(Napi::Env env, Napi::Value owner, OstreeSysroot* existing, std::string path, Napi::Value c)
-        : Worker(env, "ostree-sysext:sysrootLoad", owner, c), path_(std::move(path)) {
-      if (existing) sysroot_ = static_cast<OstreeSysroot*>(g_object_ref(existing));
-    }
-    ~LoadWorker() override {
-      if (sysroot_) g_object_unref(sysroot_);
-    }
+        : Worker(env, "ostree-sysext:sysrootLoad", owner, c), path_(std::move(path)), sysroot_(existing) {}
 
    protected:
     void Run() override {
       GError* err = nullptr;
       if (sysroot_) {
         gboolean changed = FALSE;
-        if (!ostree_sysroot_load_if_changed(sysroot_, &changed, cancellable_, &err)) Fail(err);
+        if (!ostree_sysroot_load_if_changed(sysroot_.get(), &changed, cancellable_, &err)) Fail(err);
         return;
       }
       g_autoptr(GFile) f = g_file_new_for_path(path_.c_str());
-      sysroot_ = ostree_sysroot_new(f);
-      if (!ostree_sysroot_load(sysroot_, cancellable_, &err)) Fail(err);
+      sysroot_ = ObjectRef<OstreeSysroot>::Adopt(ostree_sysroot_new(f));
+      if (!ostree_sysroot_load(sysroot_.get(), cancellable_, &err)) Fail(err);
     }
     Napi::Value Result(Napi::Env env) override {
       if (!path_.empty()) {
         Napi::Object obj = GetData(env)->sysrootConstructor.New({});
-        Sysroot::Unwrap(obj)->sysroot_ = static_cast<OstreeSysroot*>(g_object_ref(sysroot_));
+        Sysroot::Unwrap(obj)->sysroot_ = ObjectRef<OstreeSysroot>(sysroot_.get());
         return obj;
       }
       return env.Undefined();
@@ -61,7 +63,7 @@ class Sysroot : public Napi::ObjectWrap<Sysroot> {
 
    private:
     std::string path_;
-    OstreeSysroot* sysroot_ = nullptr;
+    ObjectRef<OstreeSysroot> sysroot_;  // the handle to reload, or the one loaded
   };
 
   // load(path, cancellable) -> Sysroot
@@ -103,37 +105,32 @@ class Sysroot : public Napi::ObjectWrap<Sysroot> {
     return out;
   }
 
+  // Only ever tries the lock: ostree_sysroot_lock would pin a pool thread, uncancellable,
+  // for as long as another holder keeps it.
   class LockWorker : public Worker {
    public:
-    LockWorker(Napi::Env env, Napi::Value owner, OstreeSysroot* s, bool wait, Napi::Value c)
-        : Worker(env, "ostree-sysext:sysrootLock", owner, c), sysroot_(static_cast<OstreeSysroot*>(g_object_ref(s))), wait_(wait) {}
-    ~LockWorker() override { g_object_unref(sysroot_); }
+    LockWorker(Napi::Env env, Napi::Value owner, OstreeSysroot* s, Napi::Value c)
+        : Worker(env, "ostree-sysext:sysrootLock", owner, c), sysroot_(s) {}
 
    protected:
     void Run() override {
       GError* err = nullptr;
-      if (wait_) {
-        // Blocks until the other holder (another apply, `ostree admin`) lets go.
-        if (!ostree_sysroot_lock(sysroot_, &err)) Fail(err);
-        else acquired_ = true;
-        return;
-      }
       gboolean got = FALSE;
-      if (!ostree_sysroot_try_lock(sysroot_, &got, &err)) Fail(err);
+      if (!ostree_sysroot_try_lock(sysroot_.get(), &got, &err)) Fail(err);
       acquired_ = got;
     }
     Napi::Value Result(Napi::Env env) override { return Napi::Boolean::New(env, acquired_); }
 
    private:
-    OstreeSysroot* sysroot_;
-    bool wait_;
+    ObjectRef<OstreeSysroot> sysroot_;
     bool acquired_ = false;
   };
 
-  // lock(wait, cancellable) -> acquired: the sysroot's own lock (ostree/lock), as ostree admin takes it.
+  // lock(wait, cancellable) -> acquired: the sysroot's own lock (ostree/lock), as ostree admin
+  // takes it; a held lock answers false at once.
   Napi::Value Lock(const Napi::CallbackInfo& info) {
-    bool wait = info.Length() > 0 && info[0].ToBoolean().Value();
-    return (new LockWorker(info.Env(), info.This(), Handle(info.Env()), wait, info[1]))->Start();
+    // `wait` (info[0]) is ignored: the waiting is done by the caller, which retries with backoff.
+    return (new LockWorker(info.Env(), info.This(), Handle(info.Env()), info[1]))->Start();
   }
 
   Napi::Value Unlock(const Napi::CallbackInfo& info) {
@@ -148,14 +145,11 @@ class Sysroot : public Napi::ObjectWrap<Sysroot> {
   }
 
   Napi::Value Close(const Napi::CallbackInfo& info) {
-    if (sysroot_) {
-      g_object_unref(sysroot_);
-      sysroot_ = nullptr;
-    }
+    sysroot_ = ObjectRef<OstreeSysroot>();
     return info.Env().Undefined();
   }
 
-  OstreeSysroot* sysroot_ = nullptr;
+  ObjectRef<OstreeSysroot> sysroot_;  // empty once closed
 };
 
 void InitSysroot(Napi::Env env, Napi::Object exports) { Sysroot::Init(env, exports); }

@@ -42,7 +42,7 @@ export type NativeQueryResult = NativeEntry | NativeEntry[] | Buffer | string | 
 
 /**
  * A commit as native code hands it over: a row, turned into {@link Commit} by lib/repo.ts
- * (indexed stores are cheaper than eleven named ones; native/repo.cc CommitToJs).
+ * (indexed stores are cheaper than eleven named ones; native/query.cc CommitToJs).
  */
 export type NativeCommit = [
   checksum: string,
