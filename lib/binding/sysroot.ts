@@ -101,6 +101,11 @@ export class Sysroot {
         await sleep(delay, signal, op);
         got = await cancellable(op, signal, (c) => this.#native.lock(false, c));
       }
+      if (got && signal?.aborted) {
+        // Aborted while the try-lock ran: let go at once rather than run fn.
+        this.#native.unlock();
+        throw new AbortError(`${op}: aborted`, { cause: signal.reason });
+      }
       if (!got) {
         throw new OstreeError(`another process holds the lock of sysroot ${this.#path} (an apply or ostree admin is running); retry later or pass wait: true`, {
           domain: 'g-io-error-quark',

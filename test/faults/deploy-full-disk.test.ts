@@ -66,7 +66,7 @@ await mkdir(mnt + '/a');
 for (let i = 0; ; i++) { try { await writeFile(mnt + '/fill' + i, ''); } catch { break; } }
 const code = (p) => p.then(() => 'ok', (e) => e.code);
 console.log(JSON.stringify({ node: await code(mkdir(mnt + '/a/b/c', { recursive: true })), ours: await code(makeDirectory(mnt + '/a/b/c')), oursExisting: await code(makeDirectory(mnt + '/a')) }));`;
-    const errorsJs = resolve(import.meta.dirname, '..', '..', 'dist', 'lib', 'errors.js');
+    const errorsJs = resolve(import.meta.dirname, '..', '..', 'dist', 'lib', 'binding', 'errors.js');
     const run = await runInPrivateMountNamespace('mount -t tmpfs -o size=1m,nr_inodes=64 tmpfs "$1" && exec "$2" --input-type=module -e "$3" "$4" "$1"', {
       args: [mnt, process.execPath, child, errorsJs],
     });
