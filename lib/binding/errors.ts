@@ -114,9 +114,11 @@ export interface MessageSource {
 /**
  * @internal libostree reports several distinct failures as G_IO_ERROR_FAILED (or with no
  * domain code this table knows): then the message tells them apart. One row per case, each with
- * where its wording really comes from; test/native/error-messages.test.ts checks every row
- * against the text in the installed libostree and the libraries it passes errors on from, so a
- * rewording there fails a test instead of silently changing a code. Order matters: first match wins.
+ * where its wording really comes from (every wording of the versions in use: curl 7 and 8 word
+ * theirs differently); test/native/error-messages.test.ts checks that every text maps to its
+ * row's code and that, for each library a row names, the installed one prints at least one of
+ * its texts, so a rewording there fails a test instead of silently changing a code. Order
+ * matters: first match wins.
  */
 export const FAILED_MESSAGES: ReadonlyArray<{ pattern: RegExp; code: OstreeErrorCode; from: readonly MessageSource[] }> = [
   {
@@ -168,23 +170,28 @@ export const FAILED_MESSAGES: ReadonlyArray<{ pattern: RegExp; code: OstreeError
     code: 'TIMED_OUT',
     from: [
       { in: 'libcurl', text: 'Timeout was reached' },
-      { in: 'libcurl', text: 'Connection timed out after %ld milliseconds', args: ['100'] },
+      { in: 'libcurl', text: 'Connection timed out after %ld milliseconds', args: ['100'] }, // curl 7, 8.14
+      { in: 'libcurl', text: '%s timed out after %ld milliseconds', args: ['Connection', '100'] }, // curl 8.1x (sid)
     ],
   },
   {
     pattern: /couldn't resolve host|could not resolve/i,
     code: 'HOST_NOT_FOUND',
     from: [
-      { in: 'libcurl', text: "Couldn't resolve host name" },
-      { in: 'libcurl', text: 'Could not resolve host: %s' },
+      { in: 'libcurl', text: "Couldn't resolve host name" }, // curl 7
+      { in: 'libcurl', text: 'Could not resolve host: %s' }, // curl 7
+      { in: 'libcurl', text: 'Could not resolve hostname' }, // curl 8
+      { in: 'libcurl', text: 'Could not resolve: %s' }, // curl 8.1x (sid)
     ],
   },
   {
     pattern: /couldn't connect|could not connect|connection refused|failed to connect/i,
     code: 'CONNECTION_REFUSED',
     from: [
-      { in: 'libcurl', text: "Couldn't connect to server" },
-      { in: 'libcurl', text: 'Failed to connect to %s port %u after %ld ms: %s', args: ['127.0.0.1', '9', '0', 'Connection refused'] },
+      { in: 'libcurl', text: "Couldn't connect to server" }, // curl 7
+      { in: 'libcurl', text: 'Could not connect to server' }, // curl 8
+      { in: 'libcurl', text: 'Failed to connect to %s port %u after %ld ms: %s', args: ['127.0.0.1', '9', '0', 'Connection refused'] }, // curl 7, 8.14
+      { in: 'libcurl', text: 'Failed to connect to %s:%u%s %s%s%safter %ld ms: %s', args: ['127.0.0.1', '9', '', '', '', '', '0', 'Connection refused'] }, // curl 8.1x
       { in: 'libc', text: 'Connection refused' },
     ],
   },
