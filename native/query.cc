@@ -143,7 +143,9 @@ static Napi::Array CommitToJs(Napi::Env env, const CommitInfo& ci) {
 // state/CHECKSUM.commitpartial in the repository that holds the commit loose (this one or a
 // parent; this one when the commit is only staged). Looked up with fstatat, never opened.
 static bool CommitPartial(OstreeRepo* repo, const std::string& checksum, GError** err) {
-  OstreeRepo* holder = MetadataObjectHolder(repo, OSTREE_OBJECT_TYPE_COMMIT, checksum.c_str());
+  // Only a repository with a parent (core.parent) can hold the commit elsewhere: the common
+  // case costs one fstatat, as libostree's own check does.
+  OstreeRepo* holder = ostree_repo_get_parent(repo) ? MetadataObjectHolder(repo, OSTREE_OBJECT_TYPE_COMMIT, checksum.c_str()) : repo;
   std::string rel = "state/" + checksum + ".commitpartial";
   struct stat st;
   if (fstatat(ostree_repo_get_dfd(holder ? holder : repo), rel.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) return true;
