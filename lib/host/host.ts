@@ -161,6 +161,14 @@ export class Host {
     this.#o = opts;
   }
 
+  /** The systemd whose rules every check and merge of this host follows (as given). */
+  get #rules(): { systemdVersion?: number; systemd?: SystemdInfo } {
+    return {
+      ...(this.#o.systemdVersion === undefined ? {} : { systemdVersion: this.#o.systemdVersion }),
+      ...(this.#o.systemd === undefined ? {} : { systemd: this.#o.systemd }),
+    };
+  }
+
   /** The deployment the commands work on. */
   get deployment(): Deployment {
     return pickDeployment(this.#o.sysroot, this.#o.osname, this.#o.deployment);
@@ -202,8 +210,7 @@ export class Host {
       root: this.#root,
       refresh: opts.refresh ?? false,
       ...(opts.plugins ? { plugins: opts.plugins } : {}),
-      ...(this.#o.systemdVersion === undefined ? {} : { systemdVersion: this.#o.systemdVersion }),
-      ...(this.#o.systemd === undefined ? {} : { systemd: this.#o.systemd }),
+      ...this.#rules,
       ...(opts.signal ? { signal: opts.signal } : {}),
     });
     return { set, votes, committed, completed: !committed && !before, applied, acceptedBefore };
@@ -217,8 +224,7 @@ export class Host {
       osname,
       base,
       ...(opts.plugins ? { plugins: opts.plugins } : {}),
-      ...(this.#o.systemdVersion === undefined ? {} : { systemdVersion: this.#o.systemdVersion }),
-      ...(this.#o.systemd === undefined ? {} : { systemd: this.#o.systemd }),
+      ...this.#rules,
     });
     change(set);
     let force = opts.force ?? false;
@@ -361,8 +367,7 @@ export class Host {
       wait: opts.wait ?? true,
       refresh: opts.refresh ?? false,
       ...(opts.plugins ? { plugins: opts.plugins } : {}),
-      ...(this.#o.systemdVersion === undefined ? {} : { systemdVersion: this.#o.systemdVersion }),
-      ...(this.#o.systemd === undefined ? {} : { systemd: this.#o.systemd }),
+      ...this.#rules,
       ...(opts.signal ? { signal: opts.signal } : {}),
     });
     const environment = await writeServiceEnvironment(this.#root, sysroot.deploymentPath(deployment));

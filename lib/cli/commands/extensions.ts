@@ -25,7 +25,7 @@ import {
   checkOne,
 } from './common.js';
 
-export const EXTENSION_COMMANDS: Command[] = [
+export const INSTALL_COMMANDS: Command[] = [
   {
     name: 'list',
     summary: 'list installed extensions, with their state against the OS',
@@ -177,6 +177,9 @@ export const EXTENSION_COMMANDS: Command[] = [
       return { removed: names };
     },
   },
+];
+
+export const BUILD_COMMANDS: Command[] = [
   {
     name: 'build',
     summary: 'build an extension through a builder and install it',

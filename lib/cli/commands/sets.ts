@@ -140,6 +140,9 @@ export const SET_COMMANDS: Command[] = [
       return result;
     },
   },
+];
+
+export const BOOT_COMMANDS: Command[] = [
   {
     name: 'boot',
     summary: 're-apply the set bound to the booted deployment (run by ostree-sysext.service)',
