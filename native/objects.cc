@@ -319,12 +319,14 @@ gboolean ValidateTree(OstreeRepo* repo, const char* tree, const char* meta, unsi
         seen->metas.erase(it.meta);
         return FALSE;
       }
+      if (seen->keep) seen->kept.emplace(ValidatedSet::Key(OSTREE_OBJECT_TYPE_DIR_META, it.meta), g_variant_ref(m));
     }
     auto found = seen->trees.find(it.tree);
     if (found != seen->trees.end() && found->second >= it.depth) continue;
     g_autoptr(GVariant) t = nullptr;
     if (!LoadValidMetadata(repo, OSTREE_OBJECT_TYPE_DIR_TREE, it.tree.c_str(), &t, error)) return FALSE;
     seen->trees[it.tree] = it.depth;
+    if (seen->keep) seen->kept.emplace(ValidatedSet::Key(OSTREE_OBJECT_TYPE_DIR_TREE, it.tree), g_variant_ref(t));
     g_autoptr(GVariant) files = g_variant_get_child_value(t, 0);
     g_autoptr(GVariant) dirs = g_variant_get_child_value(t, 1);
     if (checkContent) {

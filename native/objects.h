@@ -47,6 +47,25 @@ struct ValidatedSet {
   std::unordered_set<std::string> metas;
   std::unordered_set<std::string> contents;
   std::unordered_set<std::string> commits;
+  // With keep set, the walk holds on to every dirtree and dirmeta it validated (one reference
+  // each), so a caller that reads the same tree next (a checkout) need not load and hash it
+  // again. Owned by the set: released when it is destroyed.
+  bool keep = false;
+  std::unordered_map<std::string, GVariant*> kept;
+  ValidatedSet() = default;
+  ValidatedSet(const ValidatedSet&) = delete;
+  ValidatedSet& operator=(const ValidatedSet&) = delete;
+  ~ValidatedSet() {
+    for (auto& [k, v] : kept) g_variant_unref(v);
+  }
+  // A kept variant (a new reference), or nullptr. Keyed by type and checksum.
+  static std::string Key(OstreeObjectType type, const std::string& checksum) {
+    return (type == OSTREE_OBJECT_TYPE_DIR_TREE ? "t" : "m") + checksum;
+  }
+  GVariant* Kept(OstreeObjectType type, const std::string& checksum) const {
+    auto it = kept.find(Key(type, checksum));
+    return it == kept.end() ? nullptr : g_variant_ref(it->second);
+  }
 };
 
 // Validates the tree rooted at (tree, meta) and everything below it, iteratively (no

@@ -302,12 +302,20 @@ class OverlayEngine {
 
   // ---- layer access ----
 
+  // Objects a walk over the whole source validated first (a link checkout), kept so they are
+  // not loaded and hashed a second time; null for every other engine.
+  const ValidatedSet* prevalidated = nullptr;
+  bool LoadMetaOnce(OstreeObjectType type, const std::string& csum, GVariant** out, GError** err) {
+    if (prevalidated && (*out = prevalidated->Kept(type, csum))) return true;
+    return LoadMeta(repo.get(), type, csum, out, err);
+  }
+
   bool LoadDetails(Layer& l, LEntry& e, GError** err) {
     if (e.details) return true;
     if (!l.isCommit) return true;  // directory layers fill details while listing
     if (e.type == EType::Dir) {
       g_autoptr(GVariant) v = nullptr;
-      if (!LoadMeta(repo.get(), OSTREE_OBJECT_TYPE_DIR_META, e.meta, &v, err)) return false;
+      if (!LoadMetaOnce(OSTREE_OBJECT_TYPE_DIR_META, e.meta, &v, err)) return false;
       guint32 uid, gid, mode;
       g_autoptr(GVariant) xv = nullptr;
       g_variant_get(v, "(uuu@a(ayay))", &uid, &gid, &mode, &xv);
@@ -433,7 +441,7 @@ class OverlayEngine {
     auto d = std::make_unique<LDir>();
     if (l.isCommit) {
       g_autoptr(GVariant) v = nullptr;
-      if (!LoadMeta(repo.get(), OSTREE_OBJECT_TYPE_DIR_TREE, e.csum, &v, err)) return false;
+      if (!LoadMetaOnce(OSTREE_OBJECT_TYPE_DIR_TREE, e.csum, &v, err)) return false;
       g_autoptr(GVariant) files = g_variant_get_child_value(v, 0);
       g_autoptr(GVariant) dirs = g_variant_get_child_value(v, 1);
       gsize nf = g_variant_n_children(files), nd = g_variant_n_children(dirs);
@@ -1701,8 +1709,16 @@ class Overlay : public Napi::ObjectWrap<Overlay> {
                   if (!e.LoadRoot(l, err)) return false;
                   // The whole source is checked (iteratively, depth-bounded) before anything is
                   // created: a damaged or hostile tree leaves no half-made checkout behind.
+                  // The walk then reads the dirtrees and dirmetas this pass kept (each loaded
+                  // and hashed once, not twice).
                   ValidatedSet seen;
+                  seen.keep = true;
                   if (!ValidateCheckoutSource(e.repo.get(), l.commit.c_str(), "/", false, &seen, c, err)) return false;
+                  struct Release {
+                    OverlayEngine& e;
+                    ~Release() { e.prevalidated = nullptr; }
+                  } release{e};
+                  e.prevalidated = &seen;
                   g_autofree char* dir = g_path_get_dirname(dest.c_str());
                   g_autofree char* base = g_path_get_basename(dest.c_str());
                   int pfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
