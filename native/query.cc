@@ -24,6 +24,11 @@ namespace osx {
 
 // ---- the handle's cache ----
 
+static std::string ContentChecksum(GVariant* commit) {
+  g_autofree char* c = ostree_commit_get_content_checksum(commit);
+  return c ? c : "";
+}
+
 // Commit trees a handle has read (validated dirtrees kept), least recently used dropped
 // first: repeated small reads in one commit load each directory once. Objects are
 // content-addressed, so a kept tree stays right while the commit exists. Bounded by commits
@@ -37,6 +42,11 @@ struct TreeCache {
   std::list<Item> lru;  // most recent first
   std::unordered_map<std::string, std::list<Item>::iterator> index;
   void Drop(std::list<Item>::iterator i) {  // with mu held
+    auto w = weights.find(i->first);
+    if (w != weights.end()) {
+      entries -= std::min(entries, w->second);
+      weights.erase(w);
+    }
     index.erase(i->first);
     lru.erase(i);
   }
@@ -44,14 +54,26 @@ struct TreeCache {
   // content-addressed, so a commit that was whole when checked is the same commit on the next
   // read (MetadataObjectExists notices one pruned since). Every tree read checks its commit here
   // first (RunQueryRequest), so a pruned commit's tree is dropped here too.
-  std::unordered_map<std::string, std::shared_ptr<VariantRef>> validCommits;
-  bool CheckCommit(OstreeRepo* repo, const std::string& commit, GError** err, GVariant** out = nullptr) {
+  // With each, its content checksum (a SHA-256 over its root dirtree and dirmeta that
+  // libostree computes on every call) once asked for.
+  struct Checked {
+    explicit Checked(GVariant* v) : commit(v) {}
+    VariantRef commit;
+    std::string contents;
+  };
+  std::unordered_map<std::string, std::shared_ptr<Checked>> validCommits;
+  bool CheckCommit(OstreeRepo* repo, const std::string& commit, GError** err, GVariant** out = nullptr,
+                   std::string* contents = nullptr) {
     {
       std::lock_guard<std::mutex> lock(mu);
       auto it = validCommits.find(commit);
       if (it != validCommits.end()) {
         if (MetadataObjectExists(repo, OSTREE_OBJECT_TYPE_COMMIT, commit.c_str())) {
-          if (out) *out = g_variant_ref(it->second->v);
+          if (out) *out = g_variant_ref(it->second->commit.v);
+          if (contents) {
+            if (it->second->contents.empty()) it->second->contents = ContentChecksum(it->second->commit.v);
+            *contents = it->second->contents;
+          }
           return true;
         }
         // Pruned (by this handle or another process) since it was kept: forget it and its
@@ -65,7 +87,9 @@ struct TreeCache {
     if (!LoadValidMetadata(repo, OSTREE_OBJECT_TYPE_COMMIT, commit.c_str(), &v, err)) return false;
     std::lock_guard<std::mutex> lock(mu);
     if (validCommits.size() >= 4096) validCommits.clear();
-    validCommits[commit] = std::make_shared<VariantRef>(g_variant_ref(v));
+    auto checked = std::make_shared<Checked>(g_variant_ref(v));
+    if (contents) *contents = checked->contents = ContentChecksum(v);
+    validCommits[commit] = checked;
     if (out) *out = v;
     else g_variant_unref(v);
     return true;
@@ -77,18 +101,32 @@ struct TreeCache {
       lru.splice(lru.begin(), lru, it->second);
     } else {
       auto v = validCommits.find(commit);
-      lru.emplace_front(commit, OpenCommitTree(repo, commit, v != validCommits.end() ? v->second->v : nullptr));
+      lru.emplace_front(commit, OpenCommitTree(repo, commit, v != validCommits.end() ? v->second->commit.v : nullptr));
       index[commit] = lru.begin();
     }
     std::shared_ptr<CommitTree> t = lru.front().second;
-    // Trees grow after they are handed out (lazily loaded directories): weigh them now.
-    size_t entries = 0;
-    for (auto& i : lru) entries += CommitTreeEntries(*i.second);
-    while (lru.size() > 1 && (lru.size() > kMaxCommits || entries > kMaxEntries)) {
-      entries -= std::min(entries, CommitTreeEntries(*lru.back().second));
-      Drop(std::prev(lru.end()));
-    }
+    // Trees grow after they are handed out (lazily loaded directories). Each is weighed again
+    // when it is handed out (a tree only grows while someone reads it), so the total is kept
+    // without walking every kept tree on every read.
+    Reweigh(commit, *t);
+    while (lru.size() > 1 && (lru.size() > kMaxCommits || entries > kMaxEntries)) Drop(std::prev(lru.end()));
     return t;
+  }
+  // After a read: the tree may have loaded directories; weigh it (if still kept) and evict.
+  void Weigh(const std::string& commit, const CommitTree& t) {
+    std::lock_guard<std::mutex> lock(mu);
+    if (!index.count(commit)) return;
+    Reweigh(commit, t);
+    while (lru.size() > 1 && (lru.size() > kMaxCommits || entries > kMaxEntries)) Drop(std::prev(lru.end()));
+  }
+  // The directory entries each kept tree had loaded when last weighed, and their sum.
+  std::unordered_map<std::string, size_t> weights;
+  size_t entries = 0;
+  void Reweigh(const std::string& commit, const CommitTree& t) {  // with mu held
+    size_t now = CommitTreeEntries(t);
+    size_t& w = weights[commit];
+    entries = entries - w + now;
+    w = now;
   }
 };
 
@@ -108,6 +146,7 @@ struct CommitInfo {
   VariantRef commit;
   VariantRef detached;
   bool partial = false;
+  std::string contents;  // content checksum, when the cache had it ("" computes it)
 };
 
 // A commit crosses as a row, [checksum, subject, body, timestamp, parent, version,
@@ -125,14 +164,14 @@ static Napi::Array CommitToJs(Napi::Env env, const CommitInfo& ci) {
   g_autofree char* parent = ostree_commit_get_parent(c);
   const char* version = nullptr;
   bool hasVersion = g_variant_lookup(meta.v, OSTREE_COMMIT_META_KEY_VERSION, "&s", &version);
-  g_autofree char* contents = ostree_commit_get_content_checksum(c);
+  std::string contents = ci.contents.empty() ? ContentChecksum(c) : ci.contents;
   o.Set(0u, Napi::String::New(env, ci.checksum));
   o.Set(1u, Napi::String::New(env, subject ? subject : ""));
   o.Set(2u, Napi::String::New(env, body ? body : ""));
   o.Set(3u, Napi::Number::New(env, static_cast<double>(ostree_commit_get_timestamp(c))));
   o.Set(4u, parent ? Napi::Value(Napi::String::New(env, parent)) : env.Null());
   o.Set(5u, hasVersion ? Napi::Value(Napi::String::New(env, version)) : env.Null());
-  o.Set(6u, contents ? Napi::Value(Napi::String::New(env, contents)) : env.Null());
+  o.Set(6u, !contents.empty() ? Napi::Value(Napi::String::New(env, contents)) : env.Null());
   o.Set(7u, VariantToJs(env, meta.v));
   o.Set(8u, VariantToJs(env, ci.detached.v));
   o.Set(9u, Napi::Boolean::New(env, ci.partial));
@@ -162,10 +201,12 @@ static bool CommitPartial(OstreeRepo* repo, const std::string& checksum, GError*
 static bool LoadCommitInfo(OstreeRepo* repo, TreeCache* trees, const std::string& checksum, std::unique_ptr<CommitInfo>& out,
                            GCancellable* c, GError** err) {
   GVariant* commit = nullptr;
-  if (trees ? !trees->CheckCommit(repo, checksum, err, &commit)
+  std::string contents;
+  if (trees ? !trees->CheckCommit(repo, checksum, err, &commit, &contents)
             : !LoadValidMetadata(repo, OSTREE_OBJECT_TYPE_COMMIT, checksum.c_str(), &commit, err))
     return false;
   out = std::make_unique<CommitInfo>();
+  out->contents = std::move(contents);
   out->checksum = checksum;
   out->commit = VariantRef(commit);
   GError* perr = nullptr;
@@ -346,6 +387,7 @@ static bool RunQueryRequest(OstreeRepo* repo, TreeCache& trees, QueryRequest& r,
       op.children.push_back(std::move(e));
     }
   }
+  if (tree) trees.Weigh(r.commit, *tree);
   return true;
 }
 

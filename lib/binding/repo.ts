@@ -460,8 +460,10 @@ export class Repo {
   /** Loads one commit (by ref or checksum), with its metadata and detached metadata. */
   async loadCommit(rev: string, opts: CallOptions = {}): Promise<Commit> {
     is.rev('rev', rev);
-    const r = await this.#reads.run(() => cancellable(`load commit ${rev}`, is.signal(opts.signal), (c) => this._native.loadCommits(rev, 1, c)));
-    return toCommit(r.commits[0]!);
+    // Through the handle's cache of checked commits (as loadCommitSync): a commit read before
+    // costs a stat, not a load and a hash.
+    const r = await this.#reads.run(() => cancellable(`load commit ${rev}`, is.signal(opts.signal), (c) => this._native.query(rev, COMMIT_OP, c)));
+    return toCommit(r.results[0] as NativeCommit);
   }
 
   /**
@@ -545,9 +547,12 @@ export class Repo {
 
   /** Reads a regular file inside a commit; `maxBytes` refuses larger files with `TOO_LARGE`. */
   async readFile(rev: string, path: string, opts: CallOptions & { maxBytes?: number } = {}): Promise<Buffer> {
-    const op: QueryOp = opts.maxBytes === undefined ? { op: 'read', path } : { op: 'read', path, maxBytes: opts.maxBytes };
-    const { results } = await this.query(rev, [op], opts);
-    return results[0] as Buffer;
+    is.rev('rev', rev);
+    const o = is.options<{ maxBytes?: number; signal?: AbortSignal }>('options', opts);
+    const maxBytes = is.optInteger('maxBytes', o.maxBytes, 1, 2 ** 40);
+    const op: NativeQueryOp = { op: 'read', path: is.treePath('path', path), optional: false, ...(maxBytes === undefined ? {} : { maxBytes }) };
+    const r = await this.#reads.run(() => cancellable(`read in ${rev}`, is.signal(o.signal), (c) => this._native.query(rev, [op], c)));
+    return r.results[0] as Buffer;
   }
 
   /** Reads a symbolic link's target inside a commit. */
@@ -606,7 +611,8 @@ export class Repo {
    * ```
    */
   loadCommitSync(rev: string): Commit {
-    return this.querySync(rev, [{ op: 'commit' }]).results[0] as Commit;
+    is.rev('rev', rev);
+    return toCommit(syncCall(`read in ${rev}`, () => this._native.querySync(rev, COMMIT_OP)).results[0] as NativeCommit);
   }
 
   /**
@@ -640,8 +646,11 @@ export class Repo {
    * ```
    */
   readFileSync(rev: string, path: string, opts: { maxBytes?: number } = {}): Buffer {
-    const maxBytes = is.optInteger('maxBytes', is.options<{ maxBytes?: number }>('options', opts).maxBytes, 1, SYNC_READ_LIMIT);
-    return this.querySync(rev, [maxBytes === undefined ? { op: 'read', path } : { op: 'read', path, maxBytes }]).results[0] as Buffer;
+    is.rev('rev', rev);
+    const maxBytes = is.optInteger('maxBytes', is.options<{ maxBytes?: number }>('options', opts).maxBytes, 1, SYNC_READ_LIMIT) ?? SYNC_READ_LIMIT;
+    // One op built here (what querySync would build from it), not through the generic checks.
+    const op: NativeQueryOp = { op: 'read', path: is.treePath('path', path), optional: false, maxBytes };
+    return syncCall(`read in ${rev}`, () => this._native.querySync(rev, [op])).results[0] as Buffer;
   }
 
   /**
@@ -881,6 +890,9 @@ function nested(operation = 'a transaction'): Error {
 }
 
 /** Checks query ops and copies them into the native shape. */
+/** The one op of a commit load (shared: native code only reads it). */
+const COMMIT_OP: NativeQueryOp[] = [{ op: 'commit' }];
+
 function queryOps(name: string, ops: unknown): NativeQueryOp[] {
   if (!Array.isArray(ops)) throw new ArgumentError(`${name} must be an array`);
   return ops.map((op, i) => {
