@@ -237,6 +237,12 @@ Napi::Value Repo::ListRefs(const Napi::CallbackInfo& info) {
 // looks at refs, so a ref named "b" resolved to any commit whose checksum starts with b. Here
 // a local ref of that name wins; otherwise libostree's rules apply. (Also query.cc's reads.)
 gboolean ResolveRefFirst(OstreeRepo* repo, const char* rev, gboolean allowNoent, char** out, GError** err) {
+  // A full checksum is its own answer, as libostree gives it (without looking it up), but
+  // without parsing it as a refspec first (a regular expression match per call).
+  if (strlen(rev) == 64 && ostree_validate_checksum_string(rev, nullptr)) {
+    *out = g_strdup(rev);
+    return TRUE;
+  }
   std::string base(rev);
   size_t carets = 0;
   while (!base.empty() && base.back() == '^') {

@@ -522,15 +522,28 @@ export class Repo {
       return { rev: is.rev(`requests[${i}].rev`, o.rev), ops: queryOps(`requests[${i}].ops`, o.ops) };
     });
     const signal = is.signal(opts.signal);
-    // Enough requests per chunk to amortise the hop, enough chunks to use every core.
-    const chunks = Math.max(1, Math.min(availableParallelism(), Math.floor(clean.length / 32)));
-    const size = Math.ceil(clean.length / chunks);
-    const parts = await Promise.all(
-      Array.from({ length: chunks }, (_, k) => clean.slice(k * size, (k + 1) * size)).map((part) =>
-        part.length === 0 ? Promise.resolve([]) : cancellable(`read in ${part.length} commits`, signal, (c) => this._native.queryMany(part, c)),
-      ),
-    );
-    return parts.flat().map((r, i) => withCommits(r, clean[i]!.ops));
+    // Enough requests per chunk to amortise the hop (32 at least), enough chunks to use every
+    // core, and at most QUERY_CHUNK per chunk: each chunk's answers are converted on the event
+    // loop in one go, so a chunk of 500 commits and files held it for ~10 ms (bench/RESULTS.md).
+    const parallel = availableParallelism();
+    const size = Math.min(QUERY_CHUNK, Math.max(32, Math.ceil(clean.length / parallel)));
+    const parts: Array<typeof clean> = [];
+    for (let k = 0; k < clean.length; k += size) parts.push(clean.slice(k, k + size));
+    const answers: Array<Array<{ commit: string; results: NativeQueryResult[] }>> = new Array(parts.length);
+    let next = 0;
+    const lane = async (): Promise<void> => {
+      for (let k = next++; k < parts.length; k = next++) {
+        const part = parts[k]!;
+        try {
+          answers[k] = await cancellable(`read in ${part.length} commits`, signal, (c) => this._native.queryMany(part, c));
+        } catch (e) {
+          next = parts.length; // the call rejects: start no more chunks
+          throw e;
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(parallel, parts.length) }, lane));
+    return answers.flat().map((r, i) => withCommits(r, clean[i]!.ops));
   }
 
   /** Describes a path inside a commit; rejects with `NOT_FOUND` if absent. */
@@ -890,6 +903,9 @@ function nested(operation = 'a transaction'): Error {
 }
 
 /** Checks query ops and copies them into the native shape. */
+/** Most requests {@link Repo.queryMany} sends in one native call (one thread hop). */
+const QUERY_CHUNK = 128;
+
 /** The one op of a commit load (shared: native code only reads it). */
 const COMMIT_OP: NativeQueryOp[] = [{ op: 'commit' }];
 
