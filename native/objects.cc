@@ -9,6 +9,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <dirent.h>
+
+#include <algorithm>
+
+#include <string>
+#include <unordered_map>
 #include <vector>
 
 namespace osx {
@@ -40,6 +46,82 @@ static gboolean Corrupt(GError** error, GError* cause, OstreeObjectType type, co
   return FALSE;
 }
 
+// ---- dirtrees from their bytes ----
+//
+// GVariant's serialization (the GVariant specification, "Framing Offsets"): a container of n
+// bytes stores offsets of 0, 1, 2, 4 or 8 bytes (by n), little-endian. An array of
+// variable-size elements ends with one offset per element (the end of each); a tuple ends with
+// the end of each variable-size member but the last, in reverse order. Every member here has
+// alignment 1 (s, ay and tuples of them), so there is no padding.
+
+static size_t OffsetSize(size_t n) { return n == 0 ? 0 : n <= 0xff ? 1 : n <= 0xffff ? 2 : n <= 0xffffffffu ? 4 : 8; }
+
+static size_t ReadOffset(const guint8* p, size_t osz) {
+  size_t v = 0;
+  for (size_t i = 0; i < osz; i++) v |= static_cast<size_t>(p[i]) << (8 * i);
+  return v;
+}
+
+// Calls f(start, length) for each element of a variable-size array; false if it does not frame.
+template <typename F>
+static bool ForEachElement(const guint8* d, size_t size, F f) {
+  if (size == 0) return true;
+  size_t osz = OffsetSize(size);
+  size_t last = ReadOffset(d + size - osz, osz);
+  if (last > size - osz || (size - last) % osz != 0) return false;
+  size_t n = (size - last) / osz, start = 0;
+  for (size_t i = 0; i < n; i++) {
+    size_t end = ReadOffset(d + last + i * osz, osz);
+    if (end < start || end > last) return false;
+    if (!f(d + start, end - start)) return false;
+    start = end;
+  }
+  return start == last;
+}
+
+// A string member [d, d+len): valid UTF-8, NUL-terminated with no NUL before (GVariant's
+// normal form for "s").
+static const char* StringAt(const guint8* d, size_t len) {
+  if (len == 0 || d[len - 1] != 0) return nullptr;
+  const char* s = reinterpret_cast<const char*>(d);
+  const char* end = nullptr;
+  if (!g_utf8_validate(s, static_cast<gssize>(len - 1), &end) || end != s + len - 1) return nullptr;
+  return s;
+}
+
+bool ReadDirtree(GVariant* dirtree, std::vector<DirtreeFile>* files, std::vector<DirtreeDir>* dirs) {
+  if (!g_variant_is_of_type(dirtree, G_VARIANT_TYPE("(a(say)a(sayay))"))) return false;
+  const guint8* d = static_cast<const guint8*>(g_variant_get_data(dirtree));
+  size_t size = g_variant_get_size(dirtree);
+  size_t osz = OffsetSize(size);
+  if (!d || size < osz || osz == 0) return false;
+  size_t split = ReadOffset(d + size - osz, osz);
+  if (split > size - osz) return false;
+  files->clear();
+  dirs->clear();
+  bool ok = ForEachElement(d, split, [&](const guint8* e, size_t n) {
+    size_t o = OffsetSize(n);
+    if (n < o + 1 + 32) return false;
+    size_t endS = ReadOffset(e + n - o, o);
+    if (endS > n - o || n - o - endS != 32) return false;
+    const char* name = StringAt(e, endS);
+    if (!name) return false;
+    files->push_back({name, e + endS});
+    return true;
+  });
+  if (!ok) return false;
+  return ForEachElement(d + split, size - osz - split, [&](const guint8* e, size_t n) {
+    size_t o = OffsetSize(n);
+    if (n < 2 * o + 1 + 64) return false;
+    size_t endS = ReadOffset(e + n - o, o), endT = ReadOffset(e + n - 2 * o, o);
+    if (endS > endT || endT > n - 2 * o || endT - endS != 32 || n - 2 * o - endT != 32) return false;
+    const char* name = StringAt(e, endS);
+    if (!name) return false;
+    dirs->push_back({name, e + endS, e + endT});
+    return true;
+  });
+}
+
 // A name allowed in a dirtree: non-empty, <= 255 bytes, not "." or "..", no '/'.
 static bool ValidTreeName(const char* name, GError** error) {
   size_t len = strlen(name);
@@ -53,66 +135,34 @@ static bool ValidTreeName(const char* name, GError** error) {
   return false;
 }
 
-// A 32-byte checksum child of type "ay".
-static bool ValidCsum(GVariant* v) {
-  if (!g_variant_is_of_type(v, G_VARIANT_TYPE_BYTESTRING)) return false;
-  GError* e = nullptr;
-  const guchar* p = ostree_checksum_bytes_peek_validate(v, &e);
-  if (e) g_error_free(e);
-  return p != nullptr;
-}
-
 static gboolean ValidateDirtree(const char* checksum, GVariant* tree, GError** error) {
-  g_autoptr(GVariant) files = g_variant_get_child_value(tree, 0);
-  g_autoptr(GVariant) dirs = g_variant_get_child_value(tree, 1);
+  std::vector<DirtreeFile> files;
+  std::vector<DirtreeDir> dirs;
+  if (!ReadDirtree(tree, &files, &dirs))
+    return (SetCorrupt(error, OSTREE_OBJECT_TYPE_DIR_TREE, checksum, "entries do not frame as a dirtree"), FALSE);
   GError* cause = nullptr;
-  gsize nfiles = g_variant_n_children(files), ndirs = g_variant_n_children(dirs);
-  g_autofree char* prev = nullptr;
-  for (gsize i = 0; i < nfiles; i++) {
-    const char* name = nullptr;
-    g_autoptr(GVariant) csum = nullptr;
-    g_variant_get_child(files, i, "(&s@ay)", &name, &csum);
-    if (!ValidTreeName(name, &cause)) return Corrupt(error, cause, OSTREE_OBJECT_TYPE_DIR_TREE, checksum);
-    if (!ValidCsum(csum))
-      return (SetCorrupt(error, OSTREE_OBJECT_TYPE_DIR_TREE, checksum, "file entry %zu has an invalid checksum", i), FALSE);
-    if (prev && strcmp(prev, name) >= 0)
+  const char* prev = nullptr;
+  for (const DirtreeFile& f : files) {
+    if (!ValidTreeName(f.name, &cause)) return Corrupt(error, cause, OSTREE_OBJECT_TYPE_DIR_TREE, checksum);
+    if (prev && strcmp(prev, f.name) >= 0)
       return (SetCorrupt(error, OSTREE_OBJECT_TYPE_DIR_TREE, checksum, "file entries not sorted or not unique"), FALSE);
-    g_free(prev);
-    prev = g_strdup(name);
+    prev = f.name;
   }
-  g_clear_pointer(&prev, g_free);
-  for (gsize i = 0; i < ndirs; i++) {
-    const char* name = nullptr;
-    g_autoptr(GVariant) tcsum = nullptr;
-    g_autoptr(GVariant) mcsum = nullptr;
-    g_variant_get_child(dirs, i, "(&s@ay@ay)", &name, &tcsum, &mcsum);
-    if (!ValidTreeName(name, &cause)) return Corrupt(error, cause, OSTREE_OBJECT_TYPE_DIR_TREE, checksum);
-    if (!ValidCsum(tcsum) || !ValidCsum(mcsum))
-      return (SetCorrupt(error, OSTREE_OBJECT_TYPE_DIR_TREE, checksum, "directory entry %zu has an invalid checksum", i),
-              FALSE);
-    if (prev && strcmp(prev, name) >= 0)
+  prev = nullptr;
+  for (const DirtreeDir& e : dirs) {
+    if (!ValidTreeName(e.name, &cause)) return Corrupt(error, cause, OSTREE_OBJECT_TYPE_DIR_TREE, checksum);
+    if (prev && strcmp(prev, e.name) >= 0)
       return (SetCorrupt(error, OSTREE_OBJECT_TYPE_DIR_TREE, checksum, "directory entries not sorted or not unique"),
               FALSE);
-    g_free(prev);
-    prev = g_strdup(name);
+    prev = e.name;
     // A name may not be both a file and a directory: binary search the (sorted) files.
-    gsize lo = 0, hi = nfiles;
-    while (lo < hi) {
-      gsize mid = (lo + hi) / 2;
-      const char* fname = nullptr;
-      g_autoptr(GVariant) c = nullptr;
-      g_variant_get_child(files, mid, "(&s@ay)", &fname, &c);
-      int cmp = strcmp(fname, name);
-      if (cmp == 0)
-        return (SetCorrupt(error, OSTREE_OBJECT_TYPE_DIR_TREE, checksum, "%s is both a file and a directory", name),
-                FALSE);
-      if (cmp < 0) lo = mid + 1;
-      else hi = mid;
-    }
+    auto f = std::lower_bound(files.begin(), files.end(), e.name,
+                              [](const DirtreeFile& x, const char* n) { return strcmp(x.name, n) < 0; });
+    if (f != files.end() && strcmp(f->name, e.name) == 0)
+      return (SetCorrupt(error, OSTREE_OBJECT_TYPE_DIR_TREE, checksum, "%s is both a file and a directory", e.name), FALSE);
   }
-  // libostree's own structure check last (mode-independent parts it knows about).
-  if (!ostree_validate_structureof_dirtree(tree, &cause))
-    return Corrupt(error, cause, OSTREE_OBJECT_TYPE_DIR_TREE, checksum);
+  // What ostree_validate_structureof_dirtree checks is covered: checksums are 32 bytes by
+  // framing and names valid UTF-8 (ReadDirtree); not ".", "..", or containing '/' (above).
   return TRUE;
 }
 
@@ -121,11 +171,14 @@ static gboolean ValidateMetadata(OstreeObjectType type, const char* checksum, GV
   const GVariantType* vtype = ostree_metadata_variant_type(type);
   if (!vtype || !g_variant_is_of_type(value, vtype))
     return (SetCorrupt(error, type, checksum, "wrong variant type"), FALSE);
+  // A dirtree is checked by reading it (ValidateDirtree): ReadDirtree frames only what is in
+  // normal form (the differential test holds it to GLib's g_variant_is_normal_form), and its
+  // name and checksum rules include all of ostree_validate_structureof_dirtree's; both GLib
+  // calls walk every child through a GVariant of its own, most of a directory's load.
+  if (type == OSTREE_OBJECT_TYPE_DIR_TREE) return ValidateDirtree(checksum, value, error);
   if (!g_variant_is_normal_form(value)) return (SetCorrupt(error, type, checksum, "not in normal form"), FALSE);
   GError* cause = nullptr;
   switch (type) {
-    case OSTREE_OBJECT_TYPE_DIR_TREE:
-      return ValidateDirtree(checksum, value, error);
     case OSTREE_OBJECT_TYPE_DIR_META:
       if (!ostree_validate_structureof_dirmeta(value, &cause)) return Corrupt(error, cause, type, checksum);
       return TRUE;
@@ -271,6 +324,59 @@ gboolean CheckContentObject(OstreeRepo* repo, const char* checksum, GError** err
   return TRUE;
 }
 
+// Many content objects at once. One fstatat each costs a path walk per object (10,000 for a
+// 10,000-file commit, most of what checking a local pull's source adds to it); where enough
+// of them share a loose directory, one listing of objects/XX gives every entry's type
+// (d_type) in a few getdents calls. An entry the listing types as anything but what
+// CheckContentObject accepts (or leaves untyped, DT_UNKNOWN) is checked one at a time, so the
+// verdicts and messages are the same. A directory much bigger than the objects wanted from it
+// (a large repository, a small commit) is not listed; nor is any repository with a parent.
+static gboolean CheckContentObjects(OstreeRepo* repo, const std::vector<std::string>& csums, GError** error) {
+  constexpr size_t kListFrom = 256;  // fewer objects than this: one fstatat each
+  if (csums.size() < kListFrom || ostree_repo_get_parent(repo)) {
+    for (const std::string& c : csums)
+      if (!CheckContentObject(repo, c.c_str(), error)) return FALSE;
+    return TRUE;
+  }
+  OstreeRepoMode mode = ostree_repo_get_mode(repo);
+  const char* suffix = mode == OSTREE_REPO_MODE_ARCHIVE ? ".filez" : ".file";
+  bool symlinks = mode == OSTREE_REPO_MODE_BARE || mode == OSTREE_REPO_MODE_BARE_USER_ONLY;
+  std::vector<std::vector<const std::string*>> byDir(256);
+  for (const std::string& c : csums) {
+    if (!ostree_validate_checksum_string(c.c_str(), error)) return FALSE;
+    byDir[g_ascii_xdigit_value(c[0]) * 16 + g_ascii_xdigit_value(c[1])].push_back(&c);
+  }
+  int dfd = ostree_repo_get_dfd(repo);
+  std::unordered_map<std::string, unsigned char> types;
+  for (size_t d = 0; d < byDir.size(); d++) {
+    if (byDir[d].empty()) continue;
+    char dir[] = "objects/xx";
+    g_snprintf(dir + 8, 3, "%02zx", d);
+    int fd = openat(dfd, dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    struct stat st;
+    DIR* dp = nullptr;
+    // ~80 bytes per 64-character entry in an ext4 directory: list only when the directory is
+    // not far bigger than what is wanted from it.
+    if (fd >= 0 && fstat(fd, &st) == 0 && static_cast<size_t>(st.st_size) <= (byDir[d].size() * 8 + 64) * 80) dp = fdopendir(fd);
+    if (!dp) {
+      if (fd >= 0) close(fd);
+      for (const std::string* c : byDir[d])
+        if (!CheckContentObject(repo, c->c_str(), error)) return FALSE;
+      continue;
+    }
+    types.clear();
+    while (struct dirent* de = readdir(dp)) types.emplace(de->d_name, de->d_type);
+    closedir(dp);
+    for (const std::string* c : byDir[d]) {
+      auto it = types.find(c->substr(2) + suffix);
+      if (it == types.end()) continue;  // not loose here: the libostree call that follows reports it
+      if (it->second == DT_REG || (symlinks && it->second == DT_LNK)) continue;
+      if (!CheckContentObject(repo, c->c_str(), error)) return FALSE;
+    }
+  }
+  return TRUE;
+}
+
 gboolean CheckDetachedMetadata(OstreeRepo* repo, const char* checksum, GError** error) {
   if (!ostree_validate_checksum_string(checksum, error)) return FALSE;
   g_autofree char* relpath = g_strdup_printf("objects/%.2s/%s.commitmeta", checksum, checksum + 2);
@@ -305,51 +411,57 @@ gboolean ValidateTree(OstreeRepo* repo, const char* tree, const char* meta, unsi
   std::vector<Item> stack;
   stack.push_back({tree, meta, depth0});
   guint64 steps = 0;
+  std::vector<DirtreeFile> files;
+  std::vector<DirtreeDir> dirs;
+  // Content objects to check, checked together once the tree is walked (CheckContentObjects).
+  std::vector<std::string> contents;
+  // On failure they are not checked: forget them, so a later walk checks them again.
+  auto unsee = [&] {
+    for (const std::string& c : contents) seen->contents.erase(c);
+    return FALSE;
+  };
   while (!stack.empty()) {
     Item it = std::move(stack.back());
     stack.pop_back();
-    if ((++steps & 255) == 0 && g_cancellable_set_error_if_cancelled(cancellable, error)) return FALSE;
+    if ((++steps & 255) == 0 && g_cancellable_set_error_if_cancelled(cancellable, error)) return unsee();
     if (it.depth > kMaxTreeDepth)
       return (SetCorrupt(error, OSTREE_OBJECT_TYPE_DIR_TREE, it.tree.c_str(), "directories nested deeper than %u",
                          kMaxTreeDepth),
-              FALSE);
+              unsee());
     if (seen->metas.insert(it.meta).second) {
       g_autoptr(GVariant) m = nullptr;
       if (!LoadValidMetadata(repo, OSTREE_OBJECT_TYPE_DIR_META, it.meta.c_str(), &m, error)) {
         seen->metas.erase(it.meta);
-        return FALSE;
+        return unsee();
       }
       if (seen->keep) seen->kept.emplace(ValidatedSet::Key(OSTREE_OBJECT_TYPE_DIR_META, it.meta), g_variant_ref(m));
     }
     auto found = seen->trees.find(it.tree);
     if (found != seen->trees.end() && found->second >= it.depth) continue;
     g_autoptr(GVariant) t = nullptr;
-    if (!LoadValidMetadata(repo, OSTREE_OBJECT_TYPE_DIR_TREE, it.tree.c_str(), &t, error)) return FALSE;
+    if (!LoadValidMetadata(repo, OSTREE_OBJECT_TYPE_DIR_TREE, it.tree.c_str(), &t, error)) return unsee();
     seen->trees[it.tree] = it.depth;
     if (seen->keep) seen->kept.emplace(ValidatedSet::Key(OSTREE_OBJECT_TYPE_DIR_TREE, it.tree), g_variant_ref(t));
-    g_autoptr(GVariant) files = g_variant_get_child_value(t, 0);
-    g_autoptr(GVariant) dirs = g_variant_get_child_value(t, 1);
+    if (!ReadDirtree(t, &files, &dirs)) {
+      SetCorrupt(error, OSTREE_OBJECT_TYPE_DIR_TREE, it.tree.c_str(), "entries do not frame as a dirtree");
+      return unsee();
+    }
+    char hex[OSTREE_SHA256_STRING_LEN + 1];
     if (checkContent) {
-      gsize n = g_variant_n_children(files);
-      for (gsize i = 0; i < n; i++) {
-        const char* name = nullptr;
-        g_autoptr(GVariant) c = nullptr;
-        g_variant_get_child(files, i, "(&s@ay)", &name, &c);
-        std::string hex = Hex(c);
-        if (seen->contents.count(hex)) continue;
-        if (!CheckContentObject(repo, hex.c_str(), error)) return FALSE;
-        seen->contents.insert(hex);
+      for (const DirtreeFile& f : files) {
+        ostree_checksum_inplace_from_bytes(f.csum, hex);
+        std::string h(hex, OSTREE_SHA256_STRING_LEN);
+        if (seen->contents.insert(h).second) contents.push_back(std::move(h));
       }
     }
-    gsize n = g_variant_n_children(dirs);
-    for (gsize i = 0; i < n; i++) {
-      const char* name = nullptr;
-      g_autoptr(GVariant) tc = nullptr;
-      g_autoptr(GVariant) mc = nullptr;
-      g_variant_get_child(dirs, i, "(&s@ay@ay)", &name, &tc, &mc);
-      stack.push_back({Hex(tc), Hex(mc), it.depth + 1});
+    for (const DirtreeDir& e : dirs) {
+      ostree_checksum_inplace_from_bytes(e.tree, hex);
+      std::string tc(hex, OSTREE_SHA256_STRING_LEN);
+      ostree_checksum_inplace_from_bytes(e.meta, hex);
+      stack.push_back({std::move(tc), std::string(hex, OSTREE_SHA256_STRING_LEN), it.depth + 1});
     }
   }
+  if (!CheckContentObjects(repo, contents, error)) return unsee();
   return TRUE;
 }
 

@@ -9,6 +9,7 @@
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
+#include <vector>
 
 namespace osx {
 
@@ -34,6 +35,22 @@ gboolean CheckContentObject(OstreeRepo* repo, const char* checksum, GError** err
 bool MetadataObjectExists(OstreeRepo* repo, OstreeObjectType type, const char* checksum);
 // Which of them holds it loose (`repo` or one of its parents), or nullptr.
 OstreeRepo* MetadataObjectHolder(OstreeRepo* repo, OstreeObjectType type, const char* checksum);
+
+// The entries of a dirtree, read straight from its serialized bytes (GVariant's format for
+// (a(say)a(sayay)), every offset bounds-checked): no GVariant per child, which is most of what
+// reading a directory cost. Names point into the variant's data (NUL-terminated), checksums
+// are 32 raw bytes there; both live as long as the variant. False when the bytes do not frame
+// as a dirtree (any variant LoadValidMetadata returned does).
+struct DirtreeFile {
+  const char* name;
+  const guint8* csum;
+};
+struct DirtreeDir {
+  const char* name;
+  const guint8* tree;
+  const guint8* meta;
+};
+bool ReadDirtree(GVariant* dirtree, std::vector<DirtreeFile>* files, std::vector<DirtreeDir>* dirs);
 
 // Sets G_IO_ERROR_INVALID_DATA "corrupted <type> object <checksum>: <what>".
 void SetCorrupt(GError** error, OstreeObjectType type, const char* checksum, const char* fmt, ...)

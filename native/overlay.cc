@@ -442,26 +442,25 @@ class OverlayEngine {
     if (l.isCommit) {
       g_autoptr(GVariant) v = nullptr;
       if (!LoadMetaOnce(OSTREE_OBJECT_TYPE_DIR_TREE, e.csum, &v, err)) return false;
-      g_autoptr(GVariant) files = g_variant_get_child_value(v, 0);
-      g_autoptr(GVariant) dirs = g_variant_get_child_value(v, 1);
-      gsize nf = g_variant_n_children(files), nd = g_variant_n_children(dirs);
-      d->entries.reserve(nf + nd);
+      std::vector<DirtreeFile> files;
+      std::vector<DirtreeDir> dirs;
+      if (!ReadDirtree(v, &files, &dirs)) return Invalid(err, "corrupted dirtree object " + e.csum + ": entries do not frame as a dirtree");
+      d->entries.reserve(files.size() + dirs.size());
+      char hex[OSTREE_SHA256_STRING_LEN + 1];
       // One pass, children read by index (no format strings: a third of a cold directory
       // load went to parsing "(&s@ay)"); whiteouts are told apart afterwards, only when a
       // name has the prefix.
       bool prefixed = false;
-      for (gsize i = 0; i < nf; i++) {
-        g_autoptr(GVariant) f = g_variant_get_child_value(files, i);
-        g_autoptr(GVariant) n = g_variant_get_child_value(f, 0);
-        g_autoptr(GVariant) c = g_variant_get_child_value(f, 1);
-        const char* name = g_variant_get_string(n, nullptr);
+      for (const DirtreeFile& f : files) {
+        const char* name = f.name;
         if (!raw && strcmp(name, kOpaqueMarker) == 0) {
           d->opaqueMarker = true;
           continue;
         }
         LEntry x;
         x.name = name;
-        x.csum = CsumFromBytes(c);
+        ostree_checksum_inplace_from_bytes(f.csum, hex);
+        x.csum.assign(hex, OSTREE_SHA256_STRING_LEN);
         x.type = EType::File;  // file or symlink: decided by LoadDetails
         if (!raw && IsWhiteoutName(x.name)) prefixed = true;
         d->entries.push_back(std::move(x));
@@ -478,16 +477,14 @@ class OverlayEngine {
           x.type = EType::Whiteout;
         }
       }
-      for (gsize i = 0; i < nd; i++) {
-        g_autoptr(GVariant) dv = g_variant_get_child_value(dirs, i);
-        g_autoptr(GVariant) n = g_variant_get_child_value(dv, 0);
-        g_autoptr(GVariant) t = g_variant_get_child_value(dv, 1);
-        g_autoptr(GVariant) m = g_variant_get_child_value(dv, 2);
+      for (const DirtreeDir& dd : dirs) {
         LEntry x;
-        x.name = g_variant_get_string(n, nullptr);
+        x.name = dd.name;
         x.type = EType::Dir;
-        x.csum = CsumFromBytes(t);
-        x.meta = CsumFromBytes(m);
+        ostree_checksum_inplace_from_bytes(dd.tree, hex);
+        x.csum.assign(hex, OSTREE_SHA256_STRING_LEN);
+        ostree_checksum_inplace_from_bytes(dd.meta, hex);
+        x.meta.assign(hex, OSTREE_SHA256_STRING_LEN);
         d->entries.push_back(std::move(x));
       }
     } else {

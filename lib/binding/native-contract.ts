@@ -327,6 +327,9 @@ export interface NativeOverlay {
   close(): void;
 }
 
+/** Files as [name, checksum], then directories as [name, tree, meta] (names as raw bytes). */
+export type DirtreeParse = [Array<[Buffer, string]>, Array<[Buffer, string, string]>];
+
 export interface NativeModule {
   Cancellable: new () => NativeCancellable;
   DevInoCache: new () => NativeDevInoCache;
@@ -340,5 +343,7 @@ export interface NativeModule {
   /** `raw`: one commit's stored metadata, as checked out (no systemd layer); `hostHierarchyMode`: systemd 256+'s hierarchy root mode. */
   Overlay: new (repo: NativeRepo | null, layers: NativeLayer[], opts: { createMissing?: boolean; raw?: boolean; hostHierarchyMode?: boolean }) => NativeOverlay;
   setErrorConstructor(ctor: new (message: string, details: { domain: string; gerrorCode: number }) => Error): void;
+  /** Test only: a dirtree's bytes read by GLib (null unless in normal form) and by the addon's own reader (null unless they frame). */
+  dirtreeParse(bytes: Buffer): { glib: DirtreeParse | null; ours: DirtreeParse | null };
   version: { libostree: string; libostreeRuntime: boolean };
 }
