@@ -342,7 +342,15 @@ if (want('queries') || want('list')) {
     row(w, `\`ostree\` CLI, 3 processes per query (${P.cliQueries} timed, scaled)`, r, 'lib (one call at a time)', 'cli', 'speedup', 100);
     row(w, 'PyGObject, one process (in-process time)', r, 'lib (one call at a time)', 'pygobject', 'speedup', 1.0);
     row(w, "Node's own thread-pool hop: 3 awaited fs.promises.stat per query (the floor)", r, 'lib (one call at a time)', 'node hop floor', 'info');
-    row(`${N} metadata queries, one awaited repo.query() each (commit + read in one hop)`, 'PyGObject, one process (in-process time)', r, 'lib (one query each)', 'pygobject', 'speedup', 1.0);
+    row(
+      `${N} metadata queries, one awaited repo.query() each (commit + read in one hop)`,
+      'PyGObject, one process (in-process time)',
+      r,
+      'lib (one query each)',
+      'pygobject',
+      'speedup',
+      1.0,
+    );
     row(
       `${N} metadata queries, sync path (resolveSync, loadCommitSync, readFileSync)`,
       'PyGObject, one process (in-process time)',
