@@ -2,6 +2,9 @@
 #include <napi.h>
 #include <ostree.h>
 
+#include <string>
+#include <vector>
+
 #include "addon-data.h"
 #include "cancel.h"
 #include "checkout.h"
@@ -21,81 +24,71 @@ static Napi::Value SetErrorConstructor(const Napi::CallbackInfo& info) {
 // dirtreeParse(bytes) -> { glib, ours }: a dirtree's bytes read by GLib (null unless in normal
 // form) and by ReadDirtree (null unless they frame), as [[name, checksum]...] for files then
 // [[name, tree, meta]...] for dirs. For the differential test of ReadDirtree only.
+namespace {
+struct ParsedDirtree {
+  std::vector<std::vector<std::string>> files, dirs;  // name, then checksums in hex
+};
+
+// A checksum GLib read: hex when it is 32 bytes, else its length (so the two sides differ).
+std::string GlibChecksum(GVariant* ay) {
+  gsize n = 0;
+  const guint8* p = static_cast<const guint8*>(g_variant_get_fixed_array(ay, &n, 1));
+  return n == 32 ? ChecksumHex(p) : "length " + std::to_string(n);
+}
+
+Napi::Value ParsedToJs(Napi::Env env, const ParsedDirtree& p) {
+  auto rows = [&](const std::vector<std::vector<std::string>>& in) {
+    Napi::Array a = Napi::Array::New(env, in.size());
+    for (size_t i = 0; i < in.size(); i++) {
+      Napi::Array e = Napi::Array::New(env, in[i].size());
+      e.Set(0u, Napi::Buffer<char>::Copy(env, in[i][0].data(), in[i][0].size()));  // names as raw bytes
+      for (size_t k = 1; k < in[i].size(); k++) e.Set(static_cast<uint32_t>(k), in[i][k]);
+      a.Set(static_cast<uint32_t>(i), e);
+    }
+    return a;
+  };
+  Napi::Array out = Napi::Array::New(env, 2);
+  out.Set(0u, rows(p.files));
+  out.Set(1u, rows(p.dirs));
+  return out;
+}
+}  // namespace
+
 static Napi::Value DirtreeParse(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!info[0].IsBuffer()) throw Napi::TypeError::New(env, "expected a Buffer");
   auto buf = info[0].As<Napi::Buffer<uint8_t>>();
   g_autoptr(GBytes) bytes = g_bytes_new(buf.Data(), buf.Length());
   g_autoptr(GVariant) v = g_variant_ref_sink(g_variant_new_from_bytes(G_VARIANT_TYPE("(a(say)a(sayay))"), bytes, FALSE));
-  auto hex = [](const guint8* p, size_t n) {
-    static const char* d = "0123456789abcdef";
-    std::string s;
-    for (size_t i = 0; i < n; i++) {
-      s += d[p[i] >> 4];
-      s += d[p[i] & 15];
-    }
-    return s;
-  };
   Napi::Object out = Napi::Object::New(env);
+  out.Set("glib", env.Null());
   if (g_variant_is_normal_form(v)) {
-    Napi::Array files = Napi::Array::New(env), dirs = Napi::Array::New(env);
+    ParsedDirtree g;
     g_autoptr(GVariant) fv = g_variant_get_child_value(v, 0);
     g_autoptr(GVariant) dv = g_variant_get_child_value(v, 1);
     for (gsize i = 0; i < g_variant_n_children(fv); i++) {
       const char* name;
       g_autoptr(GVariant) c = nullptr;
       g_variant_get_child(fv, i, "(&s@ay)", &name, &c);
-      gsize n;
-      const guint8* p = static_cast<const guint8*>(g_variant_get_fixed_array(c, &n, 1));
-      Napi::Array e = Napi::Array::New(env, 2);
-      e.Set(0u, Napi::Buffer<char>::Copy(env, name, strlen(name)));
-      e.Set(1u, hex(p, n));
-      files.Set(static_cast<uint32_t>(i), e);
+      g.files.push_back({name, GlibChecksum(c)});
     }
     for (gsize i = 0; i < g_variant_n_children(dv); i++) {
       const char* name;
       g_autoptr(GVariant) t = nullptr;
       g_autoptr(GVariant) m = nullptr;
       g_variant_get_child(dv, i, "(&s@ay@ay)", &name, &t, &m);
-      gsize nt, nm;
-      const guint8* pt = static_cast<const guint8*>(g_variant_get_fixed_array(t, &nt, 1));
-      const guint8* pm = static_cast<const guint8*>(g_variant_get_fixed_array(m, &nm, 1));
-      Napi::Array e = Napi::Array::New(env, 3);
-      e.Set(0u, Napi::Buffer<char>::Copy(env, name, strlen(name)));
-      e.Set(1u, hex(pt, nt));
-      e.Set(2u, hex(pm, nm));
-      dirs.Set(static_cast<uint32_t>(i), e);
+      g.dirs.push_back({name, GlibChecksum(t), GlibChecksum(m)});
     }
-    Napi::Array glib = Napi::Array::New(env, 2);
-    glib.Set(0u, files);
-    glib.Set(1u, dirs);
-    out.Set("glib", glib);
-  } else {
-    out.Set("glib", env.Null());
+    out.Set("glib", ParsedToJs(env, g));
   }
+  out.Set("ours", env.Null());
   std::vector<DirtreeFile> files;
   std::vector<DirtreeDir> dirs;
   if (ReadDirtree(v, &files, &dirs)) {
-    Napi::Array fa = Napi::Array::New(env, files.size()), da = Napi::Array::New(env, dirs.size());
-    for (size_t i = 0; i < files.size(); i++) {
-      Napi::Array e = Napi::Array::New(env, 2);
-      e.Set(0u, Napi::Buffer<char>::Copy(env, files[i].name, strlen(files[i].name)));
-      e.Set(1u, hex(files[i].csum, 32));
-      fa.Set(static_cast<uint32_t>(i), e);
-    }
-    for (size_t i = 0; i < dirs.size(); i++) {
-      Napi::Array e = Napi::Array::New(env, 3);
-      e.Set(0u, Napi::Buffer<char>::Copy(env, dirs[i].name, strlen(dirs[i].name)));
-      e.Set(1u, hex(dirs[i].tree, 32));
-      e.Set(2u, hex(dirs[i].meta, 32));
-      da.Set(static_cast<uint32_t>(i), e);
-    }
-    Napi::Array ours = Napi::Array::New(env, 2);
-    ours.Set(0u, fa);
-    ours.Set(1u, da);
-    out.Set("ours", ours);
-  } else {
-    out.Set("ours", env.Null());
+    ParsedDirtree o;
+    for (const DirtreeFile& f : files) o.files.push_back({f.name, ChecksumHex(f.csum)});
+    for (const DirtreeDir& d : dirs) o.dirs.push_back({d.name, ChecksumHex(d.tree), ChecksumHex(d.meta)});
+    out.Set("ours", ParsedToJs(env, o));
   }
   return out;
 }

@@ -89,6 +89,17 @@ static const char* StringAt(const guint8* d, size_t len) {
   return s;
 }
 
+std::string ChecksumHex(const guint8* csum) {
+  char hex[OSTREE_SHA256_STRING_LEN + 1];
+  ostree_checksum_inplace_from_bytes(csum, hex);
+  return std::string(hex, OSTREE_SHA256_STRING_LEN);
+}
+
+std::string ChecksumHex(GVariant* csum) {
+  g_autofree char* s = ostree_checksum_from_bytes_v(csum);
+  return s;
+}
+
 bool ReadDirtree(GVariant* dirtree, std::vector<DirtreeFile>* files, std::vector<DirtreeDir>* dirs) {
   if (!g_variant_is_of_type(dirtree, G_VARIANT_TYPE("(a(say)a(sayay))"))) return false;
   const guint8* d = static_cast<const guint8*>(g_variant_get_data(dirtree));
@@ -333,11 +344,7 @@ gboolean CheckContentObject(OstreeRepo* repo, const char* checksum, GError** err
 // (a large repository, a small commit) is not listed; nor is any repository with a parent.
 static gboolean CheckContentObjects(OstreeRepo* repo, const std::vector<std::string>& csums, GError** error) {
   constexpr size_t kListFrom = 256;  // fewer objects than this: one fstatat each
-  if (csums.size() < kListFrom || ostree_repo_get_parent(repo)) {
-    for (const std::string& c : csums)
-      if (!CheckContentObject(repo, c.c_str(), error)) return FALSE;
-    return TRUE;
-  }
+  bool mayList = csums.size() >= kListFrom && !ostree_repo_get_parent(repo);
   OstreeRepoMode mode = ostree_repo_get_mode(repo);
   const char* suffix = mode == OSTREE_REPO_MODE_ARCHIVE ? ".filez" : ".file";
   bool symlinks = mode == OSTREE_REPO_MODE_BARE || mode == OSTREE_REPO_MODE_BARE_USER_ONLY;
@@ -350,27 +357,28 @@ static gboolean CheckContentObjects(OstreeRepo* repo, const std::vector<std::str
   std::unordered_map<std::string, unsigned char> types;
   for (size_t d = 0; d < byDir.size(); d++) {
     if (byDir[d].empty()) continue;
-    char dir[] = "objects/xx";
-    g_snprintf(dir + 8, 3, "%02zx", d);
-    int fd = openat(dfd, dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    struct stat st;
     DIR* dp = nullptr;
-    // ~80 bytes per 64-character entry in an ext4 directory: list only when the directory is
-    // not far bigger than what is wanted from it.
-    if (fd >= 0 && fstat(fd, &st) == 0 && static_cast<size_t>(st.st_size) <= (byDir[d].size() * 8 + 64) * 80) dp = fdopendir(fd);
-    if (!dp) {
-      if (fd >= 0) close(fd);
-      for (const std::string* c : byDir[d])
-        if (!CheckContentObject(repo, c->c_str(), error)) return FALSE;
-      continue;
+    if (mayList) {
+      char dir[] = "objects/xx";
+      g_snprintf(dir + 8, 3, "%02zx", d);
+      int fd = openat(dfd, dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+      struct stat st;
+      // ~80 bytes per 64-character entry in an ext4 directory: list only when the directory is
+      // not far bigger than what is wanted from it.
+      if (fd >= 0 && fstat(fd, &st) == 0 && static_cast<size_t>(st.st_size) <= (byDir[d].size() * 8 + 64) * 80) dp = fdopendir(fd);
+      if (!dp && fd >= 0) close(fd);
     }
     types.clear();
-    while (struct dirent* de = readdir(dp)) types.emplace(de->d_name, de->d_type);
-    closedir(dp);
+    if (dp) {
+      while (struct dirent* de = readdir(dp)) types.emplace(de->d_name, de->d_type);
+      closedir(dp);
+    }
     for (const std::string* c : byDir[d]) {
-      auto it = types.find(c->substr(2) + suffix);
-      if (it == types.end()) continue;  // not loose here: the libostree call that follows reports it
-      if (it->second == DT_REG || (symlinks && it->second == DT_LNK)) continue;
+      if (dp) {
+        auto it = types.find(c->substr(2) + suffix);
+        if (it == types.end()) continue;  // not loose here: the libostree call that follows reports it
+        if (it->second == DT_REG || (symlinks && it->second == DT_LNK)) continue;
+      }
       if (!CheckContentObject(repo, c->c_str(), error)) return FALSE;
     }
   }
@@ -395,11 +403,6 @@ gboolean CheckDetachedMetadata(OstreeRepo* repo, const char* checksum, GError** 
     return TRUE;
   }
   return TRUE;
-}
-
-static std::string Hex(GVariant* csum) {
-  g_autofree char* s = ostree_checksum_from_bytes_v(csum);
-  return s;
 }
 
 gboolean ValidateTree(OstreeRepo* repo, const char* tree, const char* meta, unsigned depth0, bool checkContent,
@@ -446,20 +449,13 @@ gboolean ValidateTree(OstreeRepo* repo, const char* tree, const char* meta, unsi
       SetCorrupt(error, OSTREE_OBJECT_TYPE_DIR_TREE, it.tree.c_str(), "entries do not frame as a dirtree");
       return unsee();
     }
-    char hex[OSTREE_SHA256_STRING_LEN + 1];
     if (checkContent) {
       for (const DirtreeFile& f : files) {
-        ostree_checksum_inplace_from_bytes(f.csum, hex);
-        std::string h(hex, OSTREE_SHA256_STRING_LEN);
+        std::string h = ChecksumHex(f.csum);
         if (seen->contents.insert(h).second) contents.push_back(std::move(h));
       }
     }
-    for (const DirtreeDir& e : dirs) {
-      ostree_checksum_inplace_from_bytes(e.tree, hex);
-      std::string tc(hex, OSTREE_SHA256_STRING_LEN);
-      ostree_checksum_inplace_from_bytes(e.meta, hex);
-      stack.push_back({std::move(tc), std::string(hex, OSTREE_SHA256_STRING_LEN), it.depth + 1});
-    }
+    for (const DirtreeDir& e : dirs) stack.push_back({ChecksumHex(e.tree), ChecksumHex(e.meta), it.depth + 1});
   }
   if (!CheckContentObjects(repo, contents, error)) return unsee();
   return TRUE;
@@ -471,8 +467,8 @@ static gboolean LoadCommitRoots(OstreeRepo* repo, const char* commit, GVariant**
   if (!LoadValidMetadata(repo, OSTREE_OBJECT_TYPE_COMMIT, commit, &c, error)) return FALSE;
   g_autoptr(GVariant) tc = g_variant_get_child_value(c, 6);
   g_autoptr(GVariant) mc = g_variant_get_child_value(c, 7);
-  *tree = Hex(tc);
-  *meta = Hex(mc);
+  *tree = ChecksumHex(tc);
+  *meta = ChecksumHex(mc);
   if (out) *out = g_steal_pointer(&c);
   return TRUE;
 }
@@ -529,30 +525,19 @@ gboolean ValidateCheckoutSource(OstreeRepo* repo, const char* commit, const char
               FALSE);
     g_autoptr(GVariant) t = nullptr;
     if (!LoadValidMetadata(repo, OSTREE_OBJECT_TYPE_DIR_TREE, tree.c_str(), &t, error)) return FALSE;
-    g_autoptr(GVariant) files = g_variant_get_child_value(t, 0);
-    g_autoptr(GVariant) dirs = g_variant_get_child_value(t, 1);
-    bool found = false;
-    gsize n = g_variant_n_children(dirs);
-    for (gsize i = 0; i < n && !found; i++) {
-      const char* name = nullptr;
-      g_autoptr(GVariant) tc = nullptr;
-      g_autoptr(GVariant) mc = nullptr;
-      g_variant_get_child(dirs, i, "(&s@ay@ay)", &name, &tc, &mc);
-      if (strcmp(name, *p) == 0) {
-        tree = Hex(tc);
-        meta = Hex(mc);
-        found = true;
-      }
+    std::vector<DirtreeFile> files;
+    std::vector<DirtreeDir> dirs;
+    if (!ReadDirtree(t, &files, &dirs))
+      return (SetCorrupt(error, OSTREE_OBJECT_TYPE_DIR_TREE, tree.c_str(), "entries do not frame as a dirtree"), FALSE);
+    auto d = std::find_if(dirs.begin(), dirs.end(), [&](const DirtreeDir& x) { return strcmp(x.name, *p) == 0; });
+    if (d != dirs.end()) {
+      tree = ChecksumHex(d->tree);
+      meta = ChecksumHex(d->meta);
+      continue;
     }
-    if (found) continue;
     // A file can only be the last component; anything else is libostree's NOT_FOUND to report.
-    n = g_variant_n_children(files);
-    for (gsize i = 0; i < n; i++) {
-      const char* name = nullptr;
-      g_autoptr(GVariant) c = nullptr;
-      g_variant_get_child(files, i, "(&s@ay)", &name, &c);
-      if (strcmp(name, *p) == 0) return checkContent ? CheckContentObject(repo, Hex(c).c_str(), error) : TRUE;
-    }
+    auto f = std::find_if(files.begin(), files.end(), [&](const DirtreeFile& x) { return strcmp(x.name, *p) == 0; });
+    if (f != files.end()) return checkContent ? CheckContentObject(repo, ChecksumHex(f->csum).c_str(), error) : TRUE;
     return TRUE;
   }
   return ValidateTree(repo, tree.c_str(), meta.c_str(), depth, checkContent, seen, cancellable, error);

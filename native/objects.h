@@ -51,6 +51,10 @@ struct DirtreeDir {
   const guint8* meta;
 };
 bool ReadDirtree(GVariant* dirtree, std::vector<DirtreeFile>* files, std::vector<DirtreeDir>* dirs);
+// A 32-byte checksum in hex: raw bytes (as ReadDirtree gives them), or an "ay" of a
+// validated commit or dirtree.
+std::string ChecksumHex(const guint8* csum);
+std::string ChecksumHex(GVariant* csum);
 
 // Sets G_IO_ERROR_INVALID_DATA "corrupted <type> object <checksum>: <what>".
 void SetCorrupt(GError** error, OstreeObjectType type, const char* checksum, const char* fmt, ...)

@@ -151,17 +151,12 @@ bool LoadMeta(OstreeRepo* repo, OstreeObjectType type, const std::string& csum, 
   return LoadValidMetadata(repo, type, csum.c_str(), out, err);
 }
 
-std::string CsumFromBytes(GVariant* bytes) {
-  g_autofree char* s = ostree_checksum_from_bytes_v(bytes);
-  return s;
-}
-
 // A commit layer's root: the dirtree and dirmeta the (validated) commit variant names.
 static void SetRootFromCommit(Layer& l, GVariant* commit) {
   g_autoptr(GVariant) t = g_variant_get_child_value(commit, 6);
   g_autoptr(GVariant) m = g_variant_get_child_value(commit, 7);
-  l.root.csum = CsumFromBytes(t);
-  l.root.meta = CsumFromBytes(m);
+  l.root.csum = ChecksumHex(t);
+  l.root.meta = ChecksumHex(m);
 }
 
 Xattrs XattrsFromVariant(GVariant* xv) {
@@ -444,12 +439,13 @@ class OverlayEngine {
       if (!LoadMetaOnce(OSTREE_OBJECT_TYPE_DIR_TREE, e.csum, &v, err)) return false;
       std::vector<DirtreeFile> files;
       std::vector<DirtreeDir> dirs;
-      if (!ReadDirtree(v, &files, &dirs)) return Invalid(err, "corrupted dirtree object " + e.csum + ": entries do not frame as a dirtree");
+      if (!ReadDirtree(v, &files, &dirs)) {
+        SetCorrupt(err, OSTREE_OBJECT_TYPE_DIR_TREE, e.csum.c_str(), "entries do not frame as a dirtree");
+        return false;
+      }
       d->entries.reserve(files.size() + dirs.size());
-      char hex[OSTREE_SHA256_STRING_LEN + 1];
-      // One pass, children read by index (no format strings: a third of a cold directory
-      // load went to parsing "(&s@ay)"); whiteouts are told apart afterwards, only when a
-      // name has the prefix.
+      // One pass over the entries as ReadDirtree found them; whiteouts are told apart
+      // afterwards, only when a name has the prefix.
       bool prefixed = false;
       for (const DirtreeFile& f : files) {
         const char* name = f.name;
@@ -459,8 +455,7 @@ class OverlayEngine {
         }
         LEntry x;
         x.name = name;
-        ostree_checksum_inplace_from_bytes(f.csum, hex);
-        x.csum.assign(hex, OSTREE_SHA256_STRING_LEN);
+        x.csum = ChecksumHex(f.csum);
         x.type = EType::File;  // file or symlink: decided by LoadDetails
         if (!raw && IsWhiteoutName(x.name)) prefixed = true;
         d->entries.push_back(std::move(x));
@@ -481,10 +476,8 @@ class OverlayEngine {
         LEntry x;
         x.name = dd.name;
         x.type = EType::Dir;
-        ostree_checksum_inplace_from_bytes(dd.tree, hex);
-        x.csum.assign(hex, OSTREE_SHA256_STRING_LEN);
-        ostree_checksum_inplace_from_bytes(dd.meta, hex);
-        x.meta.assign(hex, OSTREE_SHA256_STRING_LEN);
+        x.csum = ChecksumHex(dd.tree);
+        x.meta = ChecksumHex(dd.meta);
         d->entries.push_back(std::move(x));
       }
     } else {

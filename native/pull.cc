@@ -309,16 +309,8 @@ class PullWorker : public DedicatedRepoWorker {
   static gboolean OnBudgetTick(gpointer self) {
     auto* w = static_cast<PullWorker*>(self);
     if (w->progress_) w->Enforce(Read(w->progress_));
-    PullSnapshot held;
-    bool send = false;
-    {
-      std::lock_guard<std::mutex> lock(w->mu_);
-      if (w->held_ && !w->pending_) {
-        held = w->latest_;
-        send = true;
-      }
-    }
-    if (send) w->Publish(held);
+    std::lock_guard<std::mutex> lock(w->mu_);
+    if (w->held_) w->PostLatest(false);
     return G_SOURCE_CONTINUE;
   }
 
@@ -347,19 +339,22 @@ class PullWorker : public DedicatedRepoWorker {
     if (context_ && cancellable_ && g_cancellable_is_cancelled(cancellable_)) ShutdownContextSockets(context_);
   }
 
-  // Keeps only the newest snapshot; posts to JS only when no post is pending, so the queue
-  // never holds more than one snapshot however fast libostree reports.
-  // Snapshots reach JS at most every kPostGapUs (and the last one always): libostree emits
-  // "changed" once per main-loop iteration, which in a local pull is once per object, and a
-  // post per object woke the event loop 10,000 times in a 10,000-file pull-local (a fifth of
-  // its CPU time). A snapshot held back is sent by the next budget tick (OnBudgetTick).
+  // Keeps only the newest snapshot; posts it to JS only when no post is pending (the queue
+  // never holds more than one snapshot however fast libostree reports) and at most every
+  // kPostGapUs, the last one always. libostree emits "changed" once per main-loop iteration,
+  // which in a local pull is once per object: a post each woke the event loop 10,000 times in
+  // a 10,000-file pull-local (a fifth of its CPU time). A snapshot held back is posted by the
+  // next budget tick (OnBudgetTick).
   static constexpr gint64 kPostGapUs = 20000;
   void Publish(const PullSnapshot& s) {
     std::lock_guard<std::mutex> lock(mu_);
     latest_ = s;
+    PostLatest(s.done);
+  }
+  void PostLatest(bool last) {  // with mu_ held
     if (onProgress_.IsEmpty() || pending_) return;
     gint64 now = g_get_monotonic_time();
-    if (!s.done && now - lastPost_ < kPostGapUs) {
+    if (!last && now - lastPost_ < kPostGapUs) {
       held_ = true;
       return;
     }

@@ -109,24 +109,24 @@ struct TreeCache {
     // when it is handed out (a tree only grows while someone reads it), so the total is kept
     // without walking every kept tree on every read.
     Reweigh(commit, *t);
-    while (lru.size() > 1 && (lru.size() > kMaxCommits || entries > kMaxEntries)) Drop(std::prev(lru.end()));
     return t;
   }
-  // After a read: the tree may have loaded directories; weigh it (if still kept) and evict.
+  // After a read: the tree may have loaded directories; weigh it again if still kept.
   void Weigh(const std::string& commit, const CommitTree& t) {
     std::lock_guard<std::mutex> lock(mu);
-    if (!index.count(commit)) return;
-    Reweigh(commit, t);
-    while (lru.size() > 1 && (lru.size() > kMaxCommits || entries > kMaxEntries)) Drop(std::prev(lru.end()));
+    if (index.count(commit)) Reweigh(commit, t);
   }
   // The directory entries each kept tree had loaded when last weighed, and their sum.
   std::unordered_map<std::string, size_t> weights;
   size_t entries = 0;
-  void Reweigh(const std::string& commit, const CommitTree& t) {  // with mu held
+  // With mu held: records the tree's weight now, then drops the least recently used trees
+  // (never the last one) until the cache is within its bounds.
+  void Reweigh(const std::string& commit, const CommitTree& t) {
     size_t now = CommitTreeEntries(t);
     size_t& w = weights[commit];
     entries = entries - w + now;
     w = now;
+    while (lru.size() > 1 && (lru.size() > kMaxCommits || entries > kMaxEntries)) Drop(std::prev(lru.end()));
   }
 };
 

@@ -562,9 +562,8 @@ export class Repo {
   async readFile(rev: string, path: string, opts: CallOptions & { maxBytes?: number } = {}): Promise<Buffer> {
     is.rev('rev', rev);
     const o = is.options<{ maxBytes?: number; signal?: AbortSignal }>('options', opts);
-    const maxBytes = is.optInteger('maxBytes', o.maxBytes, 1, 2 ** 40);
-    const op: NativeQueryOp = { op: 'read', path: is.treePath('path', path), optional: false, ...(maxBytes === undefined ? {} : { maxBytes }) };
-    const r = await this.#reads.run(() => cancellable(`read in ${rev}`, is.signal(o.signal), (c) => this._native.query(rev, [op], c)));
+    const ops = readOp(path, is.optInteger('maxBytes', o.maxBytes, 1, 2 ** 40));
+    const r = await this.#reads.run(() => cancellable(`read in ${rev}`, is.signal(o.signal), (c) => this._native.query(rev, ops, c)));
     return r.results[0] as Buffer;
   }
 
@@ -661,9 +660,7 @@ export class Repo {
   readFileSync(rev: string, path: string, opts: { maxBytes?: number } = {}): Buffer {
     is.rev('rev', rev);
     const maxBytes = is.optInteger('maxBytes', is.options<{ maxBytes?: number }>('options', opts).maxBytes, 1, SYNC_READ_LIMIT) ?? SYNC_READ_LIMIT;
-    // One op built here (what querySync would build from it), not through the generic checks.
-    const op: NativeQueryOp = { op: 'read', path: is.treePath('path', path), optional: false, maxBytes };
-    return syncCall(`read in ${rev}`, () => this._native.querySync(rev, [op])).results[0] as Buffer;
+    return syncCall(`read in ${rev}`, () => this._native.querySync(rev, readOp(path, maxBytes))).results[0] as Buffer;
   }
 
   /**
@@ -902,13 +899,18 @@ function nested(operation = 'a transaction'): Error {
   );
 }
 
-/** Checks query ops and copies them into the native shape. */
 /** Most requests {@link Repo.queryMany} sends in one native call (one thread hop). */
 const QUERY_CHUNK = 128;
 
 /** The one op of a commit load (shared: native code only reads it). */
 const COMMIT_OP: NativeQueryOp[] = [{ op: 'commit' }];
 
+/** readFile's one op, checked and in the native shape (what {@link queryOps} builds from it). */
+function readOp(path: string, maxBytes: number | undefined): NativeQueryOp[] {
+  return [{ op: 'read', path: is.treePath('path', path), optional: false, ...(maxBytes === undefined ? {} : { maxBytes }) }];
+}
+
+/** Checks query ops and copies them into the native shape. */
 function queryOps(name: string, ops: unknown): NativeQueryOp[] {
   if (!Array.isArray(ops)) throw new ArgumentError(`${name} must be an array`);
   return ops.map((op, i) => {
