@@ -33,14 +33,14 @@ try {
   }
   const plugin = executablePlugin(join(import.meta.dirname, 'plugins', 'manifest.py'), 'manifest');
 
-  const set = new DeploymentSet({ store, osname: 'pyos', base, plugins: [plugin] }).add('editor').add('compilers');
+  const set = new DeploymentSet({ repo: store.repo, osname: 'pyos', base, plugins: [plugin] }).add('editor').add('compilers');
   const { record, report } = await set.commit();
   console.log(`vote: ${report.votes.find((v) => v.plugin === 'manifest').message}`);
   const manifest = JSON.parse((await repo.readFile(record.commit, '/state/manifest.json')).toString());
   console.log(`state/manifest.json: ${manifest.extensions.map((e) => `${e.name}@${e.version}`).join(', ')} on ${manifest.os} ${manifest.osVersion}`);
 
   // Four extensions: the plugin warns; a warning passes only with force.
-  const big = await DeploymentSet.fromCurrent({ store, osname: 'pyos', base, plugins: [plugin] });
+  const big = await DeploymentSet.fromCurrent({ repo: store.repo, osname: 'pyos', base, plugins: [plugin] });
   big.add('docs').add('games');
   const vote = await big.vote();
   console.log(`4 extensions: ${vote.verdict}, accepted: ${vote.accepted}`);

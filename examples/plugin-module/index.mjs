@@ -33,12 +33,12 @@ try {
   await store.installFromDirectory(ext('legacy-tls', 'openssl 1.1.1w\n'));
 
   const b = await baseFromDirectory(base);
-  const good = new DeploymentSet({ store, osname: 'pkgos', base: b }).add('web').add('db');
+  const good = new DeploymentSet({ repo: store.repo, osname: 'pkgos', base: b }).add('web').add('db');
   const { report } = await good.commit();
   console.log(`set web+db: ${report.verdict}`);
   for (const v of report.votes) console.log(`  ${v.plugin}: ${v.verdict}: ${v.message}`);
 
-  const bad = new DeploymentSet({ store, osname: 'pkgos', base: b }).add('web').add('legacy-tls');
+  const bad = new DeploymentSet({ repo: store.repo, osname: 'pkgos', base: b }).add('web').add('legacy-tls');
   try {
     await bad.commit({ force: true });
     console.log('set web+legacy-tls: accepted (unexpected)');
@@ -48,7 +48,7 @@ try {
     const v = e.report.votes.find((x) => x.plugin === 'package-db');
     console.log(`  ${v.plugin}: ${v.verdict}: ${v.message}`);
   }
-  console.log(`current set: ${(await DeploymentSet.current(store, 'pkgos')).order.join(', ')}`);
+  console.log(`current set: ${(await DeploymentSet.current(store.repo, 'pkgos')).order.join(', ')}`);
   repo.close();
 } finally {
   rmSync(work, { recursive: true, force: true });

@@ -133,9 +133,9 @@ try {
   const tools = await store.installFromRemote('vendor', 'extensions/vendor-tools', { onProgress: (p) => (last = p) });
   console.log(`installed ${tools.name} ${tools.version}: ${bar(last)}`);
   const base = await baseFromDeployment(sysroot, deployment);
-  const set = new DeploymentSet({ store, osname: 'hostos', base }).add('vendor-tools');
+  const set = new DeploymentSet({ repo: store.repo, osname: 'hostos', base }).add('vendor-tools');
   const first = await set.commit();
-  await applySet({ sysroot, store, osname: 'hostos', deployment, root });
+  await applySet({ sysroot, repo: store.repo, osname: 'hostos', deployment, root });
   // run/ostree/extensions names the active set's checkout (absolute inside a deployment, where
   // /ostree is the sysroot's); run/extensions is a fixed link to its staged/ directory.
   const active = () => {
@@ -149,17 +149,17 @@ try {
   await publish('1.1');
   const [outcome] = await store.upgrade();
   console.log(`upgrade ${outcome.name}: ${outcome.result} (${outcome.check.message})`);
-  const next = await DeploymentSet.fromCurrent({ store, osname: 'hostos', base });
+  const next = await DeploymentSet.fromCurrent({ repo: store.repo, osname: 'hostos', base });
   next.add('vendor-tools');
   const second = await next.commit({ subject: 'vendor-tools 1.1' });
-  await applySet({ sysroot, store, osname: 'hostos', deployment, root, set: second.record.commit });
+  await applySet({ sysroot, repo: store.repo, osname: 'hostos', deployment, root, set: second.record.commit });
   console.log(`applied set ${second.record.commit.slice(0, 12)}: vendor-tools ${active()}`);
 
   // 4. Roll back to the previous set.
-  const back = await DeploymentSet.rollback(store, 'hostos');
-  await applySet({ sysroot, store, osname: 'hostos', deployment, root, set: back.commit });
+  const back = await DeploymentSet.rollback(store.repo, 'hostos');
+  await applySet({ sysroot, repo: store.repo, osname: 'hostos', deployment, root, set: back.commit });
   console.log(`rolled back to set ${back.commit.slice(0, 12)}: vendor-tools ${active()}`);
-  console.log(`set history: ${(await DeploymentSet.history(store, 'hostos')).map((r) => r.subject).join(' <- ')}`);
+  console.log(`set history: ${(await DeploymentSet.history(store.repo, 'hostos')).map((r) => r.subject).join(' <- ')}`);
   repo.close();
   sysroot.close();
 } finally {

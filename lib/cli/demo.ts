@@ -195,12 +195,12 @@ async function demo(ctx: Context, v: Record<string, unknown>): Promise<unknown> 
   // 4. Votes.
   step(4, "plugins vote on sets (built-in release-compatibility and file-conflicts, and the base's own sh plugin)");
   const printVotes = (r: VoteReport) => r.votes.forEach((x) => out.info(`      ${x.verdict.padEnd(7)} ${x.plugin}: ${x.message}`));
-  const bad = new DeploymentSet({ store, osname: OSNAME, base }).add('hello').add('fedora-only');
+  const bad = new DeploymentSet({ repo, osname: OSNAME, base }).add('hello').add('fedora-only');
   const refused = await bad.commit().catch((e: unknown) => e);
   if (!(refused instanceof SetRefusedError)) throw new Error('the demo expected the set with fedora-only to be refused');
   out.info('    set {hello, fedora-only}: refused, nothing committed');
   printVotes(refused.report);
-  const set = new DeploymentSet({ store, osname: OSNAME, base }).add('hello').add('tools');
+  const set = new DeploymentSet({ repo, osname: OSNAME, base }).add('hello').add('tools');
   // hello replaces the base's /usr/bin/demo-hello: file-conflicts warns, and a warning passes with force.
   const { record, report } = await set.commit({ subject: 'Demo set', force: true });
   out.info(
@@ -214,7 +214,7 @@ async function demo(ctx: Context, v: Record<string, unknown>): Promise<unknown> 
     step(5, 'apply: check the set out, bind it to the deployment, point run/extensions at it');
     const d = sysroot.deployments()[0]!;
     const root = sysroot.deploymentPath(d);
-    const a = await applySet({ sysroot, store, osname: OSNAME, deployment: d, root });
+    const a = await applySet({ sysroot, repo, osname: OSNAME, deployment: d, root });
     applied = {
       checkout: a.checkout,
       runExtensions: await readlink(join(root, 'run', 'extensions')),

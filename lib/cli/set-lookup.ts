@@ -4,7 +4,7 @@
  * @module
  */
 import { DeploymentSet } from '../sets/deployment-set.js';
-import type { ExtensionStore } from '../extension/store.js';
+import type { Repo } from '../binding/repo.js';
 import { CliError, EXIT, usage } from './output.js';
 
 /** The shortest set id accepted (`status` prints 12 characters). */
@@ -15,7 +15,7 @@ const MIN_PREFIX = 4;
  * error for something that is no set id, NOT_FOUND (exit 4) when no set in the history
  * matches, and a usage error naming the candidates when several do.
  */
-export async function setByPrefix(store: ExtensionStore, osname: string, id: string): Promise<string> {
+export async function setByPrefix(repo: Repo, osname: string, id: string): Promise<string> {
   const want = id.toLowerCase();
   if (!/^[0-9a-f]+$/.test(want) || want.length < MIN_PREFIX || want.length > 64) {
     throw usage(
@@ -23,7 +23,7 @@ export async function setByPrefix(store: ExtensionStore, osname: string, id: str
       'see the sets with `ostree-sysext status --json`',
     );
   }
-  const history = await DeploymentSet.history(store, osname);
+  const history = await DeploymentSet.history(repo, osname);
   const found = [...new Set(history.map((r) => r.commit).filter((c) => c.startsWith(want)))];
   if (found.length === 0)
     throw new CliError(`no set of ${osname} has the id ${id}`, EXIT.NOT_FOUND, 'NOT_IN_HISTORY', 'see the history with `ostree-sysext status --json`');

@@ -201,36 +201,42 @@ export class Host {
     const { sysroot, store, osname } = this.#o;
     const before = committed ? false : await this.#isApplied(set.commit);
     await store.keepSetExtensions(opts.signal ? { signal: opts.signal } : {});
-    const applied = await applyLocked({
-      sysroot,
-      store,
-      osname,
-      deployment: this.deployment,
-      set: set.commit,
-      root: this.#root,
-      refresh: opts.refresh ?? false,
-      ...(opts.plugins ? { plugins: opts.plugins } : {}),
-      ...this.#rules,
-      ...(opts.signal ? { signal: opts.signal } : {}),
-    });
+    const applied = await applyLocked(
+      {
+        sysroot,
+        repo: store.repo,
+        osname,
+        deployment: this.deployment,
+        root: this.#root,
+        refresh: opts.refresh ?? false,
+        ...(opts.plugins ? { plugins: opts.plugins } : {}),
+        ...this.#rules,
+        ...(opts.signal ? { signal: opts.signal } : {}),
+      },
+      set,
+    );
     return { set, votes, committed, completed: !committed && !before, applied, acceptedBefore };
   }
 
-  async #commit(change: (set: DeploymentSet) => void, subject: string, opts: HostCallOptions): Promise<SetChange> {
+  /** Changes the current set (`current`, as the caller read it under the lock), commits and applies it. */
+  async #commit(current: SetRecord | null, change: (set: DeploymentSet) => void, subject: string, opts: HostCallOptions): Promise<SetChange> {
     const { sysroot, store, osname } = this.#o;
     const base = await baseFromDeployment(sysroot, this.deployment);
-    const set = await DeploymentSet.fromCurrent({
-      store,
-      osname,
-      base,
-      ...(opts.plugins ? { plugins: opts.plugins } : {}),
-      ...this.#rules,
-    });
+    const set = DeploymentSet.fromRecord(
+      {
+        repo: store.repo,
+        osname,
+        base,
+        ...(opts.plugins ? { plugins: opts.plugins } : {}),
+        ...this.#rules,
+      },
+      current,
+    );
     change(set);
     let force = opts.force ?? false;
     let acceptedBefore: Vote[] = [];
     if (!force && opts.keepAcceptedWarnings) {
-      const accepted = await warningsAlreadyAccepted(set, await DeploymentSet.current(store, osname), opts.signal);
+      const accepted = await warningsAlreadyAccepted(set, current, opts.signal);
       if (accepted) [force, acceptedBefore] = [true, accepted];
     }
     const { record, report } = await set.commit({ force, subject, ...(opts.signal ? { signal: opts.signal } : {}) });
@@ -252,11 +258,11 @@ export class Host {
         if (c === null) throw new ExtensionError('NOT_INSTALLED', `${n} is not installed`);
         installed[n] = c;
       }
-      const current = await DeploymentSet.current(store, osname);
+      const current = await DeploymentSet.current(store.repo, osname);
       if (current !== null && current.base === this.deployment.checksum && list.every((n) => current.extensions[n] === installed[n])) {
         return this.#apply(current, current.votes, false, opts);
       }
-      return this.#commit((set) => list.forEach((n) => set.add(n, installed[n])), `Deploy ${list.join(', ')}`, opts);
+      return this.#commit(current, (set) => list.forEach((n) => set.add(n, installed[n])), `Deploy ${list.join(', ')}`, opts);
     });
   }
 
@@ -268,12 +274,12 @@ export class Host {
   async undeploy(names: string[], opts: HostCallOptions = {}): Promise<SetChange> {
     const list = is.stringArray('names', names).map((n, i) => is.nonEmpty(`names[${i}]`, n));
     return this.#locked(opts, async () => {
-      const current = await DeploymentSet.current(this.#o.store, this.#o.osname);
+      const current = await DeploymentSet.current(this.#o.store.repo, this.#o.osname);
       if (current !== null && list.length > 0 && list.every((n) => !(n in current.extensions))) {
         if (!(await this.#isApplied(current.commit))) return this.#apply(current, current.votes, false, opts);
         throw new ExtensionError('NOT_INSTALLED', `${list[0]} is not in the set`);
       }
-      return this.#commit((set) => list.forEach((n) => set.remove(n)), `Undeploy ${list.join(', ')}`, opts);
+      return this.#commit(current, (set) => list.forEach((n) => set.remove(n)), `Undeploy ${list.join(', ')}`, opts);
     });
   }
 
@@ -286,11 +292,11 @@ export class Host {
     const wanted = to === undefined ? undefined : is.checksum('to', to);
     return this.#locked(opts, async () => {
       const { store, osname } = this.#o;
-      const head = await DeploymentSet.current(store, osname);
+      const head = await DeploymentSet.current(store.repo, osname);
       if (wanted === undefined && head !== null && head.rollbackOf !== null && !(await this.#isApplied(head.commit))) {
         return this.#apply(head, head.votes, false, opts);
       }
-      const set = await DeploymentSet.rollback(store, osname, wanted);
+      const set = await DeploymentSet.rollback(store.repo, osname, wanted);
       return this.#apply(set, set.votes, set.commit !== head?.commit, opts);
     });
   }
@@ -319,7 +325,7 @@ export class Host {
         ...(names ? { names } : {}),
         ...(opts.signal ? { signal: opts.signal } : {}),
       });
-      const current = await DeploymentSet.current(store, osname);
+      const current = await DeploymentSet.current(store.repo, osname);
       let change: SetChange | null = null;
       if (current !== null) {
         const moved: Record<string, string> = {};
@@ -329,7 +335,7 @@ export class Host {
         }
         const inSet = Object.keys(moved).sort();
         try {
-          if (inSet.length > 0) change = await this.#commit((set) => inSet.forEach((n) => set.add(n, moved[n])), `Upgrade ${inSet.join(', ')}`, opts);
+          if (inSet.length > 0) change = await this.#commit(current, (set) => inSet.forEach((n) => set.add(n, moved[n])), `Upgrade ${inSet.join(', ')}`, opts);
           else if (pending !== null) change = await this.#apply(current, current.votes, false, opts);
         } catch (e) {
           if (!(e instanceof Error)) throw e;
@@ -357,10 +363,11 @@ export class Host {
   async boot(opts: HostCallOptions = {}): Promise<{ applied: ApplyResult | null; environment: NodeJS.ProcessEnv | null }> {
     const { sysroot, store, osname } = this.#o;
     const deployment = this.deployment;
-    if ((await boundSet(sysroot, deployment)) === null && (await DeploymentSet.current(store, osname)) === null) return { applied: null, environment: null };
+    if ((await boundSet(sysroot, deployment)) === null && (await DeploymentSet.current(store.repo, osname)) === null)
+      return { applied: null, environment: null };
     const applied = await applySet({
       sysroot,
-      store,
+      repo: store.repo,
       osname,
       deployment,
       root: this.#root,

@@ -29,8 +29,7 @@ import { releaseFilePath } from '../extension/release.js';
 // Node's recursive mkdir reports a full disk as ENOENT.
 import { makeDirectory } from '../binding/errors.js';
 import type { Plugin } from './plugin.js';
-import type { CallOptions } from '../binding/repo.js';
-import type { ExtensionStore } from '../extension/store.js';
+import type { CallOptions, Repo } from '../binding/repo.js';
 import { sysext } from './sysext.js';
 import { mergeAndVerify } from './sysext-driver.js';
 import type { Deployment, Sysroot } from '../binding/sysroot.js';
@@ -38,8 +37,8 @@ import type { Deployment, Sysroot } from '../binding/sysroot.js';
 /** Options of {@link applySet}. */
 export interface ApplyOptions extends CallOptions {
   sysroot: Sysroot;
-  /** A store over the sysroot's repository. */
-  store: ExtensionStore;
+  /** The sysroot's repository (`ostree/repo`), e.g. an {@link ExtensionStore}'s `repo`. */
+  repo: Repo;
   osname: string;
   /** The deployment to apply for. Default: the booted one, else the first of `osname`. */
   deployment?: Deployment;
@@ -204,7 +203,7 @@ const CHECKOUT_TEMP = /^\.?[0-9a-f]{64}\.0\.tmp-[0-9a-f]{12}(\.tmp-[0-9a-f]{12})
  * Makes sure the set checkout exists, complete (built aside and renamed into place); removes
  * what interrupted builds left (the caller holds the sysroot lock, so none is in progress).
  */
-async function ensureSetCheckout(store: ExtensionStore, dir: string, set: SetRecord, signal?: AbortSignal): Promise<void> {
+async function ensureSetCheckout(repo: Repo, dir: string, set: SetRecord, signal?: AbortSignal): Promise<void> {
   const leftovers = existsSync(dirname(dir)) ? (await readdir(dirname(dir))).filter((e) => CHECKOUT_TEMP.test(e)) : [];
   for (const e of leftovers) await rm(join(dirname(dir), e), { recursive: true, force: true });
   // Whiteouts stored as `.ostree-wh.` markers become char 0:0 again, so the live overlay
@@ -212,23 +211,23 @@ async function ensureSetCheckout(store: ExtensionStore, dir: string, set: SetRec
   const opts = { processPassthroughWhiteouts: process.getuid?.() === 0, ...(signal ? { signal } : {}) };
   if (existsSync(dir)) {
     // A checkout made before confexts had their own directory: add it (staged/ is untouched).
-    if (!existsSync(join(dir, 'confexts'))) await addConfexts(store, dir, set, opts);
+    if (!existsSync(join(dir, 'confexts'))) await addConfexts(repo, dir, set, opts);
     return;
   }
   await makeDirectory(dirname(dir));
   const tmp = `${dir}.tmp-${randomBytes(6).toString('hex')}`;
   try {
-    await store.repo.checkout(set.commit, tmp, { ...(signal ? { signal } : {}) });
+    await repo.checkout(set.commit, tmp, { ...(signal ? { signal } : {}) });
     await makeDirectory(join(tmp, 'staged'));
     await makeDirectory(join(tmp, 'confexts'));
     for (const name of set.order) {
       const staged = join(tmp, 'staged', name);
-      await store.repo.checkout(set.extensions[name]!, staged, opts);
+      await repo.checkout(set.extensions[name]!, staged, opts);
       const sys = existsSync(join(staged, releaseFilePath('sysext', name)));
       // systemd-sysext takes what has usr/lib/extension-release.d, systemd-confext what has
       // etc/extension-release.d; one with neither stays in staged/ (systemd-sysext ignores it).
       if (existsSync(join(staged, releaseFilePath('confext', name)))) {
-        if (sys) await store.repo.checkout(set.extensions[name]!, join(tmp, 'confexts', name), opts);
+        if (sys) await repo.checkout(set.extensions[name]!, join(tmp, 'confexts', name), opts);
         else await rename(staged, join(tmp, 'confexts', name));
       }
     }
@@ -239,19 +238,14 @@ async function ensureSetCheckout(store: ExtensionStore, dir: string, set: SetRec
   }
 }
 
-async function addConfexts(
-  store: ExtensionStore,
-  dir: string,
-  set: SetRecord,
-  opts: { processPassthroughWhiteouts: boolean; signal?: AbortSignal },
-): Promise<void> {
+async function addConfexts(repo: Repo, dir: string, set: SetRecord, opts: { processPassthroughWhiteouts: boolean; signal?: AbortSignal }): Promise<void> {
   // What an interrupted earlier call left (the caller holds the sysroot lock).
   for (const e of await readdir(dir)) if (/^\.confexts\.tmp-[0-9a-f]{12}$/.test(e)) await rm(join(dir, e), { recursive: true, force: true });
   const tmp = join(dir, `.confexts.tmp-${randomBytes(6).toString('hex')}`);
   await makeDirectory(tmp);
   try {
     for (const name of set.order) {
-      if (existsSync(join(dir, 'staged', name, releaseFilePath('confext', name)))) await store.repo.checkout(set.extensions[name]!, join(tmp, name), opts);
+      if (existsSync(join(dir, 'staged', name, releaseFilePath('confext', name)))) await repo.checkout(set.extensions[name]!, join(tmp, name), opts);
     }
     await rename(tmp, join(dir, 'confexts'));
   } catch (e) {
@@ -318,41 +312,45 @@ export function activeSet(root: string): string | null {
   }
 }
 
-/** @internal {@link applySet} for a caller that already holds the sysroot lock. */
-export async function applyLocked(o: ApplyOptions): Promise<ApplyResult> {
+/**
+ * @internal {@link applySet} for a caller that already holds the sysroot lock. `record` is the
+ * set to apply when the caller has just read or committed it (not read again).
+ */
+export async function applyLocked(o: ApplyOptions, record?: SetRecord): Promise<ApplyResult> {
   const sysroot = o.sysroot;
-  const store = o.store;
+  const repo = o.repo;
   const osname = o.osname;
   const signal = o.signal;
   const root = resolve(o.root ?? o.sysroot.path);
   const paths = layout(o.sysroot.path, osname);
   const deployment = pickDeployment(sysroot, osname, o.deployment);
   const excluded: Array<{ name: string; reason: string }> = [];
-  let setCommit = o.set === undefined ? await boundSet(sysroot, deployment) : is.checksum('set', o.set);
-  if (setCommit === null) {
-    const current = await DeploymentSet.current(store, osname);
+  let set = record ?? null;
+  const setCommit = set !== null ? null : o.set === undefined ? await boundSet(sysroot, deployment) : is.checksum('set', o.set);
+  if (set === null && setCommit === null) {
+    const current = await DeploymentSet.current(repo, osname);
     if (current === null) throw new ExtensionError('APPLY_FAILED', `no set was ever committed for ${osname}`);
     if (current.base === deployment.checksum) {
-      setCommit = current.commit;
+      set = current;
     } else {
       // A new OS deployment: re-check the set against its os-release; leave out what no longer fits.
       const base = await baseFromDeployment(sysroot, deployment);
       const systemd = systemdOption(o.systemd, o.systemdVersion);
-      const set = await DeploymentSet.fromCurrent({ store: store, osname, base, systemd, ...(o.plugins ? { plugins: o.plugins } : {}) });
-      for (const m of await set.members()) {
+      const next = DeploymentSet.fromRecord({ repo, osname, base, systemd, ...(o.plugins ? { plugins: o.plugins } : {}) }, current);
+      for (const m of await next.members()) {
         const r = checkCompatibility(m.release, base.osRelease, { kind: m.kind, name: m.name, systemd });
         if (!r.compatible) {
           excluded.push({ name: m.name, reason: r.reason.message });
-          set.remove(m.name);
+          next.remove(m.name);
         }
       }
       const subject = `Re-check for deployment ${deployName(deployment)}${excluded.length ? ` (left out: ${excluded.map((x) => x.name).join(', ')})` : ''}`;
-      setCommit = (await set.commit({ subject, ...(signal ? { signal } : {}) })).record.commit;
+      set = (await next.commit({ subject, ...(signal ? { signal } : {}) })).record;
     }
   }
-  const set = await DeploymentSet.load(store, osname, setCommit);
+  set ??= await DeploymentSet.load(repo, osname, setCommit!);
   const checkout = paths.setCheckout(set.commit);
-  await ensureSetCheckout(store, checkout, set, signal);
+  await ensureSetCheckout(repo, checkout, set, signal);
   const confexts = confextsOf(checkout, set);
   // The live systemd decides whether confexts can be merged; ask before switching anything.
   let live: SystemdInfo | undefined;
@@ -398,12 +396,12 @@ export async function applyLocked(o: ApplyOptions): Promise<ApplyResult> {
  * Applying the same set again changes nothing, and completes an interrupted apply.
  * @example
  * ```ts
- * const { set, checkout } = await applySet({ sysroot, store, osname: 'fedora', refresh: true });
+ * const { set, checkout } = await applySet({ sysroot, repo: store.repo, osname: 'fedora', refresh: true });
  * ```
  */
 export async function applySet(opts: ApplyOptions): Promise<ApplyResult> {
   const o = is.options<ApplyOptions>('options', opts);
-  if (!o.sysroot || !o.store) throw new TypeError('sysroot and store are required');
+  if (!o.sysroot || !o.repo) throw new TypeError('sysroot and repo are required');
   const osname = is.nonEmpty('osname', o.osname);
   const signal = is.signal(o.signal);
   return o.sysroot.withLock(() => applyLocked({ ...(o as ApplyOptions), osname, ...(signal ? { signal } : {}) }), {

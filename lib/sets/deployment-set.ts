@@ -18,8 +18,8 @@ import { fileConflictPlugin, overlayView } from './overlay.js';
 import { loadPluginDirectory, releaseCompatibilityPlugin, runDeployFinish, runVote } from './plugins.js';
 import { type Plugin, type SetMember, type VoteReport } from './plugin.js';
 import { parseRelease, releaseFilePath } from '../extension/release.js';
-import type { CallOptions, Commit } from '../binding/repo.js';
-import { META_SET_EXTENSIONS, type ExtensionStore } from '../extension/store.js';
+import type { CallOptions, Commit, Repo } from '../binding/repo.js';
+import { META_SET_EXTENSIONS } from '../extension/store.js';
 
 /** Metadata key of a set commit naming its base. */
 export const META_SET_BASE = 'ostree-sysext.base';
@@ -53,8 +53,8 @@ export interface SetRecord {
 
 /** Options of a {@link DeploymentSet}. */
 export interface DeploymentSetOptions {
-  /** The store holding the extensions (and the set refs). */
-  store: ExtensionStore;
+  /** The repository holding the extensions (and the set refs): an {@link ExtensionStore}'s `repo`. */
+  repo: Repo;
   /** The OS name (one set ref per OS name). */
   osname: string;
   /** The base the set is for. */
@@ -115,12 +115,18 @@ function recordFrom(osname: string, c: Commit): SetRecord {
   };
 }
 
+/** The set ref's commits for an OS name, newest first (none when no set was ever committed). */
+async function historyCommits(repo: Repo, osname: string, opts: CallOptions & { maxCount?: number } = {}): Promise<Commit[]> {
+  const commit = await repo.resolve(setRef(is.nonEmpty('osname', osname)), { allowMissing: true });
+  return commit === null ? [] : (await repo.log(commit, opts)).commits;
+}
+
 /**
  * The extensions chosen for one base.
  *
  * @example
  * ```ts
- * const set = await DeploymentSet.fromCurrent({ store, osname: 'debian', base });
+ * const set = await DeploymentSet.fromCurrent({ repo: store.repo, osname: 'debian', base });
  * set.add('tools');
  * const { record, report } = await set.commit();   // plugins vote; state files generated
  * console.log(report.votes.map((v) => `${v.plugin}: ${v.verdict}`));
@@ -134,7 +140,7 @@ export class DeploymentSet {
   /** An empty set for `opts.base`. */
   constructor(opts: DeploymentSetOptions) {
     const o = is.options<DeploymentSetOptions>('options', opts);
-    if (!o.store || !o.base) throw new TypeError('store and base are required');
+    if (!o.repo || !o.base) throw new TypeError('repo and base are required');
     is.nonEmpty('osname', o.osname);
     this.#systemd = systemdOption(o.systemd, o.systemdVersion);
     this.#opts = opts;
@@ -142,28 +148,33 @@ export class DeploymentSet {
 
   /** A set starting from the OS name's current set (its extensions, pinned to their commits). */
   static async fromCurrent(opts: DeploymentSetOptions): Promise<DeploymentSet> {
+    return DeploymentSet.fromRecord(opts, await DeploymentSet.current(opts.repo, opts.osname));
+  }
+
+  /**
+   * A set starting from a set record already read (its extensions, pinned to their commits),
+   * or an empty one for null: {@link DeploymentSet.fromCurrent} without reading the set again.
+   */
+  static fromRecord(opts: DeploymentSetOptions, record: SetRecord | null): DeploymentSet {
     const set = new DeploymentSet(opts);
-    const current = await DeploymentSet.current(opts.store, opts.osname);
-    for (const [name, commit] of Object.entries(current?.extensions ?? {})) set.#selection.set(name, commit);
+    for (const [name, commit] of Object.entries(record?.extensions ?? {})) set.#selection.set(name, commit);
     return set;
   }
 
   /** The current set of an OS name, or null if none was ever committed. */
-  static async current(store: ExtensionStore, osname: string): Promise<SetRecord | null> {
-    const commit = await store.repo.resolve(setRef(is.nonEmpty('osname', osname)), { allowMissing: true });
-    return commit === null ? null : recordFrom(osname, await store.repo.loadCommit(commit));
+  static async current(repo: Repo, osname: string): Promise<SetRecord | null> {
+    const commit = await repo.resolve(setRef(is.nonEmpty('osname', osname)), { allowMissing: true });
+    return commit === null ? null : recordFrom(osname, await repo.loadCommit(commit));
   }
 
   /** Reads any set commit. */
-  static async load(store: ExtensionStore, osname: string, commit: string): Promise<SetRecord> {
-    return recordFrom(osname, await store.repo.loadCommit(is.checksum('commit', commit)));
+  static async load(repo: Repo, osname: string, commit: string): Promise<SetRecord> {
+    return recordFrom(osname, await repo.loadCommit(is.checksum('commit', commit)));
   }
 
   /** The set's history for an OS name, newest first. */
-  static async history(store: ExtensionStore, osname: string, opts: CallOptions & { maxCount?: number } = {}): Promise<SetRecord[]> {
-    const commit = await store.repo.resolve(setRef(is.nonEmpty('osname', osname)), { allowMissing: true });
-    if (commit === null) return [];
-    return (await store.repo.log(commit, opts)).commits.map((c) => recordFrom(osname, c));
+  static async history(repo: Repo, osname: string, opts: CallOptions & { maxCount?: number } = {}): Promise<SetRecord[]> {
+    return (await historyCommits(repo, osname, opts)).map((c) => recordFrom(osname, c));
   }
 
   /**
@@ -172,9 +183,10 @@ export class DeploymentSet {
    * to `to` when the current set already is `to` (or a rollback to it) commits nothing and
    * returns the current set, so a repeated rollback converges.
    */
-  static async rollback(store: ExtensionStore, osname: string, to?: string): Promise<SetRecord> {
+  static async rollback(repo: Repo, osname: string, to?: string): Promise<SetRecord> {
     const wanted = to === undefined ? undefined : is.checksum('to', to);
-    const history = await DeploymentSet.history(store, osname);
+    const commits = await historyCommits(repo, osname);
+    const history = commits.map((c) => recordFrom(osname, c));
     if (history.length === 0) throw new ExtensionError('NOT_INSTALLED', `no set exists for ${osname}`);
     const head = history[0]!;
     if (wanted !== undefined && (head.commit === wanted || head.rollbackOf === wanted)) return head;
@@ -185,14 +197,14 @@ export class DeploymentSet {
         to === undefined ? `the set of ${osname} has no earlier state` : `${to.slice(0, 12)} is not in the set history of ${osname}`,
       );
     }
-    const meta = await store.repo.loadCommit(target.commit);
-    const commit = await store.repo.commit({
+    const meta = commits[history.indexOf(target)]!;
+    const commit = await repo.commit({
       fromCommit: target.commit,
       ref: setRef(osname),
       subject: `Roll back to ${target.commit.slice(0, 12)}`,
       metadata: { ...(meta.metadata as Record<string, never>), [META_SET_ROLLBACK_OF]: target.commit },
     });
-    return DeploymentSet.load(store, osname, commit);
+    return DeploymentSet.load(repo, osname, commit);
   }
 
   /** Names selected, in systemd's overlay order. */
@@ -215,7 +227,7 @@ export class DeploymentSet {
 
   /** The selected extensions as plugins see them, in overlay order. */
   async members(): Promise<SetMember[]> {
-    const repo = this.#opts.store.repo;
+    const repo = this.#opts.repo;
     const out: SetMember[] = [];
     for (const name of this.names) {
       const pinned = this.#selection.get(name) ?? null;
@@ -279,7 +291,7 @@ export class DeploymentSet {
     return {
       osname: this.#opts.osname,
       base: this.#opts.base,
-      repo: this.#opts.store.repo,
+      repo: this.#opts.repo,
       extensions: await this.members(),
       systemdVersion: this.#systemd.version,
       systemd: this.#systemd,
@@ -302,14 +314,14 @@ export class DeploymentSet {
       if (!report.accepted) throw new SetRefusedError(report);
       const stateDir = join(work, 'state');
       await mkdir(stateDir, { recursive: true });
-      const merged = await overlayView(this.#opts.base, ctx.extensions, { repo: this.#opts.store.repo, systemd: this.#systemd });
+      const merged = await overlayView(this.#opts.base, ctx.extensions, { repo: this.#opts.repo, systemd: this.#systemd });
       try {
         await runDeployFinish(plugins, { ...ctx, merged, stateDir }, this.#opts.pluginTimeoutMs === undefined ? {} : { timeoutMs: this.#opts.pluginTimeoutMs });
       } finally {
         merged.close();
       }
       const extensions = Object.fromEntries(ctx.extensions.map((m) => [m.name, m.commit]));
-      const repo = this.#opts.store.repo;
+      const repo = this.#opts.repo;
       const commit = await repo.commit({
         tree: work,
         ref: setRef(this.#opts.osname),
@@ -321,7 +333,7 @@ export class DeploymentSet {
         },
         ...(opts.signal ? { signal: opts.signal } : {}),
       });
-      return { record: await DeploymentSet.load(this.#opts.store, this.#opts.osname, commit), report };
+      return { record: await DeploymentSet.load(this.#opts.repo, this.#opts.osname, commit), report };
     } finally {
       await rm(work, { recursive: true, force: true });
       await cleanup();

@@ -281,7 +281,7 @@ async function callExecutable(
  * `/run/ostree-sysext/state`.
  * @example
  * ```ts
- * const set = await DeploymentSet.fromCurrent({ store, osname: 'fedora', base, plugins: [executablePlugin('/usr/libexec/check-tools')] });
+ * const set = await DeploymentSet.fromCurrent({ repo: store.repo, osname: 'fedora', base, plugins: [executablePlugin('/usr/libexec/check-tools')] });
  * ```
  */
 export function executablePlugin(path: string, name = path.split('/').pop() ?? path): Plugin {
@@ -456,7 +456,7 @@ function workerContext(ctx: PluginContext | DeployContext): { plain: WorkerConte
  * @example
  * ```ts
  * const plugin = await modulePlugin('/etc/ostree-sysext/plugins/10-policy.mjs');
- * const set = new DeploymentSet({ store, osname: 'debian', base, plugins: [plugin] });
+ * const set = new DeploymentSet({ repo: store.repo, osname: 'debian', base, plugins: [plugin] });
  * ```
  */
 export async function modulePlugin(path: string): Promise<Plugin> {

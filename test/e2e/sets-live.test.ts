@@ -122,13 +122,13 @@ esac
     const plugins = [executablePlugin(pluginPath, 'state-plugin')];
 
     // An incompatible extension is vetoed, and nothing is committed.
-    const refused = new DeploymentSet({ store, osname: 'testos', base, plugins }).add('hello').add('other');
+    const refused = new DeploymentSet({ repo: store.repo, osname: 'testos', base, plugins }).add('hello').add('other');
     const err = await refused.commit().catch((e: unknown) => e);
     expect(err).toBeInstanceOf(SetRefusedError);
     expect((err as SetRefusedError).report.votes.find((v) => v.plugin === 'release-compatibility')?.verdict).toBe('veto');
-    expect(await DeploymentSet.current(store, 'testos')).toBeNull();
+    expect(await DeploymentSet.current(store.repo, 'testos')).toBeNull();
 
-    const set = new DeploymentSet({ store, osname: 'testos', base, plugins }).add('world').add('hello');
+    const set = new DeploymentSet({ repo: store.repo, osname: 'testos', base, plugins }).add('world').add('hello');
     const { record, report } = await set.commit();
     expect(report.votes.map((v) => [v.plugin, v.verdict])).toEqual([
       ['release-compatibility', 'approve'],
@@ -137,7 +137,7 @@ esac
     ]);
     expect(record.order).toEqual(['hello', 'world']);
 
-    const applied = await applySet({ sysroot, store, osname: 'testos', root: deployDir });
+    const applied = await applySet({ sysroot, repo: store.repo, osname: 'testos', root: deployDir });
     expect(applied.set.commit).toBe(record.commit);
     expect(readFileSync(join(applied.checkout, 'state/from-plugin.txt'), 'utf8')).toMatch(/hello.*world/);
     expect(await boundSet(sysroot, d)).toBe(record.commit);
@@ -172,16 +172,16 @@ esac
     expect(live.listing).toContain('share/hello/msg f');
 
     // A new set without "world", then a rollback to the first.
-    const smaller = await DeploymentSet.fromCurrent({ store, osname: 'testos', base, plugins });
+    const smaller = await DeploymentSet.fromCurrent({ repo: store.repo, osname: 'testos', base, plugins });
     smaller.remove('world');
     const second = await smaller.commit();
-    await applySet({ sysroot, store, osname: 'testos', root: deployDir, set: second.record.commit });
+    await applySet({ sysroot, repo: store.repo, osname: 'testos', root: deployDir, set: second.record.commit });
     expect((await liveMerge(s.path, deployDir, [])).merged).toEqual(['hello']);
 
-    const rolled = await DeploymentSet.rollback(store, 'testos', record.commit);
+    const rolled = await DeploymentSet.rollback(store.repo, 'testos', record.commit);
     expect(rolled.extensions).toEqual(record.extensions);
-    expect((await DeploymentSet.history(store, 'testos')).map((r) => r.commit)).toEqual([rolled.commit, second.record.commit, record.commit]);
-    await applySet({ sysroot, store, osname: 'testos', root: deployDir, set: rolled.commit });
+    expect((await DeploymentSet.history(store.repo, 'testos')).map((r) => r.commit)).toEqual([rolled.commit, second.record.commit, record.commit]);
+    await applySet({ sysroot, repo: store.repo, osname: 'testos', root: deployDir, set: rolled.commit });
     const back = await liveMerge(s.path, deployDir, ['usr/share/world/msg']);
     expect(back.merged.sort()).toEqual(['hello', 'world']);
     expect(back.files['usr/share/world/msg']).toBe('world');
@@ -196,7 +196,7 @@ esac
     s.deploy(undefined, { retain: true });
     await sysroot.reload();
     const fresh = sysroot.deployments().find((x) => x.checksum !== old.checksum)!;
-    const r = await applySet({ sysroot, store, osname: 'testos', deployment: fresh, root: sysroot.deploymentPath(fresh) });
+    const r = await applySet({ sysroot, repo: store.repo, osname: 'testos', deployment: fresh, root: sysroot.deploymentPath(fresh) });
     expect(r.excluded.map((x) => x.name)).toEqual(['hello']);
     expect(r.excluded[0]!.reason).toMatch(/VERSION_ID/);
     expect(r.set.order).toEqual(['world']);
@@ -208,7 +208,7 @@ esac
 
     // Rolling the OS back: the old deployment still has its own set.
     expect(await boundSet(sysroot, old)).toBe(oldSet);
-    const again = await applySet({ sysroot, store, osname: 'testos', deployment: old, root: sysroot.deploymentPath(old) });
+    const again = await applySet({ sysroot, repo: store.repo, osname: 'testos', deployment: old, root: sysroot.deploymentPath(old) });
     expect(again.set.commit).toBe(oldSet);
     expect(again.excluded).toEqual([]);
     expect(existsSync(join(again.checkout, 'staged', 'hello'))).toBe(true);
@@ -259,7 +259,7 @@ console.log(JSON.stringify(out));
       rmSync(join(deployDir, link), { force: true });
       symlinkSync(target, join(deployDir, link));
     }
-    const r = await applySet({ sysroot, store, osname: 'testos', deployment: d, root: deployDir });
+    const r = await applySet({ sysroot, repo: store.repo, osname: 'testos', deployment: d, root: deployDir });
     expect(r.set.commit).toBe(bound);
     expect(readlinkSync(join(deployDir, 'run/extensions'))).toBe('ostree/extensions/staged');
     expect(readlinkSync(join(deployDir, 'run/ostree/extensions'))).toBe(`/ostree/deploy/testos/extensions/${bound}.0`);
@@ -279,13 +279,13 @@ console.log(JSON.stringify(out));
     // Made for this systemd where it has confexts, else for a newer target (252 cannot merge them).
     const target = installed.version >= 254 ? installed : systemdRules(257);
     const base = await baseFromDeployment(sysroot, d);
-    const { record } = await new DeploymentSet({ store, osname: 'testos', base, systemd: target }).add('hello').add('site').commit();
+    const { record } = await new DeploymentSet({ repo: store.repo, osname: 'testos', base, systemd: target }).add('hello').add('site').commit();
     const before = readlinkSync(join(deployDir, 'run/ostree/extensions'));
 
     if (installed.version < 254) {
       const err = await applySet({
         sysroot,
-        store,
+        repo: store.repo,
         osname: 'testos',
         deployment: d,
         root: deployDir,
@@ -298,7 +298,7 @@ console.log(JSON.stringify(out));
       expect(readlinkSync(join(deployDir, 'run/ostree/extensions'))).toBe(before);
     }
     // Without a refresh it applies: run/confexts (a fixed link) shows the set's confexts.
-    const applied = await applySet({ sysroot, store, osname: 'testos', deployment: d, root: deployDir, set: record.commit });
+    const applied = await applySet({ sysroot, repo: store.repo, osname: 'testos', deployment: d, root: deployDir, set: record.commit });
     expect(readlinkSync(join(deployDir, 'run/confexts'))).toBe('ostree/extensions/confexts');
     expect(existsSync(join(applied.checkout, 'confexts/site/etc/site/app.conf'))).toBe(true);
     expect(existsSync(join(applied.checkout, 'staged/site'))).toBe(false);
@@ -306,7 +306,7 @@ console.log(JSON.stringify(out));
     // A checkout made before confexts had their own directory (every extension in staged/) gets it.
     execFileSync('cp', ['-al', join(applied.checkout, 'confexts/site'), join(applied.checkout, 'staged/site')]);
     rmSync(join(applied.checkout, 'confexts'), { recursive: true });
-    await applySet({ sysroot, store, osname: 'testos', deployment: d, root: deployDir, set: record.commit });
+    await applySet({ sysroot, repo: store.repo, osname: 'testos', deployment: d, root: deployDir, set: record.commit });
     expect(readFileSync(join(applied.checkout, 'confexts/site/etc/site/app.conf'), 'utf8')).toBe('from a confext\n');
     expect(readdirSync(applied.checkout).filter((e) => e.startsWith('.'))).toEqual([]);
     if (installed.version < 254) return;
@@ -316,13 +316,13 @@ console.log(JSON.stringify(out));
     const driver = join(dir, 'confext-driver.mjs');
     writeFileSync(
       driver,
-      `import { applySet, deactivate, mergedExtensions, ExtensionStore, Sysroot } from ${JSON.stringify(dist)};
+      `import { applySet, deactivate, mergedExtensions, Sysroot } from ${JSON.stringify(dist)};
 import { readFileSync } from 'node:fs';
 const [sysrootPath, root, set] = process.argv.slice(2);
 const sysroot = await Sysroot.load(sysrootPath);
 const repo = await sysroot.repo();
 const d = sysroot.deployments().find((x) => sysroot.deploymentPath(x) === root);
-const r = await applySet({ sysroot, store: new ExtensionStore(repo), osname: 'testos', deployment: d, root, set, refresh: true });
+const r = await applySet({ sysroot, repo, osname: 'testos', deployment: d, root, set, refresh: true });
 const out = { merged: r.merged, mergedConfexts: r.mergedConfexts, state: await mergedExtensions(root, ['usr', 'etc']) };
 out.conf = readFileSync(root + '/etc/site/app.conf', 'utf8');
 await deactivate({ root, unmerge: true });
@@ -341,13 +341,15 @@ console.log(JSON.stringify(out));
     expect(out.conf).toBe('from a confext\n');
     expect(out.after).toEqual({ usr: [], etc: [] });
     // Put the earlier set back for the tests that follow.
-    await applySet({ sysroot, store, osname: 'testos', deployment: d, root: deployDir, set: SET_CHECKOUT(before) });
+    await applySet({ sysroot, repo: store.repo, osname: 'testos', deployment: d, root: deployDir, set: SET_CHECKOUT(before) });
   });
 
   it('allows one apply at a time per sysroot', async () => {
     const other = await Sysroot.load(s.path);
     await other.withLock(async () => {
-      const err = await applySet({ sysroot, store, osname: 'testos', root: sysroot.deploymentPath(sysroot.deployments()[0]!) }).catch((e: unknown) => e);
+      const err = await applySet({ sysroot, repo: store.repo, osname: 'testos', root: sysroot.deploymentPath(sysroot.deployments()[0]!) }).catch(
+        (e: unknown) => e,
+      );
       expect((err as { code?: string }).code).toBe('LOCKED');
     });
   });

@@ -32,7 +32,7 @@ try {
     const sysroot = await lib.Sysroot.load(a);
     const store = new lib.ExtensionStore(await sysroot.repo());
     say('START');
-    await lib.applySet({ sysroot, store, osname: 'testos', set: b, wait: c === 'wait' });
+    await lib.applySet({ sysroot, repo: store.repo, osname: 'testos', set: b, wait: c === 'wait' });
   } else if (op === 'hold') {
     const sysroot = await lib.Sysroot.load(a);
     await sysroot.withLock(async () => {
@@ -118,11 +118,11 @@ describeAsRoot('two processes applying sets on one sysroot', () => {
       await store.installFromDirectory(p);
     }
     const base = await baseFromDeployment(sysroot, sysroot.deployments()[0]!);
-    setA = (await new DeploymentSet({ store, osname: 'testos', base }).add('alpha').commit()).record.commit;
-    setB = (await new DeploymentSet({ store, osname: 'testos', base }).add('alpha').add('beta').commit()).record.commit;
+    setA = (await new DeploymentSet({ repo: store.repo, osname: 'testos', base }).add('alpha').commit()).record.commit;
+    setB = (await new DeploymentSet({ repo: store.repo, osname: 'testos', base }).add('alpha').add('beta').commit()).record.commit;
     names[setA] = ['alpha'];
     names[setB] = ['alpha', 'beta'];
-    await applySet({ sysroot, store, osname: 'testos', set: setA, wait: true });
+    await applySet({ sysroot, repo: store.repo, osname: 'testos', set: setA, wait: true });
   }, 180_000);
 
   afterAll(() => {

@@ -54,7 +54,7 @@ if (op === 'commit') {
   const store = new lib.ExtensionStore(repo);
   process.stdout.write('START\\n');
   t0 = performance.now();
-  await lib.applySet({ sysroot, store, osname: 'testos', set: b, wait: true });
+  await lib.applySet({ sysroot, repo: store.repo, osname: 'testos', set: b, wait: true });
 }
 // The child's own measure of the operation (the parent's can lag behind under load).
 process.stdout.write('DONE ' + (performance.now() - t0).toFixed(1) + '\\n');
@@ -307,11 +307,11 @@ describeAsRoot('SIGKILL during applySet', () => {
       await store.installFromDirectory(p);
     }
     const base = await baseFromDeployment(sysroot, sysroot.deployments()[0]!);
-    const setA = (await new DeploymentSet({ store, osname: 'testos', base }).add('alpha').commit()).record;
-    const setB = (await new DeploymentSet({ store, osname: 'testos', base }).add('alpha').add('beta').commit()).record;
+    const setA = (await new DeploymentSet({ repo: store.repo, osname: 'testos', base }).add('alpha').commit()).record;
+    const setB = (await new DeploymentSet({ repo: store.repo, osname: 'testos', base }).add('alpha').add('beta').commit()).record;
     const names: Record<string, string[]> = { [setA.commit]: ['alpha'], [setB.commit]: ['alpha', 'beta'] };
     const runExt = join(s.path, 'run', 'extensions');
-    const apply = (commit: string) => applySet({ sysroot, store, osname: 'testos', set: commit, wait: true });
+    const apply = (commit: string) => applySet({ sysroot, repo: store.repo, osname: 'testos', set: commit, wait: true });
     const cleanCheckouts = async () => {
       // Set checkouts of B are removed so every apply of B builds one again (the slow part).
       const { rmSync } = await import('node:fs');

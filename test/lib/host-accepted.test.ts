@@ -60,17 +60,17 @@ describeAsRoot('Host keepAcceptedWarnings', () => {
     await expect(host.undeploy(['epsilon'])).rejects.toBeInstanceOf(SetRefusedError);
 
     // A warning never accepted (twin over epsilon's file) is refused, and nothing changes.
-    const before = (await DeploymentSet.current(store, 'testos'))!.commit;
+    const before = (await DeploymentSet.current(store.repo, 'testos'))!.commit;
     const err = await host.deploy(['twin'], { keepAcceptedWarnings: true }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(SetRefusedError);
     expect((err as SetRefusedError).report.votes.some((v) => v.verdict === 'warn' && /\/usr\/share\/e\/f/.test(v.message))).toBe(true);
-    expect((await DeploymentSet.current(store, 'testos'))!.commit).toBe(before);
+    expect((await DeploymentSet.current(store.repo, 'testos'))!.commit).toBe(before);
   });
 
   it('judges against the set current when it gets the lock, not when it was called', async () => {
     // Current: a forced set accepting the warning about /usr/share/base/file.
     await host.deploy(['shadow'], { force: true });
-    expect((await DeploymentSet.current(store, 'testos'))!.votes?.forced).toBe(true);
+    expect((await DeploymentSet.current(store.repo, 'testos'))!.votes?.forced).toBe(true);
     // Another process holds the lock and commits a set without shadow, unforced (the person
     // took the accepted warning back), while this host's `deploy shadow` waits for the lock.
     const other = await Sysroot.load(s.path);
@@ -84,7 +84,7 @@ describeAsRoot('Host keepAcceptedWarnings', () => {
         );
         await new Promise((r) => setTimeout(r, 300)); // the call is now blocked on the lock
         const base = await baseFromDeployment(other, other.deployments()[0]!);
-        const set = await DeploymentSet.fromCurrent({ store: otherStore, osname: 'testos', base });
+        const set = await DeploymentSet.fromCurrent({ repo: otherStore.repo, osname: 'testos', base });
         for (const n of [...set.names]) set.remove(n);
         set.add('epsilon');
         await set.commit({ subject: 'the other process: shadow removed' });
@@ -93,7 +93,7 @@ describeAsRoot('Host keepAcceptedWarnings', () => {
       // set current when it got the lock: refused (judged early, shadow came back unasked).
       const outcome = await waiting!;
       expect(outcome).toBeInstanceOf(SetRefusedError);
-      const current = (await DeploymentSet.current(store, 'testos'))!;
+      const current = (await DeploymentSet.current(store.repo, 'testos'))!;
       expect(current.order).toEqual(['epsilon']);
       expect(current.votes?.forced).toBeFalsy();
     } finally {

@@ -33,7 +33,7 @@ function script(name: string, body: string): string {
 }
 
 async function ctx(names: string[]): Promise<PluginContext> {
-  const set = new DeploymentSet({ store, osname: 'testos', base });
+  const set = new DeploymentSet({ repo: store.repo, osname: 'testos', base });
   for (const name of names) set.add(name);
   return { osname: 'testos', base, extensions: await set.members(), systemdVersion: 252 };
 }
@@ -165,11 +165,11 @@ describe('built-in plugins', () => {
 
 describe('sets and offline merges', () => {
   it('a refused set writes nothing; a forced warning passes and state files are committed', async () => {
-    const refused = new DeploymentSet({ store, osname: 'p1', base }).add('a').add('b');
+    const refused = new DeploymentSet({ repo: store.repo, osname: 'p1', base }).add('a').add('b');
     const e = await refused.commit().catch((err: unknown) => err);
     expect(e).toBeInstanceOf(SetRefusedError);
     expect((e as SetRefusedError).code).toBe('SET_REFUSED');
-    expect(await DeploymentSet.current(store, 'p1')).toBeNull();
+    expect(await DeploymentSet.current(store.repo, 'p1')).toBeNull();
 
     const writer: Plugin = {
       name: 'writer',
@@ -178,7 +178,7 @@ describe('sets and offline merges', () => {
         writeFileSync(join(c.stateDir, 'winner.txt'), winner);
       },
     };
-    const { record, report } = await new DeploymentSet({ store, osname: 'p1', base, plugins: [writer] }).add('a').add('b').commit({ force: true });
+    const { record, report } = await new DeploymentSet({ repo: store.repo, osname: 'p1', base, plugins: [writer] }).add('a').add('b').commit({ force: true });
     expect(report.forced).toBe(true);
     expect(record.votes?.verdict).toBe('warn');
     expect(String(await repo.readFile(record.commit, '/state/winner.txt'))).toBe('b version\n');

@@ -649,7 +649,9 @@ function plugin(name: string, check: string, deploy = 'true'): string {
 
 async function setWith(pluginPath: string, timeoutMs = 10_000): Promise<unknown> {
   const base = await baseFromDirectory(dirs.base!);
-  return new DeploymentSet({ store, osname: 'hostileos', base, plugins: [executablePlugin(pluginPath)], pluginTimeoutMs: timeoutMs }).add('good').commit();
+  return new DeploymentSet({ repo: store.repo, osname: 'hostileos', base, plugins: [executablePlugin(pluginPath)], pluginTimeoutMs: timeoutMs })
+    .add('good')
+    .commit();
 }
 
 /**

@@ -219,7 +219,7 @@ describeAsRoot('signature enforcement end to end (nginx)', () => {
     expect(Object.keys(await extRefs()).sort()).toEqual(['good', 'good2', 'sumtest'].map((n) => `${EXT_PREFIX}/${n}`));
     const base = await baseFromDeployment(sysroot, sysroot.deployments()[0]!);
     for (const bad of ['unsigned', 'mallory', 'tampered', 'swapped', 'tampcommit']) {
-      const e = await new DeploymentSet({ store, osname: 'testos', base })
+      const e = await new DeploymentSet({ repo: store.repo, osname: 'testos', base })
         .add('good')
         .add(bad)
         .commit()
@@ -227,8 +227,8 @@ describeAsRoot('signature enforcement end to end (nginx)', () => {
       expect(e, bad).toBeInstanceOf(Error);
       expect(e instanceof ExtensionError || e instanceof OstreeError, String(e)).toBe(true);
     }
-    const set = (await new DeploymentSet({ store, osname: 'testos', base }).add('good').add('good2').commit()).record;
-    const r = await applySet({ sysroot, store, osname: 'testos', set: set.commit, wait: true });
+    const set = (await new DeploymentSet({ repo: store.repo, osname: 'testos', base }).add('good').add('good2').commit()).record;
+    const r = await applySet({ sysroot, repo: store.repo, osname: 'testos', set: set.commit, wait: true });
     const runExt = join(sysroot.path, 'run', 'extensions');
     const staged = resolve(join(sysroot.path, 'run'), readlinkSync(runExt));
     expect(statSync(staged).isDirectory()).toBe(true);

@@ -42,13 +42,13 @@ export const MERGE_COMMANDS: Command[] = [
         }
       } else {
         const current = await DeploymentSet.current(
-          store,
+          store.repo,
           await ctx.osname().catch(() => {
             throw usage('no extensions given and no OS to take the current set from', 'name the extensions, or pass --os');
           }),
         );
         if (!current) throw usage('no extensions given and no set committed', 'name the extensions to merge');
-        const set = await DeploymentSet.fromCurrent({ store, osname: current.osname, base, systemd: await ctx.systemd() });
+        const set = DeploymentSet.fromRecord({ repo: store.repo, osname: current.osname, base, systemd: await ctx.systemd() }, current);
         exts = (await set.members()).map((m) => ({ name: m.name, commit: m.commit, kind: m.kind }));
       }
       const r = await mergeOffline({
