@@ -1,19 +1,11 @@
-// What the CLI's command groups share: the command shape, option specs, value readers and the
-// printers of results.
-import { existsSync, readlinkSync, statSync } from 'node:fs';
+// What the CLI's command groups share: the command shape, option specs, value readers, plugin
+// and builder loading, and the vote printer.
+import { existsSync } from 'node:fs';
 import { basename, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { type ApplyResult } from '../../sets/activate.js';
-import type { HostCallOptions, SetChange } from '../../host/host.js';
-import type { Base } from '../../extension/base.js';
 import { remoteBuilder, type Builder } from '../../extension/builders.js';
-import { checkCompatibility, type CompatibilityReason } from '../../extension/compat.js';
-import { type SetRecord } from '../../sets/deployment-set.js';
 import { executablePlugin } from '../../sets/plugin-sandbox.js';
 import { type Plugin, type VoteReport } from '../../sets/plugin.js';
-import type { InstalledExtension } from '../../extension/store.js';
-import { validateExtension } from '../../extension/validate.js';
-import { directoryReader } from '../../tree/directory.js';
 import type { Context } from '../context.js';
 import { CliError, EXIT, usage } from '../output.js';
 
@@ -54,10 +46,6 @@ export const str = (v: Values, k: string): string | undefined => (typeof v[k] ==
 export const list = (v: Values, k: string): string[] => (Array.isArray(v[k]) ? (v[k] as string[]) : []);
 export const short = (c: string | null | undefined): string => (c ? c.slice(0, 12) : '-');
 
-export const refreshOptions: Record<string, OptionSpec> = {
-  refresh: { type: 'boolean', description: 'run `systemd-sysext refresh` (and `systemd-confext refresh`, systemd 254+) afterwards (default when --root is /)' },
-  'no-refresh': { type: 'boolean', description: 'do not run `systemd-sysext refresh` / `systemd-confext refresh`' },
-};
 export const pluginOption: Record<string, OptionSpec> = {
   plugin: {
     type: 'string',
@@ -74,17 +62,6 @@ export const moduleOption: Record<string, OptionSpec> = {
     description: 'load builders from this module (default export or `builders`: a builder or an array; repeatable)',
   },
 };
-
-export function wantRefresh(ctx: Context, v: Values, dflt = ctx.root === '/'): boolean {
-  if (v['no-refresh']) return false;
-  if (v.refresh) return true;
-  return dflt;
-}
-
-/** Host options of deploy and undeploy: warnings accepted with --force before pass again. */
-export function memberChange(ctx: Context, v: Values, plugins: Plugin[]): HostCallOptions {
-  return { force: ctx.opts.force, keepAcceptedWarnings: true, wait: ctx.opts.wait, refresh: wantRefresh(ctx, v), plugins, signal: ctx.signal };
-}
 
 export async function loadPlugins(v: Values): Promise<Plugin[]> {
   const out: Plugin[] = [];
@@ -134,90 +111,6 @@ export function remoteWithProgress(ctx: Context): Builder {
   };
 }
 
-export function extJson(e: InstalledExtension): Record<string, unknown> {
-  return { ...e, timestamp: e.timestamp.toISOString() };
-}
-
 export function printVotes(ctx: Context, report: VoteReport): void {
   for (const v of report.votes) ctx.out.info(`  ${v.verdict.padEnd(7)} ${v.plugin}: ${v.message}`);
 }
-
-export function applyJson(a: ApplyResult): Record<string, unknown> {
-  return {
-    set: a.set.commit,
-    checkout: a.checkout,
-    binding: a.binding,
-    excluded: a.excluded,
-    ...(a.merged ? { merged: a.merged } : {}),
-    ...(a.mergedConfexts ? { mergedConfexts: a.mergedConfexts } : {}),
-  };
-}
-
-/** Prints a set change of the host API (refusals with their votes) and returns its `--json` part. */
-export async function changeSet(
-  ctx: Context,
-  run: () => Promise<SetChange>,
-): Promise<{ set: SetRecord; votes: VoteReport | null; applied: Record<string, unknown> }> {
-  const change = await run().catch((e: unknown) => {
-    const r = (e as { report?: VoteReport }).report;
-    if (r) {
-      ctx.out.info('plugins refused the set:');
-      printVotes(ctx, r);
-    }
-    throw e;
-  });
-  const { set: record, votes: report, applied } = change;
-  for (const w of change.acceptedBefore) ctx.out.info(`accepted with --force before, still accepted: ${w.plugin}: ${w.message}`);
-  ctx.out.info(
-    `set ${short(record.commit)} for ${record.osname}: ${record.order.join(', ') || '(empty)'}${change.committed ? '' : change.completed ? ' (already committed; now applied)' : ' (unchanged)'}`,
-  );
-  if (report) printVotes(ctx, report);
-  ctx.out.info(`applied: ${ctx.root}/run/extensions -> ${applied.checkout}/staged${applied.merged ? ` (merged: ${applied.merged.join(', ') || 'none'})` : ''}`);
-  return { set: record, votes: report, applied: applyJson(applied) };
-}
-
-/** Where `run/ostree/extensions` points, or null. */
-export function activeCheckout(root: string): string | null {
-  try {
-    return readlinkSync(resolve(root, 'run', 'ostree', 'extensions'));
-  } catch {
-    return null;
-  }
-}
-
-export interface CheckRow {
-  name: string;
-  source: string;
-  kind: 'sysext' | 'confext' | null;
-  compatible: boolean;
-  reason: CompatibilityReason | { code: string; message: string };
-}
-
-export async function checkOne(ctx: Context, target: string, base: Base): Promise<CheckRow> {
-  if (existsSync(target) && statSync(target).isDirectory()) {
-    const r = await validateExtension(directoryReader(target));
-    const errors = r.problems.filter((p) => p.severity === 'error');
-    if (!r.name || !r.kind || errors.length > 0) {
-      const message = errors.map((p) => `${p.code}: ${p.message}`).join('; ') || 'no extension-release file';
-      return {
-        name: r.name ?? basename(target),
-        source: resolve(target),
-        kind: r.kind ?? null,
-        compatible: false,
-        reason: { code: 'INVALID_EXTENSION', message },
-      };
-    }
-    const c = checkCompatibility(r.release, base.osRelease, { kind: r.kind, name: r.name, systemd: await ctx.systemd() });
-    return { name: r.name, source: resolve(target), kind: r.kind, compatible: c.compatible, reason: c.reason };
-  }
-  const e = await (await ctx.store()).get(target, { base, compatibility: { systemd: await ctx.systemd() } });
-  return {
-    name: e.name,
-    source: `installed ${short(e.commit)}`,
-    kind: e.kind,
-    compatible: e.state === 'compatible',
-    reason: e.reason ?? { code: 'INVALID_EXTENSION', message: 'no extension-release file' },
-  };
-}
-
-/** Every command, in --help order. */

@@ -1,6 +1,6 @@
 // The CLI's commands on installed extensions: list, status, add, remove, build, check. They parse, call the library and print.
-import { existsSync, statSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { existsSync, readlinkSync, statSync } from 'node:fs';
+import { basename, resolve } from 'node:path';
 import { boundSet } from '../../sets/activate.js';
 import { DeploymentSet } from '../../sets/deployment-set.js';
 import { type VoteReport } from '../../sets/plugin.js';
@@ -8,22 +8,63 @@ import { mergedExtensions } from '../../sets/sysext.js';
 import type { InstalledExtension } from '../../extension/store.js';
 import { CliError, EXIT, formatBytes, table, usage } from '../output.js';
 
-/** Parsed option values of one command. */
-import {
-  Command,
-  str,
-  short,
-  pluginOption,
-  moduleOption,
-  loadPlugins,
-  loadBuilders,
-  remoteWithProgress,
-  extJson,
-  printVotes,
-  activeCheckout,
-  CheckRow,
-  checkOne,
-} from './common.js';
+import { checkCompatibility, type CompatibilityReason } from '../../extension/compat.js';
+import type { Base } from '../../extension/base.js';
+import { validateExtension } from '../../extension/validate.js';
+import { directoryReader } from '../../tree/directory.js';
+import type { Context } from '../context.js';
+import { type Command, str, short, pluginOption, moduleOption, loadPlugins, loadBuilders, remoteWithProgress, printVotes } from './common.js';
+
+/** An installed extension as `--json` prints it. */
+function extJson(e: InstalledExtension): Record<string, unknown> {
+  return { ...e, timestamp: e.timestamp.toISOString() };
+}
+
+/** Where `run/ostree/extensions` points, or null. */
+function activeCheckout(root: string): string | null {
+  try {
+    return readlinkSync(resolve(root, 'run', 'ostree', 'extensions'));
+  } catch {
+    return null;
+  }
+}
+
+/** One row of `check`. */
+interface CheckRow {
+  name: string;
+  source: string;
+  kind: 'sysext' | 'confext' | null;
+  compatible: boolean;
+  reason: CompatibilityReason | { code: string; message: string };
+}
+
+/** Checks a directory or an installed extension against `base`, as `check` reports it. */
+async function checkOne(ctx: Context, target: string, base: Base): Promise<CheckRow> {
+  if (existsSync(target) && statSync(target).isDirectory()) {
+    const r = await validateExtension(directoryReader(target));
+    const errors = r.problems.filter((p) => p.severity === 'error');
+    if (!r.name || !r.kind || errors.length > 0) {
+      const message = errors.map((p) => `${p.code}: ${p.message}`).join('; ') || 'no extension-release file';
+      return {
+        name: r.name ?? basename(target),
+        source: resolve(target),
+        kind: r.kind ?? null,
+        compatible: false,
+        reason: { code: 'INVALID_EXTENSION', message },
+      };
+    }
+    const c = checkCompatibility(r.release, base.osRelease, { kind: r.kind, name: r.name, systemd: await ctx.systemd() });
+    return { name: r.name, source: resolve(target), kind: r.kind, compatible: c.compatible, reason: c.reason };
+  }
+  const e = await (await ctx.store()).get(target, { base, compatibility: { systemd: await ctx.systemd() } });
+  return {
+    name: e.name,
+    source: `installed ${short(e.commit)}`,
+    kind: e.kind,
+    compatible: e.state === 'compatible',
+    reason: e.reason ?? { code: 'INVALID_EXTENSION', message: 'no extension-release file' },
+  };
+}
 
 export const INSTALL_COMMANDS: Command[] = [
   {
@@ -77,8 +118,8 @@ export const INSTALL_COMMANDS: Command[] = [
       for (const d of sysroot.deployments().filter((x) => x.osname === osname)) {
         deployments.push({ index: d.index, checksum: d.checksum, serial: d.serial, booted: d.booted, path: d.path, set: await boundSet(sysroot, d) });
       }
-      const current = await DeploymentSet.current(store, osname);
-      const history = await DeploymentSet.history(store, osname, { maxCount: 10 });
+      const history = await DeploymentSet.history(store.repo, osname, { maxCount: 10 });
+      const current = history[0] ?? null;
       const active = activeCheckout(ctx.root);
       const activeSet = active ? (/([0-9a-f]{64})\.0$/.exec(active)?.[1] ?? null) : null;
       const merged = await mergedExtensions(ctx.root, ['usr', 'opt', 'etc']);
@@ -248,7 +289,7 @@ export const BUILD_COMMANDS: Command[] = [
       if (v.vote) {
         const store = await ctx.store();
         const osname = await ctx.osname();
-        const set = await DeploymentSet.fromCurrent({ store, osname, base, systemd: await ctx.systemd(), plugins: await loadPlugins(v) });
+        const set = await DeploymentSet.fromCurrent({ repo: store.repo, osname, base, systemd: await ctx.systemd(), plugins: await loadPlugins(v) });
         for (const r of rows) if (r.source.startsWith('installed')) set.add(r.name);
         votes = await set.vote({ force: ctx.opts.force, signal: ctx.signal });
         ctx.out.result(`vote on ${set.names.join(', ') || '(empty set)'}: ${votes.verdict}${votes.accepted ? ' (accepted)' : ' (refused)'}`);

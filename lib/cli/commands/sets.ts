@@ -3,22 +3,73 @@ import type { HostUpgradeResult } from '../../host/host.js';
 import { SERVICE_ENVIRONMENT_FILE } from '../../sets/sysext.js';
 import { EXIT } from '../output.js';
 import { setByPrefix } from '../set-lookup.js';
-
-/** Parsed option values of one command. */
+import type { ApplyResult } from '../../sets/activate.js';
+import type { HostCallOptions, SetChange } from '../../host/host.js';
+import type { SetRecord } from '../../sets/deployment-set.js';
+import type { Plugin, VoteReport } from '../../sets/plugin.js';
+import type { Context } from '../context.js';
 import {
-  Command,
+  type Command,
+  type OptionSpec,
+  type Values,
   short,
-  refreshOptions,
   pluginOption,
   moduleOption,
-  wantRefresh,
-  memberChange,
   loadPlugins,
   loadBuilders,
   remoteWithProgress,
-  applyJson,
-  changeSet,
+  printVotes,
 } from './common.js';
+
+/** `--refresh` / `--no-refresh` of the commands that apply a set. */
+const refreshOptions: Record<string, OptionSpec> = {
+  refresh: { type: 'boolean', description: 'run `systemd-sysext refresh` (and `systemd-confext refresh`, systemd 254+) afterwards (default when --root is /)' },
+  'no-refresh': { type: 'boolean', description: 'do not run `systemd-sysext refresh` / `systemd-confext refresh`' },
+};
+
+/** Whether to refresh systemd-sysext: as asked, else `dflt` (when `--root` is `/`). */
+function wantRefresh(ctx: Context, v: Values, dflt = ctx.root === '/'): boolean {
+  if (v['no-refresh']) return false;
+  if (v.refresh) return true;
+  return dflt;
+}
+
+/** Host options of deploy and undeploy: warnings accepted with --force before pass again. */
+function memberChange(ctx: Context, v: Values, plugins: Plugin[]): HostCallOptions {
+  return { force: ctx.opts.force, keepAcceptedWarnings: true, wait: ctx.opts.wait, refresh: wantRefresh(ctx, v), plugins, signal: ctx.signal };
+}
+
+/** An apply result as `--json` prints it. */
+function applyJson(a: ApplyResult): Record<string, unknown> {
+  return {
+    set: a.set.commit,
+    checkout: a.checkout,
+    binding: a.binding,
+    excluded: a.excluded,
+    ...(a.merged ? { merged: a.merged } : {}),
+    ...(a.mergedConfexts ? { mergedConfexts: a.mergedConfexts } : {}),
+  };
+}
+
+/** Prints a set change of the host API (refusals with their votes) and returns its `--json` part. */
+async function changeSet(ctx: Context, run: () => Promise<SetChange>): Promise<{ set: SetRecord; votes: VoteReport | null; applied: Record<string, unknown> }> {
+  const change = await run().catch((e: unknown) => {
+    const r = (e as { report?: VoteReport }).report;
+    if (r) {
+      ctx.out.info('plugins refused the set:');
+      printVotes(ctx, r);
+    }
+    throw e;
+  });
+  const { set: record, votes: report, applied } = change;
+  for (const w of change.acceptedBefore) ctx.out.info(`accepted with --force before, still accepted: ${w.plugin}: ${w.message}`);
+  ctx.out.info(
+    `set ${short(record.commit)} for ${record.osname}: ${record.order.join(', ') || '(empty)'}${change.committed ? '' : change.completed ? ' (already committed; now applied)' : ' (unchanged)'}`,
+  );
+  if (report) printVotes(ctx, report);
+  ctx.out.info(`applied: ${ctx.root}/run/extensions -> ${applied.checkout}/staged${applied.merged ? ` (merged: ${applied.merged.join(', ') || 'none'})` : ''}`);
+  return { set: record, votes: report, applied: applyJson(applied) };
+}
 
 export const SET_COMMANDS: Command[] = [
   {
@@ -61,7 +112,7 @@ export const SET_COMMANDS: Command[] = [
     args: [0, 1],
     async run(ctx, v, [to]) {
       const host = await ctx.host();
-      const id = to === undefined ? undefined : await setByPrefix(await ctx.store(), await ctx.osname(), to);
+      const id = to === undefined ? undefined : await setByPrefix(await ctx.repo(), await ctx.osname(), to);
       const { set, applied, committed } = await host.rollback(id, { wait: ctx.opts.wait, refresh: wantRefresh(ctx, v), signal: ctx.signal });
       ctx.out.info(
         `${committed ? 'rolled back' : 'already rolled back'} the set of ${set.osname}: ${set.order.join(', ') || '(empty)'} (set commit ${short(set.commit)})`,
