@@ -33,7 +33,9 @@ export type { OstreeErrorCode, OstreeErrorDetails } from './binding/errors.js';
 export { ExtensionError, isExtensionError, MAX_RELEASE_BYTES } from './extension/errors.js';
 export type { ExtensionErrorCode, KnownExtensionErrorCode, ExtensionErrorOptions, ExtensionErrorProblem } from './extension/errors.js';
 
-export { Repo, Transaction, DevInoCache, variant, SYNC_READ_LIMIT } from './binding/repo.js';
+export { Repo, Transaction, DevInoCache, variant } from './binding/repo.js';
+export { SYNC_READ_LIMIT } from './binding/read.js';
+export type { Commit, CommitEntry, QueryOp, QueryResult, QueryRequest } from './binding/read.js';
 export type {
   RepoMode,
   CallOptions,
@@ -41,17 +43,12 @@ export type {
   CreateOptions,
   MetadataValue,
   TypedVariant,
-  Commit,
-  CommitEntry,
   CommitOptions,
   CheckoutOptions,
   TransactionStats,
   PruneResult,
   FsckProblem,
   FsckResult,
-  QueryOp,
-  QueryResult,
-  QueryRequest,
 } from './binding/repo.js';
 export type {
   RemoteConfig,

@@ -14,6 +14,8 @@ import type { NativeCancellable, NativeRepo } from './native-contract.js';
 export interface RepoAccess {
   readonly native: NativeRepo;
   readonly path: string;
+  /** Runs a read through the handle's read limiter (a few in flight at once). */
+  read<T>(run: () => Promise<T>): Promise<T>;
   write<T>(operation: string, signal: AbortSignal | undefined, run: (c: NativeCancellable | undefined) => Promise<T>): Promise<T>;
 }
 

@@ -7,20 +7,9 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { availableParallelism } from 'node:os';
 import { rename, rm } from 'node:fs/promises';
 import { basename, dirname, join, resolve as resolvePath } from 'node:path';
-import type {
-  NativeCancellable,
-  NativeCheckoutOptions,
-  NativeDevInoCache,
-  NativeEntry,
-  NativeCommit,
-  NativeQueryOp,
-  NativeQueryResult,
-  NativeRepo,
-  NativeWriteCommitOptions,
-} from './native-contract.js';
+import type { NativeCancellable, NativeCheckoutOptions, NativeDevInoCache, NativeRepo, NativeWriteCommitOptions } from './native-contract.js';
 import * as is from './args.js';
 import { ArgumentError, OstreeError } from './errors.js';
 import { native } from './native.js';
@@ -29,6 +18,7 @@ import { pullMethods, type PullMethods } from './pull.js';
 import { remoteMethods, type RemoteMethods } from './remote.js';
 import { REPO_ACCESS, type RepoAccess } from './repo-access.js';
 import { publishMethods, type PublishMethods } from './sign.js';
+import { readMethods, type ReadMethods } from './read.js';
 import { scanArchive } from './tar-scan.js';
 
 /** Storage modes of a repository (see ostree-repo-config(5)). */
@@ -71,47 +61,6 @@ export interface TypedVariant {
  */
 export function variant(type: TypedVariant['$variant'], value: MetadataValue): TypedVariant {
   return { $variant: type, value };
-}
-
-/** A commit as loaded from the repository. */
-export interface Commit {
-  /** The commit checksum. */
-  checksum: string;
-  subject: string;
-  body: string;
-  /** Commit time (seconds precision). */
-  timestamp: Date;
-  /** Parent commit checksum, or null for a root commit. */
-  parent: string | null;
-  /** The `version` metadata key, if set. */
-  version: string | null;
-  /** Checksum of the root tree contents. */
-  contentChecksum: string | null;
-  /** The commit metadata (a{sv}) as plain values. */
-  metadata: Record<string, unknown>;
-  /** Detached metadata (signatures live here), or null. */
-  detachedMetadata: Record<string, unknown> | null;
-  /** True when not all objects of the commit are present (shallow or interrupted pull). */
-  partial: boolean;
-}
-
-/** An entry inside a commit's tree. */
-export interface CommitEntry {
-  /** Base name. */
-  name: string;
-  /** Absolute path inside the commit (`/usr/lib/os-release`). */
-  path: string;
-  type: 'file' | 'dir' | 'symlink' | 'special';
-  /** st_mode, type bits included. */
-  mode: number;
-  uid: number;
-  gid: number;
-  /** Size in bytes (files), 0 otherwise. */
-  size: number;
-  /** Symlink target (symlinks only). */
-  target?: string;
-  /** Content object checksum (files, symlinks) or dirtree checksum (directories). */
-  checksum?: string;
 }
 
 /** Options for {@link Repo.commit} and {@link Transaction.commit}. */
@@ -207,27 +156,6 @@ export interface FsckResult {
   corrupt: FsckProblem[];
 }
 
-/** One read in a {@link Repo.query} batch. */
-export type QueryOp =
-  | { op: 'stat'; path: string; optional?: boolean }
-  | { op: 'list'; path: string; optional?: boolean }
-  | { op: 'readlink'; path: string; optional?: boolean }
-  | { op: 'read'; path: string; optional?: boolean; maxBytes?: number }
-  | { op: 'commit' };
-
-/**
- * Result of a {@link QueryOp}, by op: stat → entry, list → entries, read → Buffer, readlink →
- * string, commit → {@link Commit}; null when optional and missing.
- */
-export type QueryResult = CommitEntry | CommitEntry[] | Buffer | string | Commit | null;
-
-/** One commit's reads in a {@link Repo.queryMany} batch. */
-export interface QueryRequest {
-  /** Ref or checksum. */
-  rev: string;
-  ops: QueryOp[];
-}
-
 /**
  * A cache mapping (device, inode) to object checksums: pass the same cache to a hardlink
  * {@link Repo.checkout} and to the {@link Repo.commit} of the result, and unchanged files are
@@ -241,15 +169,6 @@ export class DevInoCache {
     this.native = new (native().DevInoCache)();
   }
 }
-
-function toEntry(e: NativeEntry): CommitEntry {
-  return e;
-}
-
-const MAX_HISTORY = 1_000_000;
-
-/** The largest file the synchronous read path reads (1 MiB); bigger files take the async path. */
-export const SYNC_READ_LIMIT = 1 << 20;
 
 /** Runs a synchronous native call, naming the operation in its error as the async path does. */
 function syncCall<T>(operation: string, fn: () => T): T {
@@ -322,6 +241,7 @@ export class Repo {
   readonly #writes = new SerialQueue();
   readonly #tx = new AsyncLocalStorage<Transaction>();
   readonly #path: string;
+  #access: RepoAccess | undefined;
 
   /** @internal */
   constructor(handle: NativeRepo, path?: string) {
@@ -457,26 +377,6 @@ export class Repo {
     await this.setRef(ref, null, opts);
   }
 
-  /** Loads one commit (by ref or checksum), with its metadata and detached metadata. */
-  async loadCommit(rev: string, opts: CallOptions = {}): Promise<Commit> {
-    is.rev('rev', rev);
-    // Through the handle's cache of checked commits (as loadCommitSync): a commit read before
-    // costs a stat, not a load and a hash.
-    const r = await this.#reads.run(() => cancellable(`load commit ${rev}`, is.signal(opts.signal), (c) => this._native.query(rev, COMMIT_OP, c)));
-    return toCommit(r.results[0] as NativeCommit);
-  }
-
-  /**
-   * The history of `rev`, newest first, following parents while they are present locally.
-   * `truncated` is true when an older parent is missing (a shallow pull).
-   */
-  async log(rev: string, opts: CallOptions & { maxCount?: number } = {}): Promise<{ commits: Commit[]; truncated: boolean }> {
-    is.rev('rev', rev);
-    const max = is.optInteger('maxCount', opts.maxCount, 1, MAX_HISTORY) ?? MAX_HISTORY;
-    const r = await cancellable(`log ${rev}`, is.signal(opts.signal), (c) => this._native.loadCommits(rev, max, c));
-    return { commits: r.commits.map(toCommit), truncated: r.truncated };
-  }
-
   /** Writes (or with null, removes) a commit's detached metadata. */
   async writeDetachedMetadata(checksum: string, metadata: Record<string, MetadataValue> | null, opts: CallOptions = {}): Promise<void> {
     is.checksum('checksum', checksum);
@@ -485,101 +385,7 @@ export class Repo {
     await this.#write(`write detached metadata of ${checksum}`, opts.signal, (c) => this._native.writeDetachedMetadata(checksum, snapshot, c));
   }
 
-  /**
-   * Runs many reads inside one commit in one native call (one thread hop): the way to read
-   * lots of small things fast. Paths are absolute inside the commit.
-   * @example
-   * ```ts
-   * const { results } = await repo.query('ext/foo', [
-   *   { op: 'read', path: '/usr/lib/extension-release.d/extension-release.foo', optional: true },
-   *   { op: 'list', path: '/usr' },
-   * ]);
-   * ```
-   */
-  async query(rev: string, ops: QueryOp[], opts: CallOptions = {}): Promise<{ commit: string; results: QueryResult[] }> {
-    is.rev('rev', rev);
-    const clean = queryOps('ops', ops);
-    const r = await this.#reads.run(() => cancellable(`read in ${rev}`, is.signal(opts.signal), (c) => this._native.query(rev, clean, c)));
-    return withCommits(r, clean);
-  }
-
-  /**
-   * {@link Repo.query} for many commits at once: one native call (one thread hop) per chunk
-   * of requests instead of one per call, the chunks spread over the CPUs. The way to read
-   * something from every installed extension. Rejects if any request fails.
-   * @example
-   * ```ts
-   * const answers = await repo.queryMany(names.map((n) => ({
-   *   rev: `ext/${n}`,
-   *   ops: [{ op: 'commit' }, { op: 'read', path: `/usr/lib/extension-release.d/extension-release.${n}`, optional: true }],
-   * })));
-   * ```
-   */
-  async queryMany(requests: QueryRequest[], opts: CallOptions = {}): Promise<Array<{ commit: string; results: QueryResult[] }>> {
-    if (!Array.isArray(requests)) throw new ArgumentError('requests must be an array');
-    const clean = requests.map((r, i) => {
-      const o = is.options<QueryRequest>(`requests[${i}]`, r);
-      return { rev: is.rev(`requests[${i}].rev`, o.rev), ops: queryOps(`requests[${i}].ops`, o.ops) };
-    });
-    const signal = is.signal(opts.signal);
-    // Enough requests per chunk to amortise the hop (32 at least), enough chunks to use every
-    // core, and at most QUERY_CHUNK per chunk: each chunk's answers are converted on the event
-    // loop in one go, so a chunk of 500 commits and files held it for ~10 ms (bench/RESULTS.md).
-    const parallel = availableParallelism();
-    const size = Math.min(QUERY_CHUNK, Math.max(32, Math.ceil(clean.length / parallel)));
-    const parts: Array<typeof clean> = [];
-    for (let k = 0; k < clean.length; k += size) parts.push(clean.slice(k, k + size));
-    const answers: Array<Array<{ commit: string; results: NativeQueryResult[] }>> = new Array(parts.length);
-    let next = 0;
-    const lane = async (): Promise<void> => {
-      for (let k = next++; k < parts.length; k = next++) {
-        const part = parts[k]!;
-        try {
-          answers[k] = await cancellable(`read in ${part.length} commits`, signal, (c) => this._native.queryMany(part, c));
-        } catch (e) {
-          next = parts.length; // the call rejects: start no more chunks
-          throw e;
-        }
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(parallel, parts.length) }, lane));
-    return answers.flat().map((r, i) => withCommits(r, clean[i]!.ops));
-  }
-
-  /** Describes a path inside a commit; rejects with `NOT_FOUND` if absent. */
-  async stat(rev: string, path: string, opts: CallOptions = {}): Promise<CommitEntry> {
-    const { results } = await this.query(rev, [{ op: 'stat', path }], opts);
-    return toEntry(results[0] as NativeEntry);
-  }
-
-  /** Lists a directory inside a commit. */
-  async listDir(rev: string, path: string, opts: CallOptions = {}): Promise<CommitEntry[]> {
-    const { results } = await this.query(rev, [{ op: 'list', path }], opts);
-    return (results[0] as NativeEntry[]).map(toEntry);
-  }
-
-  /** Reads a regular file inside a commit; `maxBytes` refuses larger files with `TOO_LARGE`. */
-  async readFile(rev: string, path: string, opts: CallOptions & { maxBytes?: number } = {}): Promise<Buffer> {
-    is.rev('rev', rev);
-    const o = is.options<{ maxBytes?: number; signal?: AbortSignal }>('options', opts);
-    const ops = readOp(path, is.optInteger('maxBytes', o.maxBytes, 1, 2 ** 40));
-    const r = await this.#reads.run(() => cancellable(`read in ${rev}`, is.signal(o.signal), (c) => this._native.query(rev, ops, c)));
-    return r.results[0] as Buffer;
-  }
-
-  /** Reads a symbolic link's target inside a commit. */
-  async readLink(rev: string, path: string, opts: CallOptions = {}): Promise<string> {
-    const { results } = await this.query(rev, [{ op: 'readlink', path }], opts);
-    return results[0] as string;
-  }
-
-  // ---- the synchronous path: microsecond reads on the calling thread ----
-  //
-  // The better-sqlite3 / fs.statSync lesson: a thread hop costs more than a cached read. These
-  // run libostree on the calling thread, with no hop, and the handle keeps the directories it
-  // has read (validated once). Use them for small metadata reads in loops; use the async
-  // methods for anything that can take milliseconds (big files, whole trees, locks, networks).
-  // File reads here are bounded ({@link SYNC_READ_LIMIT} unless a smaller `maxBytes` is given).
+  // The synchronous read path (…Sync methods) is lib/binding/read.ts; resolveSync is here, beside resolve.
 
   /**
    * {@link Repo.resolve} on the calling thread.
@@ -594,84 +400,6 @@ export class Repo {
     is.rev('rev', rev);
     const allow = is.bool('allowMissing', is.options<{ allowMissing?: boolean }>('options', opts).allowMissing, false);
     return syncCall(`resolve ${rev}`, () => this._native.resolveRevSync(rev, allow));
-  }
-
-  /**
-   * {@link Repo.query} on the calling thread; `read` ops are bounded by {@link SYNC_READ_LIMIT}.
-   * @example
-   * ```ts
-   * const { results: [commit, release] } = repo.querySync('ostree-sysext/ext/htop', [
-   *   { op: 'commit' },
-   *   { op: 'read', path: '/usr/lib/extension-release.d/extension-release.htop', optional: true },
-   * ]);
-   * ```
-   */
-  querySync(rev: string, ops: QueryOp[]): { commit: string; results: QueryResult[] } {
-    is.rev('rev', rev);
-    const clean = queryOps('ops', ops).map((op) => (op.op === 'read' ? { ...op, maxBytes: Math.min(op.maxBytes ?? SYNC_READ_LIMIT, SYNC_READ_LIMIT) } : op));
-    return withCommits(
-      syncCall(`read in ${rev}`, () => this._native.querySync(rev, clean)),
-      clean,
-    );
-  }
-
-  /**
-   * {@link Repo.loadCommit} on the calling thread.
-   * @example
-   * ```ts
-   * const { subject, metadata } = repo.loadCommitSync(checksum);
-   * ```
-   */
-  loadCommitSync(rev: string): Commit {
-    is.rev('rev', rev);
-    return toCommit(syncCall(`read in ${rev}`, () => this._native.querySync(rev, COMMIT_OP)).results[0] as NativeCommit);
-  }
-
-  /**
-   * {@link Repo.stat} on the calling thread.
-   * @example
-   * ```ts
-   * const e = repo.statSync(commit, '/usr/bin/htop'); // { type: 'file', mode, size, … }
-   * ```
-   */
-  statSync(rev: string, path: string): CommitEntry {
-    return toEntry(this.querySync(rev, [{ op: 'stat', path }]).results[0] as NativeEntry);
-  }
-
-  /**
-   * {@link Repo.listDir} on the calling thread.
-   * @example
-   * ```ts
-   * const names = repo.listDirSync(commit, '/usr/bin').map((e) => e.name);
-   * ```
-   */
-  listDirSync(rev: string, path: string): CommitEntry[] {
-    return (this.querySync(rev, [{ op: 'list', path }]).results[0] as NativeEntry[]).map(toEntry);
-  }
-
-  /**
-   * {@link Repo.readFile} on the calling thread, for files up to {@link SYNC_READ_LIMIT} bytes
-   * (a larger one is refused with `TOO_LARGE`: read it with the async `readFile`).
-   * @example
-   * ```ts
-   * const text = repo.readFileSync(commit, '/usr/lib/os-release').toString();
-   * ```
-   */
-  readFileSync(rev: string, path: string, opts: { maxBytes?: number } = {}): Buffer {
-    is.rev('rev', rev);
-    const maxBytes = is.optInteger('maxBytes', is.options<{ maxBytes?: number }>('options', opts).maxBytes, 1, SYNC_READ_LIMIT) ?? SYNC_READ_LIMIT;
-    return syncCall(`read in ${rev}`, () => this._native.querySync(rev, readOp(path, maxBytes))).results[0] as Buffer;
-  }
-
-  /**
-   * {@link Repo.readLink} on the calling thread.
-   * @example
-   * ```ts
-   * const target = repo.readLinkSync(commit, '/usr/lib/libfoo.so');
-   * ```
-   */
-  readLinkSync(rev: string, path: string): string {
-    return this.querySync(rev, [{ op: 'readlink', path }]).results[0] as string;
   }
 
   /**
@@ -839,17 +567,22 @@ export class Repo {
     return this.#writes.run(() => cancellable(operation, s, run));
   }
 
-  /** @internal What lib/binding/remote.ts, pull.ts and sign.ts use: handle, path, write queue. */
+  /** @internal What the topic modules (read.ts, remote.ts, pull.ts, sign.ts) use: handle, path, read limiter, write queue. */
   get [REPO_ACCESS](): RepoAccess {
-    return { native: this._native, path: this.#path, write: (op, signal, run) => this.#write(op, signal, run) };
+    return (this.#access ??= {
+      native: this._native,
+      path: this.#path,
+      read: (run) => this.#reads.run(run),
+      write: (op, signal, run) => this.#write(op, signal, run),
+    });
   }
 }
 
 // The topic modules' methods, on the prototype (as sharp attaches its topic modules): the
 // interfaces below give them their types and documentation, repoMethods their `this`.
 // eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging -- the class gets these members from Object.assign below
-export interface Repo extends RemoteMethods, PullMethods, PublishMethods {}
-Object.assign(Repo.prototype, remoteMethods, pullMethods, publishMethods);
+export interface Repo extends ReadMethods, RemoteMethods, PullMethods, PublishMethods {}
+Object.assign(Repo.prototype, readMethods, remoteMethods, pullMethods, publishMethods);
 
 /** Checks every commit option (no I/O) and builds the native options; refs are resolved later. */
 function commitArgs(opts: CommitOptions): { n: NativeWriteCommitOptions; ref?: string; parent?: string | null; fromCommit?: string; signal?: AbortSignal } {
@@ -897,45 +630,4 @@ function nested(operation = 'a transaction'): Error {
     `cannot start ${operation} inside a transaction callback on the same handle (it would wait for itself); use the Transaction object's methods`,
     { domain: 'ostree-sysext-binding-error', gerrorCode: 2, code: 'TRANSACTION_IN_PROGRESS' },
   );
-}
-
-/** Most requests {@link Repo.queryMany} sends in one native call (one thread hop). */
-const QUERY_CHUNK = 128;
-
-/** The one op of a commit load (shared: native code only reads it). */
-const COMMIT_OP: NativeQueryOp[] = [{ op: 'commit' }];
-
-/** readFile's one op, checked and in the native shape (what {@link queryOps} builds from it). */
-function readOp(path: string, maxBytes: number | undefined): NativeQueryOp[] {
-  return [{ op: 'read', path: is.treePath('path', path), optional: false, ...(maxBytes === undefined ? {} : { maxBytes }) }];
-}
-
-/** Checks query ops and copies them into the native shape. */
-function queryOps(name: string, ops: unknown): NativeQueryOp[] {
-  if (!Array.isArray(ops)) throw new ArgumentError(`${name} must be an array`);
-  return ops.map((op, i) => {
-    const o = is.options<{ op: string; path: string; optional?: boolean }>(`${name}[${i}]`, op);
-    const kind = is.oneOf(`${name}[${i}].op`, o.op, ['stat', 'list', 'read', 'readlink', 'commit'] as const);
-    if (kind === 'commit') return { op: 'commit' };
-    const path = is.treePath(`${name}[${i}].path`, o.path);
-    const optional = is.bool(`${name}[${i}].optional`, o.optional, false);
-    if (kind === 'read') {
-      const maxBytes = is.optInteger(`${name}[${i}].maxBytes`, (o as { maxBytes?: number }).maxBytes, 1, 2 ** 40);
-      return { op: kind, path, optional, ...(maxBytes === undefined ? {} : { maxBytes }) };
-    }
-    return { op: kind, path, optional };
-  });
-}
-
-/** A native query answer with its `commit` op results converted to {@link Commit}s. */
-function withCommits(r: { commit: string; results: NativeQueryResult[] }, ops: NativeQueryOp[]): { commit: string; results: QueryResult[] } {
-  const results = r.results.map((v, i) => (ops[i]!.op === 'commit' ? toCommit(v as NativeCommit) : v)) as QueryResult[];
-  return { commit: r.commit, results };
-}
-
-function toCommit(row: NativeCommit): Commit {
-  const [checksum, subject, body, timestamp, parent, version, contentChecksum, metadata, d, partial] = row;
-  // libostree "removes" detached metadata by writing an empty file, which reads back as {}.
-  const detachedMetadata = d && Object.keys(d).length > 0 ? d : null;
-  return { checksum, subject, body, timestamp: new Date(timestamp * 1000), parent, version, contentChecksum, metadata, detachedMetadata, partial };
 }

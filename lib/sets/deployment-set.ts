@@ -18,7 +18,8 @@ import { fileConflictPlugin, overlayView } from './overlay.js';
 import { loadPluginDirectory, releaseCompatibilityPlugin, runDeployFinish, runVote } from './plugins.js';
 import { type Plugin, type SetMember, type VoteReport } from './plugin.js';
 import { parseRelease, releaseFilePath } from '../extension/release.js';
-import type { CallOptions, Commit, Repo } from '../binding/repo.js';
+import type { CallOptions, Repo } from '../binding/repo.js';
+import type { Commit } from '../binding/read.js';
 import { META_SET_EXTENSIONS } from '../extension/store.js';
 
 /** Metadata key of a set commit naming its base. */

@@ -4,7 +4,8 @@
  * @module
  */
 import { isOstreeError } from '../binding/errors.js';
-import type { Repo, CommitEntry } from '../binding/repo.js';
+import type { Repo } from '../binding/repo.js';
+import type { CommitEntry } from '../binding/read.js';
 import { TreeView } from './view.js';
 import { plainEntry, type TreeEntry, type TreeReader } from './reader.js';
 
