@@ -203,6 +203,23 @@ int OpenDirNoFollow(int dfd, const char* name, bool pathOnly) {
   return openat(dfd, name, (pathOnly ? O_PATH : O_RDONLY) | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 }
 
+// Creates the new directory `dest` (0700 until its metadata is applied; it must not exist)
+// relative to its parent's fd and opens it without following a symlink: the fd everything
+// below is created under. -1 with `err` set on failure.
+int MakeDestination(const std::string& dest, GError** err) {
+  g_autofree char* dir = g_path_get_dirname(dest.c_str());
+  g_autofree char* base = g_path_get_basename(dest.c_str());
+  int pfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (pfd < 0) {
+    SetErrno(err, dir);
+    return -1;
+  }
+  int fd = mkdirat(pfd, base, 0700) < 0 ? -1 : OpenDirNoFollow(pfd, base, false);
+  if (fd < 0) SetErrno(err, dest);
+  close(pfd);
+  return fd;
+}
+
 bool ReadFdXattrs(int fd, Xattrs& out, GError** err, const std::string& what) {
   out.clear();
   ssize_t n = flistxattr(fd, nullptr, 0);
@@ -1656,17 +1673,8 @@ class Overlay : public Napi::ObjectWrap<Overlay> {
                 [dest, cmode, st](OverlayEngine& e, GCancellable* c, GError** err) {
                   MView root;
                   if (!e.Root(&root, err)) return false;
-                  g_autofree char* dir = g_path_get_dirname(dest.c_str());
-                  g_autofree char* base = g_path_get_basename(dest.c_str());
-                  int pfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-                  if (pfd < 0) return SetErrno(err, dir);
-                  if (mkdirat(pfd, base, 0700) < 0) {
-                    close(pfd);
-                    return SetErrno(err, dest);
-                  }
-                  int fd = OpenDirNoFollow(pfd, base, false);
-                  close(pfd);
-                  if (fd < 0) return SetErrno(err, dest);
+                  int fd = MakeDestination(dest, err);
+                  if (fd < 0) return false;
                   e.rootOut = fd;
                   std::map<std::pair<dev_t, ino_t>, std::string> links;
                   LRef& top = root.stack[0];
@@ -1709,17 +1717,8 @@ class Overlay : public Napi::ObjectWrap<Overlay> {
                     ~Release() { e.prevalidated = nullptr; }
                   } release{e};
                   e.prevalidated = &seen;
-                  g_autofree char* dir = g_path_get_dirname(dest.c_str());
-                  g_autofree char* base = g_path_get_basename(dest.c_str());
-                  int pfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-                  if (pfd < 0) return SetErrno(err, dir);
-                  if (mkdirat(pfd, base, 0700) < 0) {
-                    close(pfd);
-                    return SetErrno(err, dest);
-                  }
-                  int fd = OpenDirNoFollow(pfd, base, false);
-                  close(pfd);
-                  if (fd < 0) return SetErrno(err, dest);
+                  int fd = MakeDestination(dest, err);
+                  if (fd < 0) return false;
                   e.rootOut = fd;
                   bool ok = e.LinkTree(l, l.root, "", fd, user, requireLinks, *st, c, err, 0) && e.DirMeta(l, l.root, err);
                   if (ok && !user && fchown(fd, l.root.uid, l.root.gid) < 0) ok = SetErrno(err, dest);
