@@ -99,7 +99,8 @@ export type { VerifyExtensionsOptions, VerifyExtensionsResult, ExtensionVerifica
 export { baseFromDirectory, baseFromCommit, baseFromDeployment } from './extension/base.js';
 export type { Base, BaseSource } from './extension/base.js';
 
-export { ExtensionStore, META_SET_EXTENSIONS } from './extension/store.js';
+export { ExtensionStore } from './extension/store.js';
+export { META_SET_EXTENSIONS, META_SET_BASE, META_SET_VOTES, META_SET_ROLLBACK_OF, setExtensions } from './extension/set-format.js';
 export type { ExtensionOrigin, ExtensionState, InstalledExtension, InstallOptions, UpgradeOutcome } from './extension/store.js';
 export { directoryBuilder, archiveBuilder, remoteBuilder, directoryFingerprint, fileSha256 } from './extension/builders.js';
 export type { Builder, BuilderContext, BuildOutput, BuildRequest, UpdateCheck, UpdateStatus } from './extension/builders.js';
@@ -126,7 +127,7 @@ export { TreeView } from './tree/view.js';
 export { HIERARCHIES } from './extension/hierarchies.js';
 export type { OverlayConflict, OverlayConflictKind, OverlayExtension, OverlayMember, OverlayOptions, SkippedHierarchy, FileConflict } from './sets/overlay.js';
 export type { OverlayEntry, OverlayWriteStats } from './tree/view.js';
-export { DeploymentSet, SetRefusedError, META_SET_BASE, META_SET_VOTES, META_SET_ROLLBACK_OF, BASE_PLUGIN_DIR } from './sets/deployment-set.js';
+export { DeploymentSet, SetRefusedError, BASE_PLUGIN_DIR } from './sets/deployment-set.js';
 export type { DeploymentSetOptions, SetCommitResult, SetRecord } from './sets/deployment-set.js';
 export { mergeOffline, mergedHierarchies } from './sets/merge.js';
 export type { MergeExtension, MergeOptions, MergeResult, SkippedExtension } from './sets/merge.js';

@@ -12,6 +12,7 @@ import { unrepresentable } from '../tree/view.js';
 import { checkCompatibility, type CompatibilityOptions, type CompatibilityReason } from './compat.js';
 import { ExtensionError, MAX_RELEASE_BYTES } from './errors.js';
 import { isOstreeError } from '../binding/errors.js';
+import { setExtensions } from './set-format.js';
 import { EXTENSION_REF_PREFIX, extensionRef, KEEP_REF_PREFIX, keepRef, nameFromExtensionRef, originSection, SET_REF_PREFIX, setRef } from './refs.js';
 import { parseRelease, releaseFilePath } from './release.js';
 import type { PullProgress } from '../binding/pull.js';
@@ -97,8 +98,6 @@ const META_NAME = 'ostree-sysext.name';
 const META_KIND = 'ostree-sysext.kind';
 const META_ORIGIN = 'ostree-sysext.origin';
 const META_SIZE = 'ostree-sysext.size';
-/** Metadata key of a set commit mapping each extension name to its commit. */
-export const META_SET_EXTENSIONS = 'ostree-sysext.extensions';
 /**
  * True for a ref whose last component is a libglnx temporary name (`tmp.` and six letters or
  * digits): killed between the link and the rename of an atomic ref replace, libostree leaves
@@ -532,9 +531,7 @@ export class ExtensionStore {
     const out = new Map<string, Record<string, string>>();
     for (const [ref, commit] of Object.entries(refs)) {
       const osname = ref.slice(SET_REF_PREFIX.length + 1);
-      const c = await this.repo.loadCommit(commit);
-      const exts = c.metadata[META_SET_EXTENSIONS];
-      if (exts && typeof exts === 'object') out.set(osname, exts as Record<string, string>);
+      out.set(osname, setExtensions((await this.repo.loadCommit(commit)).metadata));
     }
     return out;
   }
@@ -587,11 +584,7 @@ export class ExtensionStore {
     const sets = await this.repo.listRefs({ prefix: SET_REF_PREFIX, remotes: false, ...(signal ? { signal } : {}) });
     for (const head of Object.values(sets)) {
       const { commits } = await this.repo.log(head, { maxCount: MAX_SET_HISTORY, ...(signal ? { signal } : {}) });
-      for (const c of commits) {
-        const exts = c.metadata[META_SET_EXTENSIONS];
-        if (!exts || typeof exts !== 'object') continue;
-        for (const v of Object.values(exts as Record<string, unknown>)) if (typeof v === 'string' && is.isChecksum(v)) named.add(v);
-      }
+      for (const c of commits) for (const v of Object.values(setExtensions(c.metadata))) if (is.isChecksum(v)) named.add(v);
     }
     const existing = await this.repo.listRefs({ prefix: KEEP_REF_PREFIX, remotes: false, ...(signal ? { signal } : {}) });
     const add: string[] = [];

@@ -20,14 +20,8 @@ import { type Plugin, type SetMember, type VoteReport } from './plugin.js';
 import { parseRelease, releaseFilePath } from '../extension/release.js';
 import type { CallOptions, Repo } from '../binding/repo.js';
 import type { Commit } from '../binding/read.js';
-import { META_SET_EXTENSIONS } from '../extension/store.js';
+import { META_SET_BASE, META_SET_EXTENSIONS, META_SET_ROLLBACK_OF, META_SET_VOTES, setExtensions } from '../extension/set-format.js';
 
-/** Metadata key of a set commit naming its base. */
-export const META_SET_BASE = 'ostree-sysext.base';
-/** Metadata key of a set commit with the vote report (JSON). */
-export const META_SET_VOTES = 'ostree-sysext.votes';
-/** Metadata key of a rollback commit naming the set it restores. */
-export const META_SET_ROLLBACK_OF = 'ostree-sysext.rollback-of';
 /** Where a base keeps its plugins, relative to its root. */
 export const BASE_PLUGIN_DIR = 'usr/lib/ostree-sysext/plugins';
 
@@ -94,7 +88,7 @@ export class SetRefusedError extends ExtensionError {
 }
 
 function recordFrom(osname: string, c: Commit): SetRecord {
-  const exts = (c.metadata[META_SET_EXTENSIONS] ?? {}) as Record<string, string>;
+  const exts = setExtensions(c.metadata);
   let votes: VoteReport | null = null;
   try {
     const raw = c.metadata[META_SET_VOTES];
@@ -106,7 +100,7 @@ function recordFrom(osname: string, c: Commit): SetRecord {
     commit: c.checksum,
     osname,
     base: String(c.metadata[META_SET_BASE] ?? ''),
-    extensions: { ...exts },
+    extensions: exts,
     order: sortExtensionNames(Object.keys(exts)),
     timestamp: c.timestamp,
     subject: c.subject,

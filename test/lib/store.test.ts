@@ -8,6 +8,8 @@ import { baseFromDirectory } from '../../lib/extension/base.js';
 import { ExtensionError } from '../../lib/extension/errors.js';
 import { escapeRefComponent, extensionRef, nameFromExtensionRef, setRef, unescapeRefComponent } from '../../lib/extension/refs.js';
 import type { Builder } from '../../lib/extension/builders.js';
+import { setExtensions } from '../../lib/extension/set-format.js';
+import { DeploymentSet } from '../../lib/sets/deployment-set.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const root = tempDir('store-test-');
@@ -209,6 +211,26 @@ describe('ExtensionStore', () => {
     expect(repo.config()['ostree-sysext-origin "gone"']).toBeUndefined();
     expect((await repo.fsck()).ok).toBe(true);
     expect((await rejection(store.remove('gone'))).code).toBe('NOT_INSTALLED');
+  });
+
+  it('reads a set commit the same way in the store and in DeploymentSet, leaving out entries that are no commit names', async () => {
+    const info = await store.installFromDirectory(sysextTree('kept', { ID: 'debian' }));
+    const setTree = join(root, 'settree-malformed');
+    mkdirSync(setTree, { recursive: true });
+    // A set commit written by something else: besides one real member, values of other types.
+    const metadata = { 'ostree-sysext.extensions': { kept: info.commit, count: 3, nested: { a: 'b' }, flag: true, junk: 'not-a-checksum' } };
+    await repo.setRef(setRef('odd'), await repo.commit({ tree: setTree, metadata }));
+    expect(setExtensions((await repo.loadCommit(setRef('odd'))).metadata)).toEqual({ kept: info.commit, junk: 'not-a-checksum' });
+    const record = (await DeploymentSet.current(repo, 'odd'))!;
+    expect(record.extensions).toEqual({ kept: info.commit, junk: 'not-a-checksum' });
+    expect(record.order).toEqual(['junk', 'kept']);
+    expect((await store.get('kept')).activeIn).toEqual(['odd']);
+    // Only the real commit gets a keep ref; the string that is no checksum is skipped.
+    expect(await store.keepSetExtensions()).toMatchObject({ kept: 1, added: 1 });
+    // A value that is no name-to-commit map names nothing.
+    await repo.setRef(setRef('odd'), await repo.commit({ tree: setTree, metadata: { 'ostree-sysext.extensions': ['kept'] } }));
+    expect((await DeploymentSet.current(repo, 'odd'))!.extensions).toEqual({});
+    expect((await store.get('kept')).activeIn).toEqual([]);
   });
 
   it('upgrades through builders: available, none, warn (needs force), veto', async () => {
