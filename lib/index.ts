@@ -71,9 +71,6 @@ export {
   checkCompatibility,
   compareVersions,
   sortExtensionNames,
-  detectSystemd,
-  detectSystemdVersion,
-  parseSystemdVersion,
   systemdRules,
   systemdArchitecture,
   nodeArchToSystemd,
@@ -84,11 +81,12 @@ export type {
   CompatibilityOptions,
   CompatibilityReason,
   CompatibilityResult,
-  DetectSystemdVersionOptions,
   ExtensionKind,
   ExtensionScope,
   SystemdInfo,
 } from './extension/compat.js';
+export { detectSystemd, detectSystemdVersion, parseSystemdVersion } from './extension/systemd-detect.js';
+export type { DetectSystemdVersionOptions } from './extension/systemd-detect.js';
 export { validateExtension, assertValidExtension, findOsRelease, isValidExtensionName, extensionNameProblem } from './extension/validate.js';
 export { directoryReader } from './tree/directory.js';
 export type { ValidationCode, ValidationProblem, ValidationResult, ValidateExtensionOptions, OsReleaseFile } from './extension/validate.js';

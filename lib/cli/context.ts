@@ -6,7 +6,8 @@
 import { existsSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { baseFromCommit, baseFromDeployment, baseFromDirectory, type Base } from '../extension/base.js';
-import { DEFAULT_SYSTEMD_VERSION, detectSystemd, systemdRules, type SystemdInfo } from '../extension/compat.js';
+import { DEFAULT_SYSTEMD_VERSION, systemdRules, type SystemdInfo } from '../extension/compat.js';
+import { detectSystemd } from '../extension/systemd-detect.js';
 import { isOstreeError } from '../binding/errors.js';
 import { Host } from '../host/host.js';
 import { Repo } from '../binding/repo.js';

@@ -22,7 +22,8 @@ import { lstat, readdir, readlink, rename, rm, rmdir, symlink } from 'node:fs/pr
 import { basename, dirname, join, relative, resolve } from 'node:path';
 import * as is from '../binding/args.js';
 import { baseFromDeployment } from '../extension/base.js';
-import { checkCompatibility, detectSystemd, systemdOption, type SystemdInfo } from '../extension/compat.js';
+import { checkCompatibility, systemdOption, type SystemdInfo } from '../extension/compat.js';
+import { detectSystemd } from '../extension/systemd-detect.js';
 import { DeploymentSet, type SetRecord } from './deployment-set.js';
 import { ExtensionError } from '../extension/errors.js';
 import { releaseFilePath } from '../extension/release.js';

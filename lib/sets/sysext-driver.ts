@@ -9,7 +9,8 @@
 import { existsSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import * as is from '../binding/args.js';
-import { detectSystemd, type SystemdInfo } from '../extension/compat.js';
+import { type SystemdInfo } from '../extension/compat.js';
+import { detectSystemd } from '../extension/systemd-detect.js';
 import { AbortError } from '../binding/errors.js';
 import { listImages, mergedExtensions, sysext, sysextEnvironment, SysextError, type SysextOptions } from './sysext.js';
 

@@ -6,7 +6,7 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readlinkSy
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { detectSystemd } from '../../lib/extension/compat.js';
+import { detectSystemd } from '../../lib/extension/systemd-detect.js';
 import { Repo } from '../../lib/binding/repo.js';
 import { Sysroot } from '../../lib/binding/sysroot.js';
 import { makeTestSysroot, makeTree, type TestSysroot } from '../helpers/fixtures.js';

@@ -2,14 +2,8 @@
 import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, expect, it } from 'vitest';
-import {
-  checkCompatibility,
-  detectSystemd,
-  sortExtensionNames,
-  systemdArchitecture,
-  type CompatibilityCode,
-  type SystemdInfo,
-} from '../../lib/extension/compat.js';
+import { checkCompatibility, sortExtensionNames, systemdArchitecture, type CompatibilityCode, type SystemdInfo } from '../../lib/extension/compat.js';
+import { detectSystemd } from '../../lib/extension/systemd-detect.js';
 import { parseRelease } from '../../lib/extension/release.js';
 import { findOsRelease, validateExtension } from '../../lib/extension/validate.js';
 import { directoryReader } from '../../lib/tree/directory.js';

@@ -6,7 +6,8 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, expect, it } from 'vitest';
-import { detectSystemd, systemdRules, type SystemdInfo } from '../../lib/extension/compat.js';
+import { systemdRules, type SystemdInfo } from '../../lib/extension/compat.js';
+import { detectSystemd } from '../../lib/extension/systemd-detect.js';
 import { CommandDriver, sysextDriver, SysextDriverError, VarlinkDriver } from '../../lib/sets/sysext-driver.js';
 import { SysextError } from '../../lib/sets/sysext.js';
 import { describeAsRoot } from '../helpers/root.js';

@@ -8,16 +8,14 @@ import {
   DEFAULT_SYSTEMD_VERSION,
   checkCompatibility,
   compareVersions,
-  detectSystemd,
-  detectSystemdVersion,
   nodeArchToSystemd,
-  parseSystemdVersion,
   sortExtensionNames,
   systemdArchitecture,
   systemdRules,
   type CompatibilityOptions,
   type CompatibilityResult,
 } from '../../lib/extension/compat.js';
+import { detectSystemd, detectSystemdVersion, parseSystemdVersion } from '../../lib/extension/systemd-detect.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const HOST = { ID: 'debian', VERSION_ID: '12' };
