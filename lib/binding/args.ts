@@ -126,13 +126,23 @@ export function rev(name: string, v: unknown): string {
   return s;
 }
 
-/** A path inside a commit, normalised to `/a/b`; refuses `..` and empty components. */
 /** PATH_MAX and NAME_MAX of Linux: no file system can hold a longer path or name. */
 export const PATH_MAX = 4096;
 export const NAME_MAX = 255;
 
+/**
+ * A path already in the form {@link treePath} returns, short enough to need no byte count: a
+ * UTF-16 unit is at most 3 UTF-8 bytes, so components of at most 85 units are within NAME_MAX
+ * and paths under 1,365 units within PATH_MAX. No empty, `.` or `..` component.
+ */
+const CANONICAL_SHORT_PATH = /^(?:\/(?!\.\.?(?:\/|$))[^/]{1,85})+$/;
+const CANONICAL_SHORT_MAX = Math.floor((PATH_MAX - 1) / 3);
+
+/** A path inside a commit, normalised to `/a/b`; refuses `..` and components or paths longer than Linux allows. */
 export function treePath(name: string, v: unknown): string {
   const s = string(name, v);
+  // The common case (what callers pass is usually canonical already) without splitting.
+  if (s.length <= CANONICAL_SHORT_MAX && CANONICAL_SHORT_PATH.test(s)) return s;
   // Checked before splitting: a 200 KB path overflowed a worker's stack in libostree's
   // (recursive) path resolution.
   if (Buffer.byteLength(s) >= PATH_MAX) throw new ArgumentError(`${name} is longer than ${PATH_MAX - 1} bytes (PATH_MAX)`, 'ERR_INVALID_ARG_VALUE');

@@ -123,26 +123,30 @@ async function queryMany(a: RepoAccess, requests: QueryRequest[], opts: CallOpti
   const signal = is.signal(opts.signal);
   // Enough requests per chunk to amortise the hop (32 at least), enough chunks to use every
   // core, and at most QUERY_CHUNK per chunk: each chunk's answers are converted on the event
-  // loop in one go, so a chunk of 500 commits and files held it for ~10 ms (bench/RESULTS.md).
+  // loop in one go (a chunk of 500 commits and files held it for ~10 ms; 128 still did on a
+  // slower VM, at ~40-60 us per answer).
   const parallel = availableParallelism();
   const size = Math.min(QUERY_CHUNK, Math.max(32, Math.ceil(clean.length / parallel)));
   const parts: Array<typeof clean> = [];
   for (let k = 0; k < clean.length; k += size) parts.push(clean.slice(k, k + size));
-  const answers: Array<Array<{ commit: string; results: NativeQueryResult[] }>> = new Array(parts.length);
+  const answers: Array<Array<{ commit: string; results: QueryResult[] }>> = new Array(parts.length);
   let next = 0;
   const lane = async (): Promise<void> => {
     for (let k = next++; k < parts.length; k = next++) {
       const part = parts[k]!;
+      let got: Array<{ commit: string; results: NativeQueryResult[] }>;
       try {
-        answers[k] = await cancellable(`read in ${part.length} commits`, signal, (c) => a.native.queryMany(part, c));
+        got = await cancellable(`read in ${part.length} commits`, signal, (c) => a.native.queryMany(part, c));
       } catch (e) {
         next = parts.length; // the call rejects: start no more chunks
         throw e;
       }
+      // Each chunk's commits are converted as it arrives, so no tick converts them all at once.
+      answers[k] = got.map((r, j) => withCommits(r, part[j]!.ops));
     }
   };
   await Promise.all(Array.from({ length: Math.min(parallel, parts.length) }, lane));
-  return answers.flat().map((r, i) => withCommits(r, clean[i]!.ops));
+  return answers.flat();
 }
 
 async function stat(a: RepoAccess, rev: string, path: string, opts: CallOptions = {}): Promise<CommitEntry> {
@@ -340,7 +344,7 @@ export const readMethods = repoMethods<ReadMethods>({
 });
 
 /** Most requests {@link Repo.queryMany} sends in one native call (one thread hop). */
-const QUERY_CHUNK = 128;
+const QUERY_CHUNK = 64;
 
 /** The one op of a commit load (shared: native code only reads it). */
 const COMMIT_OP: NativeQueryOp[] = [{ op: 'commit' }];
