@@ -8,6 +8,7 @@
 #include "variant.h"
 
 #include <fcntl.h>
+#include <unistd.h>
 
 #include <optional>
 #include <string>
@@ -236,6 +237,50 @@ Napi::Value Repo::ListRefs(const Napi::CallbackInfo& info) {
 // libostree tries an all-hex rev ("b", "cafe", "b^") as a partial commit checksum before it
 // looks at refs, so a ref named "b" resolved to any commit whose checksum starts with b. Here
 // a local ref of that name wins; otherwise libostree's rules apply. (Also query.cc's reads.)
+// Whether `rev` is a local ref name libostree's refspec grammar accepts, in its ASCII form:
+// components of [A-Za-z0-9_][-._A-Za-z0-9]* joined by '/' (no ':', no '^', nothing that could
+// climb out of refs/heads/).
+static bool IsPlainLocalRef(const char* rev) {
+  bool start = true;
+  for (const char* p = rev; *p; p++) {
+    char ch = *p;
+    bool word = g_ascii_isalnum(ch) || ch == '_';
+    if (start) {
+      if (!word) return false;
+      start = false;
+    } else if (ch == '/') {
+      start = true;
+    } else if (!word && ch != '-' && ch != '.') {
+      return false;
+    }
+  }
+  return !start;
+}
+
+// A local ref whose file under refs/heads/ holds a checksum, read with one open and one read
+// (libostree also fstats for the size and reads again to see the end). false when the fast
+// path does not apply or the file is anything else (absent, a directory, a FIFO, not exactly
+// a checksum line): libostree's own lookup then answers, with its own error.
+static bool ReadLocalRefFile(OstreeRepo* repo, const char* rev, char** out) {
+  if (!IsPlainLocalRef(rev) || strlen(rev) > 1024) return false;
+  std::string rel = std::string("refs/heads/") + rev;
+  // Not O_NOFOLLOW: an alias (`ostree refs --alias`) is a symlink to its ref, as libostree reads it.
+  int fd = openat(ostree_repo_get_dfd(repo), rel.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+  if (fd < 0) return false;
+  char buf[128];
+  ssize_t n = read(fd, buf, sizeof buf);
+  close(fd);
+  // A regular file is read whole by one short read; 128 bytes or more is no checksum line.
+  if (n < 64 || n >= static_cast<ssize_t>(sizeof buf)) return false;
+  // libostree strips trailing whitespace (g_strchomp) and then wants exactly a checksum.
+  while (n > 64 && g_ascii_isspace(buf[n - 1])) n--;
+  if (n != 64) return false;
+  buf[64] = '\0';
+  if (!ostree_validate_checksum_string(buf, nullptr)) return false;
+  *out = g_strdup(buf);
+  return true;
+}
+
 gboolean ResolveRefFirst(OstreeRepo* repo, const char* rev, gboolean allowNoent, char** out, GError** err) {
   // A full checksum is its own answer, as libostree gives it (without looking it up), but
   // without parsing it as a refspec first (a regular expression match per call).
@@ -243,6 +288,9 @@ gboolean ResolveRefFirst(OstreeRepo* repo, const char* rev, gboolean allowNoent,
     *out = g_strdup(rev);
     return TRUE;
   }
+  // refs/heads/ is where libostree looks first for a name without a remote; found there, its
+  // answer is that file's checksum (for an all-hex name too: a local ref of that name wins).
+  if (ReadLocalRefFile(repo, rev, out)) return TRUE;
   std::string base(rev);
   size_t carets = 0;
   while (!base.empty() && base.back() == '^') {

@@ -1,6 +1,6 @@
 // Repository handles: create/open in every mode, refs, config (checked with the ostree CLI),
 // prune and fsck against real damage on disk.
-import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { OstreeError, Repo, type RepoMode } from '../../lib/index.js';
@@ -160,6 +160,85 @@ describe('refs whose names look like checksum prefixes', () => {
     // Without such a ref, a unique prefix still resolves as libostree does.
     await repo.deleteRef('b');
     expect(await repo.resolve('b')).toBe(clash);
+    repo.close();
+  });
+});
+
+describe('resolving ref files as libostree does', () => {
+  it('answers exactly as `ostree rev-parse` on hand-written ref files, aliases and fallbacks', async () => {
+    const repo = await create('bare');
+    const c1 = await repo.commit({ tree: tree({ f: 'one' }), ref: 'main', subject: 'one' });
+    const c2 = await repo.commit({ tree: tree({ f: 'two' }), subject: 'two' });
+    const heads = join(repo.path, 'refs', 'heads');
+    const write = (name: string, text: string): void => {
+      mkdirSync(join(heads, name, '..'), { recursive: true });
+      writeFileSync(join(heads, name), text);
+    };
+    // What a ref file can hold: libostree strips trailing whitespace, then wants a checksum.
+    write('plain', `${c2}\n`);
+    write('no-newline', c2);
+    write('spaces', `${c2}  \t\n\n`);
+    write('crlf', `${c2}\r\n`);
+    write('leading-space', ` ${c2}\n`);
+    write('uppercase', `${c2.toUpperCase()}\n`);
+    write('short', `${c2.slice(0, 63)}\n`);
+    write('long', `${c2}0\n`);
+    write('two-lines', `${c2}\n${c1}\n`);
+    write('trailing-junk', `${c2}x\n`);
+    write('huge', `${c2}${' '.repeat(200)}\n`);
+    write('empty', '');
+    write('dir/inner', `${c1}\n`);
+    write('a.b/c-d_e', `${c2}\n`);
+    symlinkSync('plain', join(heads, 'alias'));
+    symlinkSync('nowhere', join(heads, 'dangling'));
+    // A name found only among a remote's refs (libostree's fallback after refs/heads/).
+    mkdirSync(join(repo.path, 'refs', 'remotes', 'origin'), { recursive: true });
+    writeFileSync(join(repo.path, 'refs', 'remotes', 'origin', 'only-remote'), `${c1}\n`);
+    const names = [
+      'main',
+      'plain',
+      'no-newline',
+      'spaces',
+      'crlf',
+      'leading-space',
+      'uppercase',
+      'short',
+      'long',
+      'two-lines',
+      'trailing-junk',
+      'huge',
+      'empty',
+      'dir',
+      'dir/inner',
+      'a.b/c-d_e',
+      'alias',
+      'dangling',
+      'only-remote',
+      'missing',
+      'origin:only-remote',
+      'main^',
+      'plain^',
+    ];
+    let answered = 0;
+    for (const name of names) {
+      const cli = ostree(['rev-parse', `--repo=${repo.path}`, name]);
+      // One intended difference: `rev-parse` (ostree_repo_resolve_rev) falls back to a remote's
+      // ref of the same name; the library (resolve_rev_ext) never does: a remote ref is `remote:ref`.
+      const want = name === 'only-remote' ? 'error' : cli.status === 0 ? cli.stdout.trim() : 'error';
+      if (name === 'only-remote') expect(cli.status).toBe(0);
+      const sync = ((): string => {
+        try {
+          return repo.resolveSync(name);
+        } catch {
+          return 'error';
+        }
+      })();
+      const viaAsync = await repo.resolve(name).catch(() => 'error');
+      expect({ name, sync, async: viaAsync }).toEqual({ name, sync: want, async: want });
+      if (want !== 'error') answered++;
+    }
+    // The inputs above are not all refusals: most resolve.
+    expect(answered).toBeGreaterThanOrEqual(10);
     repo.close();
   });
 });
