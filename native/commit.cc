@@ -3,6 +3,7 @@
 #include "repo.h"
 
 #include "args.h"
+#include "objects.h"
 #include "checkout.h"
 #include "overlay.h"
 #include "variant.h"
@@ -19,6 +20,9 @@ namespace osx {
 // ---- transactions ----
 
 Napi::Value Repo::PrepareTransaction(const Napi::CallbackInfo& info) {
+  // Marked before it can be open (reads of detached metadata then ask libostree, which looks
+  // in the transaction's staging directory too), unmarked once its commit or abort returned.
+  MarkTransaction(Handle(info.Env()), true);
   return (new RepoCallWorker(info, "ostree-sysext:prepareTransaction", this, info[0],
                              [](OstreeRepo* r, GCancellable* c, GError** err) {
                                gboolean resume = FALSE;
@@ -36,6 +40,7 @@ class CommitTransactionWorker : public RepoWorker {
   void Run() override {
     GError* err = nullptr;
     if (!ostree_repo_commit_transaction(repo(), &stats_, cancellable_, &err)) Fail(err);
+    else MarkTransaction(repo(), false);
   }
   Napi::Value Result(Napi::Env env) override {
     Napi::Object o = Napi::Object::New(env);
@@ -58,7 +63,11 @@ Napi::Value Repo::CommitTransaction(const Napi::CallbackInfo& info) {
 Napi::Value Repo::AbortTransaction(const Napi::CallbackInfo& info) {
   // Never cancellable: an abort must always run to completion.
   return (new RepoCallWorker(info, "ostree-sysext:abortTransaction", this, info.Env().Undefined(),
-                             [](OstreeRepo* r, GCancellable*, GError** err) { return ostree_repo_abort_transaction(r, nullptr, err); }))
+                             [](OstreeRepo* r, GCancellable*, GError** err) {
+                               gboolean ok = ostree_repo_abort_transaction(r, nullptr, err);
+                               if (ok) MarkTransaction(r, false);  // a failed abort may leave it open
+                               return ok;
+                             }))
       ->Start();
 }
 

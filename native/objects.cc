@@ -405,6 +405,63 @@ gboolean CheckDetachedMetadata(OstreeRepo* repo, const char* checksum, GError** 
   return TRUE;
 }
 
+static const char kTransactionKey[] = "ostree-sysext-transaction-open";
+
+void MarkTransaction(OstreeRepo* repo, bool open) {
+  g_object_set_data(G_OBJECT(repo), kTransactionKey, open ? GINT_TO_POINTER(1) : nullptr);
+}
+
+gboolean ReadDetachedMetadata(OstreeRepo* repo, const char* checksum, GVariant** out, GCancellable* cancellable, GError** error) {
+  *out = nullptr;
+  if (ostree_repo_get_parent(repo) || g_object_get_data(G_OBJECT(repo), kTransactionKey)) {
+    return CheckDetachedMetadata(repo, checksum, error) &&
+           ostree_repo_read_commit_detached_metadata(repo, checksum, out, cancellable, error);
+  }
+  if (!ostree_validate_checksum_string(checksum, error)) return FALSE;
+  g_autofree char* relpath = g_strdup_printf("objects/%.2s/%s.commitmeta", checksum, checksum + 2);
+  // O_NONBLOCK: a FIFO in its place opens at once (and is refused below) instead of blocking.
+  int fd = openat(ostree_repo_get_dfd(repo), relpath, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
+  if (fd < 0) {
+    if (errno == ENOENT) return TRUE;
+    int e = errno;
+    if (e == ELOOP) return (SetCorrupt(error, OSTREE_OBJECT_TYPE_COMMIT_META, checksum, "detached metadata is not a regular file"), FALSE);
+    return (SetCorrupt(error, OSTREE_OBJECT_TYPE_COMMIT_META, checksum, "open: %s", g_strerror(e)), FALSE);
+  }
+  struct stat st;
+  gboolean ok = TRUE;
+  if (fstat(fd, &st) < 0) {
+    int e = errno;
+    ok = (SetCorrupt(error, OSTREE_OBJECT_TYPE_COMMIT_META, checksum, "fstat: %s", g_strerror(e)), FALSE);
+  } else if (!S_ISREG(st.st_mode)) {
+    ok = (SetCorrupt(error, OSTREE_OBJECT_TYPE_COMMIT_META, checksum, "detached metadata is not a regular file"), FALSE);
+  } else if (st.st_size > OSTREE_MAX_METADATA_SIZE) {
+    ok = (SetCorrupt(error, OSTREE_OBJECT_TYPE_COMMIT_META, checksum, "detached metadata too large"), FALSE);
+  }
+  if (!ok) {
+    close(fd);
+    return FALSE;
+  }
+  size_t size = static_cast<size_t>(st.st_size);
+  guint8* buf = static_cast<guint8*>(g_malloc(size ? size : 1));
+  size_t got = 0;
+  while (got < size) {
+    ssize_t n = read(fd, buf + got, size - got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    got += static_cast<size_t>(n);
+  }
+  int readErrno = errno;
+  close(fd);
+  if (got != size) {
+    g_free(buf);
+    return (SetCorrupt(error, OSTREE_OBJECT_TYPE_COMMIT_META, checksum, "read: %s", got < size ? "short read" : g_strerror(readErrno)),
+            FALSE);
+  }
+  g_autoptr(GBytes) bytes = g_bytes_new_take(buf, size);
+  *out = g_variant_ref_sink(g_variant_new_from_bytes(G_VARIANT_TYPE_VARDICT, bytes, FALSE));
+  return TRUE;
+}
+
 gboolean ValidateTree(OstreeRepo* repo, const char* tree, const char* meta, unsigned depth0, bool checkContent,
                       ValidatedSet* seen, GCancellable* cancellable, GError** error) {
   struct Item {

@@ -109,4 +109,16 @@ gboolean ValidateCheckoutSource(OstreeRepo* repo, const char* commit, const char
 // Checks that a commit's detached metadata, when present as a loose file, is a regular file.
 gboolean CheckDetachedMetadata(OstreeRepo* repo, const char* checksum, GError** error);
 
+// A commit's detached metadata (null when it has none), checked as CheckDetachedMetadata does.
+// Where libostree could find it elsewhere than objects/ (a parent repository, or the staging
+// directory of a transaction that may be open on the handle: MarkTransaction), it is that
+// check and then libostree's read; otherwise one open: absent is ENOENT there, and what
+// opens is fstat'ed, read and framed as an a{sv} (untrusted: GLib bounds every read of it).
+gboolean ReadDetachedMetadata(OstreeRepo* repo, const char* checksum, GVariant** out, GCancellable* cancellable, GError** error);
+
+// commit.cc marks a handle while a transaction may be open on it (from before
+// ostree_repo_prepare_transaction until its commit or abort has returned), so that reads of
+// detached metadata let libostree look in its staging directory.
+void MarkTransaction(OstreeRepo* repo, bool open);
+
 }  // namespace osx

@@ -216,10 +216,8 @@ static bool LoadCommitInfo(OstreeRepo* repo, TreeCache* trees, const std::string
     return false;
   }
   GVariant* detached = nullptr;
-  // A FIFO in place of the .commitmeta file would block libostree's open() forever.
-  if (!CheckDetachedMetadata(repo, checksum.c_str(), err) ||
-      !ostree_repo_read_commit_detached_metadata(repo, checksum.c_str(), &detached, c, err))
-    return false;
+  // Never libostree's open() alone: a FIFO in place of the .commitmeta file would block it forever.
+  if (!ReadDetachedMetadata(repo, checksum.c_str(), &detached, c, err)) return false;
   out->detached = VariantRef(detached);
   return true;
 }

@@ -144,6 +144,53 @@ describe('what a handle has read follows the repository', () => {
     repo.close();
   });
 
+  it("reads detached metadata as libostree's own reader does (through a child repository), whoever wrote it", async () => {
+    const tree = join(dir, 'detached-tree');
+    makeTree(tree, { 'usr/lib/os-release': 'ID=d\n' });
+    const path = join(dir, 'detached-repo');
+    const repo = await Repo.create(path, { mode: 'bare-user-only', disableFsync: true });
+    const commits: Record<string, string> = {};
+    for (const k of ['none', 'lib', 'cli', 'removed', 'garbage'])
+      commits[k] = await repo.commit({ tree, subject: k, timestamp: 1_000 + Object.keys(commits).length });
+    await repo.writeDetachedMetadata(commits.lib!, {
+      s: 'text',
+      n: 7,
+      big: 2n ** 60n,
+      b: true,
+      bytes: new Uint8Array([0, 1, 255]),
+      list: ['a', 'b'],
+      map: { inner: 'x', deeper: { k: 1.5 } },
+    });
+    await repo.writeDetachedMetadata(commits.removed!, { gone: 'soon' });
+    await repo.writeDetachedMetadata(commits.removed!, null);
+    // The CLI's own writer: a commit made and given detached metadata by `ostree commit`.
+    const cliCommit = ostreeRepo(path, ['commit', '--tree=dir=' + tree, '--add-detached-metadata-string=cli.key=from the CLI', '--orphan', '-s', 'cli']).trim();
+    commits.cli = cliCommit;
+    // Bytes that are no a{sv}: both readers must survive them and agree.
+    writeFileSync(join(path, 'objects', commits.garbage!.slice(0, 2), `${commits.garbage!.slice(2)}.commitmeta`), Buffer.from('\x01\xff'.repeat(33), 'latin1'));
+    // A child repository whose parent is this one: there every read goes through libostree's
+    // read_commit_detached_metadata (objects/ has nothing of its own), here through ours.
+    const childPath = join(dir, 'detached-child');
+    const child = await Repo.create(childPath, { mode: 'bare-user-only', disableFsync: true });
+    await child.setConfig('core', 'parent', path);
+    child.close();
+    const viaParent = await Repo.open(childPath);
+    const fresh = await Repo.open(path);
+    for (const [what, c] of Object.entries(commits)) {
+      const ours = fresh.loadCommitSync(c).detachedMetadata;
+      const theirs = viaParent.loadCommitSync(c).detachedMetadata;
+      expect({ what, ours }).toEqual({ what, ours: theirs });
+      expect({ what, async: (await fresh.loadCommit(c)).detachedMetadata }).toEqual({ what, async: theirs });
+    }
+    expect(fresh.loadCommitSync(commits.lib!).detachedMetadata).toMatchObject({ s: 'text', n: 7, map: { inner: 'x' } });
+    expect(fresh.loadCommitSync(commits.cli!).detachedMetadata).toEqual({ 'cli.key': 'from the CLI' });
+    expect(fresh.loadCommitSync(commits.none!).detachedMetadata).toBeNull();
+    expect(fresh.loadCommitSync(commits.removed!).detachedMetadata).toBeNull();
+    viaParent.close();
+    fresh.close();
+    repo.close();
+  });
+
   it('partial state and detached metadata written after the first read are seen, as libostree reports them', async () => {
     const tree = join(dir, 'state-tree');
     makeTree(tree, { 'usr/lib/os-release': 'ID=s\n' });
