@@ -130,6 +130,19 @@ struct TreeCache {
   }
 };
 
+// cacheStats() -> { trees, entries, commits }: what the handle's caches hold now (the kept
+// trees, the directory entries they have loaded, the checked commits), for tests of their bounds.
+Napi::Value Repo::CacheStats(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::shared_ptr<TreeCache> t = Trees();
+  std::lock_guard<std::mutex> lock(t->mu);
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("trees", static_cast<double>(t->lru.size()));
+  o.Set("entries", static_cast<double>(t->entries));
+  o.Set("commits", static_cast<double>(t->validCommits.size()));
+  return o;
+}
+
 std::shared_ptr<TreeCache> Repo::Trees() {
   if (!trees_) trees_ = std::make_shared<TreeCache>();
   return trees_;

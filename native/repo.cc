@@ -37,6 +37,7 @@ void Repo::Init(Napi::Env env, Napi::Object exports) {
           InstanceMethod<&Repo::QueryMany>("queryMany"),
           InstanceMethod<&Repo::QuerySync>("querySync"),
           InstanceMethod<&Repo::ResolveRevSync>("resolveRevSync"),
+          InstanceMethod<&Repo::CacheStats>("cacheStats"),
           InstanceMethod<&Repo::PrepareTransaction>("prepareTransaction"),
           InstanceMethod<&Repo::CommitTransaction>("commitTransaction"),
           InstanceMethod<&Repo::AbortTransaction>("abortTransaction"),

@@ -54,6 +54,7 @@ class Repo : public Napi::ObjectWrap<Repo> {
   Napi::Value Query(const Napi::CallbackInfo& info);
   Napi::Value QueryMany(const Napi::CallbackInfo& info);
   Napi::Value QuerySync(const Napi::CallbackInfo& info);
+  Napi::Value CacheStats(const Napi::CallbackInfo& info);
   // commit.cc
   Napi::Value PrepareTransaction(const Napi::CallbackInfo& info);
   Napi::Value CommitTransaction(const Napi::CallbackInfo& info);

@@ -222,6 +222,8 @@ export interface NativeRepo {
   query(rev: string, ops: NativeQueryOp[], c?: NativeCancellable): Promise<{ commit: string; results: NativeQueryResult[] }>;
   queryMany(requests: { rev: string; ops: NativeQueryOp[] }[], c?: NativeCancellable): Promise<{ commit: string; results: NativeQueryResult[] }[]>;
   querySync(rev: string, ops: NativeQueryOp[]): { commit: string; results: NativeQueryResult[] };
+  /** What the handle's read caches hold now (for tests of their bounds). */
+  cacheStats(): { trees: number; entries: number; commits: number };
   resolveRevSync(rev: string, allowNoent: boolean): string | null;
   prepareTransaction(c?: NativeCancellable): Promise<void>;
   commitTransaction(c?: NativeCancellable): Promise<NativeTransactionStats>;

@@ -144,6 +144,34 @@ describe('what a handle has read follows the repository', () => {
     repo.close();
   });
 
+  it('keeps its read caches within their bounds: 1,024 trees and 65,536 loaded entries, the oldest dropped first', async () => {
+    const files: Record<string, string> = { 'usr/lib/os-release': 'ID=bound\n' };
+    for (let i = 0; i < 120; i++) files[`d/f${i}`] = `${i}\n`;
+    const tree = join(dir, 'bound-tree');
+    makeTree(tree, files);
+    const repo = await Repo.create(join(dir, 'bound-repo'), { mode: 'bare-user-only', disableFsync: true });
+    const first = await repo.commit({ tree, subject: 'bound' });
+    // 1,200 commits of the same tree: each read loads its own copy of the root and of d/.
+    const commits = await repo.transaction(async (tx) => {
+      const out = [first];
+      for (let i = 1; i < 1200; i++) out.push(await tx.commit({ fromCommit: first, subject: `bound ${i}`, timestamp: 10_000 + i }));
+      return out;
+    });
+    for (const c of commits) expect(repo.listDirSync(c, '/d')).toHaveLength(120);
+    const stats = repo._native.cacheStats();
+    const perTree = 2 + 120; // the root's two entries and d/'s
+    // 1,200 trees of 122 entries would be 146,400: the entry bound drops the oldest first.
+    expect(stats.trees).toBeLessThanOrEqual(Math.floor(65_536 / perTree) + 1);
+    expect(stats.trees).toBeGreaterThan(400);
+    expect(stats.entries).toBeLessThanOrEqual(65_536 + perTree);
+    expect(stats.entries).toBe(stats.trees * perTree);
+    expect(stats.commits).toBe(1200);
+    // A dropped tree is read again from the repository, with the same answer.
+    expect(repo.listDirSync(commits[0]!, '/d').map((e) => e.name)).toEqual(repo.listDirSync(commits[1199]!, '/d').map((e) => e.name));
+    expect(repo._native.cacheStats().trees).toBeLessThanOrEqual(stats.trees);
+    repo.close();
+  });
+
   it("reads detached metadata as libostree's own reader does (through a child repository), whoever wrote it", async () => {
     const tree = join(dir, 'detached-tree');
     makeTree(tree, { 'usr/lib/os-release': 'ID=d\n' });
