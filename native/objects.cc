@@ -385,6 +385,13 @@ static gboolean CheckContentObjects(OstreeRepo* repo, const std::vector<std::str
   return TRUE;
 }
 
+// What is wrong with a loose .commitmeta file as stat describes it, or null.
+static const char* DetachedMetadataProblem(const struct stat& st) {
+  if (!S_ISREG(st.st_mode)) return "detached metadata is not a regular file";
+  if (st.st_size > OSTREE_MAX_METADATA_SIZE) return "detached metadata too large";
+  return nullptr;
+}
+
 gboolean CheckDetachedMetadata(OstreeRepo* repo, const char* checksum, GError** error) {
   if (!ostree_validate_checksum_string(checksum, error)) return FALSE;
   g_autofree char* relpath = g_strdup_printf("objects/%.2s/%s.commitmeta", checksum, checksum + 2);
@@ -395,11 +402,8 @@ gboolean CheckDetachedMetadata(OstreeRepo* repo, const char* checksum, GError** 
       int e = errno;
       return (SetCorrupt(error, OSTREE_OBJECT_TYPE_COMMIT_META, checksum, "fstatat: %s", g_strerror(e)), FALSE);
     }
-    if (!S_ISREG(st.st_mode))
-      return (SetCorrupt(error, OSTREE_OBJECT_TYPE_COMMIT_META, checksum, "detached metadata is not a regular file"),
-              FALSE);
-    if (st.st_size > OSTREE_MAX_METADATA_SIZE)
-      return (SetCorrupt(error, OSTREE_OBJECT_TYPE_COMMIT_META, checksum, "detached metadata too large"), FALSE);
+    if (const char* problem = DetachedMetadataProblem(st))
+      return (SetCorrupt(error, OSTREE_OBJECT_TYPE_COMMIT_META, checksum, "%s", problem), FALSE);
     return TRUE;
   }
   return TRUE;
@@ -424,6 +428,7 @@ gboolean ReadDetachedMetadata(OstreeRepo* repo, const char* checksum, GVariant**
   if (fd < 0) {
     if (errno == ENOENT) return TRUE;
     int e = errno;
+    // O_NOFOLLOW on a symlink: what CheckDetachedMetadata's lstat calls no regular file.
     if (e == ELOOP) return (SetCorrupt(error, OSTREE_OBJECT_TYPE_COMMIT_META, checksum, "detached metadata is not a regular file"), FALSE);
     return (SetCorrupt(error, OSTREE_OBJECT_TYPE_COMMIT_META, checksum, "open: %s", g_strerror(e)), FALSE);
   }
@@ -432,10 +437,8 @@ gboolean ReadDetachedMetadata(OstreeRepo* repo, const char* checksum, GVariant**
   if (fstat(fd, &st) < 0) {
     int e = errno;
     ok = (SetCorrupt(error, OSTREE_OBJECT_TYPE_COMMIT_META, checksum, "fstat: %s", g_strerror(e)), FALSE);
-  } else if (!S_ISREG(st.st_mode)) {
-    ok = (SetCorrupt(error, OSTREE_OBJECT_TYPE_COMMIT_META, checksum, "detached metadata is not a regular file"), FALSE);
-  } else if (st.st_size > OSTREE_MAX_METADATA_SIZE) {
-    ok = (SetCorrupt(error, OSTREE_OBJECT_TYPE_COMMIT_META, checksum, "detached metadata too large"), FALSE);
+  } else if (const char* problem = DetachedMetadataProblem(st)) {
+    ok = (SetCorrupt(error, OSTREE_OBJECT_TYPE_COMMIT_META, checksum, "%s", problem), FALSE);
   }
   if (!ok) {
     close(fd);
