@@ -385,6 +385,11 @@ static gboolean CheckContentObjects(OstreeRepo* repo, const std::vector<std::str
   return TRUE;
 }
 
+// A commit's loose .commitmeta path, relative to the repository (checksum already validated).
+static char* CommitMetaPath(const char* checksum) {
+  return g_strdup_printf("objects/%.2s/%s.commitmeta", checksum, checksum + 2);
+}
+
 // What is wrong with a loose .commitmeta file as stat describes it, or null.
 static const char* DetachedMetadataProblem(const struct stat& st) {
   if (!S_ISREG(st.st_mode)) return "detached metadata is not a regular file";
@@ -394,7 +399,7 @@ static const char* DetachedMetadataProblem(const struct stat& st) {
 
 gboolean CheckDetachedMetadata(OstreeRepo* repo, const char* checksum, GError** error) {
   if (!ostree_validate_checksum_string(checksum, error)) return FALSE;
-  g_autofree char* relpath = g_strdup_printf("objects/%.2s/%s.commitmeta", checksum, checksum + 2);
+  g_autofree char* relpath = CommitMetaPath(checksum);
   for (OstreeRepo* r = repo; r; r = ostree_repo_get_parent(r)) {
     struct stat st;
     if (fstatat(ostree_repo_get_dfd(r), relpath, &st, AT_SYMLINK_NOFOLLOW) < 0) {
@@ -422,7 +427,7 @@ gboolean ReadDetachedMetadata(OstreeRepo* repo, const char* checksum, GVariant**
            ostree_repo_read_commit_detached_metadata(repo, checksum, out, cancellable, error);
   }
   if (!ostree_validate_checksum_string(checksum, error)) return FALSE;
-  g_autofree char* relpath = g_strdup_printf("objects/%.2s/%s.commitmeta", checksum, checksum + 2);
+  g_autofree char* relpath = CommitMetaPath(checksum);
   // O_NONBLOCK: a FIFO in its place opens at once (and is refused below) instead of blocking.
   int fd = openat(ostree_repo_get_dfd(repo), relpath, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
   if (fd < 0) {

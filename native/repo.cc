@@ -235,9 +235,6 @@ Napi::Value Repo::ListRefs(const Napi::CallbackInfo& info) {
   return (new ListRefsWorker(info, this, prefix, remotes))->Start();
 }
 
-// libostree tries an all-hex rev ("b", "cafe", "b^") as a partial commit checksum before it
-// looks at refs, so a ref named "b" resolved to any commit whose checksum starts with b. Here
-// a local ref of that name wins; otherwise libostree's rules apply. (Also query.cc's reads.)
 // Whether `rev` is a local ref name libostree's refspec grammar accepts, in its ASCII form:
 // components of [A-Za-z0-9_][-._A-Za-z0-9]* joined by '/' (no ':', no '^', nothing that could
 // climb out of refs/heads/).
@@ -282,6 +279,9 @@ static bool ReadLocalRefFile(OstreeRepo* repo, const char* rev, char** out) {
   return true;
 }
 
+// libostree tries an all-hex rev ("b", "cafe", "b^") as a partial commit checksum before it
+// looks at refs, so a ref named "b" resolved to any commit whose checksum starts with b. Here
+// a local ref of that name wins; otherwise libostree's rules apply. (Also query.cc's reads.)
 gboolean ResolveRefFirst(OstreeRepo* repo, const char* rev, gboolean allowNoent, char** out, GError** err) {
   // A full checksum is its own answer, as libostree gives it (without looking it up), but
   // without parsing it as a refspec first (a regular expression match per call).

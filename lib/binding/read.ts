@@ -8,7 +8,7 @@ import { availableParallelism } from 'node:os';
 import type { NativeCommit, NativeEntry, NativeQueryOp, NativeQueryResult } from './native-contract.js';
 import * as is from './args.js';
 import { ArgumentError } from './errors.js';
-import { annotate, cancellable, type CallOptions } from './signal.js';
+import { cancellable, syncCall, type CallOptions } from './signal.js';
 import { repoMethods, type RepoAccess } from './repo-access.js';
 
 /** A commit as loaded from the repository. */
@@ -78,15 +78,6 @@ export const SYNC_READ_LIMIT = 1 << 20;
 
 /** Most commits {@link Repo.log} walks. */
 const MAX_HISTORY = 1_000_000;
-
-/** Runs a synchronous native call, naming the operation in its error as the async path does. */
-function syncCall<T>(operation: string, fn: () => T): T {
-  try {
-    return fn();
-  } catch (e) {
-    throw annotate(e, operation);
-  }
-}
 
 function toEntry(e: NativeEntry): CommitEntry {
   return e;

@@ -13,7 +13,7 @@ import type { NativeCancellable, NativeCheckoutOptions, NativeDevInoCache, Nativ
 import * as is from './args.js';
 import { ArgumentError, OstreeError } from './errors.js';
 import { native } from './native.js';
-import { annotate, cancellable, Limiter, SerialQueue, type CallOptions } from './signal.js';
+import { annotate, cancellable, Limiter, SerialQueue, syncCall, type CallOptions } from './signal.js';
 import { pullMethods, type PullMethods } from './pull.js';
 import { remoteMethods, type RemoteMethods } from './remote.js';
 import { REPO_ACCESS, type RepoAccess } from './repo-access.js';
@@ -167,15 +167,6 @@ export class DevInoCache {
   /** An empty cache. */
   constructor() {
     this.native = new (native().DevInoCache)();
-  }
-}
-
-/** Runs a synchronous native call, naming the operation in its error as the async path does. */
-function syncCall<T>(operation: string, fn: () => T): T {
-  try {
-    return fn();
-  } catch (e) {
-    throw annotate(e, operation);
   }
 }
 

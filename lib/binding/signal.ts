@@ -37,6 +37,15 @@ export async function cancellable<T>(operation: string, signal: AbortSignal | un
   }
 }
 
+/** Runs a synchronous native call, naming the operation in its error as the async path does. */
+export function syncCall<T>(operation: string, fn: () => T): T {
+  try {
+    return fn();
+  } catch (e) {
+    throw annotate(e, operation);
+  }
+}
+
 /** Prefixes an OstreeError with what the library was doing; other errors pass unchanged. */
 export function annotate(e: unknown, operation: string): unknown {
   if (e instanceof OstreeError && !e.operation) {
