@@ -1213,6 +1213,15 @@ class OverlayEngine {
     return true;
   }
 
+  // A checked-out directory's mtime is OSTREE_TIMESTAMP (0), as libostree's checkout sets it
+  // once the directory is complete: the same for every checkout. The atime is left alone.
+  static bool CheckoutDirTime(int fd, const std::string& path, GError** err) {
+    const struct timespec times[2] = {{0, UTIME_OMIT}, {0, 0}};
+    return futimens(fd, times) == 0 || SetErrno(err, "set time of " + (path.empty() ? std::string("/") : path));
+  }
+
+  std::unordered_map<std::string, std::shared_ptr<LEntry>> emptyObjects;  // link checkout: empty object -> its metadata
+
   bool LinkTree(Layer& l, LEntry& d, const std::string& lpath, int dfd, bool user, bool requireLinks, WriteStats& st, GCancellable* c, GError** err,
                 int depth) {
     if (depth > kMaxDepth) return Invalid(err, "directory tree deeper than " + std::to_string(kMaxDepth) + " levels");
@@ -1232,6 +1241,7 @@ class OverlayEngine {
           for (auto& [k, v] : e.xattrs)
             if (ok && !user && fsetxattr(sub, k.c_str(), v.data(), v.size(), 0) < 0) ok = SetErrno(err, "setting xattr " + k + " on " + path);
           if (ok && fchmod(sub, e.mode & 07777) < 0) ok = SetErrno(err, "chmod " + path);
+          if (ok) ok = CheckoutDirTime(sub, path, err);
         }
         close(sub);
         st.dirs++;
@@ -1262,7 +1272,32 @@ class OverlayEngine {
         }
         if (requireLinks || (errno != EMLINK && errno != EXDEV)) return SetErrno(err, "link " + path);
       }
-      // Empty files are copied (as libostree does), bare-user objects read with their metadata.
+      // Empty files are copied, as libostree does (every empty file of one mode shares one
+      // object). Each empty object's metadata is read once per checkout, and the copy is
+      // created, owned, given its xattrs and mode directly: no stream, no second lookup.
+      if (plain && ost.st_size == 0) {
+        auto it = emptyObjects.find(e.csum);
+        if (it == emptyObjects.end()) {
+          if (!LoadDetails(l, e, err)) return false;
+          it = emptyObjects.emplace(e.csum, std::make_shared<LEntry>()).first;
+          LEntry& m = *it->second;
+          m.type = e.type, m.uid = e.uid, m.gid = e.gid, m.mode = e.mode, m.xattrs = e.xattrs;
+        }
+        const LEntry& m = *it->second;
+        if (m.type != EType::File) return Invalid(err, "object " + e.csum + " is not a regular file (damaged repository)");
+        int out = openat(dfd, e.name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        if (out < 0) return SetErrno(err, "create " + path);
+        bool saveRoot = euidRoot;
+        if (user) euidRoot = false;  // mode user: the checkout's owner is whoever runs it
+        // libostree's copy: all the object's xattrs (overlayfs's own included), none in mode user.
+        bool ok = ApplyMeta(out, nullptr, m, user ? Xattrs{} : m.xattrs, false, st, path, err);
+        euidRoot = saveRoot;
+        close(out);
+        if (!ok) return false;
+        st.files++;
+        continue;
+      }
+      // bare-user objects are read with their metadata.
       LRef r{0, &e, path};
       std::map<std::pair<dev_t, ino_t>, std::string> none;
       if (!LoadDetails(l, e, err)) return false;
@@ -1725,6 +1760,8 @@ class Overlay : public Napi::ObjectWrap<Overlay> {
                   for (auto& [k, v] : l.root.xattrs)
                     if (ok && !user && fsetxattr(fd, k.c_str(), v.data(), v.size(), 0) < 0) ok = SetErrno(err, "setting xattr " + k + " on " + dest);
                   if (ok && fchmod(fd, l.root.mode & 07777) < 0) ok = SetErrno(err, dest);
+                  if (ok) ok = e.CheckoutDirTime(fd, dest, err);
+                  e.emptyObjects.clear();
                   e.rootOut = -1;
                   close(fd);
                   return ok;

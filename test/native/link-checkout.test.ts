@@ -26,6 +26,23 @@ function inodes(root: string): Record<string, number> {
   return out;
 }
 
+/**
+ * What libostree's checkout decides per entry beyond content and mode: every directory's
+ * mtime (libostree sets 0), and for each regular file whether it is a link to the object
+ * (with the object's mtime) or a copy. Symlinks are made new by both, so their time is now.
+ */
+function times(root: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  const walk = (rel: string): void => {
+    const st = lstatSync(rel === '' ? root : join(root, rel));
+    if (st.isDirectory()) out[rel || '.'] = `dir mtime ${st.mtimeMs}`;
+    else if (st.isFile()) out[rel] = st.nlink > 1 ? `link mtime ${st.mtimeMs}` : 'copy';
+    if (st.isDirectory()) for (const n of readdirSync(join(root, rel))) walk(rel === '' ? n : `${rel}/${n}`);
+  };
+  walk('');
+  return out;
+}
+
 function xattrsOf(root: string): Record<string, unknown> {
   const rels = Object.keys(snapshotTree(root)).filter((rel) => !lstatSync(rel === '.' ? root : join(root, rel)).isSymbolicLink());
   const all = readXattrs(rels.map((rel) => (rel === '.' ? root : join(root, rel))));
@@ -69,6 +86,9 @@ describe('hardlink checkout by the library', () => {
         expect(snapshotTree(ours, { owners })).toEqual(snapshotTree(cli, { owners }));
         expect(inodes(ours)).toEqual(inodes(theirs));
         expect(xattrsOf(ours)).toEqual(xattrsOf(theirs));
+        expect(times(ours)).toEqual(times(theirs));
+        expect(times(ours)).toEqual(times(cli));
+        expect(times(ours)['usr/lib/empty']).toBe('copy');
         // Really hardlinks into the repository (the empty file is a copy, as libostree makes it).
         expect(lstatSync(join(ours, 'usr/bin/tool')).nlink).toBeGreaterThan(1);
       } finally {
