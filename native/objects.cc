@@ -205,8 +205,8 @@ static gboolean ValidateMetadata(OstreeObjectType type, const char* checksum, GV
   }
 }
 
-// objects/XX/REST.<ext> (libostree's helper for this is private).
-static char* LoosePath(const char* checksum, OstreeObjectType type, gboolean archive) {
+// objects/XX/REST.<ext> (objects.h).
+char* LoosePath(const char* checksum, OstreeObjectType type, gboolean archive) {
   const char* ext = "file";
   switch (type) {
     case OSTREE_OBJECT_TYPE_FILE: ext = archive ? "filez" : "file"; break;

@@ -56,6 +56,9 @@ bool ReadDirtree(GVariant* dirtree, std::vector<DirtreeFile>* files, std::vector
 std::string ChecksumHex(const guint8* csum);
 std::string ChecksumHex(GVariant* csum);
 
+// objects/XX/REST.<ext> of a valid checksum (g_free it). libostree's helper for this is private.
+char* LoosePath(const char* checksum, OstreeObjectType type, gboolean archive);
+
 // Sets G_IO_ERROR_INVALID_DATA "corrupted <type> object <checksum>: <what>".
 void SetCorrupt(GError** error, OstreeObjectType type, const char* checksum, const char* fmt, ...)
     G_GNUC_PRINTF(4, 5);

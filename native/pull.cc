@@ -207,10 +207,13 @@ class PullWorker : public DedicatedRepoWorker {
     // A local (file://) source is read by libostree without the checks a network pull
     // makes: a damaged dirtree crashed it, a FIFO hung it. What will be pulled is
     // validated first (objects.h).
-    if (!ValidateLocalSource(fresh, &err)) {
+    ValidatedSet seen;
+    g_autoptr(OstreeRepo) source = nullptr;
+    if (!ValidateLocalSource(fresh, &seen, &source, &err)) {
       Fail(err);
       return;
     }
+    if (source) prelinked_ = Prelink(source, fresh, seen);
     PushedContext ctx;
     context_ = ctx.get();
     CancelBreaker breaker(cancellable_);
@@ -232,6 +235,8 @@ class PullWorker : public DedicatedRepoWorker {
     PullSnapshot last = Read(progress);
     g_object_unref(progress);
     last.done = true;
+    // libostree's status counts only what it imported itself.
+    if (prelinked_ > 0) last.status += (last.status.empty() ? "" : "; ") + std::to_string(prelinked_) + " content objects linked before the pull";
     Publish(last);
     if (!ok && overBudget_.load() == kPullBudget) {
       g_clear_error(&err);
@@ -253,7 +258,9 @@ class PullWorker : public DedicatedRepoWorker {
     return SnapshotToJs(env, latest_);
   }
 
-  gboolean ValidateLocalSource(OstreeRepo* dest, GError** err) {
+  // Validates what a pull from a local (file://) source will read; `*sourceOut` is the source
+  // repository when there is one.
+  gboolean ValidateLocalSource(OstreeRepo* dest, ValidatedSet* seen, OstreeRepo** sourceOut, GError** err) {
     const char* overrideUrl = nullptr;
     g_autofree char* configured = nullptr;
     std::string url;
@@ -271,7 +278,12 @@ class PullWorker : public DedicatedRepoWorker {
     g_variant_lookup(options_.v, "flags", "i", &flags);
     std::vector<std::string> revs;
     g_autofree const char** refs = nullptr;
-    if (g_variant_lookup(options_.v, "refs", "^a&s", &refs) && refs) {
+    g_autofree const char** ids = nullptr;
+    // Exact commits (the library always names them): those are what libostree pulls, even if a
+    // ref in the source has moved since they were resolved.
+    if (g_variant_lookup(options_.v, "override-commit-ids", "^a&s", &ids) && ids) {
+      for (const char** r = ids; *r; r++) revs.push_back(*r);
+    } else if (g_variant_lookup(options_.v, "refs", "^a&s", &refs) && refs) {
       for (const char** r = refs; *r; r++) revs.push_back(*r);
     } else {
       g_autoptr(GHashTable) all = nullptr;
@@ -281,7 +293,6 @@ class PullWorker : public DedicatedRepoWorker {
       g_hash_table_iter_init(&it, all);
       while (g_hash_table_iter_next(&it, &k, &v)) revs.push_back(static_cast<const char*>(v));
     }
-    ValidatedSet seen;
     for (const std::string& rev : revs) {
       g_autofree char* csum = nullptr;
       if (!ostree_repo_resolve_rev(src, rev.c_str(), TRUE, &csum, nullptr) || !csum) continue;  // pull reports it
@@ -292,10 +303,49 @@ class PullWorker : public DedicatedRepoWorker {
         continue;
       }
       if (!CheckDetachedMetadata(src, csum, err) ||
-          !ValidateCommitGraph(src, csum, depth, true, &seen, cancellable_, err))
+          !ValidateCommitGraph(src, csum, depth, true, seen, cancellable_, err))
         return FALSE;
     }
+    if (!(flags & (OSTREE_REPO_PULL_FLAGS_COMMIT_ONLY | OSTREE_REPO_PULL_FLAGS_UNTRUSTED))) *sourceOut = static_cast<OstreeRepo*>(g_steal_pointer(&src));
     return TRUE;
+  }
+
+  // A trusted local pull between repositories of one mode on one file system: libostree then
+  // hardlinks each content object without reading it, through its import thread pool (two
+  // mkdirat and two fstatat, linkat into the staging directory, renameat into objects/ per
+  // object). The content objects the validation listed are linked straight into objects/
+  // here first, one linkat each; libostree's pull then finds them present (one fstatat) and
+  // imports only the metadata. Linked objects are whole files (the source's own inodes);
+  // interrupted, they are unreferenced objects, as an interrupted libostree pull leaves.
+  // Anything unusual (another file system, a link limit, a permission) stops this and leaves
+  // the rest to libostree, which reports what it finds. Returns how many objects it linked.
+  guint Prelink(OstreeRepo* src, OstreeRepo* dest, const ValidatedSet& seen) {
+    OstreeRepoMode mode = ostree_repo_get_mode(src);
+    // With a parent on either side libostree looks there too: leave those pulls to it.
+    if (mode != ostree_repo_get_mode(dest) || ostree_repo_get_parent(src) || ostree_repo_get_parent(dest) || seen.contents.empty())
+      return 0;
+    int sfd = ostree_repo_get_dfd(src), dfd = ostree_repo_get_dfd(dest);
+    struct stat ss, ds;
+    if (fstatat(sfd, "objects", &ss, 0) < 0 || fstatat(dfd, "objects", &ds, 0) < 0 || ss.st_dev != ds.st_dev) return 0;
+    if (ss.st_ino == ds.st_ino) return 0;  // one repository
+    gboolean archive = mode == OSTREE_REPO_MODE_ARCHIVE;
+    guint linked = 0;
+    for (const std::string& c : seen.contents) {
+      if ((linked & 255) == 0 && g_cancellable_is_cancelled(cancellable_)) break;  // the pull reports it
+      g_autofree char* rel = LoosePath(c.c_str(), OSTREE_OBJECT_TYPE_FILE, archive);
+      int r = linkat(sfd, rel, dfd, rel, 0);
+      if (r < 0 && errno == ENOENT) {
+        // objects/XX may not exist in the destination yet (the source's object must).
+        std::string dir(rel, 10);  // "objects/XX"
+        if (mkdirat(dfd, dir.c_str(), 0775) < 0 && errno != EEXIST) break;  // libostree's mode for it
+        r = linkat(sfd, rel, dfd, rel, 0);
+      }
+      if (r == 0) linked++;
+      else if (errno != EEXIST) break;
+    }
+    // Durable before libostree writes the commit and the ref that make these objects reachable.
+    if (linked > 0 && !ostree_repo_get_disable_fsync(dest)) syncfs(dfd);
+    return linked;
   }
 
  private:
@@ -384,6 +434,7 @@ class PullWorker : public DedicatedRepoWorker {
   static constexpr int kWithinBudget = 0, kPullBudget = 1, kObjectBudget = 2;
   guint64 maxBytes_ = 0;
   guint64 maxObjectBytes_ = 0;
+  guint prelinked_ = 0;  // content objects Prelink linked before libostree's pull
   std::atomic<int> overBudget_{kWithinBudget};
   guint fetchedSeen_ = 0;    // pull thread only
   guint64 bytesAtFetch_ = 0; // pull thread only

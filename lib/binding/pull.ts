@@ -389,7 +389,17 @@ export interface PullMethods {
    */
   pull(remoteOrUrl: string, opts?: PullOptions): Promise<PullResult>;
 
-  /** Copies refs from another repository on this machine, hardlinking objects where possible. */
+  /**
+   * Copies refs from another repository on this machine, hardlinking objects where possible.
+   *
+   * The source's commits, trees and content objects are validated first (a damaged local
+   * source is an error, not a crash). When both repositories have one mode, are on one file
+   * system, have no parent repository and the pull is trusted (neither `commitOnly` nor
+   * `untrusted`), the content objects are hardlinked into this repository directly, one
+   * `linkat` each, before libostree's pull copies the metadata; `progress.status` then ends
+   * with "N content objects linked before the pull". The objects and links that result are
+   * those `ostree pull-local` leaves.
+   */
   pullLocal(sourcePath: string, opts?: PullLocalOptions): Promise<PullResult>;
 }
 

@@ -1,8 +1,8 @@
 // Pulls between repositories on one machine (file://): pullLocal with hardlinks, a remote
 // whose URL is file://, a bare file:// URL, the pull flags (depth, commit-only, mirror,
 // remote name), GPG verification, progress ordering and concurrent pulls into one repo.
-import { spawn } from 'node:child_process';
-import { cpSync, statSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { cpSync, existsSync, lstatSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OstreeError } from '../../lib/binding/errors.js';
@@ -10,6 +10,7 @@ import type { PullProgress } from '../../lib/binding/pull.js';
 import { Repo } from '../../lib/binding/repo.js';
 import { makeManyFiles, makeTree } from '../helpers/fixtures.js';
 import { generateKey, type GpgKey } from '../helpers/gpg.js';
+import { isRoot } from '../helpers/root.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const base = tempDir('ostree-sysext-pull-local-');
@@ -27,6 +28,10 @@ let key: GpgKey;
 
 /** Path of a content object in a bare-user-only repository. */
 const objectPath = (repo: string, checksum: string): string => join(repo, 'objects', checksum.slice(0, 2), `${checksum.slice(2)}.file`);
+
+function execOk(cmd: string, args: string[]): void {
+  execFileSync(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+}
 
 function run(cmd: string, args: string[]): Promise<{ code: number | null; stderr: string }> {
   return new Promise((resolve) => {
@@ -223,6 +228,91 @@ describe('progress and concurrency', () => {
     const fsck = await dst.fsck();
     expect(fsck.ok).toBe(true);
     expect(fsck.commitsChecked).toBe(3);
+  });
+
+  // What a pull leaves in objects/: every object file, and for each whether it is the source's
+  // own inode (hardlinked) or a copy. Compared with the CLI's pull-local of the same refs.
+  function objectsOf(repo: string, source: string): Record<string, string> {
+    const out: Record<string, string> = {};
+    const top = join(repo, 'objects');
+    for (const d of readdirSync(top).sort()) {
+      for (const f of readdirSync(join(top, d)).sort()) {
+        const rel = `${d}/${f}`;
+        const theirs = join(source, 'objects', rel);
+        const st = lstatSync(join(top, rel));
+        const linked = existsSync(theirs) && lstatSync(theirs).ino === st.ino;
+        out[rel] = `${st.isSymbolicLink() ? 'symlink' : st.isFile() ? 'file' : 'other'} ${linked ? 'linked' : 'copied'} ${st.mode & 0o7777}`;
+      }
+    }
+    return out;
+  }
+
+  const modes = ['bare-user-only', 'bare-user', 'archive', ...(isRoot ? (['bare'] as const) : [])] as const;
+  for (const mode of modes) {
+    it(`leaves the same objects, links and refs as \`ostree pull-local\` (${mode} → ${mode})`, async () => {
+      const from = join(base, `diff-src-${mode}`);
+      const s = await Repo.create(from, { mode, disableFsync: true });
+      const tree = join(base, `diff-tree-${mode}`);
+      makeTree(tree, { 'usr/bin/tool': { file: '#!/bin/sh\n', mode: 0o755 }, 'usr/bin/rel': { symlink: 'tool' }, 'usr/lib/empty': '' });
+      makeManyFiles(join(tree, 'usr/share/many'), 400);
+      const c1 = await s.commit({ tree, ref: 'os/main', subject: 'one' });
+      writeFileSync(join(tree, 'usr/lib/empty'), 'now full\n');
+      const c2 = await s.commit({ tree, ref: 'os/main', subject: 'two' });
+      s.close();
+      for (const depth of [0, 1]) {
+        const ours = join(base, `diff-ours-${mode}-${depth}`);
+        const cli = join(base, `diff-cli-${mode}-${depth}`);
+        const dst = await Repo.create(ours, { mode, disableFsync: true });
+        const r = await dst.pullLocal(from, { refs: ['os/main'], depth });
+        expect(r.refs).toEqual({ 'os/main': c2 });
+        // The library linked the content objects itself (one file system, one mode, trusted).
+        expect(r.progress.status).toMatch(/\b\d+ content objects linked before the pull/);
+        execOk('ostree', ['init', `--repo=${cli}`, `--mode=${mode}`]);
+        execOk('ostree', [`--repo=${cli}`, 'pull-local', '--disable-fsync', `--depth=${depth}`, from, 'os/main']);
+        expect(objectsOf(ours, from)).toEqual(objectsOf(cli, from));
+        expect((await dst.fsck()).ok).toBe(true);
+        expect(await dst.listRefs()).toEqual({ 'os/main': c2 });
+        if (depth === 1) expect((await dst.loadCommit(c1)).checksum).toBe(c1);
+        dst.close();
+      }
+    });
+  }
+
+  for (const mode of ['bare-user', 'archive'] as const) {
+    it(`copies between modes whose objects differ, as the CLI does (bare-user-only → ${mode})`, async () => {
+      const dst = await fresh(mode);
+      const r = await dst.pullLocal(srcPath, { refs: ['os/other'] });
+      expect(r.progress.status).not.toMatch(/linked before the pull/);
+      const cli = join(base, `cross-cli-${mode}`);
+      execOk('ostree', ['init', `--repo=${cli}`, `--mode=${mode}`]);
+      execOk('ostree', [`--repo=${cli}`, 'pull-local', '--disable-fsync', srcPath, 'os/other']);
+      expect(objectsOf(dst.path, srcPath)).toEqual(objectsOf(cli, srcPath));
+      expect((await dst.fsck()).ok).toBe(true);
+      dst.close();
+    });
+  }
+
+  it('copies instead of linking when the source is on another file system, as the CLI does', async () => {
+    const from = join('/dev/shm', `osx-pl-${process.pid}`);
+    try {
+      const s = await Repo.create(from, { mode: 'bare-user-only', disableFsync: true });
+      makeManyFiles(join(base, 'shm-tree'), 300);
+      await s.commit({ tree: join(base, 'shm-tree'), ref: 'os/main' });
+      s.close();
+      const dst = await fresh();
+      const r = await dst.pullLocal(from, { refs: ['os/main'] });
+      expect(r.progress.status).not.toMatch(/linked before the pull/);
+      const cli = join(base, 'shm-cli');
+      execOk('ostree', ['init', `--repo=${cli}`, '--mode=bare-user-only']);
+      execOk('ostree', [`--repo=${cli}`, 'pull-local', '--disable-fsync', from, 'os/main']);
+      const o = objectsOf(dst.path, from);
+      expect(o).toEqual(objectsOf(cli, from));
+      expect(Object.values(o).every((v) => v.includes('copied'))).toBe(true);
+      expect((await dst.fsck()).ok).toBe(true);
+      dst.close();
+    } finally {
+      rmSync(from, { recursive: true, force: true });
+    }
   });
 
   it('writes a local ref even when a remote ref of that name already points at the commit', async () => {
