@@ -187,6 +187,30 @@ export async function alternate(contenders, runs, log) {
 }
 
 /** Machine and versions, for the results file. */
+/**
+ * The file system under `path`: type, mount options and, for ext4, whether it has a journal.
+ * Without one, ext4 skips inodes freed in the last minute (up to five) when it allocates new
+ * ones (`find_inode_bit` → `recently_deleted`), so creating a tree right after deleting one
+ * scans past every freed inode: timings then depend on what was deleted just before.
+ */
+export function fsDescription(path) {
+  try {
+    const [source, fstype, options] = sh('findmnt', ['-no', 'SOURCE,FSTYPE,OPTIONS', '-T', path]).trim().split(/\s+/);
+    let journal = '';
+    if (fstype === 'ext4') {
+      const dev = source.replace(/^\/dev\//, '');
+      try {
+        journal = sh('cat', [`/sys/fs/ext4/${dev}/journal_task`]).trim() === '<none>' ? ', no journal' : ', with a journal';
+      } catch {
+        /* no sysfs entry: journal unknown */
+      }
+    }
+    return `${fstype} (${source}, ${options}${journal})`;
+  } catch {
+    return 'an unknown file system';
+  }
+}
+
 export function environment() {
   const mem = Number(/MemTotal:\s+(\d+)/.exec(sh('cat', ['/proc/meminfo']))?.[1] ?? 0);
   const cpu = /model name\s*:\s*(.*)/.exec(sh('cat', ['/proc/cpuinfo']))?.[1] ?? 'unknown';
