@@ -186,7 +186,6 @@ export async function alternate(contenders, runs, log) {
   return out;
 }
 
-/** Machine and versions, for the results file. */
 /**
  * The file system under `path`: type, mount options and, for ext4, whether it has a journal.
  * Without one, ext4 skips inodes freed in the last minute (up to five) when it allocates new
@@ -211,6 +210,7 @@ export function fsDescription(path) {
   }
 }
 
+/** Machine and versions, for the results file. */
 export function environment() {
   const mem = Number(/MemTotal:\s+(\d+)/.exec(sh('cat', ['/proc/meminfo']))?.[1] ?? 0);
   const cpu = /model name\s*:\s*(.*)/.exec(sh('cat', ['/proc/cpuinfo']))?.[1] ?? 'unknown';
