@@ -336,6 +336,12 @@ struct QueryRequest {
   std::string rev;
   std::vector<QueryOp> ops;
   std::string commit;  // resolved checksum
+  // queryBatch only: resolve the rev and nothing else (resolveRev's answer: the commit need
+  // not be present), a missing ref answering null with allowMissing.
+  bool resolveOnly = false;
+  bool allowMissing = false;
+  bool missing = false;  // resolveOnly + allowMissing: no such ref
+  ErrorInfo error;       // queryBatch only: this request's failure
 };
 
 static std::string JoinPath(const std::string& dir, const char* name) {
@@ -444,18 +450,36 @@ static Napi::Value QueryRequestToJs(Napi::Env env, QueryRequest& r) {
   return out;
 }
 
-// Runs the reads of one or many commits in one thread hop; `many` answers with an array.
+// Runs the reads of one or many commits in one thread hop. kOne answers with one result, kMany
+// with an array and fails as a whole, kBatch with an array of results and per-request errors
+// (lib/'s read batcher: requests from unrelated calls, each answered on its own).
+enum class QueryMode { kOne, kMany, kBatch };
+
 class QueryWorker : public RepoWorker {
  public:
-  QueryWorker(const Napi::CallbackInfo& info, Repo* self, Napi::Value c, std::vector<QueryRequest> requests, bool many)
-      : RepoWorker(info, "ostree-sysext:query", self, c), trees_(self->Trees()), requests_(std::move(requests)), many_(many) {}
+  QueryWorker(const Napi::CallbackInfo& info, Repo* self, Napi::Value c, std::vector<QueryRequest> requests, QueryMode mode)
+      : RepoWorker(info, "ostree-sysext:query", self, c), trees_(self->Trees()), requests_(std::move(requests)), mode_(mode) {}
 
  protected:
   void Run() override {
     for (QueryRequest& r : requests_) {
       GError* err = nullptr;
+      if (mode_ == QueryMode::kBatch) {
+        if (r.resolveOnly) {
+          g_autofree char* out = nullptr;
+          if (ResolveRefFirst(repo(), r.rev.c_str(), r.allowMissing, &out, &err)) {
+            if (out) r.commit = out;
+            else r.missing = true;
+          } else {
+            r.error.Take(err);
+          }
+        } else if (!RunQueryRequest(repo(), *trees_, r, cancellable_, &err)) {
+          r.error.Take(err);
+        }
+        continue;
+      }
       if (!RunQueryRequest(repo(), *trees_, r, cancellable_, &err)) {
-        if (many_) g_prefix_error(&err, "%s: ", r.rev.c_str());
+        if (mode_ == QueryMode::kMany) g_prefix_error(&err, "%s: ", r.rev.c_str());
         Fail(err);
         return;
       }
@@ -463,16 +487,31 @@ class QueryWorker : public RepoWorker {
   }
 
   Napi::Value Result(Napi::Env env) override {
-    if (!many_) return QueryRequestToJs(env, requests_[0]);
+    if (mode_ == QueryMode::kOne) return QueryRequestToJs(env, requests_[0]);
     Napi::Array out = Napi::Array::New(env, requests_.size());
-    for (size_t i = 0; i < requests_.size(); i++) out.Set(static_cast<uint32_t>(i), QueryRequestToJs(env, requests_[i]));
+    for (size_t i = 0; i < requests_.size(); i++) {
+      QueryRequest& r = requests_[i];
+      Napi::Value v;
+      if (mode_ == QueryMode::kBatch && r.error.set) {
+        Napi::Object o = Napi::Object::New(env);
+        o.Set("error", MakeError(env, r.error));
+        v = o;
+      } else if (r.resolveOnly) {
+        Napi::Object o = Napi::Object::New(env);
+        o.Set("commit", r.missing ? env.Null() : Napi::Value(Napi::String::New(env, r.commit)));
+        v = o;
+      } else {
+        v = QueryRequestToJs(env, r);
+      }
+      out.Set(static_cast<uint32_t>(i), v);
+    }
     return out;
   }
 
  private:
   std::shared_ptr<TreeCache> trees_;
   std::vector<QueryRequest> requests_;
-  bool many_;
+  QueryMode mode_;
 };
 
 static std::vector<QueryOp> OpsFromJs(Napi::Env env, Napi::Value value) {
@@ -504,7 +543,7 @@ Napi::Value Repo::Query(const Napi::CallbackInfo& info) {
   std::vector<QueryRequest> requests(1);
   requests[0].rev = ArgString(info, 0, "rev");
   requests[0].ops = OpsFromJs(env, info.Length() < 2 ? env.Undefined() : info[1]);
-  return (new QueryWorker(info, this, info[2], std::move(requests), false))->Start();
+  return (new QueryWorker(info, this, info[2], std::move(requests), QueryMode::kOne))->Start();
 }
 
 // querySync(rev, ops) -> { commit, results }: the same reads on the calling thread, for
@@ -520,11 +559,9 @@ Napi::Value Repo::QuerySync(const Napi::CallbackInfo& info) {
   return QueryRequestToJs(env, r);
 }
 
-// queryMany([{ rev, ops }], cancellable) -> [{ commit, results }]: many commits, one thread hop.
-Napi::Value Repo::QueryMany(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (info.Length() < 1 || !info[0].IsArray()) throw Napi::TypeError::New(env, "requests must be an array");
-  Napi::Array arr = info[0].As<Napi::Array>();
+static std::vector<QueryRequest> RequestsFromJs(Napi::Env env, Napi::Value value, bool batch) {
+  if (!value.IsArray()) throw Napi::TypeError::New(env, "requests must be an array");
+  Napi::Array arr = value.As<Napi::Array>();
   std::vector<QueryRequest> requests(arr.Length());
   for (uint32_t i = 0; i < arr.Length(); i++) {
     Napi::Value v = arr.Get(i);
@@ -533,9 +570,27 @@ Napi::Value Repo::QueryMany(const Napi::CallbackInfo& info) {
     std::optional<std::string> rev = OptString(o, "rev");
     if (!rev) throw Napi::TypeError::New(env, "each request needs a rev");
     requests[i].rev = *rev;
-    requests[i].ops = OpsFromJs(env, o.Get("ops"));
+    if (batch) {
+      requests[i].resolveOnly = OptBool(o, "resolveOnly", false);
+      requests[i].allowMissing = OptBool(o, "allowMissing", false);
+    }
+    if (!requests[i].resolveOnly) requests[i].ops = OpsFromJs(env, o.Get("ops"));
   }
-  return (new QueryWorker(info, this, info[1], std::move(requests), true))->Start();
+  return requests;
+}
+
+// queryMany([{ rev, ops }], cancellable) -> [{ commit, results }]: many commits, one thread hop.
+Napi::Value Repo::QueryMany(const Napi::CallbackInfo& info) {
+  std::vector<QueryRequest> requests = RequestsFromJs(info.Env(), info.Length() < 1 ? info.Env().Undefined() : info[0], false);
+  return (new QueryWorker(info, this, info[1], std::move(requests), QueryMode::kMany))->Start();
+}
+
+// queryBatch([{ rev, ops } | { rev, resolveOnly: true, allowMissing }]) ->
+// [{ commit, results } | { commit } | { error }]: unrelated requests in one thread hop, each
+// answered or failed on its own; not cancellable (lib/ settles an aborted caller itself).
+Napi::Value Repo::QueryBatch(const Napi::CallbackInfo& info) {
+  std::vector<QueryRequest> requests = RequestsFromJs(info.Env(), info.Length() < 1 ? info.Env().Undefined() : info[0], true);
+  return (new QueryWorker(info, this, info.Env().Undefined(), std::move(requests), QueryMode::kBatch))->Start();
 }
 
 }  // namespace osx

@@ -35,6 +35,7 @@ void Repo::Init(Napi::Env env, Napi::Object exports) {
           InstanceMethod<&Repo::LoadCommits>("loadCommits"),
           InstanceMethod<&Repo::Query>("query"),
           InstanceMethod<&Repo::QueryMany>("queryMany"),
+          InstanceMethod<&Repo::QueryBatch>("queryBatch"),
           InstanceMethod<&Repo::QuerySync>("querySync"),
           InstanceMethod<&Repo::ResolveRevSync>("resolveRevSync"),
           InstanceMethod<&Repo::CacheStats>("cacheStats"),

@@ -53,6 +53,7 @@ class Repo : public Napi::ObjectWrap<Repo> {
   Napi::Value LoadCommits(const Napi::CallbackInfo& info);
   Napi::Value Query(const Napi::CallbackInfo& info);
   Napi::Value QueryMany(const Napi::CallbackInfo& info);
+  Napi::Value QueryBatch(const Napi::CallbackInfo& info);
   Napi::Value QuerySync(const Napi::CallbackInfo& info);
   Napi::Value CacheStats(const Napi::CallbackInfo& info);
   // commit.cc

@@ -38,6 +38,8 @@ export type NativeQueryOp =
   | { op: 'read'; path: string; optional?: boolean; maxBytes?: number }
   | { op: 'commit' };
 
+/** One request of `queryBatch`: a rev and its ops, or the rev alone, resolved as `resolveRev` does. */
+export type NativeBatchRequest = { rev: string; ops: NativeQueryOp[] } | { rev: string; resolveOnly: true; allowMissing: boolean };
 export type NativeQueryResult = NativeEntry | NativeEntry[] | Buffer | string | NativeCommit | null;
 
 /**
@@ -222,6 +224,8 @@ export interface NativeRepo {
   query(rev: string, ops: NativeQueryOp[], c?: NativeCancellable): Promise<{ commit: string; results: NativeQueryResult[] }>;
   queryMany(requests: { rev: string; ops: NativeQueryOp[] }[], c?: NativeCancellable): Promise<{ commit: string; results: NativeQueryResult[] }[]>;
   querySync(rev: string, ops: NativeQueryOp[]): { commit: string; results: NativeQueryResult[] };
+  /** Unrelated reads in one hop, each answered or failed on its own (lib/binding/batch.ts). */
+  queryBatch(requests: NativeBatchRequest[]): Promise<Array<{ commit: string | null; results?: NativeQueryResult[] } | { error: unknown }>>;
   /** What the handle's read caches hold now (for tests of their bounds). */
   cacheStats(): { trees: number; entries: number; commits: number };
   resolveRevSync(rev: string, allowNoent: boolean): string | null;

@@ -7,7 +7,7 @@
 import { availableParallelism } from 'node:os';
 import type { NativeCommit, NativeEntry, NativeQueryOp, NativeQueryResult } from './native-contract.js';
 import * as is from './args.js';
-import { ArgumentError } from './errors.js';
+import { ArgumentError, OstreeError } from './errors.js';
 import { cancellable, syncCall, type CallOptions } from './signal.js';
 import { repoMethods, type RepoAccess } from './repo-access.js';
 
@@ -83,11 +83,37 @@ function toEntry(e: NativeEntry): CommitEntry {
   return e;
 }
 
+/**
+ * One async query through the handle's read batcher. File reads in a batch are bounded by
+ * SYNC_READ_LIMIT, so a big file cannot hold up the reads batched with it: a read that may be
+ * bigger is sent capped, and if the file is over the cap it is read again alone, in its own
+ * hop with its own cancellable, under the caller's limit.
+ */
+async function batched(
+  a: RepoAccess,
+  operation: string,
+  signal: AbortSignal | undefined,
+  rev: string,
+  ops: NativeQueryOp[],
+): Promise<{ commit: string; results: NativeQueryResult[] }> {
+  const big = (op: NativeQueryOp): op is Extract<NativeQueryOp, { op: 'read' }> =>
+    op.op === 'read' && (op.maxBytes === undefined || op.maxBytes > SYNC_READ_LIMIT);
+  const capped = ops.some(big);
+  const sent = capped ? ops.map((op) => (big(op) ? { ...op, maxBytes: SYNC_READ_LIMIT } : op)) : ops;
+  try {
+    const r = await a.batch(operation, signal, { rev, ops: sent });
+    return { commit: r.commit!, results: r.results! };
+  } catch (e) {
+    if (!capped || !(e instanceof OstreeError) || e.code !== 'TOO_LARGE') throw e;
+    return a.read(() => cancellable(operation, signal, (c) => a.native.query(rev, ops, c)));
+  }
+}
+
 async function loadCommit(a: RepoAccess, rev: string, opts: CallOptions = {}): Promise<Commit> {
   is.rev('rev', rev);
   // Through the handle's cache of checked commits (as loadCommitSync): a commit read before
   // costs a stat, not a load and a hash.
-  const r = await a.read(() => cancellable(`load commit ${rev}`, is.signal(opts.signal), (c) => a.native.query(rev, COMMIT_OP, c)));
+  const r = await batched(a, `load commit ${rev}`, is.signal(opts.signal), rev, COMMIT_OP);
   return toCommit(r.results[0] as NativeCommit);
 }
 
@@ -101,7 +127,7 @@ async function log(a: RepoAccess, rev: string, opts: CallOptions & { maxCount?: 
 async function query(a: RepoAccess, rev: string, ops: QueryOp[], opts: CallOptions = {}): Promise<{ commit: string; results: QueryResult[] }> {
   is.rev('rev', rev);
   const clean = queryOps('ops', ops);
-  const r = await a.read(() => cancellable(`read in ${rev}`, is.signal(opts.signal), (c) => a.native.query(rev, clean, c)));
+  const r = await batched(a, `read in ${rev}`, is.signal(opts.signal), rev, clean);
   return withCommits(r, clean);
 }
 
@@ -154,7 +180,7 @@ async function readFile(a: RepoAccess, rev: string, path: string, opts: CallOpti
   is.rev('rev', rev);
   const o = is.options<{ maxBytes?: number; signal?: AbortSignal }>('options', opts);
   const ops = readOp(path, is.optInteger('maxBytes', o.maxBytes, 1, 2 ** 40));
-  const r = await a.read(() => cancellable(`read in ${rev}`, is.signal(o.signal), (c) => a.native.query(rev, ops, c)));
+  const r = await batched(a, `read in ${rev}`, is.signal(o.signal), rev, ops);
   return r.results[0] as Buffer;
 }
 

@@ -5,7 +5,8 @@
  * prototype, as sharp attaches its topic modules to one class: no hand-written delegates.
  * @module
  */
-import type { NativeCancellable, NativeRepo } from './native-contract.js';
+import type { NativeBatchRequest, NativeCancellable, NativeRepo } from './native-contract.js';
+import type { BatchAnswer } from './batch.js';
 
 /**
  * What the topic modules (remotes, pulls, publishing) need from a {@link Repo}: its native handle, path and write queue.
@@ -16,6 +17,8 @@ export interface RepoAccess {
   readonly path: string;
   /** Runs a read through the handle's read limiter (a few in flight at once). */
   read<T>(run: () => Promise<T>): Promise<T>;
+  /** Runs a small read through the handle's read batcher (lib/binding/batch.ts). */
+  batch(operation: string, signal: AbortSignal | undefined, request: NativeBatchRequest): Promise<BatchAnswer>;
   write<T>(operation: string, signal: AbortSignal | undefined, run: (c: NativeCancellable | undefined) => Promise<T>): Promise<T>;
 }
 

@@ -20,6 +20,7 @@ import { REPO_ACCESS, type RepoAccess } from './repo-access.js';
 import { publishMethods, type PublishMethods } from './sign.js';
 import { readMethods, type ReadMethods } from './read.js';
 import { scanArchive } from './tar-scan.js';
+import { ReadBatcher } from './batch.js';
 
 /** Storage modes of a repository (see ostree-repo-config(5)). */
 export type RepoMode = 'bare' | 'archive' | 'bare-user' | 'bare-user-only';
@@ -227,8 +228,10 @@ export class Transaction {
 export class Repo {
   /** @internal */
   readonly _native: NativeRepo;
-  /** Small reads in flight at once (twice libuv's default pool): see {@link Limiter}. */
+  /** Reads that leave the batcher (a file over its cap, refs, configs) in flight at once (twice libuv's default pool): see {@link Limiter}. */
   readonly #reads = new Limiter(8);
+  /** Small reads (resolve, commits, stat, list, bounded file reads), coalesced into few hops. */
+  readonly #batch: ReadBatcher;
   readonly #writes = new SerialQueue();
   readonly #tx = new AsyncLocalStorage<Transaction>();
   readonly #path: string;
@@ -237,6 +240,7 @@ export class Repo {
   /** @internal */
   constructor(handle: NativeRepo, path?: string) {
     this._native = handle;
+    this.#batch = new ReadBatcher(handle);
     // libostree reports a repo opened by path as /proc/self/fd/N: keep the caller's path.
     this.#path = path === undefined ? handle.path : resolvePath(path);
   }
@@ -284,6 +288,7 @@ export class Repo {
   close(): void {
     // Reads made before close() finish, as documented: the ones still queued start now.
     this.#reads.startAll();
+    this.#batch.startAll();
     this._native.close();
   }
 
@@ -346,7 +351,8 @@ export class Repo {
     is.rev('rev', rev);
     const o = is.options<{ allowMissing?: boolean; signal?: AbortSignal }>('options', opts);
     const allow = is.bool('allowMissing', o.allowMissing, false);
-    return this.#reads.run(() => cancellable(`resolve ${rev}`, is.signal(o.signal), (c) => this._native.resolveRev(rev, allow, c)));
+    const a = await this.#batch.run(`resolve ${rev}`, is.signal(o.signal), { rev, resolveOnly: true, allowMissing: allow });
+    return a.commit;
   }
 
   /** Points `ref` at `checksum` at once (outside any transaction); null deletes the ref. */
@@ -564,6 +570,7 @@ export class Repo {
       native: this._native,
       path: this.#path,
       read: (run) => this.#reads.run(run),
+      batch: (operation, signal, request) => this.#batch.run(operation, signal, request),
       write: (op, signal, run) => this.#write(op, signal, run),
     });
   }
