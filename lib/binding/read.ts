@@ -99,7 +99,9 @@ async function batched(
   const big = (op: NativeQueryOp): op is Extract<NativeQueryOp, { op: 'read' }> =>
     op.op === 'read' && (op.maxBytes === undefined || op.maxBytes > SYNC_READ_LIMIT);
   const capped = ops.some(big);
-  const sent = capped ? ops.map((op) => (big(op) ? { ...op, maxBytes: SYNC_READ_LIMIT } : op)) : ops;
+  const sent = capped
+    ? ops.map((op): NativeQueryOp => (big(op) ? { op: 'read', path: op.path, optional: op.optional ?? false, maxBytes: SYNC_READ_LIMIT } : op))
+    : ops;
   try {
     const r = await a.batch(operation, signal, { rev, ops: sent });
     return { commit: r.commit!, results: r.results! };

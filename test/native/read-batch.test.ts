@@ -97,10 +97,10 @@ describe('read batcher', () => {
       }
     }
     expect(failures).toBe(4 * 50); // a missing ref, commit and file, a readlink of a file: each its own
-    // 600 calls: a batch holds at most 64, so at least 10; one hop per call would be 600.
+    // 600 calls: a batch holds at most 32, so at least 19; one hop per call would be 600.
     expect(sizes.reduce((s, n) => s + n, 0)).toBe(600);
-    expect(Math.max(...sizes)).toBeLessThanOrEqual(64);
-    expect(sizes.length).toBeLessThanOrEqual(20);
+    expect(Math.max(...sizes)).toBeLessThanOrEqual(32);
+    expect(sizes.length).toBeLessThanOrEqual(40);
     repo.close();
   });
 
@@ -127,7 +127,8 @@ describe('read batcher', () => {
     expect(!over.ok && (over.error as Error).message).toMatch(new RegExp(`over the limit of ${SYNC_READ_LIMIT * 2}\\b`));
     expect(!bounded.ok && isOstreeError(bounded.error, 'TOO_LARGE')).toBe(true);
     expect(!bounded.ok && (bounded.error as Error).message).toMatch(/over the limit of 1000\b/);
-    expect(sizes).toEqual([4]); // the two over the cap were then read alone, outside the batcher
+    // Four calls through the batcher; the two over the cap were then read again outside it.
+    expect(sizes.reduce((a, n) => a + n, 0)).toBe(4);
     repo.close();
   });
 
@@ -139,7 +140,7 @@ describe('read batcher', () => {
     expect(!early.ok && early.error instanceof AbortError && (early.error as Error).message).toMatch(/aborted before it started/);
     const ac = new AbortController();
     const calls = Array.from({ length: 200 }, (_, k) => settle(repo.loadCommit(`e/${k % 40}`, k === 150 ? { signal: ac.signal } : {})));
-    ac.abort(); // call 150 is still queued (the batcher sends at the end of the tick)
+    ac.abort(); // call 150 is still queued (the lanes are busy with the first calls)
     const got = await Promise.all(calls);
     for (const [k, g] of got.entries()) {
       if (k === 150) expect(!g.ok && g.error instanceof AbortError).toBe(true);
