@@ -1,6 +1,7 @@
 // `npm run bench [-- --quick] [-- --out FILE] [-- --keep] [-- --dir DIR]`: builds its own data in
-// a temporary directory (under DIR, default /var/tmp), runs this library and its contenders alternately on the same data, and prints
-// a table of medians, min/max and ratios (this library ÷ contender). A full run writes the
+// a temporary directory (under DIR, default /var/tmp), runs this library and its contenders
+// alternately on the same data, and prints a table of medians, min/max and ratios (this
+// library ÷ contender). A full run writes the
 // table to bench/RESULTS.md; --quick (CI smoke: small sizes, two runs) prints only.
 import { mkdtempSync, writeFileSync, appendFileSync, mkdirSync } from 'node:fs';
 import { stat as statAsync } from 'node:fs/promises';

@@ -465,17 +465,7 @@ class QueryWorker : public RepoWorker {
     for (QueryRequest& r : requests_) {
       GError* err = nullptr;
       if (mode_ == QueryMode::kBatch) {
-        if (r.resolveOnly) {
-          g_autofree char* out = nullptr;
-          if (ResolveRefFirst(repo(), r.rev.c_str(), r.allowMissing, &out, &err)) {
-            if (out) r.commit = out;
-            else r.missing = true;
-          } else {
-            r.error.Take(err);
-          }
-        } else if (!RunQueryRequest(repo(), *trees_, r, cancellable_, &err)) {
-          r.error.Take(err);
-        }
+        if (!RunBatchRequest(r, &err)) r.error.Take(err);
         continue;
       }
       if (!RunQueryRequest(repo(), *trees_, r, cancellable_, &err)) {
@@ -484,6 +474,16 @@ class QueryWorker : public RepoWorker {
         return;
       }
     }
+  }
+
+  // A queryBatch request: resolve-only (resolveRev's answer) or a whole query.
+  bool RunBatchRequest(QueryRequest& r, GError** err) {
+    if (!r.resolveOnly) return RunQueryRequest(repo(), *trees_, r, cancellable_, err);
+    g_autofree char* out = nullptr;
+    if (!ResolveRefFirst(repo(), r.rev.c_str(), r.allowMissing, &out, err)) return false;
+    if (out) r.commit = out;
+    else r.missing = true;
+    return true;
   }
 
   Napi::Value Result(Napi::Env env) override {

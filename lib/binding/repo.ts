@@ -228,7 +228,7 @@ export class Transaction {
 export class Repo {
   /** @internal */
   readonly _native: NativeRepo;
-  /** Reads that leave the batcher (a file over its cap, refs, configs) in flight at once (twice libuv's default pool): see {@link Limiter}. */
+  /** File reads over the batcher's cap (read.ts `batched`), in flight at once (twice libuv's default pool): see {@link Limiter}. */
   readonly #reads = new Limiter(8);
   /** Small reads (resolve, commits, stat, list, bounded file reads), coalesced into few hops. */
   readonly #batch: ReadBatcher;

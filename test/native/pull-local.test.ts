@@ -1,7 +1,7 @@
 // Pulls between repositories on one machine (file://): pullLocal with hardlinks, a remote
 // whose URL is file://, a bare file:// URL, the pull flags (depth, commit-only, mirror,
 // remote name), GPG verification, progress ordering and concurrent pulls into one repo.
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { cpSync, existsSync, lstatSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -10,6 +10,7 @@ import type { PullProgress } from '../../lib/binding/pull.js';
 import { Repo } from '../../lib/binding/repo.js';
 import { makeManyFiles, makeTree } from '../helpers/fixtures.js';
 import { generateKey, type GpgKey } from '../helpers/gpg.js';
+import { ostreeOk } from '../helpers/ostree-cli.js';
 import { isRoot } from '../helpers/root.js';
 import { tempDir } from '../helpers/tmp.js';
 
@@ -28,10 +29,6 @@ let key: GpgKey;
 
 /** Path of a content object in a bare-user-only repository. */
 const objectPath = (repo: string, checksum: string): string => join(repo, 'objects', checksum.slice(0, 2), `${checksum.slice(2)}.file`);
-
-function execOk(cmd: string, args: string[]): void {
-  execFileSync(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'] });
-}
 
 function run(cmd: string, args: string[]): Promise<{ code: number | null; stderr: string }> {
   return new Promise((resolve) => {
@@ -267,8 +264,8 @@ describe('progress and concurrency', () => {
         expect(r.refs).toEqual({ 'os/main': c2 });
         // The library linked the content objects itself (one file system, one mode, trusted).
         expect(r.progress.status).toMatch(/\b\d+ content objects linked before the pull/);
-        execOk('ostree', ['init', `--repo=${cli}`, `--mode=${mode}`]);
-        execOk('ostree', [`--repo=${cli}`, 'pull-local', '--disable-fsync', `--depth=${depth}`, from, 'os/main']);
+        ostreeOk(['init', `--repo=${cli}`, `--mode=${mode}`]);
+        ostreeOk([`--repo=${cli}`, 'pull-local', '--disable-fsync', `--depth=${depth}`, from, 'os/main']);
         expect(objectsOf(ours, from)).toEqual(objectsOf(cli, from));
         expect((await dst.fsck()).ok).toBe(true);
         expect(await dst.listRefs()).toEqual({ 'os/main': c2 });
@@ -284,8 +281,8 @@ describe('progress and concurrency', () => {
       const r = await dst.pullLocal(srcPath, { refs: ['os/other'] });
       expect(r.progress.status).not.toMatch(/linked before the pull/);
       const cli = join(base, `cross-cli-${mode}`);
-      execOk('ostree', ['init', `--repo=${cli}`, `--mode=${mode}`]);
-      execOk('ostree', [`--repo=${cli}`, 'pull-local', '--disable-fsync', srcPath, 'os/other']);
+      ostreeOk(['init', `--repo=${cli}`, `--mode=${mode}`]);
+      ostreeOk([`--repo=${cli}`, 'pull-local', '--disable-fsync', srcPath, 'os/other']);
       expect(objectsOf(dst.path, srcPath)).toEqual(objectsOf(cli, srcPath));
       expect((await dst.fsck()).ok).toBe(true);
       dst.close();
@@ -303,8 +300,8 @@ describe('progress and concurrency', () => {
       const r = await dst.pullLocal(from, { refs: ['os/main'] });
       expect(r.progress.status).not.toMatch(/linked before the pull/);
       const cli = join(base, 'shm-cli');
-      execOk('ostree', ['init', `--repo=${cli}`, '--mode=bare-user-only']);
-      execOk('ostree', [`--repo=${cli}`, 'pull-local', '--disable-fsync', from, 'os/main']);
+      ostreeOk(['init', `--repo=${cli}`, '--mode=bare-user-only']);
+      ostreeOk([`--repo=${cli}`, 'pull-local', '--disable-fsync', from, 'os/main']);
       const o = objectsOf(dst.path, from);
       expect(o).toEqual(objectsOf(cli, from));
       expect(Object.values(o).every((v) => v.includes('copied'))).toBe(true);
