@@ -11,6 +11,7 @@
         "native/cancel.cc",
         "native/checkout.cc",
         "native/commit.cc",
+        "native/commit-walk.cc",
         "native/error.cc",
         "native/fsck.cc",
         "native/objects.cc",

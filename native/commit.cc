@@ -5,6 +5,7 @@
 #include "args.h"
 #include "objects.h"
 #include "checkout.h"
+#include "commit-walk.h"
 #include "overlay.h"
 #include "variant.h"
 
@@ -188,6 +189,25 @@ class WriteCommitWorker : public RepoWorker {
       // Overlay whiteouts (char 0:0) are legal extension content that libostree 2022.7
       // refuses: such a tree is committed from a hardlinked copy holding libostree's
       // `.ostree-wh.NAME` markers instead (restored by processPassthroughWhiteouts).
+      if (devino_ == nullptr && !(flags_ & OSTREE_REPO_COMMIT_MODIFIER_FLAGS_GENERATE_SIZES)) {
+        ParallelCommitOptions popts;
+        popts.skip = &filter_->skip;
+        popts.uid = filter_->uid;
+        popts.gid = filter_->gid;
+        popts.canonicalPermissions = flags_ & OSTREE_REPO_COMMIT_MODIFIER_FLAGS_CANONICAL_PERMISSIONS;
+        popts.skipXattrs = flags_ & OSTREE_REPO_COMMIT_MODIFIER_FLAGS_SKIP_XATTRS;
+        switch (WriteTreeParallel(repo(), tree_, mtree, popts, cancellable_, &err)) {
+          case ParallelCommit::Done:
+            return ostree_repo_write_mtree(repo(), mtree, root, cancellable_, &err);
+          case ParallelCommit::Failed:
+            return false;
+          case ParallelCommit::Fallback:
+            // Start again on a clean tree; the objects already written are valid and reused.
+            g_clear_object(&mtree);
+            mtree = ostree_mutable_tree_new();
+            break;
+        }
+      }
       std::string shadow;
       if (!PrepareWhiteoutTree(repo(), tree_, &shadow, &err)) {
         RemoveTree(shadow);

@@ -444,6 +444,14 @@ export class Repo {
   /**
    * Commits a directory tree (or tar archive) in its own transaction and returns the commit
    * checksum; with `ref`, the ref moves to it in the same transaction.
+   *
+   * A directory's files are hashed and written by one thread per CPU (at most 4) while one
+   * more walks the tree: the objects and checksums are those `ostree commit` writes with the
+   * same options (tested against it in every repository mode). Fifos, sockets and devices are
+   * refused (`NOT_SUPPORTED`, naming the path), as libostree refuses them; an entry whose type
+   * changes while the commit runs fails it (`FAILED`, "changed while it was being committed")
+   * rather than being followed. With `devinoCache`, and for trees holding
+   * overlay whiteouts, libostree's own single-threaded walk commits the tree.
    */
   async commit(opts: CommitOptions): Promise<string> {
     const args = commitArgs(opts); // every argument check, before a transaction begins
