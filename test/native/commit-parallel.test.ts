@@ -173,6 +173,27 @@ describe('parallel commit writes what `ostree commit` writes', () => {
     });
   }
 
+  it('core.disable-xattrs in the repository config drops xattrs as libostree does (bare-user, CLI compared)', async () => {
+    const t = fresh('xattr-tree');
+    makeTree(t, { 'a.txt': { file: 'a', xattrs: { 'user.k': 'v' } }, sub: { dir: true, xattrs: { 'user.d': 'd' } }, 'sub/b': 'b' });
+    const path = fresh('noxattr');
+    (await Repo.create(path, { mode: 'bare-user', disableFsync: true })).close();
+    const first = await Repo.open(path);
+    const plain = contentOf(first, await first.commit({ tree: t }));
+    first.close();
+    expect(ostree([`--repo=${path}`, 'config', 'set', 'core.disable-xattrs', 'true']).status).toBe(0);
+    const mine = await Repo.open(path);
+    try {
+      const withSetting = contentOf(mine, await mine.commit({ tree: t }));
+      const cli = ostree([`--repo=${path}`, 'commit', '--orphan', `--tree=dir=${t}`]);
+      expect(cli.status, cli.stderr).toBe(0);
+      expect(withSetting).toBe(contentOf(mine, cli.stdout.trim()));
+      expect(withSetting).not.toBe(plain); // the xattrs were there to drop
+    } finally {
+      mine.close();
+    }
+  });
+
   it('a fifo, a socket or a device in the tree is refused with the path and the kind (NOT_SUPPORTED), as libostree refuses it; nothing moves', async () => {
     const repo = await Repo.create(fresh('special'), { mode: 'bare-user-only', disableFsync: true });
     try {
